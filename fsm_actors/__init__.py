@@ -1,0 +1,1 @@
+"""fsm-actors: finite-state-machine pipelines on Ray actors."""

@@ -1,0 +1,1 @@
+"""actors layer of fsm_actors."""

@@ -1,0 +1,1 @@
+"""cli layer of fsm_actors."""

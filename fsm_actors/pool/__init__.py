@@ -1,0 +1,1 @@
+"""pool layer of fsm_actors."""

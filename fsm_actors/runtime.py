@@ -1,0 +1,178 @@
+"""The connection to Ray: the only module of the project that calls ``ray.init``.
+
+``ensure_ray()`` starts an embedded local Ray when there is no cluster and no address, or
+attaches to an existing cluster (``"auto"``, ``"ray://host:10001"``, ``RAY_ADDRESS`` or
+``FSM_ACTORS_ADDRESS``). It is idempotent: a second call returns the same connection.
+
+``actor_options(role)`` gives the resource requests of long-lived actors. They ask for
+fractional CPUs (brokers for none) because on a 2-core node actors at ``num_cpus=1`` hold
+every CPU while the tasks they wait on queue forever (see the project's RAY-NOTES).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "fsm_actors"
+ADDRESS_ENV_VARS = ("FSM_ACTORS_ADDRESS", "RAY_ADDRESS")
+
+#: Default CPU request per actor role; override with FSM_ACTORS_<ROLE>_CPUS.
+ROLE_CPUS: dict[str, float] = {
+    "worker": 0.25,
+    "provider": 0.05,
+    "broker": 0.0,
+}
+
+_RESOURCE_KWARGS = ("num_cpus", "num_gpus", "resources", "object_store_memory", "_memory")
+
+
+class RuntimeConnectError(RuntimeError):
+    """Ray could not be started or reached; the message says what was tried and what to do."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """What ``ensure_ray`` connected to."""
+
+    address: str
+    namespace: str
+    started_local: bool
+    dashboard_url: str | None
+
+
+_info: RuntimeInfo | None = None
+
+
+def _address_from_env() -> tuple[str | None, str | None]:
+    for var in ADDRESS_ENV_VARS:
+        value = os.environ.get(var)
+        if value:
+            return value, var
+    return None, None
+
+
+def _our_packages() -> list[Any]:
+    import fsm_actors
+    import patterns
+    import resource_actors
+
+    return [fsm_actors, resource_actors, patterns]
+
+
+def ensure_ray(
+    address: str | None = None, namespace: str = DEFAULT_NAMESPACE, **init_kw: Any
+) -> RuntimeInfo:
+    """Connect to Ray once and return what we connected to.
+
+    ``address=None`` and no address variable set: attach to a cluster already running on this
+    machine (``ray start``), else start an embedded local Ray. ``address="local"`` always starts
+    a fresh local instance. ``"ray://…"`` ships this project's packages to the cluster as
+    ``py_modules`` unless ``runtime_env`` is given. Raises ``RuntimeConnectError`` when the
+    address cannot be reached.
+    """
+    global _info
+    if ray.is_initialized():
+        if _info is None:
+            _info = _describe(started_local=False)
+        return _info
+
+    source = "argument"
+    if address is None:
+        address, source = _address_from_env()
+    if address and address.startswith("ray://") and "runtime_env" not in init_kw:
+        init_kw["runtime_env"] = {"py_modules": _our_packages()}
+    init_kw.setdefault("log_to_driver", True)
+    init_kw.setdefault("configure_logging", False)
+    try:
+        if address is None:
+            try:
+                ray.init(namespace=namespace, **init_kw)
+            except ValueError as exc:
+                if "must not be provided" not in str(exc):
+                    raise
+                # A cluster is already running here: attach to it without resource arguments.
+                for key in _RESOURCE_KWARGS:
+                    init_kw.pop(key, None)
+                ray.init(namespace=namespace, **init_kw)
+        else:
+            if address not in ("local",):
+                for key in _RESOURCE_KWARGS:
+                    init_kw.pop(key, None)
+            ray.init(address=address, namespace=namespace, **init_kw)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        where = f"address {address!r} (from {source})" if address else "a local Ray instance"
+        raise RuntimeConnectError(
+            f"Could not connect to Ray at {where}: {exc}. "
+            "Check that the cluster is running (`ray status`), that the address is "
+            "host:port of the head node (or ray://host:10001 for Ray Client), or unset "
+            "RAY_ADDRESS / FSM_ACTORS_ADDRESS to run on an embedded local Ray."
+        ) from exc
+    _info = _describe(started_local=address in (None, "local"))
+    log.info("fsm-actors connected to Ray at %s (namespace %s)", _info.address, namespace)
+    return _info
+
+
+def _describe(started_local: bool) -> RuntimeInfo:
+    ctx = ray.get_runtime_context()
+    dashboard = None
+    try:
+        dashboard = ray.worker.get_dashboard_url() or None  # type: ignore[attr-defined]
+    except Exception:  # the dashboard is optional; its absence is not an error
+        dashboard = None
+    gcs = getattr(ctx, "gcs_address", None) or "unknown"
+    return RuntimeInfo(
+        address=gcs, namespace=ctx.namespace, started_local=started_local, dashboard_url=dashboard
+    )
+
+
+def shutdown() -> None:
+    """Disconnect from Ray (and stop the embedded instance if we started one)."""
+    global _info
+    if ray.is_initialized():
+        ray.shutdown()
+    _info = None
+
+
+def namespace() -> str:
+    """The namespace of the current connection (``ensure_ray`` must have run)."""
+    return ray.get_runtime_context().namespace
+
+
+def cluster_cpus() -> int:
+    """Total CPUs of the connected cluster, at least 1."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def role_cpus(role: str) -> float:
+    """CPU request for an actor role, from ``FSM_ACTORS_<ROLE>_CPUS`` or the default."""
+    env = os.environ.get(f"FSM_ACTORS_{role.upper()}_CPUS")
+    if env is not None:
+        return float(env)
+    return ROLE_CPUS.get(role, ROLE_CPUS["worker"])
+
+
+def actor_options(
+    role: str = "worker", *, name: str | None = None, num_cpus: float | None = None, **extra: Any
+) -> dict[str, Any]:
+    """``.options(...)`` for a long-lived actor of ``role`` in this project's namespace.
+
+    Workers are spread over the nodes of a cluster; brokers ask for no CPU at all.
+    """
+    opts: dict[str, Any] = {
+        "num_cpus": role_cpus(role) if num_cpus is None else num_cpus,
+        "namespace": namespace(),
+        "max_concurrency": extra.pop("max_concurrency", 1),
+    }
+    if name is not None:
+        opts["name"] = name
+    if role == "worker":
+        opts.setdefault("scheduling_strategy", "SPREAD")
+    opts.update(extra)
+    return opts

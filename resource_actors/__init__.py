@@ -1,0 +1,1 @@
+"""Pooled external resources (databases, files, HTTP services) hosted by Ray actors."""
