@@ -1,1 +1,1 @@
-"""actors layer of fsm_actors."""
+"""Actor shells: thin @ray.remote classes hosting one plain core each."""

@@ -1,0 +1,181 @@
+"""Where SimpleFSM runs records: in this process, or on a pool of FSM actors.
+
+Both executors take chunks of records and give back result lists in input order; the facade
+does not know which one it drives. ``ActorExecutor`` makes one actor call per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from fsm_actors.engine import DataHandlingMode
+from fsm_actors.worker import FSMWorker
+
+Chunk = list[dict[str, Any]]
+
+
+class Executor(Protocol):
+    """Runs records through the machine; results keep input order."""
+
+    async def process_one(
+        self, record: dict[str, Any], initial_state: str | None, data_mode: DataHandlingMode
+    ) -> dict[str, Any]: ...
+
+    def map_chunks(
+        self,
+        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        data_mode: DataHandlingMode,
+        workers: int | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+    def parallelism(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Runs the machine in this process (debugging, tiny inputs). Never imports Ray."""
+
+    def __init__(self, config: Any, custom_functions: Mapping[str, Callable[..., Any]] | None,
+                 resources: Any = None) -> None:
+        self.worker = FSMWorker(config, custom_functions, resources=resources)
+
+    async def process_one(
+        self, record: dict[str, Any], initial_state: str | None, data_mode: DataHandlingMode
+    ) -> dict[str, Any]:
+        return self.worker.process(record, initial_state, data_mode, uuid.uuid4().hex[:12])
+
+    async def map_chunks(
+        self,
+        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        data_mode: DataHandlingMode,
+        workers: int | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        prefix = uuid.uuid4().hex[:8]
+        n = 0
+        if hasattr(chunks, "__aiter__"):
+            async for chunk in chunks:  # type: ignore[union-attr]
+                n += 1
+                yield self.worker.process_batch(chunk, data_mode, f"{prefix}-{n}")
+                await asyncio.sleep(0)
+        else:
+            for chunk in chunks:  # type: ignore[union-attr]
+                n += 1
+                yield self.worker.process_batch(chunk, data_mode, f"{prefix}-{n}")
+                await asyncio.sleep(0)
+
+    def parallelism(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        """Nothing to free in-process."""
+
+
+class ActorExecutor:
+    """A pool of ``FSMActor``s named ``fsm/<fsm name>/<index>``, created on first use."""
+
+    def __init__(
+        self,
+        config: Any,
+        custom_functions: Mapping[str, Callable[..., Any]] | None,
+        fsm_name: str,
+        *,
+        actors: int | None = None,
+        address: str | None = None,
+        max_in_flight: int = 2,
+        resource_spec: Mapping[str, Any] | None = None,
+        actor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._config = config
+        self._functions = dict(custom_functions or {})
+        self._fsm_name = fsm_name
+        self._actors = actors
+        self._address = address
+        self._max_in_flight = max_in_flight
+        self._resource_spec = resource_spec
+        self._actor_options = dict(actor_options or {})
+        self._pool = None
+        self._base_name: str | None = None
+
+    def _ensure_pool(self):
+        if self._pool is not None:
+            return self._pool
+        from fsm_actors import runtime
+        from fsm_actors.actors.fsm_actor import FSMActor
+        from fsm_actors.pool import ActorPool, pool_actor_name
+
+        runtime.ensure_ray(self._address)
+        size = self._actors or runtime.cluster_cpus()
+        self._base_name = _free_base_name(f"fsm/{self._fsm_name}")
+        config_ref = self._config
+        base = self._base_name
+
+        def make(index: int, generation: int):
+            name = pool_actor_name(base, index, generation)
+            opts = runtime.actor_options("worker", name=name, **self._actor_options)
+            return FSMActor.options(**opts).remote(
+                config_ref, self._functions, name, self._resource_spec
+            )
+
+        self._pool = ActorPool(make, size, max_in_flight=self._max_in_flight, name=base)
+        return self._pool
+
+    @property
+    def pool(self):
+        """The actor pool (created on first access)."""
+        return self._ensure_pool()
+
+    async def process_one(
+        self, record: dict[str, Any], initial_state: str | None, data_mode: DataHandlingMode
+    ) -> dict[str, Any]:
+        pool = self._ensure_pool()
+        execution_id = uuid.uuid4().hex[:12]
+        async for _, result in pool.map(
+            lambda actor, rec: actor.process.remote(rec, initial_state, data_mode, execution_id),
+            [record],
+        ):
+            return result
+        raise RuntimeError("actor pool returned no result")  # map yields once per item
+
+    async def map_chunks(
+        self,
+        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        data_mode: DataHandlingMode,
+        workers: int | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        pool = self._ensure_pool()
+        prefix = uuid.uuid4().hex[:8]
+        async for index, results in pool.map(
+            lambda actor, chunk: actor.process_batch.remote(chunk, data_mode, prefix),
+            chunks,
+            actors=workers,
+        ):
+            del index
+            yield results
+
+    def parallelism(self) -> int:
+        return self._ensure_pool().size
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _free_base_name(base: str) -> str:
+    """``base`` if no actor uses ``base/0`` in the namespace yet, else ``base#2``, ``base#3``…"""
+    import ray
+
+    from fsm_actors import runtime
+
+    candidate, n = base, 1
+    while True:
+        try:
+            ray.get_actor(f"{candidate}/0", namespace=runtime.namespace())
+        except ValueError:
+            return candidate
+        n += 1
+        candidate = f"{base}#{n}"

@@ -1,0 +1,43 @@
+"""Progress records handed to ``on_progress`` callbacks of long runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BatchProgress:
+    """Progress of ``process_batch``: records done so far out of ``total``."""
+
+    total: int
+    completed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    start_time: float = field(default_factory=time.time)
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.start_time
+
+    @property
+    def rate(self) -> float:
+        """Records per second so far."""
+        return self.completed / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass
+class StreamProgress:
+    """Progress of ``process_stream``; ``total`` is unknown (None) for iterators."""
+
+    chunks_processed: int = 0
+    records_processed: int = 0
+    records_emitted: int = 0
+    errors: int = 0
+    excluded_by_state: dict[str, int] = field(default_factory=dict)
+    bytes_processed: int = 0
+    start_time: float = field(default_factory=time.time)
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.start_time

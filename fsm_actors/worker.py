@@ -1,0 +1,105 @@
+"""``FSMWorker``: the plain core an FSM actor hosts (also used in-process by local mode).
+
+Holds one compiled ``Machine`` and the counters a person wants to see in the dashboard.
+Not thread-safe; an actor runs one call at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
+
+
+class FSMWorker:
+    """Runs batches of records through one compiled machine and counts them."""
+
+    def __init__(
+        self,
+        config: Any,
+        custom_functions: Mapping[str, Callable[..., Any]] | None = None,
+        *,
+        resources: Any = None,
+        label: str = "",
+    ) -> None:
+        self.machine: Machine = compile_machine(config, dict(custom_functions or {}))
+        self.resources = resources
+        self.label = label or self.machine.name
+        self.records_done = 0
+        self.records_failed = 0
+        self.batches_done = 0
+        self.last_state: str | None = None
+        self.running: str | None = None
+
+    def process(
+        self,
+        record: dict[str, Any],
+        initial_state: str | None = None,
+        data_mode: DataHandlingMode = DataHandlingMode.COPY,
+        execution_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One record; the result has ``final_state, data, path, success, error, metadata``."""
+        self.running = "1 record"
+        try:
+            result = self.machine.run(
+                record,
+                initial_state=initial_state,
+                data_mode=data_mode,
+                execution_id=execution_id,
+                resources=self.resources,
+            )
+        finally:
+            self.running = None
+        self._count([result])
+        return result
+
+    def process_batch(
+        self,
+        records: list[dict[str, Any]],
+        data_mode: DataHandlingMode = DataHandlingMode.COPY,
+        execution_id_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Many records in one call; results in input order, failures as ``success: False``."""
+        self.running = f"batch of {len(records)}"
+        try:
+            results = self.machine.run_batch(
+                records,
+                data_mode=data_mode,
+                resources=self.resources,
+                execution_id_prefix=execution_id_prefix,
+            )
+        finally:
+            self.running = None
+        self._count(results)
+        self.batches_done += 1
+        return results
+
+    def _count(self, results: list[dict[str, Any]]) -> None:
+        self.records_done += len(results)
+        self.records_failed += sum(1 for r in results if not r["success"])
+        if results:
+            self.last_state = results[-1]["final_state"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters to restore into a replacement worker."""
+        return {
+            "records_done": self.records_done,
+            "records_failed": self.records_failed,
+            "batches_done": self.batches_done,
+            "last_state": self.last_state,
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Continue from a snapshot taken from a previous worker."""
+        self.records_done = int(snapshot.get("records_done", 0))
+        self.records_failed = int(snapshot.get("records_failed", 0))
+        self.batches_done = int(snapshot.get("batches_done", 0))
+        self.last_state = snapshot.get("last_state")
+
+    def describe(self) -> str:
+        state = self.running or f"idle, last final state {self.last_state!r}"
+        return (
+            f"{self.label}: {self.records_done} records ({self.records_failed} failed), "
+            f"{self.batches_done} batches, {state}"
+        )
