@@ -22,7 +22,7 @@ def peer_python() -> Path | None:
     python = VENV / "bin" / "python"
     if python.exists():
         return python
-    base = shutil.which("python3.12")
+    base = _python312()
     if base is None:
         print("peer skipped: python3.12 not found (dataknobs-fsm 0.5.0 needs it)", file=sys.stderr)
         return None
@@ -34,6 +34,17 @@ def peer_python() -> Path | None:
         shutil.rmtree(VENV, ignore_errors=True)
         return None
     return python
+
+
+def _python312() -> str | None:
+    """A python3.12 that really runs (a pyenv shim may exist without an active version)."""
+    candidates = [shutil.which("python3.12"), *sorted(
+        str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))]
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", "pass"],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    return None
 
 
 def run_peer(script: str, *args: str, timeout: float = 1800) -> dict | None:

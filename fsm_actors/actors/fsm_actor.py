@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import ray
+from ray.util.metrics import Counter, Histogram
 
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.worker import FSMWorker
@@ -28,6 +30,18 @@ class FSMActor:
 
             resources = binder_from_spec(resource_spec)
         self._worker = FSMWorker(config, custom_functions, resources=resources, label=label)
+        tags = {"fsm": self._worker.machine.name}
+        self._records = Counter(
+            "fsm_actors_records", "Records run through an FSM", tag_keys=("fsm", "outcome")
+        )
+        self._records.set_default_tags(tags)
+        self._batch_seconds = Histogram(
+            "fsm_actors_batch_seconds",
+            "Time to run one batch through an FSM actor",
+            boundaries=[0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+            tag_keys=("fsm",),
+        )
+        self._batch_seconds.set_default_tags(tags)
 
     def process(
         self,
@@ -44,7 +58,14 @@ class FSMActor:
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
     ) -> list[dict[str, Any]]:
-        return self._worker.process_batch(records, data_mode, execution_id_prefix)
+        started = time.perf_counter()
+        results = self._worker.process_batch(records, data_mode, execution_id_prefix)
+        self._batch_seconds.observe(time.perf_counter() - started)
+        failed = sum(1 for r in results if not r["success"])
+        self._records.inc(len(results) - failed, {"outcome": "success"})
+        if failed:
+            self._records.inc(failed, {"outcome": "failure"})
+        return results
 
     def snapshot(self) -> dict[str, Any]:
         return self._worker.snapshot()
