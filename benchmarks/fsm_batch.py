@@ -23,7 +23,7 @@ CONFIG = {
     "name": "bench3",
     "states": [
         {"name": "start", "is_start": True},
-        {"name": "double", "transforms": ["double"]},
+        {"name": "double", "functions": {"transform": "double"}},
         {"name": "end", "is_end": True},
     ],
     "arcs": [{"from": "start", "to": "double"}, {"from": "double", "to": "end"}],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from fsm_actors.engine import DataHandlingMode
@@ -108,6 +109,7 @@ class ActorExecutor:
         from fsm_actors.pool import ActorPool, pool_actor_name
 
         runtime.ensure_ray(self._address)
+        ship_user_modules_by_value(self._functions.values())
         size = self._actors or runtime.cluster_cpus()
         self._base_name = _free_base_name(f"fsm/{self._fsm_name}")
         config_ref = self._config
@@ -163,6 +165,34 @@ class ActorExecutor:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+_OWN_PACKAGES = frozenset({"fsm_actors", "resource_actors", "patterns"})
+
+
+def ship_user_modules_by_value(functions: Iterable[Callable[..., Any]]) -> None:
+    """Pickle the modules of user functions by value, so actors need not import them.
+
+    A function defined in a script directory or a notebook module is importable in the
+    driver only; by reference, the actor fails with ModuleNotFoundError. Modules of installed
+    packages (site-packages, the standard library, this project) stay by reference.
+    """
+    import sys
+    import sysconfig
+
+    from ray import cloudpickle
+
+    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
+    for fn in functions:
+        module = sys.modules.get(getattr(fn, "__module__", "") or "")
+        path = getattr(module, "__file__", None)
+        if module is None or module.__name__ == "__main__" or path is None:
+            continue
+        top = module.__name__.split(".")[0]
+        resolved = Path(path).resolve()
+        if top in _OWN_PACKAGES or any(resolved.is_relative_to(p) for p in installed):
+            continue
+        cloudpickle.register_pickle_by_value(module)
 
 
 def _free_base_name(base: str) -> str:

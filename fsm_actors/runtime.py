@@ -93,19 +93,19 @@ def ensure_ray(
     try:
         if address is None:
             try:
-                ray.init(namespace=namespace, **init_kw)
+                ctx = ray.init(namespace=namespace, **init_kw)
             except ValueError as exc:
                 if "must not be provided" not in str(exc):
                     raise
                 # A cluster is already running here: attach to it without resource arguments.
                 for key in _RESOURCE_KWARGS:
                     init_kw.pop(key, None)
-                ray.init(namespace=namespace, **init_kw)
+                ctx = ray.init(namespace=namespace, **init_kw)
         else:
             if address not in ("local",):
                 for key in _RESOURCE_KWARGS:
                     init_kw.pop(key, None)
-            ray.init(address=address, namespace=namespace, **init_kw)
+            ctx = ray.init(address=address, namespace=namespace, **init_kw)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"address {address!r} (from {source})" if address else "a local Ray instance"
         raise RuntimeConnectError(
@@ -114,21 +114,19 @@ def ensure_ray(
             "host:port of the head node (or ray://host:10001 for Ray Client), or unset "
             "RAY_ADDRESS / FSM_ACTORS_ADDRESS to run on an embedded local Ray."
         ) from exc
-    _info = _describe(started_local=address in (None, "local"))
+    dashboard = getattr(ctx, "dashboard_url", None) or None
+    if dashboard and not dashboard.startswith("http"):
+        dashboard = f"http://{dashboard}"
+    _info = _describe(started_local=address in (None, "local"), dashboard_url=dashboard)
     log.info("fsm-actors connected to Ray at %s (namespace %s)", _info.address, namespace)
     return _info
 
 
-def _describe(started_local: bool) -> RuntimeInfo:
+def _describe(started_local: bool, dashboard_url: str | None = None) -> RuntimeInfo:
     ctx = ray.get_runtime_context()
-    dashboard = None
-    try:
-        dashboard = ray.worker.get_dashboard_url() or None  # type: ignore[attr-defined]
-    except Exception:  # the dashboard is optional; its absence is not an error
-        dashboard = None
     gcs = getattr(ctx, "gcs_address", None) or "unknown"
     return RuntimeInfo(
-        address=gcs, namespace=ctx.namespace, started_local=started_local, dashboard_url=dashboard
+        address=gcs, namespace=ctx.namespace, started_local=started_local, dashboard_url=dashboard_url
     )
 
 
