@@ -122,8 +122,18 @@ class ActorExecutor:
                 config_ref, self._functions, name, self._resource_spec
             )
 
-        self._pool = ActorPool(make, size, max_in_flight=self._max_in_flight, name=base)
+        self._snapshots = [_SlotSnapshot() for _ in range(size)]
+        self._pool = ActorPool(
+            make, size, max_in_flight=self._max_in_flight, name=base, on_replace=self._restore
+        )
         return self._pool
+
+    def _restore(self, index: int, actor: Any) -> None:
+        """A replacement actor continues the counters of the one that died."""
+        actor.restore.remote(self._snapshots[index].as_dict())
+
+    def _account(self, index: int, results: list[dict[str, Any]]) -> None:
+        self._snapshots[index].add(results)
 
     @property
     def pool(self):
@@ -154,6 +164,7 @@ class ActorExecutor:
             lambda actor, chunk: actor.process_batch.remote(chunk, data_mode, prefix),
             chunks,
             actors=workers,
+            on_complete=self._account,
         ):
             del index
             yield results
@@ -165,6 +176,26 @@ class ActorExecutor:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+class _SlotSnapshot:
+    """The driver's copy of one slot's counters (the actor's own die with it)."""
+
+    def __init__(self) -> None:
+        self.records_done = 0
+        self.records_failed = 0
+        self.batches_done = 0
+        self.last_state: str | None = None
+
+    def add(self, results: list[dict[str, Any]]) -> None:
+        self.records_done += len(results)
+        self.records_failed += sum(1 for r in results if not r["success"])
+        self.batches_done += 1
+        if results:
+            self.last_state = results[-1]["final_state"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
 
 
 _OWN_PACKAGES = frozenset({"fsm_actors", "resource_actors", "patterns"})

@@ -79,7 +79,8 @@ class ActorPool:
     many times one item may be re-submitted after the actor holding it died before the run
     fails with ``PoolError`` (a poison item must not kill the whole cluster's actors).
     ``ready_timeout`` bounds the wait for actors to be placed: a cluster without room for
-    them fails with a message instead of hanging.
+    them fails with a message instead of hanging. ``on_replace(index, new_actor)`` runs after
+    a dead actor was replaced, before work is sent to the new one (e.g. to restore a snapshot).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class ActorPool:
         max_item_retries: int = 3,
         name: str = "pool",
         ready_timeout: float = 120.0,
+        on_replace: Callable[[int, ActorHandle], None] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"ActorPool {name!r}: size must be >= 1, got {size}")
@@ -103,6 +105,7 @@ class ActorPool:
         self.ready_timeout = ready_timeout
         self.stats = PoolStats()
         self._make_actor = make_actor
+        self._on_replace = on_replace
         self._slots = [_Slot(i, make_actor(i, 0)) for i in range(size)]
         self._ready = False
         self._closed = False
@@ -148,6 +151,8 @@ class ActorPool:
         slot.actor = self._make_actor(slot.index, slot.generation)
         slot.in_flight = 0
         self.stats.actors_replaced += 1
+        if self._on_replace is not None:
+            self._on_replace(slot.index, slot.actor)
         log.warning(
             "ActorPool %s: actor %d died; replaced it (generation %d)",
             self.name,
@@ -171,12 +176,14 @@ class ActorPool:
         *,
         ordered: bool = True,
         actors: int | None = None,
+        on_complete: Callable[[int, Any], None] | None = None,
     ) -> AsyncIterator[tuple[int, Any]]:
         """Yield ``(index, result)`` for each item, in input order when ``ordered``.
 
         ``call(actor, item)`` must return an ObjectRef. Items are pulled from ``items`` only
         when an actor has room; when ``ordered``, at most a few rounds of results wait for a
         slow earlier item, so memory stays bounded. ``actors`` limits the slots used.
+        ``on_complete(slot_index, result)`` runs for each result as it arrives.
         """
         if self._closed:
             raise PoolError(f"ActorPool {self.name!r} is shut down")
@@ -238,6 +245,8 @@ class ActorPool:
                     continue
                 p.slot.calls_done += 1
                 self.stats.completed += 1
+                if on_complete is not None:
+                    on_complete(p.slot.index, result)
                 if ordered:
                     done_results[p.index] = result
                 else:

@@ -84,7 +84,12 @@ def test_killed_fsm_actor_is_replaced_and_every_record_returned_once(ray_session
         assert killed
         assert [r["data"]["id"] for r in out] == list(range(2000))
         assert all(r["success"] for r in out)
-        assert fsm.async_fsm._executor.pool.stats.actors_replaced >= 1
+        pool = fsm.async_fsm._executor.pool
+        assert pool.stats.actors_replaced >= 1
+        # the replacement restored the dead actor's counters: the actors account for every
+        # record exactly once
+        snapshots = ray.get([a.snapshot.remote() for a in pool.actors])
+        assert sum(s["records_done"] for s in snapshots) == 2000
     finally:
         fsm.close()
 
@@ -142,3 +147,14 @@ def test_local_mode_does_not_need_ray():
         assert fsm.process({"x": 2})["final_state"] == "small"
         assert fsm.get_states() == ["start", "double", "big", "small"]
         assert fsm.validate({"x": 1})["valid"] is True
+
+
+def test_functions_from_a_driver_only_module_reach_the_actors(ray_session, tmp_path, monkeypatch):
+    (tmp_path / "driver_only_funcs.py").write_text(
+        "OFFSET = 5\n\ndef shift(data):\n    return {**data, 'x': data['x'] + OFFSET}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import driver_only_funcs
+
+    with SimpleFSM(ROUTER, custom_functions={"double": driver_only_funcs.shift}, actors=1) as fsm:
+        assert fsm.process({"x": 1})["data"] == {"x": 6}
