@@ -1,0 +1,232 @@
+"""Config checks that pydantic's field validation cannot express.
+
+Run by ``FSMConfig``'s validators: unknown keys (before field validation, so a typo is
+reported by its own key path with the allowed keys), the simple-form-to-canonical rewrite,
+and the graph checks (one start state, known arc targets, unique names). Every failure is
+an ``FSMConfigError`` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+from functools import cache
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from fsm_actors.errors import FSMConfigError
+
+if TYPE_CHECKING:
+    from fsm_actors.config.models import FSMConfig, NetworkConfig
+
+
+def join_path(path: str, key: str | int) -> str:
+    """``states[2]`` + ``functions`` -> ``states[2].functions``; an int key indexes."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def check_unknown_keys(model: type[BaseModel], raw: Any, source: str | None) -> None:
+    """Raise ``FSMConfigError`` at the first key of ``raw`` that ``model`` does not accept."""
+    _check_mapping(model, raw, "", source)
+
+
+@cache
+def _accepted_keys(model: type[BaseModel]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    accepted: dict[str, Any] = {}
+    shown: list[str] = []
+    for name, field in model.model_fields.items():
+        aliases = [name]
+        if field.alias:
+            aliases.insert(0, field.alias)
+        if field.validation_alias is not None and hasattr(field.validation_alias, "choices"):
+            aliases[:0] = [c for c in field.validation_alias.choices if isinstance(c, str)]
+        shown.append(aliases[0])
+        for alias in aliases:
+            accepted[alias] = field.annotation
+    return accepted, tuple(sorted(shown))
+
+
+def _check_mapping(model: type[BaseModel], raw: Any, path: str, source: str | None) -> None:
+    if not isinstance(raw, dict):
+        return
+    accepted, shown = _accepted_keys(model)
+    for key, value in raw.items():
+        key_path = join_path(path, str(key))
+        if key not in accepted:
+            close = difflib.get_close_matches(str(key), shown, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise FSMConfigError(
+                f"unknown key '{key}'{hint}; allowed keys here: {', '.join(shown)}",
+                key_path=key_path,
+                source=source,
+            )
+        _check_value(accepted[key], value, key_path, source)
+
+
+def _check_value(annotation: Any, value: Any, path: str, source: str | None) -> None:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        for member in get_args(annotation):
+            _check_value(member, value, path, source)
+    elif origin is list and isinstance(value, list):
+        (item_type,) = get_args(annotation)
+        for index, item in enumerate(value):
+            _check_value(item_type, item, join_path(path, index), source)
+    elif origin is dict and isinstance(value, dict):
+        value_type = get_args(annotation)[1]
+        for key, item in value.items():
+            _check_value(value_type, item, join_path(path, str(key)), source)
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        _check_mapping(annotation, value, path, source)
+
+
+def to_canonical(config: FSMConfig) -> None:
+    """Rewrite the simple form into one network ``main`` and record every key path."""
+    from fsm_actors.config.models import ArcConfig, ArcFields, NetworkConfig
+
+    source = config.source
+    if config.states is None:
+        if config.arcs is not None:
+            raise FSMConfigError(
+                "'arcs' given without 'states'; list the states too", key_path="arcs", source=source
+            )
+        for index, network in enumerate(config.networks):
+            _set_paths(network, f"networks[{index}]")
+        return
+    if config.networks:
+        raise FSMConfigError(
+            "give either top-level 'states'/'arcs' (simple form) or 'networks' "
+            "(canonical form), not both",
+            key_path="networks",
+            source=source,
+        )
+    network = NetworkConfig.model_construct(name="main", states=config.states, resources=[])
+    _set_paths(network, "")
+    by_name = {state.name: state for state in network.states}
+    for index, arc in enumerate(config.arcs or []):
+        key_path = f"arcs[{index}]"
+        state = by_name.get(arc.from_)
+        if state is None:
+            raise FSMConfigError(
+                f"arc source '{arc.from_}' is not a state; known states: {', '.join(by_name)}",
+                key_path=f"{key_path}.from",
+                source=source,
+            )
+        canonical = ArcConfig.model_construct(
+            target=arc.to, **{name: getattr(arc, name) for name in ArcFields.model_fields}
+        )
+        canonical._key_path = key_path
+        canonical._target_key = "to"
+        state.arcs.append(canonical)
+    config.networks = [network]
+    config.main_network = config.main_network or "main"
+    config.states = None
+    config.arcs = None
+
+
+def _set_paths(network: NetworkConfig, path: str) -> None:
+    network._key_path = path
+    for index, state in enumerate(network.states):
+        state._key_path = join_path(join_path(path, "states") if path else "states", index)
+        for arc_index, arc in enumerate(state.arcs):
+            arc._key_path = f"{state._key_path}.arcs[{arc_index}]"
+
+
+def check_semantics(config: FSMConfig) -> None:
+    """Check names, start and end states, arc targets and data-mode overrides."""
+    source = config.source
+    if not config.networks:
+        raise FSMConfigError(
+            "the config has no states; give 'states' (simple form) or 'networks'", source=source
+        )
+    network_names = _unique([n.name for n in config.networks], "network", "networks", source)
+    if config.main_network is None:
+        if len(network_names) > 1:
+            raise FSMConfigError(
+                f"several networks ({', '.join(network_names)}) and no main_network; "
+                "set main_network to the one runs start in",
+                key_path="main_network",
+                source=source,
+            )
+        config.main_network = network_names[0]
+    elif config.main_network not in network_names:
+        raise FSMConfigError(
+            f"main_network '{config.main_network}' is not a network; known networks: "
+            f"{', '.join(network_names)}",
+            key_path="main_network",
+            source=source,
+        )
+    _unique([r.name for r in config.resources], "resource", "resources", source)
+    all_states: set[str] = set()
+    for network in config.networks:
+        all_states.update(_check_network(network, network_names, config))
+    overrides = getattr(config.data_mode, "state_overrides", {})
+    for state_name in overrides:
+        if state_name not in all_states:
+            raise FSMConfigError(
+                f"data_mode override for unknown state '{state_name}'; known states: "
+                f"{', '.join(sorted(all_states))}",
+                key_path=f"data_mode.state_overrides.{state_name}",
+                source=source,
+            )
+
+
+def _check_network(
+    network: NetworkConfig, network_names: list[str], config: FSMConfig
+) -> list[str]:
+    source = config.source
+    where = join_path(network._key_path, "states") if network._key_path else "states"
+    names = _unique([s.name for s in network.states], "state", where, source)
+    starts = [s.name for s in network.states if s.is_start]
+    label = f"network '{network.name}'"
+    if len(starts) != 1:
+        problem = "has no start state" if not starts else f"has {len(starts)} start states"
+        raise FSMConfigError(
+            f"{label} {problem} ({', '.join(starts) or 'none marked'}); mark exactly one "
+            "state with is_start: true",
+            key_path=where,
+            source=source,
+        )
+    if not any(s.is_end for s in network.states):
+        raise FSMConfigError(
+            f"{label} has no end state, so no record could finish; mark at least one state "
+            "with is_end: true",
+            key_path=where,
+            source=source,
+        )
+    for state in network.states:
+        for arc in state.arcs:
+            checks = [(arc._target_key, arc.target), ("return_state", arc.return_state)]
+            if arc.target_network is not None and arc.target_network not in network_names:
+                raise FSMConfigError(
+                    f"target_network '{arc.target_network}' is not a network; known networks: "
+                    f"{', '.join(network_names)}",
+                    key_path=f"{arc._key_path}.target_network",
+                    source=source,
+                )
+            for key, name in checks:
+                if name is not None and name not in names:
+                    raise FSMConfigError(
+                        f"arc {key} '{name}' is not a state of {label}; known states: "
+                        f"{', '.join(names)}",
+                        key_path=f"{arc._key_path}.{key}",
+                        source=source,
+                    )
+    return names
+
+
+def _unique(names: list[str], kind: str, where: str, source: str | None) -> list[str]:
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise FSMConfigError(
+                f"duplicate {kind} name '{name}' (first declared at {where}[{seen[name]}]); "
+                f"{kind} names must be unique",
+                key_path=f"{where}[{index}].name",
+                source=source,
+            )
+        seen[name] = index
+    return names

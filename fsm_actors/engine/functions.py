@@ -1,0 +1,260 @@
+"""Turn the function references of a config into plain callables, once, at compile time.
+
+A reference is one of:
+
+* a name in ``custom_functions`` (or ``{type: registered, name}``);
+* a dotted import path, ``"pkg.mod:fn"`` or ``"pkg.mod.fn"`` (or ``{type: custom, module,
+  name}``); a dotted string whose first part is ``data``, ``context`` or ``ctx`` is code;
+* inline code (a string, or ``{type: inline, code}``): an expression evaluated with
+  ``data`` and ``context``/``ctx`` in scope, a lambda, or statements run with ``data`` in
+  scope whose value is ``result`` if they assign it, else the (mutated) ``data``;
+* for arc conditions, ``"success"``/``"failure"``: ``data.get("valid", True)`` or its
+  negation.
+
+Whether a callable is called as ``f(data, context)`` or ``f(data)`` is decided here, not
+per call: the context is passed when it has two required positional parameters, ``*args``,
+or a second parameter named ``context``/``ctx``. Keyword ``params`` of a mapping reference
+are bound with ``functools.partial``. Coroutine functions run to completion on a private
+event loop of the calling thread.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import builtins
+import functools
+import importlib
+import inspect
+import keyword
+import re
+import textwrap
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fsm_actors.config.models import FunctionRef, FunctionSpec
+from fsm_actors.errors import FSMConfigError
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
+"""``pkg.mod:fn`` or ``pkg.mod.fn``; a bare name is not a path (it is a keyword or code)."""
+_CODE_ROOTS = frozenset({"data", "context", "ctx"})
+_CONTEXT_NAMES = frozenset({"context", "ctx", "function_context"})
+_UNSET = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFunction:
+    """A callable ready to run: call ``fn(data, context)`` if ``takes_context`` else
+    ``fn(data)``. ``name`` labels it in error messages; ``key_path`` is where the config
+    declared it."""
+
+    fn: Callable[..., Any]
+    takes_context: bool
+    name: str
+    key_path: str
+
+
+class FunctionCompiler:
+    """Compiles references against one ``custom_functions`` mapping; raises
+    ``FSMConfigError`` (with ``source`` and the reference's key path) for code with a
+    syntax error, an unknown function name, or an import path that does not import."""
+
+    def __init__(
+        self, custom_functions: dict[str, Callable[..., Any]] | None, source: str | None
+    ) -> None:
+        self._custom = dict(custom_functions or {})
+        self._source = source
+
+    def compile(
+        self, ref: FunctionRef, key_path: str, *, condition: bool = False
+    ) -> CompiledFunction:
+        """Compile one reference; ``condition`` enables ``"success"``/``"failure"``."""
+        if isinstance(ref, FunctionSpec):
+            return self._compile_spec(ref, key_path)
+        text = ref.strip()
+        if not text:
+            raise self._error("empty function reference; name a function or write code", key_path)
+        if text in self._custom:
+            return self._callable(self._custom[text], text, key_path)
+        if condition and text in ("success", "failure"):
+            fn = _valid if text == "success" else _invalid
+            return CompiledFunction(fn, False, text, key_path)
+        if text.isidentifier() and not keyword.iskeyword(text) and text not in _CODE_ROOTS:
+            raise self._error(
+                f"unknown function '{text}': it is not in custom_functions "
+                f"({', '.join(sorted(self._custom)) or 'none given'}); register it, give an "
+                "import path 'module:function', or write inline code that uses 'data'",
+                key_path,
+            )
+        root = re.split(r"[.:]", text, maxsplit=1)[0]
+        if text != root and _DOTTED.fullmatch(text) and root not in _CODE_ROOTS:
+            return self._callable(self._import(text, key_path), text, key_path)
+        return self._compile_code(ref, key_path)
+
+    def _compile_spec(self, spec: FunctionSpec, key_path: str) -> CompiledFunction:
+        if spec.type == "inline":
+            return self._compile_code(spec.code or "", key_path)
+        if spec.type == "registered":
+            if spec.name not in self._custom:
+                raise self._error(
+                    f"unknown registered function '{spec.name}'; custom_functions has "
+                    f"{', '.join(sorted(self._custom)) or 'none'}",
+                    key_path,
+                )
+            fn, label = self._custom[spec.name], spec.name or ""
+        else:
+            label = f"{spec.module}:{spec.name}"
+            fn = self._import(label, key_path)
+        if spec.params:
+            fn = functools.partial(fn, **spec.params)
+        return self._callable(fn, label, key_path)
+
+    def _callable(self, fn: Any, label: str, key_path: str) -> CompiledFunction:
+        if not callable(fn):
+            raise self._error(f"'{label}' is a {type(fn).__name__}, not a callable", key_path)
+        takes_context = self._arity(fn, label, key_path) == 2
+        if inspect.iscoroutinefunction(fn):
+            fn = _run_sync(fn)
+        return CompiledFunction(fn, takes_context, label, key_path)
+
+    def _arity(self, fn: Callable[..., Any], label: str, key_path: str) -> int:
+        try:
+            parameters = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):  # some builtins have no signature: call with data
+            return 1
+        positional = [
+            p
+            for p in parameters
+            if p.kind
+            in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+            return 2
+        required = [p for p in positional if p.default is inspect.Parameter.empty]
+        if not positional or len(required) > 2:
+            raise self._error(
+                f"function '{label}' must accept (data) or (data, context); its signature is "
+                f"{inspect.signature(fn)}",
+                key_path,
+            )
+        # an optional second parameter gets the context only if it is named for it, so
+        # f(data, memo=None) keeps its default
+        if len(required) == 2 or (len(positional) > 1 and positional[1].name in _CONTEXT_NAMES):
+            return 2
+        return 1
+
+    def _import(self, path: str, key_path: str) -> Any:
+        try:
+            return _resolve(path)
+        except (ImportError, AttributeError) as exc:
+            raise self._error(
+                f"'{path}' does not import ({type(exc).__name__}: {exc}); check the module is "
+                "installed and importable where the FSM runs, and the name is spelled right",
+                key_path,
+            ) from None
+
+    def _compile_code(self, code: str, key_path: str) -> CompiledFunction:
+        text = textwrap.dedent(code).strip()
+        label = _label(text)
+        filename = f"<inline {key_path}>"
+        try:
+            tree: ast.AST = ast.parse(text, filename, mode="eval")
+        except SyntaxError:
+            try:
+                tree = ast.parse(text, filename, mode="exec")
+            except SyntaxError as exc:
+                raise self._error(_syntax_message(exc, text), key_path) from None
+        namespace: dict[str, Any] = {"__builtins__": builtins, "__unset__": _UNSET}
+        if isinstance(tree, ast.Expression) and isinstance(tree.body, ast.Lambda):
+            fn = eval(compile(tree, filename, "eval"), namespace)
+            return self._callable(fn, label, key_path)
+        uses_context = any(
+            isinstance(node, ast.Name) and node.id in ("context", "ctx") for node in ast.walk(tree)
+        )
+        params = "data, context" if uses_context else "data"
+        alias = "    ctx = context\n" if uses_context else ""
+        if isinstance(tree, ast.Expression):
+            body = f"    return (\n{text}\n    )\n"
+        else:
+            body = (
+                "    result = __unset__\n"
+                + textwrap.indent(text, "    ")
+                + "\n    return data if result is __unset__ else result\n"
+            )
+        source = f"def __inline__({params}):\n{alias}{body}"
+        try:
+            exec(compile(source, filename, "exec"), namespace)
+        except SyntaxError as exc:
+            raise self._error(
+                f"inline code cannot run as a function: {exc.msg}\n  {text}", key_path
+            ) from None
+        return CompiledFunction(namespace["__inline__"], uses_context, label, key_path)
+
+    def _error(self, message: str, key_path: str) -> FSMConfigError:
+        return FSMConfigError(message, key_path=key_path, source=self._source)
+
+
+def _valid(data: dict[str, Any]) -> bool:
+    return data.get("valid", True)
+
+
+def _invalid(data: dict[str, Any]) -> bool:
+    return not data.get("valid", True)
+
+
+def _resolve(path: str) -> Any:
+    module_name, colon, attribute = path.partition(":")
+    if colon:
+        return _getattr_path(importlib.import_module(module_name), attribute)
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        candidate = ".".join(parts[:split])
+        try:
+            module = importlib.import_module(candidate)
+        except ModuleNotFoundError as exc:
+            if exc.name and (candidate == exc.name or candidate.startswith(exc.name + ".")):
+                continue  # this prefix is not a module; try a shorter one
+            raise
+        return _getattr_path(module, ".".join(parts[split:]))
+    raise ModuleNotFoundError(f"no module named '{parts[0]}'")
+
+
+def _getattr_path(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def _label(text: str) -> str:
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) <= 60 and "\n" not in text else first[:57] + "..."
+
+
+def _syntax_message(exc: SyntaxError, text: str) -> str:
+    lines = text.splitlines()
+    line = lines[exc.lineno - 1] if exc.lineno and exc.lineno <= len(lines) else text
+    pointer = " " * max((exc.offset or 1) - 1, 0) + "^"
+    return (
+        f"inline code has a syntax error at line {exc.lineno}: {exc.msg}\n    {line}\n    "
+        f"{pointer}\nfix the code, or register a function of that name in custom_functions"
+    )
+
+
+_loops = threading.local()
+
+
+def _run_sync(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a coroutine function to completion on the calling thread's private loop (the
+    same loop every call, so resources bound to a loop keep working). Calling it from a
+    thread whose own loop is running is an error: run the engine in a worker thread."""
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        loop = getattr(_loops, "loop", None)
+        if loop is None:
+            loop = _loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(fn(*args))
+
+    return call

@@ -1,0 +1,224 @@
+"""``Machine``: a config compiled once, run on one record (``run``) or many (``run_batch``).
+
+A record enters the start state and, in each state it enters, goes through: resource
+acquisition (if the state declares resources), pre-validators, validators, the state's
+``schema``, transforms; then the first arc (highest priority first, ties in declaration
+order) whose condition holds, and that arc's transforms. It stops with success at an end
+state, and with a failure (``error`` says where and why) when a function rejects or
+raises, when no arc holds, or past ``max_transitions``. A record that fails in a state
+follows that state's highest-priority arc into a ``run_on_failure`` state, if it has one,
+and continues from there; its result stays a failure.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from fsm_actors.config import FSMConfig, StateConfig, load_config
+from fsm_actors.config.models import DataHandlingMode
+from fsm_actors.engine.data_modes import copier_for
+from fsm_actors.engine.graph import Network, State, build_networks
+from fsm_actors.engine.resources import ResourceBinder
+from fsm_actors.engine.walk import walk
+from fsm_actors.errors import FSMError
+
+
+def compile_machine(
+    config: FSMConfig | Mapping[str, Any] | str | Path,
+    custom_functions: dict[str, Callable[..., Any]] | None = None,
+) -> Machine:
+    """Load (if needed) and compile ``config``. Raises ``FSMConfigError`` naming the file
+    and key path for anything wrong, including inline code that does not compile, unknown
+    function names and import paths that do not import."""
+    loaded = load_config(config)
+    return Machine(loaded, build_networks(loaded, custom_functions), custom_functions)
+
+
+class Machine:
+    """An immutable compiled FSM; build it with ``compile_machine``.
+
+    Safe to share between threads as long as the user functions are: each ``run`` /
+    ``run_batch`` call keeps its state on its own stack. Pickles as its config plus
+    ``custom_functions`` and recompiles on load.
+    """
+
+    __slots__ = ("_config", "_custom", "_networks", "_start", "_max", "_states", "_emitting")
+
+    def __init__(
+        self,
+        config: FSMConfig,
+        networks: dict[str, Network],
+        custom_functions: dict[str, Callable[..., Any]] | None,
+    ) -> None:
+        self._config = config
+        self._custom = dict(custom_functions or {})
+        self._networks = networks
+        main = networks[config.main_network]
+        self._start: State = main.start
+        self._max = config.max_transitions
+        # main network first, so its names win over same-named states of sub-networks
+        ordered = [main, *(n for n in networks.values() if n is not main)]
+        self._states: dict[str, State] = {}
+        for network in ordered:
+            for name, state in network.states.items():
+                self._states.setdefault(name, state)
+        self._emitting = frozenset(name for name, s in self._states.items() if s.emit)
+
+    def __reduce__(self):  # Ray ships machines to actors: recompile there
+        return (compile_machine, (self._config, self._custom))
+
+    def __repr__(self) -> str:
+        return (
+            f"Machine(name={self.name!r}, states={len(self._states)}, start={self.start_state!r})"
+        )
+
+    @property
+    def name(self) -> str:
+        """The config's ``name``."""
+        return self._config.name
+
+    @property
+    def config(self) -> FSMConfig:
+        """The canonical config this machine was compiled from."""
+        return self._config
+
+    @property
+    def max_transitions(self) -> int:
+        """The most arcs one record may take before it fails."""
+        return self._max
+
+    @property
+    def state_names(self) -> list[str]:
+        """Every state name, main network first, in declaration order."""
+        return list(self._states)
+
+    @property
+    def start_state(self) -> str:
+        """The main network's start state."""
+        return self._start.name
+
+    @property
+    def end_states(self) -> list[str]:
+        """The main network's end states, in declaration order."""
+        main = self._networks[self._config.main_network]
+        return [name for name, state in main.states.items() if state.is_end]
+
+    def get_state(self, name: str) -> StateConfig | None:
+        """The config of state ``name``, or ``None``."""
+        state = self._states.get(name)
+        return None if state is None else state.config
+
+    def emits(self, final_state: str | None) -> bool:
+        """Whether a record that finished in ``final_state`` goes to the output: it is an
+        end state whose ``emit_output`` is true."""
+        return final_state in self._emitting
+
+    def validate(self, data: Any) -> dict[str, Any]:
+        """Check ``data`` against the start state's schema: ``{"valid", "errors"}``
+        (valid when the start state has no schema)."""
+        schema = self._start.schema
+        errors = [] if schema is None else schema(data)
+        return {"valid": not errors, "errors": errors}
+
+    def run(
+        self,
+        data: dict[str, Any],
+        *,
+        initial_state: str | None = None,
+        data_mode: DataHandlingMode | str | None = None,
+        execution_id: str | None = None,
+        resources: ResourceBinder | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run one record: ``{final_state, data, path, success, error, metadata}``.
+
+        ``metadata`` counts the arcs taken (``{"arc_<from>_<to>_usage": n}``);
+        ``data_mode`` defaults to the config's ``data_mode`` (else COPY); ``resources``
+        leases what states declare; ``variables`` is shared by the record's functions as
+        ``context.variables``. Record failures are reported, not raised; an unknown
+        ``initial_state`` raises ``FSMError``.
+        """
+        start = self._start if initial_state is None else self._state(initial_state)
+        copy = copier_for(data_mode or self._config.default_data_mode)
+        counts: dict[str, int] = {}
+        if type(data) is not dict and not isinstance(data, Mapping):
+            return {**_not_a_dict(data), "metadata": counts}
+        result = walk(
+            start,
+            copy(data if type(data) is dict else dict(data)),
+            self._max,
+            resources,
+            execution_id or uuid4().hex,
+            None,
+            variables,
+            counts,
+        )
+        result["metadata"] = counts
+        return result
+
+    def run_batch(
+        self,
+        records: list[dict[str, Any]],
+        *,
+        data_mode: DataHandlingMode | str | None = None,
+        resources: ResourceBinder | None = None,
+        execution_id_prefix: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run every record, in order: ``[{final_state, data, path, success, error}]``.
+
+        A bad record (a failure, or not a dict at all) never stops the batch. Record ``i``
+        runs as execution ``<prefix>_<i>`` (a random prefix by default). The cyclic garbage
+        collector is paused for the batch: the results hold no cycles, and collections
+        triggered by the many small result objects cost more than the records' own work.
+        """
+        copy = copier_for(data_mode or self._config.default_data_mode)
+        prefix = execution_id_prefix or uuid4().hex
+        start, limit = self._start, self._max
+        results: list[dict[str, Any]] = []
+        append = results.append
+        with _gc_paused():
+            for index, record in enumerate(records):
+                if type(record) is not dict:
+                    if not isinstance(record, Mapping):
+                        append(_not_a_dict(record))
+                        continue
+                    record = dict(record)
+                append(walk(start, copy(record), limit, resources, prefix, index, None, None))
+        return results
+
+    def _state(self, name: str) -> State:
+        state = self._states.get(name)
+        if state is None:
+            raise FSMError(
+                f"initial_state '{name}' is not a state of '{self.name}'; known states: "
+                f"{', '.join(self._states)}",
+                state_name=name,
+            )
+        return state
+
+
+def _not_a_dict(record: Any) -> dict[str, Any]:
+    return {
+        "final_state": None,
+        "data": record,
+        "path": [],
+        "success": False,
+        "error": f"a record must be a dict, not {type(record).__name__}",
+    }
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    if not gc.isenabled():  # someone else paused it (maybe a concurrent batch): leave it
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

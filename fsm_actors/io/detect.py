@@ -1,0 +1,179 @@
+"""Format and compression detection, and opening (de)compressed byte streams.
+
+Formats are plain strings: ``csv``, ``tsv``, ``json`` (one array or one object), ``jsonl``,
+``xml``, ``parquet``, ``text`` and ``log`` (one record per line). Compression is ``gzip``,
+``zstd`` or ``None``; it is a property of the byte stream, independent of the format (a
+Parquet file compresses its pages itself, so a ``compression`` given for Parquet is the page
+codec).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from fsm_actors.io.errors import FormatError
+
+FORMATS = ("csv", "tsv", "json", "jsonl", "xml", "parquet", "text", "log")
+COMPRESSIONS = ("gzip", "zstd")
+
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".xml": "xml",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "text",
+    ".text": "text",
+    ".log": "log",
+}
+COMPRESSION_EXTENSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+FORMAT_EXTENSION = {
+    "csv": ".csv",
+    "tsv": ".tsv",
+    "json": ".json",
+    "jsonl": ".jsonl",
+    "xml": ".xml",
+    "parquet": ".parquet",
+    "text": ".txt",
+    "log": ".log",
+}
+COMPRESSION_EXTENSION = {"gzip": ".gz", "zstd": ".zst"}
+
+_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+_SNIFF_BYTES = 64 * 1024
+
+
+def normalize_format(fmt: str) -> str:
+    """The canonical name of ``fmt`` (accepts enum values and aliases such as ``txt``)."""
+    name = str(getattr(fmt, "value", fmt)).lower().lstrip(".")
+    name = {"txt": "text", "ndjson": "jsonl", "pq": "parquet", "tab": "tsv"}.get(name, name)
+    if name not in FORMATS:
+        raise FormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return name
+
+
+def split_extensions(path: str | os.PathLike) -> tuple[str | None, str | None]:
+    """``(format, compression)`` from the file name alone (``a.csv.gz`` -> ``("csv", "gzip")``)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in COMPRESSION_EXTENSIONS:
+        compression = COMPRESSION_EXTENSIONS[suffixes.pop()]
+    fmt = EXTENSIONS.get(suffixes[-1]) if suffixes else None
+    return fmt, compression
+
+
+def detect_compression(path: str | os.PathLike) -> str | None:
+    """``gzip``/``zstd``/``None`` for an existing file, from its extension or first bytes."""
+    _, compression = split_extensions(path)
+    if compression is not None or not os.path.isfile(path):
+        return compression
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of ``path`` from its extension and, failing that, from its first bytes.
+
+    A ``.json`` file whose content is one object per line is reported as ``jsonl``. Raises
+    ``FormatError`` naming the file when neither the name nor the content says the format.
+    """
+    fmt, _ = split_extensions(path)
+    exists = os.path.isfile(path)
+    if fmt == "json" and exists:
+        return _sniff(path) or fmt
+    if fmt is not None:
+        return fmt
+    if exists:
+        sniffed = _sniff(path)
+        if sniffed is not None:
+            return sniffed
+    raise FormatError(
+        f"cannot tell the format of {os.fspath(path)!r}: give a known extension "
+        f"({', '.join(sorted(EXTENSIONS))}) or pass format= explicitly",
+        os.fspath(path),
+    )
+
+
+def _sniff(path: str | os.PathLike) -> str | None:
+    with open_input(path) as stream:
+        head = stream.read(_SNIFF_BYTES)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
+    if not text:
+        return None
+    if text[0] == "<":
+        return "xml"
+    if text[0] == "[":
+        return "json"
+    if text[0] == "{":
+        return "jsonl" if _looks_like_jsonl(text) else "json"
+    if b"\x00" in head:
+        return None
+    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
+    if len(lines) >= 2:
+        for delim, name in (("\t", "tsv"), (",", "csv")):
+            counts = {ln.count(delim) for ln in lines[:-1]}
+            if len(counts) == 1 and counts != {0}:
+                return name
+    return "text"
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    first, _, rest = text.partition("\n")
+    try:
+        json.loads(first)
+    except ValueError:
+        return False
+    return rest.lstrip().startswith("{") or not rest.strip()
+
+
+def open_input(path: str | os.PathLike, compression: str | None = "detect") -> BinaryIO:
+    """A readable binary stream of the decompressed bytes of ``path``.
+
+    ``compression="detect"`` uses ``detect_compression``; gzip members and zstd frames that
+    were concatenated are read as one stream.
+    """
+    if compression == "detect":
+        compression = detect_compression(path)
+    raw = pa.OSFile(os.fspath(path), mode="r")
+    if compression is None:
+        return raw
+    return pa.CompressedInputStream(raw, _codec(compression))
+
+
+def open_output(path: str | os.PathLike, compression: str | None = None) -> BinaryIO:
+    """A writable binary stream to ``path`` that compresses with ``compression`` if given."""
+    raw = pa.OSFile(os.fspath(path), mode="w")
+    if compression is None:
+        return raw
+    return pa.CompressedOutputStream(raw, _codec(compression))
+
+
+def _codec(compression: str) -> str:
+    name = {"gz": "gzip", "zst": "zstd"}.get(compression.lower(), compression.lower())
+    if name not in COMPRESSIONS:
+        raise FormatError(
+            f"unsupported compression {compression!r}; expected one of {', '.join(COMPRESSIONS)}"
+        )
+    return name
+
+
+def normalize_compression(compression: str | None) -> str | None:
+    """``gzip``/``zstd``/``None`` for user spellings (``gz``, ``zst``, enum values)."""
+    if compression is None:
+        return None
+    return _codec(str(getattr(compression, "value", compression)))
