@@ -58,10 +58,12 @@ class AsyncSimpleFSM:
         self._resource_spec = None
         self._resource_names: list[str] = []
         binder = None
+        self._binder = None
         if resources:
             from resource_actors.binder import prepare_fsm_resources
 
             self._resource_spec, binder = prepare_fsm_resources(dict(resources), local=local)
+            self._binder = binder
             self._resource_names = list(resources)
         self._executor: Executor
         if local:
@@ -155,7 +157,9 @@ class AsyncSimpleFSM:
 
         async def run() -> None:
             chunks = (records[i : i + size] for i in range(0, len(records), size))
-            async for results in self._executor.map_chunks(chunks, self._data_mode, workers):
+            async for results in self._executor.map(
+                "process_batch", chunks, self._data_mode, workers
+            ):
                 out.extend(results)
                 ok = sum(1 for r in results if r["success"])
                 progress.completed += len(results)
@@ -177,7 +181,7 @@ class AsyncSimpleFSM:
         self,
         source: str | Path | Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         sink: str | Path | None = None,
-        chunk_size: int = 100,
+        chunk_size: int = 1000,
         on_progress: Callable[[StreamProgress], Any] | None = None,
         input_format: str = "auto",
         output_format: str = "auto",
@@ -188,92 +192,76 @@ class AsyncSimpleFSM:
         use_streaming: bool = False,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Stream records from a file (CSV, JSON, JSONL, TXT) or an iterator to ``sink``.
+        """Stream records from a file or an iterator to ``sink``, in bounded memory.
 
-        Memory stays bounded: chunks are read only as the actors take them. Records that end
-        in an emitting end state are written to ``sink``; failures go to
-        ``<sink>.errors.jsonl`` with their reason. Returns ``total_processed, successful,
-        failed, emitted, excluded_by_state, duration, throughput`` (+ ``error_file``).
-        ``use_streaming`` is accepted for compatibility: streaming is always on.
+        Files (CSV/TSV, JSON, JSON Lines, XML, Parquet, TXT; gzip/zstd) are read as Arrow
+        batches of ``chunk_size`` rows and sent to the actors as such; only what the actors
+        emit comes back, as Arrow, for the writer (format from ``output_format`` or the sink's
+        extension). Records ending in an emitting end state are written; failures and
+        malformed input rows go to ``<sink>.errors.jsonl`` with their reason. Returns
+        ``total_processed, successful, failed, emitted, excluded_by_state, duration,
+        throughput`` (+ ``error_file`` when there were errors). ``use_streaming`` is accepted
+        for compatibility: this path always streams.
         """
         self._check_open()
         del use_streaming
-        from fsm_actors.io import RecordWriter, read_record_batches
-
         started = time.perf_counter()
         progress = StreamProgress()
+        row_errors: list[Any] = []
         if isinstance(source, str | Path):
-            chunks: Any = read_record_batches(
+            from fsm_actors.io import read_arrow_batches
+
+            chunks: Any = read_arrow_batches(
                 source,
                 None if input_format == "auto" else input_format,
                 chunk_size=chunk_size,
-                csv_delimiter=csv_delimiter,
+                on_error=row_errors.append,
+                csv_delimiter=None if csv_delimiter == "," else csv_delimiter,
                 csv_has_header=csv_has_header,
                 skip_empty_lines=skip_empty_lines,
                 text_field_name=text_field_name,
             )
         else:
             chunks = _chunked(source, chunk_size)
-        writer = None
-        if sink is not None:
-            Path(sink).parent.mkdir(parents=True, exist_ok=True)
-            writer = RecordWriter(sink, None if output_format == "auto" else output_format)
-        error_path = Path(f"{sink}.errors.jsonl") if sink is not None else None
-        error_fh = None
-        successful = failed = emitted = 0
+        sink_writer = _StreamSink(sink, output_format)
+        successful = failed = 0
 
         async def run() -> None:
-            nonlocal successful, failed, emitted, error_fh
-            async for results in self._executor.map_chunks(chunks, self._data_mode):
-                keep = []
-                for r in results:
-                    if r["success"]:
-                        successful += 1
-                        if self._machine.emits(r["final_state"]):
-                            keep.append(r["data"])
-                        else:
-                            state = r["final_state"]
-                            progress.excluded_by_state[state] = (
-                                progress.excluded_by_state.get(state, 0) + 1
-                            )
-                    else:
-                        failed += 1
-                        if error_path is not None:
-                            if error_fh is None:
-                                error_fh = open(error_path, "w", encoding="utf-8")  # noqa: SIM115
-                            error_fh.write(json.dumps(
-                                {"state": r["final_state"], "error": r["error"],
-                                 "data": r["data"]}, default=str) + "\n")
-                if writer is not None and keep:
-                    writer.write(keep)
-                emitted += len(keep)
+            nonlocal successful, failed
+            async for outcome in self._executor.map("process_chunk", chunks, self._data_mode):
+                sink_writer.write(outcome, row_errors)
+                successful += outcome.successful
+                failed += outcome.failed + len(row_errors)
+                row_errors.clear()
+                for state, n in outcome.excluded_by_state.items():
+                    progress.excluded_by_state[state] = progress.excluded_by_state.get(state, 0) + n
                 progress.chunks_processed += 1
-                progress.records_processed += len(results)
-                progress.records_emitted += len(keep)
+                progress.records_processed = successful + failed
+                progress.records_emitted = sink_writer.emitted
                 progress.errors = failed
                 if on_progress is not None:
                     on_progress(progress)
+            if row_errors:  # malformed rows after the last good chunk
+                failed += len(row_errors)
+                sink_writer.write_errors(row_errors)
 
         try:
             await asyncio.wait_for(run(), timeout)
         finally:
-            if writer is not None:
-                writer.close()
-            if error_fh is not None:
-                error_fh.close()
+            sink_writer.close()
         duration = time.perf_counter() - started
         total = successful + failed
         result: dict[str, Any] = {
             "total_processed": total,
             "successful": successful,
             "failed": failed,
-            "emitted": emitted,
+            "emitted": sink_writer.emitted,
             "excluded_by_state": dict(progress.excluded_by_state),
             "duration": duration,
             "throughput": total / duration if duration > 0 else 0.0,
         }
-        if error_fh is not None:
-            result["error_file"] = str(error_path)
+        if sink_writer.error_path is not None and sink_writer.errors_written:
+            result["error_file"] = str(sink_writer.error_path)
         return result
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -282,6 +270,8 @@ class AsyncSimpleFSM:
         if not self._closed:
             self._closed = True
             self._executor.close()
+            if self._binder is not None:
+                self._binder.close()
 
     aclose = close
 
@@ -302,6 +292,56 @@ async def create_async_fsm(
 ) -> AsyncSimpleFSM:
     """Build an ``AsyncSimpleFSM`` (kwargs as for the constructor)."""
     return AsyncSimpleFSM(config, custom_functions=custom_functions, **kwargs)
+
+
+class _StreamSink:
+    """The sink of ``process_stream``: emitted Arrow tables to the output file, failures and
+    malformed rows to ``<sink>.errors.jsonl`` (opened on the first error)."""
+
+    def __init__(self, sink: str | Path | None, output_format: str) -> None:
+        self.emitted = 0
+        self.errors_written = 0
+        self._writer = None
+        self._errors = None
+        self.error_path = Path(f"{sink}.errors.jsonl") if sink is not None else None
+        if sink is not None:
+            from fsm_actors.io import ArrowWriter, FormatError, split_extensions
+
+            fmt, compression = split_extensions(sink)
+            if output_format not in (None, "auto"):
+                fmt = output_format
+            if fmt is None:
+                raise FormatError(f"cannot tell the output format of {str(sink)!r}: pass "
+                                  "output_format=", str(sink))
+            Path(sink).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = ArrowWriter(sink, fmt, compression=compression)
+
+    def write(self, outcome: Any, row_errors: list[Any]) -> None:
+        if outcome.table is not None:
+            self.emitted += outcome.table.num_rows
+            if self._writer is not None:
+                self._writer.write(outcome.table)
+        self.write_errors(row_errors)
+        for failure in outcome.failures:
+            self._error_line({"stage": "fsm", **failure})
+
+    def write_errors(self, row_errors: list[Any]) -> None:
+        for error in row_errors:
+            self._error_line(error.to_dict())
+
+    def _error_line(self, doc: dict[str, Any]) -> None:
+        if self.error_path is None:
+            return
+        if self._errors is None:
+            self._errors = open(self.error_path, "w", encoding="utf-8")  # noqa: SIM115
+        self._errors.write(json.dumps(doc, default=str) + "\n")
+        self.errors_written += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._errors is not None:
+            self._errors.close()
 
 
 def _as_dict(data: Any) -> dict[str, Any]:

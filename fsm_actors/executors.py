@@ -13,9 +13,25 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.worker import FSMWorker
+from fsm_actors.worker import ChunkOutcome, FSMWorker
 
-Chunk = list[dict[str, Any]]
+#: Worker methods a chunk may be mapped onto.
+CHUNK_METHODS = frozenset({"process_batch", "process_chunk"})
+
+
+def _checked(method: str) -> str:
+    if method not in CHUNK_METHODS:
+        raise ValueError(f"unknown chunk method {method!r}; expected one of {sorted(CHUNK_METHODS)}")
+    return method
+
+
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if hasattr(items, "__aiter__"):
+        async for item in items:  # type: ignore[union-attr]
+            yield item
+    else:
+        for item in items:  # type: ignore[union-attr]
+            yield item
 
 
 class Executor(Protocol):
@@ -25,12 +41,13 @@ class Executor(Protocol):
         self, record: dict[str, Any], initial_state: str | None, data_mode: DataHandlingMode
     ) -> dict[str, Any]: ...
 
-    def map_chunks(
+    def map(
         self,
-        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        method: str,
+        chunks: Iterable[Any] | AsyncIterable[Any],
         data_mode: DataHandlingMode,
         workers: int | None = None,
-    ) -> AsyncIterator[list[dict[str, Any]]]: ...
+    ) -> AsyncIterator[Any]: ...
 
     def parallelism(self) -> int: ...
 
@@ -49,24 +66,20 @@ class LocalExecutor:
     ) -> dict[str, Any]:
         return self.worker.process(record, initial_state, data_mode, uuid.uuid4().hex[:12])
 
-    async def map_chunks(
+    async def map(
         self,
-        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        method: str,
+        chunks: Iterable[Any] | AsyncIterable[Any],
         data_mode: DataHandlingMode,
         workers: int | None = None,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Any]:
+        run = getattr(self.worker, _checked(method))
         prefix = uuid.uuid4().hex[:8]
         n = 0
-        if hasattr(chunks, "__aiter__"):
-            async for chunk in chunks:  # type: ignore[union-attr]
-                n += 1
-                yield self.worker.process_batch(chunk, data_mode, f"{prefix}-{n}")
-                await asyncio.sleep(0)
-        else:
-            for chunk in chunks:  # type: ignore[union-attr]
-                n += 1
-                yield self.worker.process_batch(chunk, data_mode, f"{prefix}-{n}")
-                await asyncio.sleep(0)
+        async for chunk in _aiter(chunks):
+            n += 1
+            yield run(chunk, data_mode, f"{prefix}-{n}")
+            await asyncio.sleep(0)
 
     def parallelism(self) -> int:
         return 1
@@ -132,8 +145,8 @@ class ActorExecutor:
         """A replacement actor continues the counters of the one that died."""
         actor.restore.remote(self._snapshots[index].as_dict())
 
-    def _account(self, index: int, results: list[dict[str, Any]]) -> None:
-        self._snapshots[index].add(results)
+    def _account(self, index: int, result: list[dict[str, Any]] | ChunkOutcome) -> None:
+        self._snapshots[index].add(result)
 
     @property
     def pool(self):
@@ -152,22 +165,23 @@ class ActorExecutor:
             return result
         raise RuntimeError("actor pool returned no result")  # map yields once per item
 
-    async def map_chunks(
+    async def map(
         self,
-        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        method: str,
+        chunks: Iterable[Any] | AsyncIterable[Any],
         data_mode: DataHandlingMode,
         workers: int | None = None,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Any]:
         pool = self._ensure_pool()
+        name = _checked(method)
         prefix = uuid.uuid4().hex[:8]
-        async for index, results in pool.map(
-            lambda actor, chunk: actor.process_batch.remote(chunk, data_mode, prefix),
+        async for _, result in pool.map(
+            lambda actor, chunk: getattr(actor, name).remote(chunk, data_mode, prefix),
             chunks,
             actors=workers,
             on_complete=self._account,
         ):
-            del index
-            yield results
+            yield result
 
     def parallelism(self) -> int:
         return self._ensure_pool().size
@@ -187,12 +201,16 @@ class _SlotSnapshot:
         self.batches_done = 0
         self.last_state: str | None = None
 
-    def add(self, results: list[dict[str, Any]]) -> None:
-        self.records_done += len(results)
-        self.records_failed += sum(1 for r in results if not r["success"])
+    def add(self, result: list[dict[str, Any]] | ChunkOutcome) -> None:
         self.batches_done += 1
-        if results:
-            self.last_state = results[-1]["final_state"]
+        if isinstance(result, ChunkOutcome):
+            self.records_done += result.records
+            self.records_failed += result.failed
+            return
+        self.records_done += len(result)
+        self.records_failed += sum(1 for r in result if not r["success"])
+        if result:
+            self.last_state = result[-1]["final_state"]
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -84,7 +84,7 @@ class SimpleFSM:
         self,
         source: str | Path | Iterable[Mapping[str, Any]],
         sink: str | Path | None = None,
-        chunk_size: int = 100,
+        chunk_size: int = 1000,
         on_progress: Callable[[StreamProgress], Any] | None = None,
         input_format: str = "auto",
         text_field_name: str = "text",

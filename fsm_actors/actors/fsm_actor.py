@@ -10,7 +10,7 @@ import ray
 from ray.util.metrics import Counter, Histogram
 
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.worker import FSMWorker
+from fsm_actors.worker import ChunkOutcome, FSMWorker
 
 
 @ray.remote
@@ -29,7 +29,9 @@ class FSMActor:
             from resource_actors.binder import binder_from_spec
 
             resources = binder_from_spec(resource_spec)
-        self._worker = FSMWorker(config, custom_functions, resources=resources, label=label)
+        self._worker = FSMWorker(
+            config, custom_functions, resources=resources, label=label, owns_inputs=True
+        )
         tags = {"fsm": self._worker.machine.name}
         self._records = Counter(
             "fsm_actors_records", "Records run through an FSM", tag_keys=("fsm", "outcome")
@@ -66,6 +68,20 @@ class FSMActor:
         if failed:
             self._records.inc(failed, {"outcome": "failure"})
         return results
+
+    def process_chunk(
+        self,
+        chunk: Any,
+        data_mode: DataHandlingMode = DataHandlingMode.COPY,
+        execution_id_prefix: str | None = None,
+    ) -> ChunkOutcome:
+        started = time.perf_counter()
+        outcome = self._worker.process_chunk(chunk, data_mode, execution_id_prefix)
+        self._batch_seconds.observe(time.perf_counter() - started)
+        self._records.inc(outcome.successful, {"outcome": "success"})
+        if outcome.failed:
+            self._records.inc(outcome.failed, {"outcome": "failure"})
+        return outcome
 
     def snapshot(self) -> dict[str, Any]:
         return self._worker.snapshot()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import decimal
+import uuid
 from collections.abc import Callable
 from copy import deepcopy
 from typing import Any
 
 from fsm_actors.config.models import DataHandlingMode
 
-_IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None), complex})
+_IMMUTABLE = frozenset({
+    str, int, float, bool, bytes, type(None), complex,
+    _dt.date, _dt.datetime, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID,
+})
 
 
 def fast_copy(data: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,7 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
     if not records:
         return pa.table({})
     first = records[0].keys()
-    uniform = all(r.keys() == first for r in records)
-    if uniform:
+    if set().union(*records) == first:
         try:
             return pa.Table.from_pylist(records)
         except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 from fsm_actors.io.chunks import Piece
 from fsm_actors.io.errors import RowError, raw_text
 
-DEFAULT_BLOCK_SIZE = 4 << 20
+DEFAULT_BLOCK_SIZE = 1 << 20
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
 
 

@@ -1,0 +1,255 @@
+"""``FileSystemResourceAdapter``: confined file access under one base directory.
+
+``acquire()`` returns a ``FileSystemSession``. Every path is resolved (symlinks included)
+against ``base_path``; a path that lands outside ``base_path`` and the temp directory is
+refused with ``ResourceError``. Writes are atomic (temp file + rename). Temp files a session
+creates are deleted when it is released if ``auto_cleanup``, and all of them on ``close()``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus
+from resource_actors.errors import ResourceError
+
+
+class FileSystemSession:
+    """File operations confined to a base directory (and the adapter's temp directory)."""
+
+    handle_kind = "filesystem"
+
+    def __init__(self, resource_name: str, base_path: Path, temp_dir: Path) -> None:
+        self.resource_name = resource_name
+        self.base_path = str(base_path)
+        self.temp_dir = str(temp_dir)
+        self._base = base_path
+        self._temp = temp_dir
+        self._temps: list[Path] = []
+        self.closed = False
+
+    def _check_open(self, operation: str) -> None:
+        if self.closed:
+            raise ResourceError(f"file system session of {self.resource_name!r} is released",
+                                self.resource_name, operation)
+
+    def _resolve(self, path: str | os.PathLike[str], operation: str) -> Path:
+        self._check_open(operation)
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            candidate = self._base / candidate
+        resolved = candidate.resolve()
+        if resolved.is_relative_to(self._base) or resolved.is_relative_to(self._temp):
+            return resolved
+        raise ResourceError(
+            f"{operation} refused: path {os.fspath(path)!r} resolves outside the base directory "
+            f"{self.base_path!r} of resource {self.resource_name!r}; use a path inside it",
+            self.resource_name, operation)
+
+    def resolve(self, path: str) -> str:
+        """The absolute path ``path`` stands for (checked to be inside the base directory)."""
+        return str(self._resolve(path, "resolve"))
+
+    def read(self, path: str, binary: bool = False, encoding: str = "utf-8") -> str | bytes:
+        """The content of a file: text, or bytes with ``binary=True``."""
+        target = self._resolve(path, "read")
+        try:
+            return target.read_bytes() if binary else target.read_text(encoding=encoding)
+        except OSError as exc:
+            raise ResourceError(f"read of {path!r} in {self.resource_name!r} failed: {exc.strerror}",
+                                self.resource_name, "read") from exc
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        """The text of a file."""
+        return str(self.read(path, encoding=encoding))
+
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of a file."""
+        return bytes(self.read(path, binary=True))
+
+    def write(self, path: str, data: Any, encoding: str = "utf-8") -> str:
+        """Write ``data`` atomically; returns the absolute path written.
+
+        ``str`` is written as text, ``bytes`` as bytes, anything else as JSON. Parent
+        directories are created.
+        """
+        target = self._resolve(path, "write")
+        if isinstance(data, bytes | bytearray | memoryview):
+            payload = bytes(data)
+        elif isinstance(data, str):
+            payload = data.encode(encoding)
+        else:
+            payload = json.dumps(data, default=str, ensure_ascii=False).encode(encoding)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise ResourceError(f"write of {path!r} in {self.resource_name!r} failed: {exc.strerror}",
+                                self.resource_name, "write") from exc
+        return str(target)
+
+    def append(self, path: str, data: str | bytes, encoding: str = "utf-8") -> str:
+        """Append text or bytes to a file (created if missing); returns its absolute path."""
+        target = self._resolve(path, "append")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "ab") as fh:
+            fh.write(data.encode(encoding) if isinstance(data, str) else data)
+        return str(target)
+
+    def exists(self, path: str) -> bool:
+        """True when the path exists."""
+        return self._resolve(path, "exists").exists()
+
+    def delete(self, path: str) -> bool:
+        """Delete a file or directory tree; False when it did not exist."""
+        target = self._resolve(path, "delete")
+        if target in (self._base, self._temp):
+            raise ResourceError(f"delete refused: {path!r} is a root of {self.resource_name!r}",
+                                self.resource_name, "delete")
+        if target.is_dir():
+            shutil.rmtree(target)
+            return True
+        try:
+            target.unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def list(self, pattern: str = "*", recursive: bool = False) -> list[str]:
+        """Sorted file paths relative to the base directory that match a glob ``pattern``."""
+        self._check_open("list")
+        found = self._base.rglob("*") if recursive else self._base.iterdir()
+        rel = (str(p.relative_to(self._base)) for p in found if p.is_file())
+        return sorted(r for r in rel if fnmatch.fnmatch(r, pattern) or fnmatch.fnmatch(Path(r).name, pattern))
+
+    def create_temp(self, suffix: str = "", prefix: str = "fsm_", content: str | bytes | None = None,
+                    directory: bool = False) -> str:
+        """Create a temp file (or directory) in the temp dir; returns its absolute path."""
+        self._check_open("create_temp")
+        self._temp.mkdir(parents=True, exist_ok=True)
+        if directory:
+            path = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=self._temp))
+        else:
+            fd, name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=self._temp)
+            with os.fdopen(fd, "wb") as fh:
+                if content is not None:
+                    fh.write(content.encode() if isinstance(content, str) else content)
+            path = Path(name)
+        self._temps.append(path)
+        return str(path)
+
+    def cleanup(self) -> int:
+        """Delete the temp files this session created; returns how many were removed."""
+        removed = 0
+        for path in self._temps:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+            elif path.exists():
+                path.unlink(missing_ok=True)
+                removed += 1
+        self._temps.clear()
+        return removed
+
+    def __repr__(self) -> str:
+        return f"<FileSystemSession {self.resource_name!r} base={self.base_path!r}>"
+
+
+class FileSystemResourceAdapter(BaseResourceProvider):
+    """Provider of ``FileSystemSession`` objects rooted at ``base_path`` (created if missing).
+
+    ``temp_dir`` defaults to a private directory under the system temp dir. With
+    ``auto_cleanup`` the temp files of a session go when it is released.
+    """
+
+    def __init__(self, name: str, base_path: str | os.PathLike[str] | None = None,
+                 temp_dir: str | os.PathLike[str] | None = None, auto_cleanup: bool = True,
+                 **config: Any) -> None:
+        base = Path(base_path if base_path is not None else os.getcwd())
+        temp = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir()) / f"fsm-{name}"
+        super().__init__(name, {"base_path": str(base), "temp_dir": str(temp),
+                                "auto_cleanup": auto_cleanup, **config})
+        self.base_path = base
+        self.temp_dir = temp
+        self.auto_cleanup = auto_cleanup
+        self._lock = threading.Lock()
+        self._sessions: list[FileSystemSession] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state["_sessions"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _roots(self) -> tuple[Path, Path]:
+        try:
+            self.base_path.mkdir(parents=True, exist_ok=True)
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResourceError(
+                f"cannot create the directories of resource {self.name!r}: {exc}",
+                self.name, "acquire") from exc
+        return self.base_path.resolve(), self.temp_dir.resolve()
+
+    def acquire(self, **kwargs: Any) -> FileSystemSession:
+        """A session rooted at the base directory."""
+        if self.status is ResourceStatus.CLOSED:
+            raise ResourceError(f"file system resource {self.name!r} is closed", self.name, "acquire")
+        base, temp = self._roots()
+        session = FileSystemSession(self.name, base, temp)
+        with self._lock:
+            self._sessions.append(session)
+        self.status = ResourceStatus.ACTIVE
+        return session
+
+    def reset(self, resource: Any) -> None:
+        """Delete the session's temp files (when ``auto_cleanup``) before it is reused."""
+        if self.auto_cleanup and isinstance(resource, FileSystemSession):
+            resource.cleanup()
+
+    def release(self, resource: Any) -> None:
+        """End a session; its temp files go when ``auto_cleanup``."""
+        if not isinstance(resource, FileSystemSession):
+            return
+        self.reset(resource)
+        resource.closed = True
+        with self._lock:
+            if resource in self._sessions:
+                self._sessions.remove(resource)
+
+    def validate(self, resource: Any) -> bool:
+        """True for an open session whose base directory still exists."""
+        return isinstance(resource, FileSystemSession) and not resource.closed and self.base_path.is_dir()
+
+    def health_check(self) -> ResourceHealth:
+        """HEALTHY when the base directory exists and is writable."""
+        healthy = self.base_path.is_dir() and os.access(self.base_path, os.W_OK | os.X_OK)
+        self.metrics.record_health_check(healthy)
+        return ResourceHealth.HEALTHY if healthy else ResourceHealth.UNHEALTHY
+
+    def close(self) -> None:
+        """End every session and delete their temp files."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.cleanup()
+            session.closed = True
+        self.status = ResourceStatus.CLOSED
+
+
+#: dataknobs-fsm 0.5's name.
+FileSystemResource = FileSystemResourceAdapter

@@ -1,0 +1,301 @@
+"""``HTTPResourceAdapter``: an HTTP service on aiohttp, with retries and backoff.
+
+``acquire()`` returns an ``HTTPClient`` whose ``get``/``post``/``put``/``patch``/``delete``
+return an ``HTTPResponse`` (``.status``, ``.json()``, ``.text``). The one implementation is
+async (``arequest``) and runs on the adapter's private event-loop thread, shared by its
+clients; the sync methods wait for it. 5xx answers, timeouts and connection errors are
+retried ``retry_count`` times with exponential backoff (``RetryPolicy``, a pure decision);
+4xx answers are returned at once. A request that still fails raises ``ResourceError``.
+Header values that carry credentials never appear in ``repr``, logs or errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus, redact
+from resource_actors.errors import ResourceError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to retry an HTTP attempt, and after how long. No I/O."""
+
+    retry_count: int = 3
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+    retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+    def delay(self, attempt: int, status: int | None = None, error: BaseException | None = None) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to stop.
+
+        ``attempt`` counts from 0; a ``status`` outside ``retry_statuses`` (and no error) stops.
+        """
+        if attempt >= self.retry_count:
+            return None
+        if error is None and status not in self.retry_statuses:
+            return None
+        return min(self.max_backoff, self.backoff * (2 ** attempt))
+
+
+@dataclass(frozen=True)
+class HTTPResponse:
+    """A complete HTTP answer; plain data, so it crosses processes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    url: str
+    elapsed: float = 0.0
+    attempts: int = 1
+    encoding: str = field(default="utf-8")
+
+    @property
+    def ok(self) -> bool:
+        """True for a status below 400."""
+        return self.status < 400
+
+    @property
+    def text(self) -> str:
+        """The body decoded as text."""
+        return self.body.decode(self.encoding, errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return jsonlib.loads(self.body)
+
+    def raise_for_status(self) -> HTTPResponse:
+        """``ResourceError`` for a 4xx/5xx status, else self."""
+        if self.status >= 400:
+            raise ResourceError(f"HTTP {self.status} from {self.url}", None, "request")
+        return self
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user info and query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class _LoopThread:
+    """One event loop on a daemon thread, with one aiohttp session made on that loop."""
+
+    def __init__(self, timeout: float) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="http-resource", daemon=True)
+        self._thread.start()
+        self.session: aiohttp.ClientSession = self.run(self._session(timeout))
+
+    async def _session(self, timeout: float) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def submit(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        self.run(self.session.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class HTTPClient:
+    """Requests against one base URL. Thread-safe; every method has an ``a``-prefixed async twin."""
+
+    handle_kind = "http"
+
+    def __init__(self, adapter: HTTPResourceAdapter) -> None:
+        self._adapter = adapter
+        self.base_url = adapter.base_url
+        self.closed = False
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path`` (an absolute URL is kept as it is)."""
+        if "://" in path:
+            return path
+        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    async def _attempts(self, method: str, path: str, **kw: Any) -> HTTPResponse:
+        adapter = self._adapter
+        session = adapter._runtime().session
+        url = self.url(path)
+        headers = {**adapter.headers, **(kw.pop("headers", None) or {})}
+        policy: RetryPolicy = kw.pop("retry", None) or adapter.retry
+        timeout = kw.pop("timeout", None)
+        if timeout is not None:
+            kw["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            error: BaseException | None = None
+            try:
+                async with session.request(method, url, headers=headers, **kw) as resp:
+                    body = await resp.read()
+                    result = HTTPResponse(resp.status, dict(resp.headers), body, safe_url(url),
+                                          time.perf_counter() - started, attempt + 1,
+                                          resp.charset or "utf-8")
+                status: int | None = resp.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error, status = exc, None
+            pause = policy.delay(attempt, status, error)
+            if pause is None:
+                if error is None:
+                    return result
+                raise ResourceError(
+                    f"{method} {safe_url(url)} on resource {adapter.name!r} failed after "
+                    f"{attempt + 1} attempt(s): {type(error).__name__}: {error or 'timed out'}",
+                    adapter.name, method.lower()) from None
+            attempt += 1
+            await asyncio.sleep(pause)
+
+    async def arequest(self, method: str, path: str, **kw: Any) -> HTTPResponse:
+        """Send a request from any event loop (``json=``, ``data=``, ``params=``, ``headers=``,
+        ``timeout=`` seconds per attempt, ``retry=`` a ``RetryPolicy`` for this request)."""
+        if self.closed:
+            raise ResourceError(f"HTTP client of {self._adapter.name!r} is released",
+                                self._adapter.name, "request")
+        future = self._adapter._runtime().submit(self._attempts(method.upper(), path, **kw))
+        return await asyncio.wrap_future(future)
+
+    def request(self, method: str, path: str, **kw: Any) -> HTTPResponse:
+        """Send a request and wait for the answer (see ``arequest``)."""
+        if self.closed:
+            raise ResourceError(f"HTTP client of {self._adapter.name!r} is released",
+                                self._adapter.name, "request")
+        return self._adapter._runtime().run(self._attempts(method.upper(), path, **kw))
+
+    def get(self, path: str = "", **kw: Any) -> HTTPResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str = "", json: Any = None, **kw: Any) -> HTTPResponse:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str = "", json: Any = None, **kw: Any) -> HTTPResponse:
+        return self.request("PUT", path, json=json, **kw)
+
+    def patch(self, path: str = "", json: Any = None, **kw: Any) -> HTTPResponse:
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path: str = "", **kw: Any) -> HTTPResponse:
+        return self.request("DELETE", path, **kw)
+
+    async def aget(self, path: str = "", **kw: Any) -> HTTPResponse:
+        return await self.arequest("GET", path, **kw)
+
+    async def apost(self, path: str = "", json: Any = None, **kw: Any) -> HTTPResponse:
+        return await self.arequest("POST", path, json=json, **kw)
+
+    async def aput(self, path: str = "", json: Any = None, **kw: Any) -> HTTPResponse:
+        return await self.arequest("PUT", path, json=json, **kw)
+
+    async def adelete(self, path: str = "", **kw: Any) -> HTTPResponse:
+        return await self.arequest("DELETE", path, **kw)
+
+    def __repr__(self) -> str:
+        return f"<HTTPClient {self._adapter.name!r} {safe_url(self.base_url)}>"
+
+
+class HTTPResourceAdapter(BaseResourceProvider):
+    """Provider of ``HTTPClient`` objects for the service at ``base_url``.
+
+    ``timeout`` is per attempt (seconds); ``retry_count`` (or dataknobs-fsm 0.5's
+    ``max_retries``) extra attempts follow a 5xx/429, timeout or connection error, after
+    ``retry_backoff * 2**n`` seconds (at most ``max_backoff``). ``health_path`` is requested
+    by ``health_check``.
+    """
+
+    def __init__(self, name: str, base_url: str, timeout: float = 30.0,
+                 headers: Mapping[str, str] | None = None, retry_count: int | None = None, *,
+                 max_retries: int | None = None, retry_backoff: float = 0.25,
+                 max_backoff: float = 8.0, health_path: str = "", **config: Any) -> None:
+        retries = retry_count if retry_count is not None else max_retries
+        self.base_url = base_url
+        self.timeout = float(timeout)
+        self.headers = dict(headers or {})
+        self.retry = RetryPolicy(3 if retries is None else retries, retry_backoff, max_backoff)
+        self.health_path = health_path
+        super().__init__(name, {"base_url": base_url, "timeout": self.timeout,
+                                "headers": self.headers, "retry_count": self.retry.retry_count,
+                                **config})
+        self._runtime_init()
+
+    def _runtime_init(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: _LoopThread | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state.pop("_loop", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._runtime_init()
+
+    @property
+    def retry_count(self) -> int:
+        return self.retry.retry_count
+
+    def _runtime(self) -> _LoopThread:
+        with self._lock:
+            if self._loop is None:
+                self._loop = _LoopThread(self.timeout)
+            return self._loop
+
+    def acquire(self, **kwargs: Any) -> HTTPClient:
+        """A client for the service (cheap: clients share the adapter's connection pool)."""
+        if self.status is ResourceStatus.CLOSED:
+            raise ResourceError(f"HTTP resource {self.name!r} is closed", self.name, "acquire")
+        self.status = ResourceStatus.ACTIVE
+        return HTTPClient(self)
+
+    def release(self, resource: Any) -> None:
+        if isinstance(resource, HTTPClient):
+            resource.closed = True
+
+    def validate(self, resource: Any) -> bool:
+        return isinstance(resource, HTTPClient) and not resource.closed and self.status is not ResourceStatus.CLOSED
+
+    def health_check(self) -> ResourceHealth:
+        """HEALTHY below 500 at ``health_path``, DEGRADED on 5xx, UNHEALTHY when unreachable."""
+        if self.status is ResourceStatus.CLOSED:
+            return ResourceHealth.UNHEALTHY
+        try:
+            status = HTTPClient(self).get(self.health_path, timeout=min(self.timeout, 5.0),
+                                          retry=RetryPolicy(0)).status
+        except ResourceError:
+            self.metrics.record_health_check(False)
+            return ResourceHealth.UNHEALTHY
+        self.metrics.record_health_check(status < 500)
+        return ResourceHealth.HEALTHY if status < 500 else ResourceHealth.DEGRADED
+
+    def close(self) -> None:
+        """Close the session and stop the loop thread."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
+        self.status = ResourceStatus.CLOSED
+
+    def __repr__(self) -> str:
+        return (f"HTTPResourceAdapter(name={self.name!r}, base_url={safe_url(self.base_url)!r}, "
+                f"headers={redact(self.headers)!r}, retry_count={self.retry.retry_count})")
+
+
+#: dataknobs-fsm 0.5's name.
+HTTPServiceResource = HTTPResourceAdapter

@@ -1,0 +1,244 @@
+"""``ResourceManager``: the facade of the resource layer (the seed's whole API).
+
+By default it talks to the cluster-wide ``resource-manager`` actor (created on first use and
+shared by every driver and worker of the cluster): providers live in ``resource/<name>``
+actors and ``acquire`` returns serializable handles. ``ResourceManager(local=True)`` keeps
+everything in this process and returns live resources. Both enforce the same caps, keep the
+same metrics and raise the same ``ResourceError``.
+
+A facade owns what it registered: ``close()`` releases the leases of the owners it acquired
+for and unregisters its providers (a provider registered identically by several facades
+stays until the last one closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
+from resource_actors.errors import ResourceError
+from resource_actors.factory import create_provider_from_dict
+from resource_actors.local import LocalBroker
+from resource_actors.pool import PoolConfig
+from resource_actors.requirements import ResourceConfig
+from resource_actors.simple import SimpleResourceProvider
+
+log = logging.getLogger(__name__)
+
+
+class ResourceManager:
+    """Registry, leases, pooling, health and metrics of resources (see the module docstring).
+
+    ``ResourceManager(local=False, address=None)``: ``address`` is passed to
+    ``fsm_actors.runtime.ensure_ray`` when Ray is not connected yet. Thread-safe.
+    """
+
+    def __init__(self, local: bool = False, *, address: str | None = None) -> None:
+        self.local = local
+        if local:
+            self._impl: Any = LocalBroker()
+        else:
+            from resource_actors.remote import RemoteBroker
+
+            self._impl = RemoteBroker(address)
+        self._registered: list[str] = []
+        self._owners: set[str] = set()
+        self._closed = False
+
+    def _check_open(self, name: str | None, operation: str, owner_id: str | None = None) -> None:
+        if self._closed:
+            raise ResourceError("Resource manager is closed", name, operation, owner_id=owner_id)
+
+    # -- registration ------------------------------------------------------------------------
+    def register_provider(self, name: str, provider: IResourceProvider,
+                          pool_config: PoolConfig | Mapping[str, Any] | None = None) -> None:
+        """Register ``provider`` under ``name``, pooled when ``pool_config`` is given.
+
+        Raises ``ValueError`` when this manager already registered ``name`` (or the cluster has
+        a different provider under it), ``TypeError`` for an object that is not a provider.
+        """
+        self._check_open(name, "register")
+        if name in self._registered:
+            raise ValueError(f"resource {name!r} is already registered with this manager")
+        if not (callable(getattr(provider, "acquire", None)) and callable(getattr(provider, "release", None))):
+            raise TypeError(f"provider for {name!r} must have acquire() and release() "
+                            f"(IResourceProvider), got {type(provider).__name__}")
+        self._impl.register(name, provider, PoolConfig.coerce(pool_config))
+        self._registered.append(name)
+
+    def unregister_provider(self, name: str) -> None:
+        """Drop this manager's registration of ``name`` (closing the provider if it was the last)."""
+        if name in self._registered:
+            self._registered.remove(name)
+            self._impl.unregister(name)
+
+    def create_provider_from_dict(self, name: str, config: Mapping[str, Any]) -> IResourceProvider:
+        """Build the provider a dict describes (see ``resource_actors.factory``)."""
+        return create_provider_from_dict(name, config)
+
+    def register_from_dict(self, name: str, config: Mapping[str, Any],
+                           pool_config: PoolConfig | Mapping[str, Any] | None = None) -> IResourceProvider:
+        """Build the provider ``config`` describes (``type``/``backend``/``data``) and register it.
+
+        A ``pool`` key in ``config`` (a ``PoolConfig`` mapping) is used when ``pool_config`` is None.
+        """
+        config = dict(config)
+        pool = pool_config if pool_config is not None else config.pop("pool", None)
+        provider = create_provider_from_dict(name, config)
+        self.register_provider(name, provider, pool)
+        return provider
+
+    def create_simple_provider(self, name: str, data: Any) -> SimpleResourceProvider:
+        """A provider serving ``data`` (not registered)."""
+        return SimpleResourceProvider(name, data)
+
+    def resource_names(self) -> list[str]:
+        """Names of every registered resource."""
+        return self._impl.names()
+
+    # -- leases ------------------------------------------------------------------------------
+    def acquire(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
+        """Lease ``name`` to ``owner_id`` (the same lease while it holds it).
+
+        Waits up to ``timeout`` seconds (default: the pool's ``acquire_timeout``, else 30) when
+        the resource is at its cap. Returns the live resource (local) or a handle (cluster);
+        plain data comes by value. Raises ``ResourceError`` for an unknown resource, a timeout
+        (naming the cap and the holders) or a provider failure.
+        """
+        self._check_open(name, "acquire", owner_id)
+        resource = self._impl.acquire(name, owner_id, timeout)
+        self._owners.add(owner_id)
+        return resource
+
+    def release(self, name: str, owner_id: str) -> None:
+        """End ``owner_id``'s lease on ``name`` (no-op when it holds none)."""
+        self._impl.release(name, owner_id)
+
+    def release_all(self, owner_id: str) -> None:
+        """End every lease of ``owner_id``."""
+        self._impl.release_all(owner_id)
+        self._owners.discard(owner_id)
+
+    @contextmanager
+    def resource_context(self, name: str, owner_id: str, timeout: float | None = None) -> Iterator[Any]:
+        """``with manager.resource_context(name, owner_id) as r:`` releases on exit."""
+        resource = self.acquire(name, owner_id, timeout)
+        try:
+            yield resource
+        finally:
+            self.release(name, owner_id)
+
+    def has_resource(self, name: str, owner_id: str) -> bool:
+        return self._impl.has_resource(name, owner_id)
+
+    def get_resource(self, name: str, owner_id: str) -> Any:
+        """The resource ``owner_id`` holds on ``name``, or None."""
+        return self._impl.get_resource(name, owner_id)
+
+    def get_resource_owners(self, name: str) -> set[str]:
+        return set(self._impl.owners(name))
+
+    def configure_from_requirements(self, requirements: Iterable[ResourceConfig | Mapping[str, Any] | str],
+                                    owner_id: str) -> dict[str, Any]:
+        """Acquire every requirement for ``owner_id``: ``{name: resource}``.
+
+        A requirement not registered yet but carrying a ``type`` is registered first. An
+        optional (``required=False``) one that fails is skipped and logged; a required one that
+        fails releases what this call acquired and raises ``ResourceError`` (operation
+        ``configure``).
+        """
+        acquired: dict[str, Any] = {}
+        new: list[str] = []
+        for item in requirements:
+            req = _as_requirement(item)
+            try:
+                if req.type and req.name not in self._impl.names():
+                    self.register_from_dict(req.name, {"type": req.type, **req.connection_params},
+                                            {"max_size": req.pool_size} if req.pool_size else None)
+                held = self._impl.has_resource(req.name, owner_id)
+                acquired[req.name] = self.acquire(req.name, owner_id, req.timeout)
+                if not held:
+                    new.append(req.name)
+            except (ResourceError, ValueError, TypeError) as exc:
+                if not req.required:
+                    log.info("optional resource %r skipped for %r: %s", req.name, owner_id, exc)
+                    continue
+                for name in new:
+                    self.release(name, owner_id)
+                raise ResourceError(f"failed to acquire required resource {req.name!r} for "
+                                    f"{owner_id!r}: {exc}", req.name, "configure",
+                                    owner_id=owner_id) from exc
+        return acquired
+
+    # -- reports -----------------------------------------------------------------------------
+    def get_resource_status(self, name: str) -> dict[str, Any]:
+        """``provider_exists``, ``has_pool``, ``active_count``, ``owners`` (and totals)."""
+        return self._impl.status(name)
+
+    def get_all_resources(self) -> dict[str, dict[str, Any]]:
+        """``get_resource_status`` of every resource."""
+        return self._impl.all_status()
+
+    def get_metrics(self, name: str | None = None) -> dict[str, ResourceMetrics]:
+        """``{name: ResourceMetrics, "<name>_pool": PoolMetrics}``; ``"<name>_pool"`` alone works."""
+        return self._impl.metrics(name)
+
+    def health_check(self, name: str | None = None) -> dict[str, ResourceHealth]:
+        """``{name: ResourceHealth}`` of one or every resource (UNKNOWN when not registered)."""
+        return self._impl.health(name)
+
+    def validate_resource(self, name: str) -> bool:
+        """True when a resource of ``name`` can be had and validates."""
+        return self._impl.validate(name)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release this manager's owners' leases and unregister its providers; terminal."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.local:
+            self._impl.close()
+            return
+        for owner in list(self._owners):
+            try:
+                self._impl.release_all(owner)
+            except ResourceError as exc:
+                log.warning("releasing the leases of %r failed: %s", owner, exc)
+        for name in reversed(self._registered):
+            try:
+                self._impl.unregister(name)
+            except ResourceError as exc:
+                log.warning("unregistering %r failed: %s", name, exc)
+        self._registered.clear()
+        self._owners.clear()
+
+    async def cleanup(self) -> None:
+        """``close()`` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> ResourceManager:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "local" if self.local else "cluster"
+        state = "closed" if self._closed else f"registered={self._registered}"
+        return f"ResourceManager({where}, {state})"
+
+
+def _as_requirement(item: ResourceConfig | Mapping[str, Any] | str) -> ResourceConfig:
+    if isinstance(item, ResourceConfig):
+        return item
+    if isinstance(item, str):
+        return ResourceConfig(item)
+    if isinstance(item, Mapping):
+        return ResourceConfig(**dict(item))
+    return ResourceConfig(item.name, required=getattr(item, "required", True),
+                          timeout=getattr(item, "timeout", None))
