@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Ma
 from pathlib import Path
 from typing import Any, Protocol
 
+from fsm_actors._sync import aiter_any
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.worker import ChunkOutcome, FSMWorker
 
@@ -23,15 +24,6 @@ def _checked(method: str) -> str:
     if method not in CHUNK_METHODS:
         raise ValueError(f"unknown chunk method {method!r}; expected one of {sorted(CHUNK_METHODS)}")
     return method
-
-
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if hasattr(items, "__aiter__"):
-        async for item in items:  # type: ignore[union-attr]
-            yield item
-    else:
-        for item in items:  # type: ignore[union-attr]
-            yield item
 
 
 class Executor(Protocol):
@@ -76,7 +68,7 @@ class LocalExecutor:
         run = getattr(self.worker, _checked(method))
         prefix = uuid.uuid4().hex[:8]
         n = 0
-        async for chunk in _aiter(chunks):
+        async for chunk in aiter_any(chunks):
             n += 1
             yield run(chunk, data_mode, f"{prefix}-{n}")
             await asyncio.sleep(0)

@@ -7,8 +7,12 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# This machine's pip config names local mirrors that may be absent: drop those warnings only.
+pip_install() {
+    .venv/bin/python -m pip install -q "$@" 2>&1 | { grep -v "WARNING: Location" || true; }
+}
+pip_install --upgrade pip
+pip_install -e ".[test]"
 if [ -x scripts/install-servers.sh ] || [ -f scripts/install-servers.sh ]; then
     bash scripts/install-servers.sh
 fi

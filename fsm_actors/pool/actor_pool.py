@@ -24,7 +24,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError
 
-from fsm_actors._sync import iterate_sync, run_sync
+from fsm_actors._sync import aiter_any, iterate_sync, run_sync
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class ActorPool:
         await self.wait_ready()
         limit = min(actors or self.size, self.size)
         window = limit * self.max_in_flight * 4
-        source = _aiter(items)
+        source = aiter_any(items)
         exhausted = False
         next_index = 0
         next_yield = 0
@@ -297,13 +297,3 @@ class ActorPool:
             f"ActorPool({self.name!r}, size={self.size}, in_flight={busy}, "
             f"completed={self.stats.completed}, replaced={self.stats.actors_replaced})"
         )
-
-
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if hasattr(items, "__aiter__"):
-        async for item in items:  # type: ignore[union-attr]
-            yield item
-    else:
-        for item in items:  # type: ignore[union-attr]
-            yield item
-
