@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,8 @@ def ensure_ray(
     source = "argument"
     if address is None:
         address, source = _address_from_env()
+    if address and address not in ("local", "auto"):
+        _probe(address, source)
     if address and address.startswith("ray://") and "runtime_env" not in init_kw:
         init_kw["runtime_env"] = {"py_modules": _our_packages()}
     init_kw.setdefault("log_to_driver", True)
@@ -120,6 +123,32 @@ def ensure_ray(
     _info = _describe(started_local=address in (None, "local"), dashboard_url=dashboard)
     log.info("fsm-actors connected to Ray at %s (namespace %s)", _info.address, namespace)
     return _info
+
+
+PROBE_TIMEOUT = 3.0
+
+
+def _probe(address: str, source: str | None) -> None:
+    """Fail in seconds, not minutes, when nothing listens at ``address`` (Ray's own client
+    retries a dead address for a long time)."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise RuntimeConnectError(
+            f"Ray address {address!r} (from {source}) is not host:port; use e.g. "
+            "'auto', '10.0.0.5:6379' or 'ray://10.0.0.5:10001'."
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise RuntimeConnectError(
+            f"Could not connect to Ray at {address!r} (from {source}): nothing answered at "
+            f"{host}:{port} within {PROBE_TIMEOUT:g}s ({exc.strerror or exc}). Check that the "
+            "head node runs (`ray status` there), the port (6379 for the GCS, 10001 for "
+            "ray://), and firewalls; or unset RAY_ADDRESS / FSM_ACTORS_ADDRESS to run on an "
+            "embedded local Ray."
+        ) from None
 
 
 def _describe(started_local: bool, dashboard_url: str | None = None) -> RuntimeInfo:
