@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fsm_actors._sync import aiter_any
+from fsm_actors._wire import pack, unpack
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.worker import ChunkOutcome, FSMWorker
 
@@ -137,7 +138,7 @@ class ActorExecutor:
         """A replacement actor continues the counters of the one that died."""
         actor.restore.remote(self._snapshots[index].as_dict())
 
-    def _account(self, index: int, result: list[dict[str, Any]] | ChunkOutcome) -> None:
+    def _account(self, index: int, result: Any) -> None:
         self._snapshots[index].add(result)
 
     @property
@@ -165,10 +166,19 @@ class ActorExecutor:
         workers: int | None = None,
     ) -> AsyncIterator[Any]:
         pool = self._ensure_pool()
-        name = _checked(method)
         prefix = uuid.uuid4().hex[:8]
+        if _checked(method) == "process_batch":
+            # dict batches travel packed: the GC-paused unpack is 3x cheaper (see _wire)
+            async for _, (_n, _failed, _last, packed) in pool.map(
+                lambda actor, chunk: actor.process_packed.remote(chunk, data_mode, prefix),
+                (pack(chunk) async for chunk in aiter_any(chunks)),
+                actors=workers,
+                on_complete=self._account,
+            ):
+                yield unpack(packed)
+            return
         async for _, result in pool.map(
-            lambda actor, chunk: getattr(actor, name).remote(chunk, data_mode, prefix),
+            lambda actor, chunk: actor.process_chunk.remote(chunk, data_mode, prefix),
             chunks,
             actors=workers,
             on_complete=self._account,
@@ -193,16 +203,16 @@ class _SlotSnapshot:
         self.batches_done = 0
         self.last_state: str | None = None
 
-    def add(self, result: list[dict[str, Any]] | ChunkOutcome) -> None:
+    def add(self, result: tuple[int, int, str | None, bytes] | ChunkOutcome) -> None:
         self.batches_done += 1
         if isinstance(result, ChunkOutcome):
             self.records_done += result.records
             self.records_failed += result.failed
             return
-        self.records_done += len(result)
-        self.records_failed += sum(1 for r in result if not r["success"])
-        if result:
-            self.last_state = result[-1]["final_state"]
+        records, failed, last_state, _ = result
+        self.records_done += records
+        self.records_failed += failed
+        self.last_state = last_state or self.last_state
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -9,6 +9,7 @@ from typing import Any
 import ray
 from ray.util.metrics import Counter, Histogram
 
+from fsm_actors._wire import pack, unpack
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.worker import ChunkOutcome, FSMWorker
 
@@ -68,6 +69,19 @@ class FSMActor:
         if failed:
             self._records.inc(failed, {"outcome": "failure"})
         return results
+
+    def process_packed(
+        self,
+        payload: bytes,
+        data_mode: DataHandlingMode = DataHandlingMode.COPY,
+        execution_id_prefix: str | None = None,
+    ) -> tuple[int, int, str | None, bytes]:
+        """``process_batch`` with records and results as packed bytes (see ``_wire``);
+        returns ``(records, failed, last final state, packed results)``."""
+        results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
+        failed = sum(1 for r in results if not r["success"])
+        last = results[-1]["final_state"] if results else None
+        return len(results), failed, last, pack(results)
 
     def process_chunk(
         self,

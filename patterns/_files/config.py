@@ -1,0 +1,123 @@
+"""The configuration of a file-processing run: enums and the pydantic model."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum, StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class FileFormat(StrEnum):
+    """File formats (values are the lower-case names; ``txt``, ``ndjson`` are accepted too)."""
+
+    JSON = "json"
+    JSONL = "jsonl"
+    CSV = "csv"
+    TSV = "tsv"
+    XML = "xml"
+    PARQUET = "parquet"
+    TEXT = "text"
+    LOG = "log"
+    BINARY = "binary"
+
+
+class ProcessingMode(StrEnum):
+    """STREAM: constant memory, bounded read-ahead. BATCH: chunks of ``chunk_size`` with
+    deeper read-ahead. WHOLE: each file as one in-memory table (small files; callable
+    aggregations that need every record)."""
+
+    STREAM = "stream"
+    BATCH = "batch"
+    WHOLE = "whole"
+
+
+_FORMAT_ALIASES = {"txt": "text", "ndjson": "jsonl", "pq": "parquet", "tab": "tsv"}
+
+
+def _format(value: Any) -> Any:
+    if isinstance(value, str) and not isinstance(value, Enum):
+        name = value.lower().lstrip(".")
+        if name == "auto":
+            return None
+        return _FORMAT_ALIASES.get(name, name)
+    return value
+
+
+def _names(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class FileProcessingConfig(BaseModel):
+    """What to read, what to do to each record, and where to write it.
+
+    ``input_path``: a file, a directory (its files, recursively), a glob, or a list of those.
+    ``output_path``: a file (every input joined in order), a directory (one output per input,
+    or partitions with ``partition_by``), or ``None`` (count and aggregate only). Formats are
+    detected from extensions and, failing that, content; ``compression`` (gzip/zstd; for
+    Parquet the page codec) applies to the output, input compression is detected.
+    ``chunk_size`` counts records (default 65,536; WHOLE: the whole file); ``workers`` (alias
+    ``parallel_chunks``) is the number of worker actors (default: the cluster's CPUs, fewer
+    for small inputs). ``error_threshold``: a count (>= 1) or a share (< 1) of rejected
+    records past which the run stops; ``None`` never stops. ``checkpoint_id`` makes the run
+    resumable after a crash.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+
+    input_path: str | list[str]
+    output_path: str | None = None
+    format: FileFormat | None = None
+    output_format: FileFormat | None = None
+    mode: ProcessingMode = ProcessingMode.STREAM
+    chunk_size: int | None = Field(default=None, ge=1)
+    workers: int | None = Field(default=None, ge=1)
+    parallel_chunks: int | None = Field(default=None, ge=1)
+    encoding: str = "utf-8"
+    compression: str | None = None
+    validation_schema: Any = None
+    transformations: list[Any] | None = None
+    filters: list[Any] | None = None
+    aggregations: dict[str, Any] | None = None
+    group_by: list[str] | None = None
+    partition_by: list[str] | None = None
+    json_config: dict[str, Any] = Field(default_factory=dict)
+    log_config: dict[str, Any] = Field(default_factory=dict)
+    csv_delimiter: str | None = None
+    csv_has_header: bool = True
+    skip_empty_lines: bool = True
+    text_field_name: str = "text"
+    xml_record_element: str | None = None
+    xml_root_element: str = "records"
+    error_file: str | None = None
+    error_threshold: float | None = Field(default=None, gt=0)
+    checkpoint_id: str | None = None
+    checkpoint_dir: str | None = None
+
+    @field_validator("input_path", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [os.fspath(v) for v in value]
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("output_path", "error_file", "checkpoint_dir", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("format", "output_format", mode="before")
+    @classmethod
+    def _format_alias(cls, value: Any) -> Any:
+        return _format(value)
+
+    @field_validator("group_by", "partition_by", mode="before")
+    @classmethod
+    def _name_list(cls, value: Any) -> Any:
+        return _names(value)
+
+    @property
+    def worker_count(self) -> int | None:
+        """``workers``, else ``parallel_chunks``, else ``None`` (automatic)."""
+        return self.workers or self.parallel_chunks

@@ -1,0 +1,227 @@
+"""Transformations, filters and validation over one batch (plain core, no Ray).
+
+A step is record-level (a callable on a dict) or batch-level (a ``Vectorized`` callable on a
+``pyarrow.Table``, a callable whose first parameter is annotated as a Table/RecordBatch, a
+pyarrow compute ``Expression`` as a filter, or ``{column: Expression}`` as a transformation).
+Consecutive record-level steps run fused over one ``to_pylist()`` of the batch. Order:
+validation, then filters, then transformations (the order dataknobs-fsm documents).
+
+Record-level contract: a filter returns truthy to keep the record; a transformation returns
+the new record, or ``None`` to keep the (possibly mutated) record. A record whose step raises
+is rejected with the exception as reason; the others go on. A batch-level step that raises
+rejects its whole batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import compress
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fsm_actors.io import RowError, records_to_table
+from fsm_actors.io.json_encode import json_default
+
+_RAW_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class Vectorized:
+    """Marks ``fn`` as batch-level: it takes a ``pyarrow.Table`` and returns a Table or
+    RecordBatch (a transformation), or a Table or boolean mask (a filter)."""
+
+    fn: Callable[[pa.Table], Any]
+
+    def __call__(self, table: pa.Table) -> Any:
+        return self.fn(table)
+
+
+def vectorized(fn: Callable[[pa.Table], Any]) -> Vectorized:
+    """Decorator form of ``Vectorized``."""
+    return Vectorized(fn)
+
+
+def is_batch_level(step: Any) -> bool:
+    """Whether ``step`` works on whole tables rather than single records."""
+    if isinstance(step, Vectorized | pc.Expression | dict):
+        return True
+    try:
+        params = list(inspect.signature(step).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if not params:
+        return False
+    note = params[0].annotation
+    names = ("Table", "RecordBatch", "pa.Table", "pa.RecordBatch", "pyarrow.Table")
+    return note in (pa.Table, pa.RecordBatch) or (isinstance(note, str) and note in names)
+
+
+@dataclass
+class BatchResult:
+    """What one batch became: the table to write and the records rejected on the way."""
+
+    table: pa.Table
+    rows_in: int
+    skipped: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def record_text(record: Any) -> str:
+    """A record as JSON text for an error entry, cut to a few KB."""
+    text = json.dumps(record, default=json_default, ensure_ascii=False)
+    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
+
+
+class BatchPipeline:
+    """Applies validation, filters and transformations to tables.
+
+    ``validator`` is a record-level check (see ``make_validator``). Safe to share across
+    batches; not thread-safe (steps may keep state).
+    """
+
+    def __init__(
+        self,
+        filters: Sequence[Any] = (),
+        transformations: Sequence[Any] = (),
+        validator: Callable[[dict], str | None] | None = None,
+    ) -> None:
+        steps: list[tuple[str, Any]] = []
+        if validator is not None:
+            steps.append(("validate", validator))
+        steps += [("filter", f) for f in filters]
+        steps += [("transform", t) for t in transformations]
+        self._stages: list[tuple[bool, list[tuple[str, Any]]]] = []
+        for kind, step in steps:
+            batch = is_batch_level(step)
+            if self._stages and not batch and not self._stages[-1][0]:
+                self._stages[-1][1].append((kind, step))
+            else:
+                self._stages.append((batch, [(kind, step)]))
+
+    @property
+    def empty(self) -> bool:
+        """No step at all: batches pass through unchanged."""
+        return not self._stages
+
+    def apply(self, table: pa.Table, file: str | None, first_record: int) -> BatchResult:
+        """Run every stage over ``table``; ``first_record`` numbers the records in errors
+        (after a batch-level filter the numbers are no longer known and errors carry none)."""
+        result = BatchResult(table, table.num_rows)
+        numbers: list[int | None] = list(range(first_record + 1, first_record + 1 + table.num_rows))
+        for batch_level, steps in self._stages:
+            if result.table.num_rows == 0:
+                break
+            if batch_level:
+                numbers = self._batch_stage(result, *steps[0], file, numbers)
+            else:
+                numbers = self._record_stage(result, steps, file, numbers)
+        return result
+
+    def _batch_stage(self, result, kind, step, file, numbers):
+        table = result.table
+        try:
+            if kind == "filter":
+                out = table.filter(step) if isinstance(step, pc.Expression) else step(table)
+                if not isinstance(out, pa.Table | pa.RecordBatch):
+                    out = table.filter(out)
+                result.skipped += table.num_rows - out.num_rows
+            elif isinstance(step, dict):
+                out = _project(table, step)
+            else:
+                out = step(table)
+        except Exception as exc:  # a user step failed: reject the batch, keep the run
+            name = getattr(step, "__name__", type(step).__name__)
+            reason = f"{kind} {name} failed: {exc!r}"
+            for number, record in zip(numbers, table.to_pylist(), strict=True):
+                result.errors.append(
+                    RowError(file, reason, record_text(record), record=number, stage=kind)
+                )
+            result.table = table.slice(0, 0)
+            return []
+        result.table = out if isinstance(out, pa.Table) else pa.Table.from_batches([out])
+        if result.table.num_rows == len(numbers):
+            return numbers
+        return [None] * result.table.num_rows
+
+    def _record_stage(self, result, steps, file, numbers):
+        try:
+            kept, kept_numbers, skipped = _run_fast(result.table.to_pylist(), numbers, steps)
+        except Exception:  # some record failed: redo the stage on fresh dicts, one by one
+            kept, kept_numbers, skipped = _run_each(
+                result.table.to_pylist(), numbers, steps, file, result.errors
+            )
+        result.skipped += skipped
+        result.table = records_to_table(kept) if kept else result.table.slice(0, 0)
+        return kept_numbers
+
+
+def _run_fast(records: list[dict], numbers: list, steps) -> tuple[list[dict], list, int]:
+    """Whole-list passes per step; any exception sends the stage to ``_run_each``."""
+    skipped = 0
+    for kind, step in steps:
+        if kind == "transform":
+            out = [step(r) for r in records]
+            if not all(type(o) is dict for o in out):
+                out = [r if o is None else _checked(o) for r, o in zip(records, out, strict=True)]
+            records = out
+        elif kind == "validate":
+            if any(step(r) for r in records):
+                raise ValueError("a record is invalid")
+        else:
+            keep = [bool(step(r)) for r in records]
+            if not all(keep):
+                skipped += len(keep) - sum(keep)
+                records = list(compress(records, keep))
+                numbers = list(compress(numbers, keep))
+    return records, numbers, skipped
+
+
+def _checked(out: Any) -> dict:
+    if not isinstance(out, dict):
+        raise TypeError(f"a transformation must return a dict or None, got {type(out).__name__}")
+    return out
+
+
+def _run_each(records, numbers, steps, file, errors) -> tuple[list[dict], list, int]:
+    kept: list[dict] = []
+    kept_numbers: list = []
+    skipped = 0
+    for number, record in zip(numbers, records, strict=True):
+        current = record
+        kind = steps[0][0]
+        try:
+            for kind, step in steps:
+                if kind == "transform":
+                    out = step(current)
+                    current = current if out is None else _checked(out)
+                elif kind == "filter":
+                    if not step(current):
+                        skipped += 1
+                        break
+                else:
+                    reason = step(current)
+                    if reason:
+                        raise ValueError(reason)
+            else:
+                kept.append(current)
+                kept_numbers.append(number)
+        except Exception as exc:  # bad record or failing user code: reject this record
+            errors.append(
+                RowError(
+                    file, f"{kind} failed: {exc!r}", record_text(record), record=number, stage=kind
+                )
+            )
+    return kept, kept_numbers, skipped
+
+
+def _project(table: pa.Table, columns: dict[str, Any]) -> pa.Table:
+    import pyarrow.dataset as ds
+
+    projection = {name: pc.field(name) for name in table.column_names}
+    projection.update(columns)
+    return ds.dataset(table).to_table(columns=projection)
