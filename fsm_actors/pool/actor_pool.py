@@ -59,6 +59,7 @@ class _Pending:
     index: int
     item: Any
     attempts: int
+    seq: int = 0
 
 
 @dataclass
@@ -115,14 +116,21 @@ class ActorPool:
         """The live actor handles, by slot index."""
         return [slot.actor for slot in self._slots]
 
-    async def wait_ready(self) -> None:
-        """Wait until every actor is placed and constructed; raise ``PoolError`` if not."""
+    async def wait_ready(self, *, placement_only: bool = False) -> None:
+        """Wait until every actor is placed and constructed; raise ``PoolError`` if not.
+
+        ``placement_only``: only a placement timeout is an error; an actor that died is left
+        to the replacement logic of ``map``.
+        """
         if self._ready:
             return
         refs = [slot.actor.__ray_ready__.remote() for slot in self._slots]
         try:
             await asyncio.wait_for(
-                asyncio.gather(*(asyncio.wrap_future(r.future()) for r in refs)),
+                asyncio.gather(
+                    *(asyncio.wrap_future(r.future()) for r in refs),
+                    return_exceptions=placement_only,
+                ),
                 self.ready_timeout,
             )
         except TimeoutError:
@@ -187,7 +195,29 @@ class ActorPool:
         """
         if self._closed:
             raise PoolError(f"ActorPool {self.name!r} is shut down")
-        await self.wait_ready()
+        # Work goes out at once (Ray queues it on actors still starting), so reading overlaps
+        # actor start-up; readiness is watched alongside and fails the map if it fails.
+        ready: asyncio.Future | None = (
+            None
+            if self._ready
+            else asyncio.ensure_future(self.wait_ready(placement_only=True))
+        )
+        try:
+            async for pair in self._map(call, items, ordered, actors, on_complete, ready):
+                yield pair
+        finally:
+            if ready is not None and not ready.done():
+                ready.cancel()
+
+    async def _map(
+        self,
+        call: Call,
+        items: Iterable[Any] | AsyncIterable[Any],
+        ordered: bool,
+        actors: int | None,
+        on_complete: Callable[[int, Any], None] | None,
+        ready: asyncio.Future | None,
+    ) -> AsyncIterator[tuple[int, Any]]:
         limit = min(actors or self.size, self.size)
         window = limit * self.max_in_flight * 4
         source = aiter_any(items)
@@ -197,6 +227,9 @@ class ActorPool:
         retries: deque[tuple[int, Any, int]] = deque()
         pending: dict[asyncio.Future, _Pending] = {}
         done_results: dict[int, Any] = {}
+        seq = 0
+        # (slot, generation) of a dead actor -> seq of the call it was running when it died
+        suspects: dict[tuple[int, int], int] = {}
 
         while True:
             while True:
@@ -218,13 +251,21 @@ class ActorPool:
                 ref = call(slot.actor, item)
                 fut = asyncio.wrap_future(ref.future())
                 slot.in_flight += 1
-                pending[fut] = _Pending(slot, slot.generation, index, item, attempts)
+                seq += 1
+                pending[fut] = _Pending(slot, slot.generation, index, item, attempts, seq)
                 self.stats.submitted += 1
             if not pending:
                 if exhausted and not retries:
                     break
                 break
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future] = set(pending)
+            if ready is not None:
+                waiting.add(ready)
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if ready is not None and ready in done:
+                done.discard(ready)
+                ready.result()  # raises PoolError when the actors cannot be placed
+                ready = None
             for fut in done:
                 p = pending.pop(fut)
                 if p.slot.generation == p.generation:
@@ -232,13 +273,27 @@ class ActorPool:
                 try:
                     result = fut.result()
                 except RayActorError as exc:
+                    key = (p.slot.index, p.generation)
+                    if key not in suspects:
+                        # a sync actor runs calls in submission order: the oldest call still
+                        # in flight was running when it died; the rest only queued behind it
+                        suspects[key] = min(
+                            [p.seq]
+                            + [q.seq for q in pending.values()
+                               if (q.slot.index, q.generation) == key]
+                        )
                     self._replace(p.slot, p.generation)
+                    if p.seq != suspects[key]:
+                        self.stats.resubmitted += 1
+                        retries.append((p.index, p.item, p.attempts))
+                        continue
                     if p.attempts >= self.max_item_retries:
                         raise PoolError(
                             f"ActorPool {self.name!r}: item {p.index} was sent to "
-                            f"{p.attempts + 1} actors and each died ({exc.__class__.__name__}). "
-                            "The item itself probably crashes the worker process "
-                            "(memory, a native crash or os._exit); inspect that input."
+                            f"{p.attempts + 1} actors and each died. If the actors fail to "
+                            "start, the reason is below; otherwise the item itself probably "
+                            "crashes the worker process (memory, a native crash or os._exit). "
+                            f"Last death: {str(exc)[:2000]}"
                         ) from exc
                     self.stats.resubmitted += 1
                     retries.append((p.index, p.item, p.attempts + 1))

@@ -103,3 +103,40 @@ def test_unordered_map_yields_every_item_once(ray_session):
         assert out == {i: [2 * i] for i in range(30)}
     finally:
         pool.shutdown()
+
+
+def test_actors_that_cannot_be_placed_fail_with_a_message(ray_session):
+    def make(index: int, generation: int):
+        opts = runtime.actor_options("worker", name=pool_actor_name("test/huge", index, generation))
+        return Echo.options(**{**opts, "num_cpus": 64}).remote()
+
+    pool = ActorPool(make, 1, ready_timeout=2)
+    try:
+        with pytest.raises(PoolError, match="not placed within 2s"):
+            list(pool.map_sync(lambda a, b: a.work.remote(b), [[1], [2]]))
+    finally:
+        pool.shutdown()
+
+
+@ray.remote
+class BrokenAtStart:
+    """Test actor whose constructor fails."""
+
+    def __init__(self) -> None:
+        raise ValueError("cannot open the model file")
+
+    def work(self, batch: list[int]) -> list[int]:
+        return batch
+
+
+def test_actor_constructor_errors_are_reported(ray_session):
+    def make(index: int, generation: int):
+        name = pool_actor_name("test/broken", index, generation)
+        return BrokenAtStart.options(**runtime.actor_options("worker", name=name)).remote()
+
+    pool = ActorPool(make, 1, max_item_retries=1)
+    try:
+        with pytest.raises(PoolError, match="cannot open the model file"):
+            list(pool.map_sync(lambda a, b: a.work.remote(b), [[1]]))
+    finally:
+        pool.shutdown()
