@@ -23,8 +23,13 @@ class PeakRSS:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> int:
+        """Summed RSS now; 0 once the root process is gone."""
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return 0
         total = 0
-        for proc in [self.root, *self.root.children(recursive=True)]:
+        for proc in procs:
             try:
                 total += proc.memory_info().rss
             except psutil.Error:

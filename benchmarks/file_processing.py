@@ -30,17 +30,17 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import PeakRSS  # noqa: E402
+from _peer import peer_python  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".bench"
-PEER_VENV = BENCH / "peer-venv"
 RAYDATA_DEPS = BENCH / "raydata-deps"
-PY312 = "/root/.pyenv/versions/3.12.1/bin/python3.12"
 
 
 def transform(r: dict) -> dict:
@@ -219,58 +219,14 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[dict | None, int, 
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
     )
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(proc.pid)
-        while not done.is_set():
-            total = 0
-            try:
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            peak = max(peak, total)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    out, err = proc.communicate()
-    done.set()
-    thread.join()
+    with PeakRSS(pid=proc.pid) as rss:
+        out, err = proc.communicate()
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    return (json.loads(lines[-1]) if lines and proc.returncode == 0 else None), peak, err[-600:]
+    return (json.loads(lines[-1]) if lines and proc.returncode == 0 else None), rss.peak, err[-600:]
 
 
 def ensure_peer() -> str | None:
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        if not Path(PY312).exists():
-            return "python3.12 not found"
-        subprocess.run([PY312, "-m", "venv", str(PEER_VENV)], check=True)
-    check = subprocess.run([str(python), "-c", "import dataknobs_fsm"], capture_output=True)
-    if check.returncode != 0:
-        install = subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "dataknobs-fsm[http]==0.5.0",
-                "dataknobs-data[sqlite]==0.11.0",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if install.returncode != 0:
-            return f"pip install failed: {install.stderr[-300:]}"
-    return None
+    return None if peer_python() is not None else "dataknobs-fsm 0.5.0 could not be set up"
 
 
 def ensure_ray_data() -> str | None:
@@ -365,7 +321,7 @@ def main() -> None:
         script.write_text(PEER_SCRIPT)
         timing, peak, err = measure(
             [
-                str(PEER_VENV / "bin" / "python"),
+                str(peer_python()),
                 str(script),
                 str(subset),
                 str(work / "out-peer.json"),
