@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
+from fsm_actors.engine import BatchLeases, DataHandlingMode, Machine, compile_machine
 from fsm_actors.io import records_to_table
 
 
@@ -52,11 +52,13 @@ class FSMWorker:
     ) -> None:
         self.machine: Machine = compile_machine(config, dict(custom_functions or {}))
         self.resources = resources
+        self._batch_leases = BatchLeases(resources) if resources is not None else None
         self.label = label or self.machine.name
         self.owns_inputs = owns_inputs
         self.records_done = 0
         self.records_failed = 0
         self.batches_done = 0
+        self.batches_started = 0
         self.last_state: str | None = None
         self.running: str | None = None
 
@@ -90,13 +92,24 @@ class FSMWorker:
     ) -> list[dict[str, Any]]:
         """Many records in one call; results in input order, failures as ``success: False``."""
         self.running = f"batch of {len(records)}"
+        self.batches_started += 1
         try:
-            results = self.machine.run_batch(
-                records,
-                data_mode=self._top_mode(data_mode),
-                resources=self.resources,
-                execution_id_prefix=execution_id_prefix,
-            )
+            if self._batch_leases is None:
+                results = self.machine.run_batch(
+                    records,
+                    data_mode=self._top_mode(data_mode),
+                    execution_id_prefix=execution_id_prefix,
+                )
+            else:
+                # one lease per resource for the whole batch (see BatchLeases)
+                owner = f"batch_{self.label}_{execution_id_prefix}_{self.batches_started}"
+                with self._batch_leases.batch(owner) as leases:
+                    results = self.machine.run_batch(
+                        records,
+                        data_mode=self._top_mode(data_mode),
+                        resources=leases,
+                        execution_id_prefix=execution_id_prefix,
+                    )
         finally:
             self.running = None
         self._count(results)

@@ -8,7 +8,7 @@ from fsm_actors.config.models import DataHandlingMode
 from fsm_actors.engine.context import ExecutionResult, FunctionContext, FunctionType
 from fsm_actors.engine.data_modes import copier_for, fast_copy
 from fsm_actors.engine.machine import Machine, compile_machine
-from fsm_actors.engine.resources import ResourceBinder
+from fsm_actors.engine.resources import BatchLeases, ResourceBinder
 
 __all__ = [
     "DataHandlingMode",
@@ -16,6 +16,7 @@ __all__ = [
     "FunctionContext",
     "FunctionType",
     "Machine",
+    "BatchLeases",
     "ResourceBinder",
     "compile_machine",
     "copier_for",

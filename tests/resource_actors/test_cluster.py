@@ -262,3 +262,34 @@ def test_simple_fsm_states_get_their_resources(uid, tmp_path, local):
         from resource_actors.remote import RemoteBroker
 
         assert name not in RemoteBroker().names()  # closing the FSM ends its registration
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_process_batch_leases_each_resource_once_per_batch(uid, tmp_path, local):
+    from fsm_actors import SimpleFSM
+    from resource_actors.manager import ResourceManager
+
+    name = f"batchdb{uid}"
+    config = {"name": f"batchres{uid}",
+              "states": [{"name": "start", "is_start": True},
+                         {"name": "lookup", "resources": [name], "functions": {"transform": "lookup"}},
+                         {"name": "end", "is_end": True}],
+              "arcs": [{"from": "start", "to": "lookup"}, {"from": "lookup", "to": "end"}]}
+
+    def lookup(data, context):
+        return {**data, "n": context.resources[name].query("SELECT 7 AS n")[0]["n"]}
+
+    fsm = SimpleFSM(config, resources={name: {"backend": "sqlite", "database": str(tmp_path / "b.db")}},
+                    custom_functions={"lookup": lookup}, local=local, actors=2)
+    try:
+        out = fsm.process_batch([{"x": i} for i in range(200)], batch_size=50)
+        assert [r["data"]["n"] for r in out] == [7] * 200
+        assert all(r["success"] for r in out)
+        manager = fsm.async_fsm._binder.manager
+        metrics = manager.get_metrics(name)[name]
+        assert metrics.total_acquisitions == 4  # 200 records in 4 batches, not 200 leases
+        assert manager.get_resource_owners(name) == set()
+    finally:
+        fsm.close()
+    if not local:
+        assert name not in ResourceManager().resource_names()
