@@ -30,7 +30,8 @@ class AsyncSimpleFSM:
     """Run an FSM config over records, batches and streams.
 
     ``config`` is a dict, a YAML/JSON path or a loaded ``FSMConfig``; it is validated and
-    compiled here, so a bad config fails at construction with its key path. ``resources``
+    compiled here, so a bad config fails at construction with its key path. ``data_mode``
+    defaults to the config's ``data_mode``, else COPY. ``resources``
     maps resource names to providers or provider dicts, registered with the resource
     manager for states that declare them. ``local=True`` runs in this process without Ray;
     otherwise ``actors`` FSM actors (default: the cluster's CPU count) on the Ray cluster
@@ -40,7 +41,7 @@ class AsyncSimpleFSM:
     def __init__(
         self,
         config: ConfigSource,
-        data_mode: DataHandlingMode | str = DataHandlingMode.COPY,
+        data_mode: DataHandlingMode | str | None = None,
         resources: Mapping[str, Any] | None = None,
         custom_functions: Mapping[str, Callable[..., Any]] | None = None,
         *,
@@ -53,7 +54,9 @@ class AsyncSimpleFSM:
         self._config: FSMConfig = config if isinstance(config, FSMConfig) else load_config(config)
         self._functions = dict(custom_functions or {})
         self._machine: Machine = compile_machine(self._config, self._functions)
-        self._data_mode = DataHandlingMode(data_mode)
+        self._data_mode = DataHandlingMode(
+            data_mode or self._config.default_data_mode or DataHandlingMode.COPY
+        )
         self._local = local
         self._resource_spec = None
         self._resource_names: list[str] = []

@@ -26,7 +26,7 @@ class SimpleFSM:
     def __init__(
         self,
         config: ConfigSource,
-        data_mode: DataHandlingMode | str = DataHandlingMode.COPY,
+        data_mode: DataHandlingMode | str | None = None,
         resources: Mapping[str, Any] | None = None,
         custom_functions: Mapping[str, Callable[..., Any]] | None = None,
         **kwargs: Any,

@@ -158,3 +158,21 @@ def test_functions_from_a_driver_only_module_reach_the_actors(ray_session, tmp_p
 
     with SimpleFSM(ROUTER, custom_functions={"double": driver_only_funcs.shift}, actors=1) as fsm:
         assert fsm.process({"x": 1})["data"] == {"x": 6}
+
+
+def test_data_mode_comes_from_the_config_unless_given():
+    config = {
+        "name": "modes", "data_mode": "direct",
+        "states": [{"name": "a", "is_start": True,
+                    "transforms": ["lambda data, ctx: data.update(seen=True)"]},
+                   {"name": "b", "is_end": True}],
+        "arcs": [{"from": "a", "to": "b"}],
+    }
+    mine = {"x": 1}
+    with SimpleFSM(config, local=True) as fsm:  # DIRECT from the config: works in place
+        assert fsm.process(mine)["data"] == {"x": 1, "seen": True}
+    assert mine == {"x": 1, "seen": True}
+    untouched = {"x": 1}
+    with SimpleFSM(config, data_mode="copy", local=True) as fsm:
+        assert fsm.process(untouched)["data"] == {"x": 1, "seen": True}
+    assert untouched == {"x": 1}
