@@ -237,11 +237,11 @@ def test_binder_is_all_or_nothing(manager, uid, tmp_path):
     assert manager.get_resource_owners(names[0]) == set()
 
 
-@pytest.mark.parametrize("local", [True, False])
-def test_simple_fsm_states_get_their_resources(uid, tmp_path, local):
+def _lookup_fsm(name: str, db: str, local: bool):
+    """A SimpleFSM whose middle state queries the SQLite resource ``name``."""
     from fsm_actors import SimpleFSM
-    name = f"fsmdb{uid}"
-    config = {"name": f"res{uid}",
+
+    config = {"name": f"fsm-{name}",
               "states": [{"name": "start", "is_start": True},
                          {"name": "lookup", "resources": [name], "functions": {"transform": "lookup"}},
                          {"name": "end", "is_end": True}],
@@ -250,8 +250,14 @@ def test_simple_fsm_states_get_their_resources(uid, tmp_path, local):
     def lookup(data, context):
         return {**data, "n": context.resources[name].query("SELECT 7 AS n")[0]["n"]}
 
-    fsm = SimpleFSM(config, resources={name: {"backend": "sqlite", "database": str(tmp_path / "f.db")}},
-                           custom_functions={"lookup": lookup}, local=local)
+    return SimpleFSM(config, resources={name: {"backend": "sqlite", "database": db}},
+                     custom_functions={"lookup": lookup}, local=local, actors=2)
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_simple_fsm_states_get_their_resources(uid, tmp_path, local):
+    name = f"fsmdb{uid}"
+    fsm = _lookup_fsm(name, str(tmp_path / "f.db"), local)
     try:
         result = fsm.process({"x": 1})
         assert result["success"], result
@@ -266,21 +272,10 @@ def test_simple_fsm_states_get_their_resources(uid, tmp_path, local):
 
 @pytest.mark.parametrize("local", [True, False])
 def test_process_batch_leases_each_resource_once_per_batch(uid, tmp_path, local):
-    from fsm_actors import SimpleFSM
     from resource_actors.manager import ResourceManager
 
     name = f"batchdb{uid}"
-    config = {"name": f"batchres{uid}",
-              "states": [{"name": "start", "is_start": True},
-                         {"name": "lookup", "resources": [name], "functions": {"transform": "lookup"}},
-                         {"name": "end", "is_end": True}],
-              "arcs": [{"from": "start", "to": "lookup"}, {"from": "lookup", "to": "end"}]}
-
-    def lookup(data, context):
-        return {**data, "n": context.resources[name].query("SELECT 7 AS n")[0]["n"]}
-
-    fsm = SimpleFSM(config, resources={name: {"backend": "sqlite", "database": str(tmp_path / "b.db")}},
-                    custom_functions={"lookup": lookup}, local=local, actors=2)
+    fsm = _lookup_fsm(name, str(tmp_path / "b.db"), local)
     try:
         out = fsm.process_batch([{"x": i} for i in range(200)], batch_size=50)
         assert [r["data"]["n"] for r in out] == [7] * 200
