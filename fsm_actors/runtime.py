@@ -89,6 +89,7 @@ def ensure_ray(
         address, source = _address_from_env()
     if address and address not in ("local", "auto"):
         _probe(address, source)
+        _token_auth_for_this_machine(address)
     if address and address.startswith("ray://") and "runtime_env" not in init_kw:
         init_kw["runtime_env"] = {"py_modules": _our_packages()}
     init_kw.setdefault("log_to_driver", True)
@@ -116,6 +117,7 @@ def ensure_ray(
             "Check that the cluster is running (`ray status`), that the address is "
             "host:port of the head node (or ray://host:10001 for Ray Client), or unset "
             "RAY_ADDRESS / FSM_ACTORS_ADDRESS to run on an embedded local Ray."
+            + (_AUTH_HINT if address not in (None, "local") else "")
         ) from exc
     dashboard = getattr(ctx, "dashboard_url", None) or None
     if dashboard and not dashboard.startswith("http"):
@@ -123,6 +125,33 @@ def ensure_ray(
     _info = _describe(started_local=address in (None, "local"), dashboard_url=dashboard)
     log.info("fsm-actors connected to Ray at %s (namespace %s)", _info.address, namespace)
     return _info
+
+
+_AUTH_HINT = (
+    " If the cluster uses token authentication (Ray's default), set RAY_AUTH_MODE=token and "
+    "give this machine the cluster's token (~/.ray/auth_token, or RAY_AUTH_TOKEN)."
+)
+
+
+def _token_auth_for_this_machine(address: str) -> None:
+    """Use this machine's Ray token for a cluster on this machine.
+
+    Ray enables token auth by itself only for clusters it finds on its own; for an explicit
+    address it never sends the local token, since that address may be someone else's
+    cluster. A head on this machine shares the token file, so sending it there is safe.
+    """
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    if host not in {"127.0.0.1", "localhost", "::1", ray.util.get_node_ip_address()}:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token auth needs nothing here
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 PROBE_TIMEOUT = 3.0
