@@ -94,6 +94,11 @@ class AsyncSimpleFSM:
     def name(self) -> str:
         return self._machine.name
 
+    @property
+    def runtime_info(self) -> Any:
+        """The Ray connection (``runtime.RuntimeInfo``) the actors run on; None when local."""
+        return getattr(self._executor, "runtime_info", None)
+
     def get_states(self) -> list[str]:
         """State names in declaration order."""
         return list(self._machine.state_names)

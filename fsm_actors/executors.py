@@ -106,6 +106,11 @@ class ActorExecutor:
         self._actor_options = dict(actor_options or {})
         self._pool = None
         self._base_name: str | None = None
+        from fsm_actors import runtime
+
+        # connect now, on the caller's thread: ray.init from the bridge thread cannot install
+        # its signal handlers
+        self.runtime_info = runtime.ensure_ray(address)
 
     def _ensure_pool(self):
         if self._pool is not None:

@@ -44,6 +44,11 @@ class SimpleFSM:
         return self._async.name
 
     @property
+    def runtime_info(self) -> Any:
+        """The Ray connection the actors run on; None when local."""
+        return self._async.runtime_info
+
+    @property
     def async_fsm(self) -> AsyncSimpleFSM:
         """The async implementation this object drives."""
         return self._async

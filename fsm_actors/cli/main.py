@@ -103,6 +103,11 @@ def run(
                         address=address)
     except FSMError as exc:
         raise click.ClickException(f"{config}: {exc}") from exc
+    info = fsm.runtime_info
+    if info is not None:
+        where = "embedded local Ray" if info.started_local else f"Ray cluster at {info.address}"
+        dashboard = f", dashboard {info.dashboard_url}" if info.dashboard_url else ""
+        click.echo(f"running {fsm.name!r} on the {where}{dashboard}", err=True)
     with fsm, stream_progress_bar(enabled=not no_progress, label="records") as on_progress:
         result = fsm.process_stream(str(input_path), output_path, chunk_size=chunk_size,
                                     on_progress=on_progress)

@@ -72,4 +72,6 @@ def test_run_on_actors_matches_local(ray_session, tmp_path):
         )
         assert result.exit_code == 0, result.output
         outs.append(out.read_text())
+        if extra[0] == "--actors":  # says where it runs, for finding the actors in the dashboard
+            assert "running 'orders' on the embedded local Ray" in result.output
     assert outs[0] == outs[1]
