@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 .PHONY: setup demo test lint bench clean
 
 $(PY):
-	bash scripts/setup.sh
+	bash scripts/setup.sh --no-servers
 
 setup:
 	bash scripts/setup.sh
