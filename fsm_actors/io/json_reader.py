@@ -18,11 +18,11 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.json as pajson
 
+from fsm_actors.io.blocks import BLOCK_BYTES, line_blocks
 from fsm_actors.io.chunks import Piece
 from fsm_actors.io.convert import compatible_runs, records_to_table
 from fsm_actors.io.errors import RowError, raw_text
 
-BLOCK_BYTES = 4 << 20
 MAX_ELEMENT_CHARS = 64 << 20
 _RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -34,30 +34,14 @@ def read_jsonl_pieces(
     """Pieces of a JSON Lines stream (one object per line; blank lines are ignored)."""
     utf8 = codecs.lookup(encoding).name == "utf-8"
     schema: pa.Schema | None = None
-    line = 1
-    rest = b""
-    with stream:
-        while True:
-            data = stream.read(BLOCK_BYTES)
-            block = rest + data
-            if data:
-                cut = block.rfind(b"\n") + 1
-                if cut == 0:
-                    rest = block
-                    continue
-                block, rest = block[:cut], block[cut:]
+    for block, line in line_blocks(stream):
+        if block.strip():
+            table = _fast_block(block if utf8 else _transcode(block, encoding), schema)
+            if table is not None:
+                schema = table.schema
+                yield Piece(table)
             else:
-                rest = b""
-            if block.strip():
-                table = _fast_block(block if utf8 else _transcode(block, encoding), schema)
-                if table is not None:
-                    schema = table.schema
-                    yield Piece(table)
-                else:
-                    yield from _slow_block(block, name, encoding, line)
-            line += block.count(b"\n")
-            if not data:
-                return
+                yield from _slow_block(block, name, encoding, line)
 
 
 def _transcode(block: bytes, encoding: str) -> bytes | None:

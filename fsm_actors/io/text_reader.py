@@ -15,10 +15,9 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fsm_actors.io.blocks import line_blocks
 from fsm_actors.io.chunks import Piece
 from fsm_actors.io.errors import RowError, raw_text
-
-BLOCK_BYTES = 4 << 20
 
 
 def read_text_pieces(
@@ -31,26 +30,13 @@ def read_text_pieces(
     patterns: Sequence[str] = (),
 ) -> Iterator[Piece]:
     """Pieces with a ``text_field_name`` column (plus the patterns' named groups)."""
-    line = 1
-    rest = b""
-    with stream:
-        while True:
-            data = stream.read(BLOCK_BYTES)
-            block = rest + data
-            if data:
-                cut = block.rfind(b"\n") + 1
-                block, rest = block[:cut], block[cut:]
-                if not block:
-                    continue
-            lines, errors = _decode_lines(block, name, encoding, line, skip_empty_lines)
-            line += block.count(b"\n")
-            if lines:
-                column = pa.array(lines, pa.string())
-                yield Piece(split_log_lines(column, patterns, text_field_name), errors)
-            elif errors:
-                yield Piece(None, errors)
-            if not data:
-                return
+    for block, line in line_blocks(stream):
+        lines, errors = _decode_lines(block, name, encoding, line, skip_empty_lines)
+        if lines:
+            column = pa.array(lines, pa.string())
+            yield Piece(split_log_lines(column, patterns, text_field_name), errors)
+        elif errors:
+            yield Piece(None, errors)
 
 
 def _decode_lines(

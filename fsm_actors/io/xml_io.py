@@ -20,11 +20,11 @@ from xml.sax.saxutils import escape
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fsm_actors.io.blocks import BLOCK_BYTES
 from fsm_actors.io.chunks import Piece
 from fsm_actors.io.convert import records_to_table
 from fsm_actors.io.errors import RowError, raw_text
 
-BLOCK_BYTES = 4 << 20
 _TAG = re.compile(r"<([A-Za-z_][\w.:-]*)")
 _PROLOG = re.compile(r"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>", re.S)
 _SURROGATE = re.compile("[\udc80-\udcff]")
