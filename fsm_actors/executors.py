@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
 from fsm_actors._sync import aiter_any
 from fsm_actors._wire import pack, unpack
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.worker import ChunkOutcome, FSMWorker
+from fsm_actors.worker import ChunkOutcome, FSMWorker, WorkerCounters
 
 #: Worker methods a chunk may be mapped onto.
 CHUNK_METHODS = frozenset({"process_batch", "process_chunk"})
@@ -133,7 +134,7 @@ class ActorExecutor:
                 config_ref, self._functions, name, self._resource_spec
             )
 
-        self._snapshots = [_SlotSnapshot() for _ in range(size)]
+        self._snapshots = [WorkerCounters() for _ in range(size)]
         self._pool = ActorPool(
             make, size, max_in_flight=self._max_in_flight, name=base, on_replace=self._restore
         )
@@ -141,10 +142,14 @@ class ActorExecutor:
 
     def _restore(self, index: int, actor: Any) -> None:
         """A replacement actor continues the counters of the one that died."""
-        actor.restore.remote(self._snapshots[index].as_dict())
+        actor.restore.remote(asdict(self._snapshots[index]))
 
     def _account(self, index: int, result: Any) -> None:
-        self._snapshots[index].add(result)
+        """Keep the driver's copy of slot ``index``'s counters (the actor's die with it)."""
+        if isinstance(result, ChunkOutcome):
+            self._snapshots[index].add(result.records, result.failed, None)
+        else:
+            self._snapshots[index].add(*result[:3])
 
     @property
     def pool(self):
@@ -197,30 +202,6 @@ class ActorExecutor:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-
-class _SlotSnapshot:
-    """The driver's copy of one slot's counters (the actor's own die with it)."""
-
-    def __init__(self) -> None:
-        self.records_done = 0
-        self.records_failed = 0
-        self.batches_done = 0
-        self.last_state: str | None = None
-
-    def add(self, result: tuple[int, int, str | None, bytes] | ChunkOutcome) -> None:
-        self.batches_done += 1
-        if isinstance(result, ChunkOutcome):
-            self.records_done += result.records
-            self.records_failed += result.failed
-            return
-        records, failed, last_state, _ = result
-        self.records_done += records
-        self.records_failed += failed
-        self.last_state = last_state or self.last_state
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
 
 
 _OWN_PACKAGES = frozenset({"fsm_actors", "resource_actors", "patterns"})

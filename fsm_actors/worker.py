@@ -7,13 +7,37 @@ Not thread-safe; an actor runs one call at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from fsm_actors.engine import BatchLeases, DataHandlingMode, Machine, compile_machine
 from fsm_actors.io import records_to_table
+
+
+@dataclass
+class WorkerCounters:
+    """What an FSM worker has run; also its snapshot, and the driver's copy of it."""
+
+    records_done: int = 0
+    records_failed: int = 0
+    batches_done: int = 0
+    last_state: str | None = None
+
+    def add(self, records: int, failed: int, last_state: str | None, batch: bool = True) -> None:
+        self.records_done += records
+        self.records_failed += failed
+        self.batches_done += batch
+        if last_state is not None:
+            self.last_state = last_state
+
+
+def batch_summary(results: list[dict[str, Any]]) -> tuple[int, int, str | None]:
+    """``(records, failed, last final state)`` of a list of run results."""
+    failed = sum(1 for r in results if not r["success"])
+    return len(results), failed, results[-1]["final_state"] if results else None
 
 
 @dataclass
@@ -55,11 +79,8 @@ class FSMWorker:
         self._batch_leases = BatchLeases(resources) if resources is not None else None
         self.label = label or self.machine.name
         self.owns_inputs = owns_inputs
-        self.records_done = 0
-        self.records_failed = 0
-        self.batches_done = 0
+        self.counters = WorkerCounters()
         self.batches_started = 0
-        self.last_state: str | None = None
         self.running: str | None = None
 
     def process(
@@ -75,13 +96,13 @@ class FSMWorker:
             result = self.machine.run(
                 record,
                 initial_state=initial_state,
-                data_mode=self._top_mode(data_mode),
+                data_mode=self._top_mode(data_mode, self.owns_inputs),
                 execution_id=execution_id,
                 resources=self.resources,
             )
         finally:
             self.running = None
-        self._count([result])
+        self.counters.add(*batch_summary([result]), batch=False)
         return result
 
     def process_batch(
@@ -91,30 +112,7 @@ class FSMWorker:
         execution_id_prefix: str | None = None,
     ) -> list[dict[str, Any]]:
         """Many records in one call; results in input order, failures as ``success: False``."""
-        self.running = f"batch of {len(records)}"
-        self.batches_started += 1
-        try:
-            if self._batch_leases is None:
-                results = self.machine.run_batch(
-                    records,
-                    data_mode=self._top_mode(data_mode),
-                    execution_id_prefix=execution_id_prefix,
-                )
-            else:
-                # one lease per resource for the whole batch (see BatchLeases)
-                owner = f"batch_{self.label}_{execution_id_prefix}_{self.batches_started}"
-                with self._batch_leases.batch(owner) as leases:
-                    results = self.machine.run_batch(
-                        records,
-                        data_mode=self._top_mode(data_mode),
-                        resources=leases,
-                        execution_id_prefix=execution_id_prefix,
-                    )
-        finally:
-            self.running = None
-        self._count(results)
-        self.batches_done += 1
-        return results
+        return self._run_batch(records, data_mode, execution_id_prefix, self.owns_inputs)
 
     def process_chunk(
         self,
@@ -126,11 +124,12 @@ class FSMWorker:
 
         Arrow in and out keeps the driver's cost per record near zero (no pickled dicts).
         """
-        records = chunk if isinstance(chunk, list) else chunk.to_pylist()
-        mode = data_mode
-        if not isinstance(chunk, list):  # dicts made here from Arrow belong to nobody else
-            mode = DataHandlingMode.DIRECT if data_mode is DataHandlingMode.COPY else data_mode
-        results = self.process_batch(records, mode, execution_id_prefix)
+        from_arrow = not isinstance(chunk, list)
+        records = chunk.to_pylist() if from_arrow else chunk
+        # dicts made here from Arrow belong to nobody else
+        results = self._run_batch(
+            records, data_mode, execution_id_prefix, self.owns_inputs or from_arrow
+        )
         emitted: list[dict[str, Any]] = []
         excluded: dict[str, int] = {}
         failures: list[dict[str, Any]] = []
@@ -150,36 +149,50 @@ class FSMWorker:
             failures=failures,
         )
 
-    def _top_mode(self, mode: DataHandlingMode) -> DataHandlingMode:
-        if self.owns_inputs and DataHandlingMode(mode) is DataHandlingMode.COPY:
+    def _run_batch(
+        self,
+        records: list[dict[str, Any]],
+        data_mode: DataHandlingMode,
+        execution_id_prefix: str | None,
+        private: bool,
+    ) -> list[dict[str, Any]]:
+        self.running = f"batch of {len(records)}"
+        self.batches_started += 1
+        # with resources: one lease per resource for the whole batch (see BatchLeases)
+        owner = f"batch_{self.label}_{execution_id_prefix}_{self.batches_started}"
+        leasing = self._batch_leases.batch(owner) if self._batch_leases else nullcontext(None)
+        try:
+            with leasing as leases:
+                results = self.machine.run_batch(
+                    records,
+                    data_mode=self._top_mode(data_mode, private),
+                    resources=leases,
+                    execution_id_prefix=execution_id_prefix,
+                )
+        finally:
+            self.running = None
+        self.counters.add(*batch_summary(results))
+        return results
+
+    @staticmethod
+    def _top_mode(mode: DataHandlingMode, private: bool) -> DataHandlingMode:
+        """COPY protects the caller's records; records nobody else holds need no copy."""
+        if private and DataHandlingMode(mode) is DataHandlingMode.COPY:
             return DataHandlingMode.DIRECT
         return mode
 
-    def _count(self, results: list[dict[str, Any]]) -> None:
-        self.records_done += len(results)
-        self.records_failed += sum(1 for r in results if not r["success"])
-        if results:
-            self.last_state = results[-1]["final_state"]
-
     def snapshot(self) -> dict[str, Any]:
         """Counters to restore into a replacement worker."""
-        return {
-            "records_done": self.records_done,
-            "records_failed": self.records_failed,
-            "batches_done": self.batches_done,
-            "last_state": self.last_state,
-        }
+        return asdict(self.counters)
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
         """Continue from a snapshot taken from a previous worker."""
-        self.records_done = int(snapshot.get("records_done", 0))
-        self.records_failed = int(snapshot.get("records_failed", 0))
-        self.batches_done = int(snapshot.get("batches_done", 0))
-        self.last_state = snapshot.get("last_state")
+        self.counters = WorkerCounters(**snapshot)
 
     def describe(self) -> str:
-        state = self.running or f"idle, last final state {self.last_state!r}"
+        c = self.counters
+        state = self.running or f"idle, last final state {c.last_state!r}"
         return (
-            f"{self.label}: {self.records_done} records ({self.records_failed} failed), "
-            f"{self.batches_done} batches, {state}"
+            f"{self.label}: {c.records_done} records ({c.records_failed} failed), "
+            f"{c.batches_done} batches, {state}"
         )

@@ -11,7 +11,7 @@ from ray.util.metrics import Counter, Histogram
 
 from fsm_actors._wire import pack, unpack
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.worker import ChunkOutcome, FSMWorker
+from fsm_actors.worker import ChunkOutcome, FSMWorker, batch_summary
 
 
 @ray.remote
@@ -79,9 +79,7 @@ class FSMActor:
         """``process_batch`` with records and results as packed bytes (see ``_wire``);
         returns ``(records, failed, last final state, packed results)``."""
         results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
-        failed = sum(1 for r in results if not r["success"])
-        last = results[-1]["final_state"] if results else None
-        return len(results), failed, last, pack(results)
+        return (*batch_summary(results), pack(results))
 
     def process_chunk(
         self,
