@@ -1,25 +1,12 @@
-# The two commands of the README: `make demo` and `make test`.
-VENV := .venv
-PY := $(VENV)/bin/python
+# Shortcuts for the README's two commands (scripts/demo.sh, scripts/test.sh) and the benchmark.
+.PHONY: demo test bench
 
-.PHONY: setup demo test lint bench clean
+demo:
+	bash scripts/demo.sh
 
-$(PY):
+test:
+	bash scripts/test.sh
+
+bench:
 	bash scripts/setup.sh --no-servers
-
-setup:
-	bash scripts/setup.sh
-
-demo: $(PY)
-	$(PY) examples/make_orders.py --rows 200000 --out examples/data/orders.csv
-	$(VENV)/bin/fsm-actors run examples/orders_fsm.yaml --input examples/data/orders.csv --output out/orders.jsonl
-
-test: setup
-	$(VENV)/bin/ruff check fsm_actors resource_actors patterns tests benchmarks examples
-	$(VENV)/bin/python -m pytest -q
-
-bench: $(PY)
-	$(PY) benchmarks/fsm_batch.py
-
-clean:
-	rm -rf out .pytest_cache
+	.venv/bin/python benchmarks/fsm_batch.py

@@ -7,18 +7,25 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class BatchProgress:
+class Timed:
+    """Base of progress records: ``start_time`` (keyword-only) and ``elapsed``."""
+
+    start_time: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since ``start_time``."""
+        return time.time() - self.start_time
+
+
+@dataclass
+class BatchProgress(Timed):
     """Progress of ``process_batch``: records done so far out of ``total``."""
 
     total: int
     completed: int = 0
     succeeded: int = 0
     failed: int = 0
-    start_time: float = field(default_factory=time.time)
-
-    @property
-    def elapsed(self) -> float:
-        return time.time() - self.start_time
 
     @property
     def rate(self) -> float:
@@ -27,7 +34,7 @@ class BatchProgress:
 
 
 @dataclass
-class StreamProgress:
+class StreamProgress(Timed):
     """Progress of ``process_stream``; ``total`` is unknown (None) for iterators."""
 
     chunks_processed: int = 0
@@ -36,8 +43,3 @@ class StreamProgress:
     errors: int = 0
     excluded_by_state: dict[str, int] = field(default_factory=dict)
     bytes_processed: int = 0
-    start_time: float = field(default_factory=time.time)
-
-    @property
-    def elapsed(self) -> float:
-        return time.time() - self.start_time

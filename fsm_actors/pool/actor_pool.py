@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -70,7 +70,6 @@ class PoolStats:
     completed: int = 0
     resubmitted: int = 0
     actors_replaced: int = 0
-    replaced_names: list[str] = field(default_factory=list)
 
 
 class ActorPool:

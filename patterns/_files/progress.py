@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from fsm_actors.progress import Timed
 
 
 @dataclass
-class FileProgress:
+class FileProgress(Timed):
     """Progress handed to ``on_progress`` after every chunk."""
 
     files_total: int
@@ -18,8 +19,3 @@ class FileProgress:
     records_written: int = 0
     skipped: int = 0
     errors: int = 0
-    start_time: float = field(default_factory=time.time)
-
-    @property
-    def elapsed(self) -> float:
-        return time.time() - self.start_time

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: installs everything the tests need, then lints and runs the
+# whole suite. Needs only Python >= 3.11 (and apt-get with root or sudo for the servers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check fsm_actors resource_actors patterns tests benchmarks examples
+.venv/bin/python -m pytest -q "$@"
