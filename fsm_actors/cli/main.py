@@ -140,7 +140,7 @@ def validate(config: Path, function_modules: tuple[str, ...]) -> None:
         click.echo(f"{config}: valid pipeline file")
         return
     try:
-        machine = compile_machine(config, _load_functions(function_modules))
+        machine = compile_machine(spec, _load_functions(function_modules))
     except FSMError as exc:
         click.echo(f"{config}: {exc}", err=True)
         sys.exit(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,24 +27,23 @@ def _unavailable(exc: ServerUnavailable) -> None:
     pytest.skip(f"{exc} (run scripts/install-servers.sh)")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[DatabaseServer]:
+def _serve(start: Callable[[], DatabaseServer]) -> Iterator[DatabaseServer]:
     try:
-        server = start_postgres()
+        server = start()
     except ServerUnavailable as exc:
         _unavailable(exc)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[DatabaseServer]:
+    yield from _serve(start_postgres)
 
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[DatabaseServer]:
-    try:
-        server = start_mariadb()
-    except ServerUnavailable as exc:
-        _unavailable(exc)
-    yield server
-    server.stop()
+    yield from _serve(start_mariadb)
 
 
 @pytest.fixture(scope="session")
