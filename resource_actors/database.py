@@ -16,6 +16,7 @@ unlike ``sqlite:///:memory:`` it is shared by all of the adapter's connections.
 
 from __future__ import annotations
 
+import decimal
 import logging
 import os
 import shutil
@@ -58,6 +59,14 @@ def normalize_backend(backend: str) -> str:
             f"unknown database backend {backend!r}; use one of: postgresql, mysql, mariadb, "
             "sqlite, memory", None, "configure")
     return BACKENDS[key]
+
+
+def _sqlite_accepts_decimal() -> None:
+    """Let ``sqlite3`` take ``Decimal`` parameters (it refuses them by default), as text: exact,
+    and converted by the column's affinity (NUMERIC/REAL/INTEGER columns store a number)."""
+    import sqlite3
+
+    sqlite3.register_adapter(decimal.Decimal, str)
 
 
 class DatabaseResourceAdapter(BaseResourceProvider):
@@ -163,6 +172,7 @@ class DatabaseResourceAdapter(BaseResourceProvider):
         if self.backend in ("postgresql", "mysql"):
             connect_args["connect_timeout"] = max(1, int(self.connect_timeout))
         else:
+            _sqlite_accepts_decimal()
             connect_args.update(check_same_thread=False, timeout=30)
             if self.backend == "memory":
                 shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -195,7 +205,8 @@ class DatabaseResourceAdapter(BaseResourceProvider):
                 "reachable and that the user, password and database name are right."),
                 self.name, "acquire") from None
         self.status = ResourceStatus.ACTIVE
-        return DatabaseConnection(self.name, self.backend, conn, self.scrub)
+        return DatabaseConnection(self.name, self.backend, conn, self.scrub,
+                                  reader=lambda: self.engine().connect())
 
     def release(self, resource: Any) -> None:
         """Close a connection from ``acquire``."""

@@ -134,8 +134,18 @@ class FileSystemSession:
 
     def create_temp(self, suffix: str = "", prefix: str = "fsm_", content: str | bytes | None = None,
                     directory: bool = False) -> str:
-        """Create a temp file (or directory) in the temp dir; returns its absolute path."""
+        """Create a temp file (or directory) in the temp dir; returns its absolute path.
+
+        ``prefix`` and ``suffix`` are parts of a file name: one holding a path separator or
+        ``..`` (which could place the file outside the temp dir) is refused.
+        """
         self._check_open("create_temp")
+        for label, part in (("prefix", prefix), ("suffix", suffix)):
+            if "/" in part or (os.altsep and os.altsep in part) or os.sep in part or ".." in part:
+                raise ResourceError(
+                    f"create_temp refused: {label} {part!r} holds a path separator or '..'; "
+                    f"give a plain file-name part (the file goes in {self.temp_dir!r})",
+                    self.resource_name, "create_temp")
         self._temp.mkdir(parents=True, exist_ok=True)
         if directory:
             path = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=self._temp))

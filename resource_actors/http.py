@@ -3,9 +3,12 @@
 ``acquire()`` returns an ``HTTPClient`` whose ``get``/``post``/``put``/``patch``/``delete``
 return an ``HTTPResponse`` (``.status``, ``.json()``, ``.text``). The one implementation is
 async (``arequest``) and runs on the adapter's private event-loop thread, shared by its
-clients; the sync methods wait for it. 5xx answers, timeouts and connection errors are
-retried ``retry_count`` times with exponential backoff (``RetryPolicy``, a pure decision);
-4xx answers are returned at once. A request that still fails raises ``ResourceError``.
+clients; the sync methods wait for it. 5xx/429 answers, timeouts and connection errors
+are retried ``retry_count`` times with exponential backoff (``RetryPolicy``, a pure decision)
+for idempotent methods (a POST or PATCH is retried only when nothing was sent, or when the
+adapter's ``retry_methods`` or the request's ``idempotent=True`` says so); 4xx answers are
+returned at once. A request that still fails (no answer, or a 5xx/429 after the retries)
+raises ``ResourceError``.
 Header values that carry credentials never appear in ``repr``, logs or errors.
 """
 
@@ -13,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import socket
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,26 +29,43 @@ import aiohttp
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus, redact
 from resource_actors.errors import ResourceError
 
+#: Methods a retry cannot apply twice (RFC 9110 idempotent methods).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When to retry an HTTP attempt, and after how long. No I/O."""
+    """When to retry an HTTP attempt, and after how long. No I/O.
+
+    Only ``methods`` are retried after a timeout, a dropped connection or a retryable status
+    (the request may have been applied); a connection that could not be made at all is
+    retried for every method (nothing was sent).
+    """
 
     retry_count: int = 3
     backoff: float = 0.25
     max_backoff: float = 8.0
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    methods: frozenset[str] = IDEMPOTENT_METHODS
 
-    def delay(self, attempt: int, status: int | None = None, error: BaseException | None = None) -> float | None:
+    def delay(self, attempt: int, status: int | None = None, error: BaseException | None = None,
+              method: str = "GET") -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to stop.
 
-        ``attempt`` counts from 0; a ``status`` outside ``retry_statuses`` (and no error) stops.
+        ``attempt`` counts from 0; a ``status`` outside ``retry_statuses`` (and no error)
+        stops, and so does a ``method`` outside ``methods`` unless the connection failed.
         """
         if attempt >= self.retry_count:
             return None
         if error is None and status not in self.retry_statuses:
             return None
+        if method.upper() not in self.methods and not isinstance(error, aiohttp.ClientConnectorError):
+            return None
         return min(self.max_backoff, self.backoff * (2 ** attempt))
+
+    def gives_up_on(self, status: int) -> bool:
+        """True when ``status`` is one this policy would retry: still failing, it is an error."""
+        return status in self.retry_statuses
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,10 @@ class HTTPClient:
         url = self.url(path)
         headers = {**adapter.headers, **(kw.pop("headers", None) or {})}
         policy: RetryPolicy = kw.pop("retry", None) or adapter.retry
+        idempotent = kw.pop("idempotent", None)
+        if idempotent is not None:  # the caller knows this endpoint: retry it, or never
+            methods = policy.methods | {method} if idempotent else policy.methods - {method}
+            policy = replace(policy, methods=frozenset(methods))
         timeout = kw.pop("timeout", None)
         if timeout is not None:
             kw["timeout"] = aiohttp.ClientTimeout(total=timeout)
@@ -151,10 +176,16 @@ class HTTPClient:
                 status: int | None = resp.status
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error, status = exc, None
-            pause = policy.delay(attempt, status, error)
+            pause = policy.delay(attempt, status, error, method)
             if pause is None:
-                if error is None:
+                if error is None and not policy.gives_up_on(result.status):
                     return result
+                if error is None:
+                    raise ResourceError(
+                        f"{method} {safe_url(url)} on resource {adapter.name!r} answered HTTP "
+                        f"{result.status} after {attempt + 1} attempt(s); the service is failing "
+                        "or overloaded: retry later, or raise retry_count", adapter.name,
+                        method.lower()) from None
                 raise ResourceError(
                     f"{method} {safe_url(url)} on resource {adapter.name!r} failed after "
                     f"{attempt + 1} attempt(s): {type(error).__name__}: {error or 'timed out'}",
@@ -164,7 +195,11 @@ class HTTPClient:
 
     async def arequest(self, method: str, path: str, **kw: Any) -> HTTPResponse:
         """Send a request from any event loop (``json=``, ``data=``, ``params=``, ``headers=``,
-        ``timeout=`` seconds per attempt, ``retry=`` a ``RetryPolicy`` for this request)."""
+        ``timeout=`` seconds per attempt, ``retry=`` a ``RetryPolicy`` for this request,
+        ``idempotent=True``/``False`` to retry this request's method or never).
+
+        A 4xx answer is returned; a retryable status (5xx, 429) still failing after the
+        retries, or a request that never got an answer, raises ``ResourceError``."""
         if self.closed:
             raise ResourceError(f"HTTP client of {self._adapter.name!r} is released",
                                 self._adapter.name, "request")
@@ -214,19 +249,25 @@ class HTTPResourceAdapter(BaseResourceProvider):
 
     ``timeout`` is per attempt (seconds); ``retry_count`` (or dataknobs-fsm 0.5's
     ``max_retries``) extra attempts follow a 5xx/429, timeout or connection error, after
-    ``retry_backoff * 2**n`` seconds (at most ``max_backoff``). ``health_path`` is requested
-    by ``health_check``.
+    ``retry_backoff * 2**n`` seconds (at most ``max_backoff``), for the idempotent methods
+    only (``retry_methods`` names others, e.g. ``["GET", "POST"]`` for a service whose POSTs
+    are idempotent). ``health_path`` is requested by ``health_check``; ``validate`` checks
+    that the service accepts a connection, within ``timeout`` (at most 5 s).
     """
 
     def __init__(self, name: str, base_url: str, timeout: float = 30.0,
                  headers: Mapping[str, str] | None = None, retry_count: int | None = None, *,
                  max_retries: int | None = None, retry_backoff: float = 0.25,
-                 max_backoff: float = 8.0, health_path: str = "", **config: Any) -> None:
+                 max_backoff: float = 8.0, health_path: str = "",
+                 retry_methods: Iterable[str] | None = None, **config: Any) -> None:
         retries = retry_count if retry_count is not None else max_retries
         self.base_url = base_url
         self.timeout = float(timeout)
         self.headers = dict(headers or {})
-        self.retry = RetryPolicy(3 if retries is None else retries, retry_backoff, max_backoff)
+        methods = (frozenset(m.upper() for m in retry_methods) if retry_methods is not None
+                   else IDEMPOTENT_METHODS)
+        self.retry = RetryPolicy(3 if retries is None else retries, retry_backoff, max_backoff,
+                                 methods=methods)
         self.health_path = health_path
         super().__init__(name, {"base_url": base_url, "timeout": self.timeout,
                                 "headers": self.headers, "retry_count": self.retry.retry_count,
@@ -269,7 +310,20 @@ class HTTPResourceAdapter(BaseResourceProvider):
             resource.closed = True
 
     def validate(self, resource: Any) -> bool:
-        return isinstance(resource, HTTPClient) and not resource.closed and self.status is not ResourceStatus.CLOSED
+        """True for an unreleased client whose service accepts a TCP connection."""
+        if not isinstance(resource, HTTPClient) or resource.closed:
+            return False
+        return self.status is not ResourceStatus.CLOSED and self._reachable()
+
+    def _reachable(self) -> bool:
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", port),
+                                          timeout=min(self.timeout, 5.0)):
+                return True
+        except OSError:
+            return False
 
     def health_check(self) -> ResourceHealth:
         """HEALTHY below 500 at ``health_path``, DEGRADED on 5xx, UNHEALTHY when unreachable."""
@@ -277,7 +331,7 @@ class HTTPResourceAdapter(BaseResourceProvider):
             return ResourceHealth.UNHEALTHY
         try:
             status = HTTPClient(self).get(self.health_path, timeout=min(self.timeout, 5.0),
-                                          retry=RetryPolicy(0)).status
+                                          retry=RetryPolicy(0, retry_statuses=frozenset())).status
         except ResourceError:
             self.metrics.record_health_check(False)
             return ResourceHealth.UNHEALTHY

@@ -45,7 +45,7 @@ def rows_to_tuples(rows: Rows, columns: Sequence[str] | None) -> tuple[list[str]
         return list(columns or []), []
     first = rows[0]
     if isinstance(first, Mapping):
-        names = list(columns or first.keys())
+        names = list(columns) if columns is not None else _union_of_keys(rows)
         if len(names) == 1:
             key = names[0]
             return names, [(r.get(key),) for r in rows]
@@ -59,10 +59,56 @@ def rows_to_tuples(rows: Rows, columns: Sequence[str] | None) -> tuple[list[str]
     return list(columns), [tuple(r) for r in rows]
 
 
-def record_batch(names: list[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
-    """An Arrow record batch from row tuples (types inferred per column)."""
+def _union_of_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every key of any row, in order of first appearance (rows lacking one insert NULL)."""
+    first = rows[0]
+    width = len(first)
+    if all(len(r) == width for r in rows) and all(r.keys() == first.keys() for r in rows):
+        return list(first.keys())
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def record_batch(names: list[str], rows: Sequence[Sequence[Any]],
+                 types: Sequence[pa.DataType | None] | None = None) -> pa.RecordBatch:
+    """An Arrow record batch from row tuples; a column whose type is None is inferred."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return pa.RecordBatch.from_arrays([pa.array(list(col)) for col in columns], names=names)
+    kinds = types or [None] * len(names)
+    arrays = []
+    for col, kind in zip(columns, kinds, strict=True):
+        values = list(col)
+        if kind is not None and pa.types.is_string(kind):
+            values = [v if v is None or isinstance(v, str) else str(v) for v in values]
+        arrays.append(pa.array(values, type=kind))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+#: PostgreSQL type OIDs -> Arrow types (see ``arrow_types``).
+_PG_TYPES: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
+    700: pa.float32(), 701: pa.float64(), 25: pa.string(), 1043: pa.string(),
+    1042: pa.string(), 19: pa.string(), 2950: pa.string(), 17: pa.binary(),
+    1082: pa.date32(), 1083: pa.time64("us"), 1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"), 1186: pa.duration("us"),
+}
+_PG_NUMERIC = 1700
+
+
+def arrow_types(description: Sequence[Any] | None) -> list[pa.DataType | None]:
+    """Arrow types of a PostgreSQL result's columns from its cursor description (None:
+    infer). ``numeric(p,s)`` -> ``decimal128(p, s)`` (``decimal256`` past 38 digits)."""
+    out: list[pa.DataType | None] = []
+    for col in description or ():
+        code = getattr(col, "type_code", None)
+        if code == _PG_NUMERIC:
+            precision, scale = getattr(col, "precision", None), getattr(col, "scale", None)
+            if precision:
+                maker = pa.decimal128 if precision <= 38 else pa.decimal256
+                out.append(maker(precision, scale or 0))
+            else:
+                out.append(pa.string())
+        else:
+            out.append(_PG_TYPES.get(code) if isinstance(code, int) else None)
+    return out
 
 
 class DatabaseConnection:
@@ -71,11 +117,13 @@ class DatabaseConnection:
     handle_kind = "database"
 
     def __init__(self, resource_name: str, backend: str, connection: Connection,
-                 scrub: Callable[[str], str]) -> None:
+                 scrub: Callable[[str], str],
+                 reader: Callable[[], Connection] | None = None) -> None:
         self.resource_name = resource_name
         self.backend = backend
         self._conn = connection
         self._scrub = scrub
+        self._reader = reader
         self._tx: Any = None
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -86,7 +134,15 @@ class DatabaseConnection:
             self.resource_name, operation,
         )
 
+    def _check_open(self, operation: str) -> None:
+        if self._conn.closed:
+            raise ResourceError(
+                f"{operation} on resource {self.resource_name!r} refused: this connection was "
+                "closed because its lease ended (released, expired or reclaimed); acquire the "
+                "resource again and use the new connection", self.resource_name, operation)
+
     def _run(self, operation: str, work: Callable[[], T]) -> T:
+        self._check_open(operation)
         conn = self._conn
         try:
             if self._tx is not None:
@@ -166,23 +222,42 @@ class DatabaseConnection:
 
     def read_batches(self, sql: str, params: Mapping[str, Any] | None = None,
                      batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
-        """Stream a query's rows as Arrow record batches of up to ``batch_size`` rows."""
-        conn = self._conn
+        """Stream a query's rows as Arrow record batches of up to ``batch_size`` rows.
+
+        Outside an explicit transaction, PostgreSQL and MySQL stream from a connection of
+        their own, so calls made on this connection between batches (``insert_batch`` of
+        each batch elsewhere, which commits) do not close the server-side cursor. Inside
+        ``begin()``/``transaction()`` the stream reads this connection's transaction.
+        On PostgreSQL the Arrow types come from the columns' declared types, the same for
+        every batch (``numeric(12,2)`` -> ``decimal128(12, 2)``, an all-NULL batch keeps the
+        column's type; unconstrained ``numeric`` -> string, lossless); elsewhere, and for
+        types without a mapping, they are inferred per batch.
+        """
+        self._check_open("read_batches")
         own_tx = self._tx is None
+        separate = own_tx and self._reader is not None and self.backend in ("postgresql", "mysql")
+        try:
+            conn = self._reader() if separate else self._conn
+        except SQLAlchemyError as exc:
+            raise self._error("read_batches", exc) from exc
         try:
             if own_tx and not conn.in_transaction():
                 conn.begin()
             result = conn.execute(text(sql), dict(params or {}), execution_options={
                 "stream_results": True, "yield_per": batch_size})
             names = list(result.keys())
+            types = arrow_types(result.cursor.description) if self.backend == "postgresql" else None
             for part in result.partitions(batch_size):
-                yield record_batch(names, part)
+                yield record_batch(names, part, types)
             if own_tx:
                 conn.commit()
         except SQLAlchemyError as exc:
             if own_tx:
                 conn.rollback()
             raise self._error("read_batches", exc) from exc
+        finally:
+            if separate:
+                conn.close()
 
     def read_table(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """A whole query result as one Arrow table."""
@@ -254,11 +329,19 @@ class DatabaseConnection:
         except ResourceError:
             return False
 
-    def reset(self) -> None:
-        """Roll back whatever is open, ready for the next holder."""
+    def reset(self) -> bool:
+        """Roll back whatever is open, so the next user sees the connection as a fresh lease
+        would; True when something was rolled back.
+
+        The pool calls it between holders; the FSM worker calls it between the records of a
+        batch that share one lease, so one record's open or failed transaction never
+        carries over to the next.
+        """
+        open_tx = self._tx is not None or (not self._conn.closed and self._conn.in_transaction())
         self._tx = None
-        if self._conn.in_transaction():
+        if open_tx:
             self._conn.rollback()
+        return open_tx
 
     @property
     def closed(self) -> bool:

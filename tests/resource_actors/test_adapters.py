@@ -154,7 +154,8 @@ def test_http_get_post_retry_and_errors(http_server):
         response = api.get("/users/1")
         assert response.status == 200 and response.attempts == 3 and http_server.hits == hits + 3
         http_server.fail_next(5, 502)
-        assert api.get("/users/1").status == 502  # retries spent: the last answer comes back
+        with pytest.raises(ResourceError, match="HTTP 502 after 3 attempt"):  # issue 9 item 15
+            api.get("/users/1")  # retries spent on a 5xx: an error, as documented
         http_server.fail_next(0)
         assert api.get("/missing").status == 404
         with pytest.raises(ResourceError, match="failed after 3 attempt"):
