@@ -18,10 +18,15 @@ from fsm_actors.io.detect import (
     normalize_format,
     open_input,
     open_output,
+    output_compression,
     split_extensions,
 )
 from fsm_actors.io.errors import FormatError, MalformedRecordError, RowError
+from fsm_actors.io.fsync import fsync_path
+from fsm_actors.io.join import atomic_write, compress_bytes, concat_parts, join_parts
+from fsm_actors.io.parquet_stitch import stitch_parquet, stitchable
 from fsm_actors.io.readers import ReadOptions, iter_chunks, read_arrow_batches, read_record_batches
+from fsm_actors.io.schema import cast_column, conform, unify_schemas, unify_types
 from fsm_actors.io.writers import ArrowWriter, RecordWriter, document_frame
 
 __all__ = [
@@ -35,17 +40,29 @@ __all__ = [
     "ReadOptions",
     "RecordWriter",
     "RowError",
+    "atomic_write",
+    "cast_column",
+    "compress_bytes",
+    "concat_parts",
+    "conform",
     "detect_compression",
     "detect_format",
     "document_frame",
+    "fsync_path",
     "iter_chunks",
+    "join_parts",
     "normalize_compression",
     "normalize_format",
     "open_input",
     "open_output",
+    "output_compression",
     "read_arrow_batches",
     "read_record_batches",
     "records_to_table",
     "split_extensions",
+    "stitch_parquet",
+    "stitchable",
     "table_to_records",
+    "unify_schemas",
+    "unify_types",
 ]

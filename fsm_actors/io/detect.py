@@ -194,6 +194,32 @@ def _codec(compression: str) -> str:
     return name
 
 
+def output_compression(
+    path: str | os.PathLike, compression: str | None, fmt: str | None = None
+) -> str | None:
+    """The compression to write ``path`` with: ``compression`` if given, else what the name
+    says (``out.jsonl.gz`` -> ``gzip``).
+
+    A name whose compression extension names another codec than ``compression``
+    (``compression="zstd"`` for ``out.jsonl.gz``) raises ``FormatError``: nothing could read
+    the file by its name. Parquet compresses its pages, so its ``compression`` is the page
+    codec and is not checked against the name.
+    """
+    _, named = split_extensions(path)
+    if fmt is not None and normalize_format(fmt) == "parquet":
+        return compression
+    wanted = normalize_compression(compression)
+    if wanted is not None and named is not None and wanted != named:
+        suffix = Path(path).suffix
+        raise FormatError(
+            f"{os.fspath(path)}: compression={compression!r} but the name ends in {suffix!r} "
+            f"({named}); name the output ...{COMPRESSION_EXTENSION[wanted]}, or drop "
+            "compression= to follow the name",
+            os.fspath(path),
+        )
+    return wanted or named
+
+
 def normalize_compression(compression: str | None) -> str | None:
     """``gzip``/``zstd``/``None`` for user spellings (``gz``, ``zst``, enum values)."""
     if compression is None:

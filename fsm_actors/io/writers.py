@@ -22,10 +22,13 @@ from fsm_actors.io.detect import (
     normalize_compression,
     normalize_format,
     open_output,
+    output_compression,
     split_extensions,
 )
 from fsm_actors.io.errors import FormatError
+from fsm_actors.io.fsync import fsync_path
 from fsm_actors.io.json_encode import dumps_value, encode_rows
+from fsm_actors.io.schema import conform
 from fsm_actors.io.xml_io import record_to_xml, xml_epilogue, xml_name, xml_prologue
 
 _JSON_SEPARATOR = b",\n"
@@ -82,8 +85,11 @@ class ArrowWriter:
     """Writes Arrow tables/batches to one file (or binary stream) in ``fmt``.
 
     Not thread-safe. The first write fixes the columns of CSV and the schema of Parquet; later
-    writes are matched to them by column name (a missing column is written empty; a new
-    column raises ``FormatError``). Call ``close`` (or use ``with``) to finish the file.
+    writes are matched to them by column name with ``conform`` (a missing column is written
+    empty; a new column raises ``FormatError``). ``schema`` fixes them before the first write
+    instead (one type per column for the whole file). Call ``close`` (or use ``with``) to
+    finish the file; with ``fsync=True`` a path target is on stable storage when ``close``
+    returns (what a part file needs before a checkpoint vouches for it).
     """
 
     def __init__(
@@ -97,15 +103,20 @@ class ArrowWriter:
         text_field_name: str = "text",
         xml_root: str = "records",
         xml_record: str = "record",
+        schema: pa.Schema | None = None,
+        fsync: bool = False,
     ) -> None:
         self.format = normalize_format(fmt)
         self.compression = normalize_compression(compression)
         self.fragment = fragment
+        self.fsync = fsync
         self.rows_written = 0
         self._delimiter = _delimiter(self.format, csv_delimiter)
         self._text_field = text_field_name
         self._xml_root, self._xml_record = xml_root, xml_name(xml_record)
-        self._schema: pa.Schema | None = None
+        self._schema: pa.Schema | None = schema
+        self._declared = schema is not None
+        self._started = False
         self._parquet: pq.ParquetWriter | None = None
         self._target = target
         if self.format == "parquet":
@@ -120,11 +131,16 @@ class ArrowWriter:
     def write(self, data: pa.Table | pa.RecordBatch) -> None:
         """Append the rows of ``data``."""
         table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
-        if table.num_rows == 0 and self._schema is not None:
+        if table.num_rows == 0 and self._schema is not None and not self._declared:
             return
-        first = self._schema is None
-        if first:
+        first = self.rows_written == 0 and not self._started
+        self._started = True
+        if self._schema is None:
             self._schema = table.schema
+        if self._declared or (self.format == "parquet" and not first):
+            table = self._conform(table, types=True)
+        elif self.format in ("csv", "tsv") and table.column_names != self._schema.names:
+            table = self._conform(table, types=False)
         if self.format == "parquet":
             self._write_parquet(table)
         elif self.format in ("csv", "tsv"):
@@ -140,22 +156,33 @@ class ArrowWriter:
             self._write_text(table)
         self.rows_written += table.num_rows
 
-    def _conform(self, table: pa.Table) -> pa.Table:
+    def _conform(self, table: pa.Table, *, types: bool) -> pa.Table:
+        """``table`` under the fixed columns (and, with ``types``, their types)."""
         assert self._schema is not None
         extra = [n for n in table.column_names if n not in self._schema.names]
         if extra:
             raise FormatError(
                 f"{self._name()}: columns {extra} appear after the {self.format} columns were "
-                f"fixed by the first batch ({self._schema.names}); write every column in the "
-                "first batch or use JSON Lines output",
+                f"fixed ({self._schema.names}); write every column in the first batch, "
+                "declare the schema, or use JSON Lines output",
                 self._name(),
             )
+        if types:
+            try:
+                return conform(table, self._schema)
+            except FormatError as exc:
+                raise FormatError(
+                    f"{self._name()}: a batch does not fit the {self.format} schema fixed by "
+                    f"the first batch or declared: {exc}",
+                    self._name(),
+                ) from exc
+        names = self._schema.names
         return pa.table(
             [
                 table[n] if n in table.column_names else pa.nulls(table.num_rows, f.type)
-                for n, f in zip(self._schema.names, self._schema, strict=True)
+                for n, f in zip(names, self._schema, strict=True)
             ],
-            names=self._schema.names,
+            names=names,
         )
 
     def _write_parquet(self, table: pa.Table) -> None:
@@ -163,21 +190,9 @@ class ArrowWriter:
             self._parquet = pq.ParquetWriter(
                 self._target, table.schema, compression=self.compression or "snappy"
             )
-        elif not table.schema.equals(self._schema):
-            table = self._conform(table)
-            try:
-                table = table.cast(self._schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise FormatError(
-                    f"{self._name()}: a batch does not fit the Parquet schema of the first "
-                    f"batch ({exc}); make the types of every batch agree",
-                    self._name(),
-                ) from exc
         self._parquet.write_table(table)
 
     def _write_csv(self, table: pa.Table, first: bool) -> None:
-        if not first and table.column_names != self._schema.names:
-            table = self._conform(table)
         options = pacsv.WriteOptions(
             include_header=first and not self.fragment, delimiter=self._delimiter
         )
@@ -203,19 +218,37 @@ class ArrowWriter:
         return os.fspath(target) if isinstance(target, str | os.PathLike) else repr(target)
 
     def close(self) -> None:
-        """Finish the document (closing brackets, root tag, Parquet footer) and the file."""
+        """Finish the document (closing brackets, root tag, Parquet footer) and the file
+        (fsynced with ``fsync=True``). A declared schema with no rows still gives the header
+        (CSV) or the columns (Parquet)."""
+        if self._declared and not self._started:
+            self.write(self._schema.empty_table())
         if self.format == "parquet":
             if self._parquet is None:
                 pq.write_table(pa.table({}), self._target)
             else:
                 self._parquet.close()
-            return
-        if not self.fragment and self.format in ("json", "xml"):
-            self._stream.write(document_frame(self.format, xml_root=self._xml_root)[2])
-        if isinstance(self._target, str | os.PathLike):
-            self._stream.close()
         else:
-            self._stream.flush()
+            if not self.fragment and self.format in ("json", "xml"):
+                self._stream.write(document_frame(self.format, xml_root=self._xml_root)[2])
+            if isinstance(self._target, str | os.PathLike):
+                self._stream.close()
+            else:
+                self._stream.flush()
+        if self.fsync:
+            self._sync()
+
+    def _sync(self) -> None:
+        target = self._target
+        if isinstance(target, str | os.PathLike):
+            fsync_path(target)
+            return
+        fileno = getattr(target, "fileno", None)
+        if fileno is not None:
+            try:
+                os.fsync(fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass  # not a file (a pipe, BytesIO): nothing on disk to flush
 
     def __enter__(self) -> ArrowWriter:
         return self
@@ -237,8 +270,9 @@ class RecordWriter:
         compression: str | None = None,
         csv_delimiter: str | None = None,
         text_field_name: str = "text",
+        fsync: bool = False,
     ) -> None:
-        ext_format, ext_compression = split_extensions(path)
+        ext_format, _ = split_extensions(path)
         fmt = format if format not in (None, "auto") else ext_format
         if fmt is None:
             raise FormatError(
@@ -249,9 +283,10 @@ class RecordWriter:
         self._writer = ArrowWriter(
             path,
             fmt,
-            compression=compression or ext_compression,
+            compression=output_compression(path, compression, fmt),
             csv_delimiter=csv_delimiter,
             text_field_name=text_field_name,
+            fsync=fsync,
         )
 
     @property
