@@ -11,10 +11,12 @@ every CPU while the tasks they wait on queue forever (see the project's RAY-NOTE
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -59,12 +61,33 @@ def _address_from_env() -> tuple[str | None, str | None]:
     return None, None
 
 
-def _our_packages() -> list[Any]:
-    import fsm_actors
-    import patterns
-    import resource_actors
+#: The project's packages, shipped to a ``ray://`` cluster as ``py_modules`` directories.
+PROJECT_PACKAGES = ("fsm_actors", "resource_actors", "patterns")
 
-    return [fsm_actors, resource_actors, patterns]
+
+def package_dirs(names: tuple[str, ...] = PROJECT_PACKAGES) -> list[str]:
+    """Directories of the named top-level packages, found without importing them.
+
+    The runtime sits below every package that uses it, so it locates them by path
+    (``importlib.util.find_spec`` of a top-level name executes nothing). Paths, not module
+    objects, go into ``py_modules``: Ray Client pickles the runtime env, and modules do not
+    pickle.
+    """
+    dirs = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeConnectError(f"package {name!r} is not importable here; install fsm-actors")
+        dirs.append(str(Path(list(spec.submodule_search_locations)[0]).resolve()))
+    return dirs
+
+
+def project_runtime_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A runtime env that ships this project's packages as directories (plus ``extra``)."""
+    env: dict[str, Any] = dict(extra or {})
+    env["py_modules"] = [*env.get("py_modules", []), *package_dirs()]
+    env.setdefault("excludes", ["__pycache__", "*.pyc"])
+    return env
 
 
 def ensure_ray(
@@ -89,9 +112,15 @@ def ensure_ray(
         address, source = _address_from_env()
     if address and address not in ("local", "auto"):
         _probe(address, source)
-        _token_auth_for_this_machine(address)
+        use_cluster_auth(address, source)
+    elif address != "local":
+        # Ray finds the latest `ray start` by itself; tell it how that cluster authenticates
+        # (it would send this machine's token to any cluster found so, if a token exists)
+        found = _running_local_cluster()
+        if found:
+            use_cluster_auth(found, "the latest `ray start` on this machine")
     if address and address.startswith("ray://") and "runtime_env" not in init_kw:
-        init_kw["runtime_env"] = {"py_modules": _our_packages()}
+        init_kw["runtime_env"] = project_runtime_env()
     init_kw.setdefault("log_to_driver", True)
     init_kw.setdefault("configure_logging", False)
     try:
@@ -131,27 +160,118 @@ _AUTH_HINT = (
     " If the cluster uses token authentication (Ray's default), set RAY_AUTH_MODE=token and "
     "give this machine the cluster's token (~/.ray/auth_token, or RAY_AUTH_TOKEN)."
 )
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: RAY_AUTH_MODE as it was before ``ensure_ray`` set it for a cluster; restored by shutdown().
+_saved_auth_env: list[str | None] = []
 
 
-def _token_auth_for_this_machine(address: str) -> None:
-    """Use this machine's Ray token for a cluster on this machine.
+def cluster_auth_mode(address: str) -> str | None:
+    """``"token"`` or ``"disabled"``: what the cluster at ``address`` uses; None if unknown.
 
-    Ray enables token auth by itself only for clusters it finds on its own; for an explicit
-    address it never sends the local token, since that address may be someone else's
-    cluster. A head on this machine shares the token file, so sending it there is safe.
+    Asks the GCS (``host:port``) or the Ray Client server (``ray://host:port``) one call
+    without a token: a token-auth cluster answers UNAUTHENTICATED, any other cluster serves it.
     """
-    if os.environ.get("RAY_AUTH_MODE") is not None:
-        return
-    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
-    if host not in {"127.0.0.1", "localhost", "::1", ray.util.get_node_ip_address()}:
-        return
     try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # a Ray without token auth needs nothing here
+        import grpc
+    except ImportError:  # pragma: no cover - grpc ships with ray[default]
+        return None
+    target = address.removeprefix("ray://")
+    with grpc.insecure_channel(target) as channel:
+        try:
+            if address.startswith("ray://"):
+                from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
+
+                ray_client_pb2_grpc.RayletDriverStub(channel).ClusterInfo(
+                    ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING),
+                    timeout=PROBE_TIMEOUT,
+                )
+            else:
+                from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+                gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                    gcs_service_pb2.GetClusterIdRequest(), timeout=PROBE_TIMEOUT
+                )
+        except grpc.RpcError as exc:
+            return "token" if exc.code() == grpc.StatusCode.UNAUTHENTICATED else None
+        except ImportError:  # pragma: no cover - a Ray without these protos
+            return None
+    return "disabled"
+
+
+def _is_this_machine(host: str) -> bool:
+    return host in _LOCAL_HOSTS or host == ray.util.get_node_ip_address()
+
+
+def _has_token() -> bool:
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+    except ImportError:  # pragma: no cover - a Ray without token auth
+        return False
+    loader = AuthenticationTokenLoader.instance()
+    loader.reset_cache()
+    return loader.has_token(ignore_auth_mode=True)
+
+
+def _set_auth_mode(mode: str) -> None:
+    """Make this process (and the processes it starts) speak ``mode`` to Ray."""
+    if os.environ.get("RAY_AUTH_MODE") == mode:
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    if not _saved_auth_env:
+        _saved_auth_env.append(os.environ.get("RAY_AUTH_MODE"))
+    os.environ["RAY_AUTH_MODE"] = mode
+    try:
+        from ray._raylet import Config
+    except ImportError:  # pragma: no cover
+        return
+    Config.initialize("")  # Ray caches the mode in its config; refresh it
+
+
+def use_cluster_auth(address: str, source: str | None = None) -> str | None:
+    """Speak the cluster's authentication mode; returns it (None when it cannot be told).
+
+    A cluster without token auth gets none: a driver that requires tokens makes every actor
+    die before it runs. A token-auth cluster on this machine gets this machine's token (it
+    shares the token file); a remote one only when RAY_AUTH_MODE=token says so, since Ray
+    never sends the local token to an explicit address on its own either.
+    """
+    mode = cluster_auth_mode(address)
+    where = f"{address!r}" + (f" (from {source})" if source and source != "argument" else "")
+    if mode == "disabled":
+        _set_auth_mode("disabled")
+    elif mode == "token":
+        host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+        explicit = os.environ.get("RAY_AUTH_MODE") == "token"
+        if not explicit and not _is_this_machine(host):
+            raise RuntimeConnectError(
+                f"The Ray cluster at {where} uses token authentication. Set RAY_AUTH_MODE=token "
+                "and give this machine that cluster's token: RAY_AUTH_TOKEN=<token>, or the "
+                "file ~/.ray/auth_token (`ray get-auth-token` on the head prints it)."
+            )
+        if not _has_token():
+            raise RuntimeConnectError(
+                f"The Ray cluster at {where} uses token authentication and this machine has no "
+                "token. Set RAY_AUTH_TOKEN=<token> or write it to ~/.ray/auth_token "
+                "(`ray get-auth-token` on the head prints it)."
+            )
+        _set_auth_mode("token")
+    return mode
+
+
+def _running_local_cluster() -> str | None:
+    """The GCS address of the latest ``ray start`` on this machine, if it still answers."""
+    try:
+        from ray._private.services import find_bootstrap_address
+    except ImportError:  # pragma: no cover
+        return None
+    found = find_bootstrap_address(None)
+    if not found:
+        return None
+    host, _, port = found.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return found
+    except (OSError, ValueError):
+        return None
 
 
 PROBE_TIMEOUT = 3.0
@@ -194,6 +314,18 @@ def shutdown() -> None:
     if ray.is_initialized():
         ray.shutdown()
     _info = None
+    if _saved_auth_env:
+        previous = _saved_auth_env.pop()
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except ImportError:  # pragma: no cover
+            pass
 
 
 def namespace() -> str:

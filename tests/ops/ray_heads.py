@@ -1,0 +1,135 @@
+"""Real Ray nodes for tests: ``ray start --head`` / ``--address`` on 127.0.0.1.
+
+Each node gets its own short temp dir (Ray's Unix sockets overflow under pytest's long
+tmp paths) and free ports for everything that has a fixed default (GCS, Ray Client,
+dashboard), so it never meets another Ray on the machine. A node runs with ``--block`` and is
+stopped by terminating that process: ``ray stop`` would stop every Ray on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.servers import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+CLIENT_ENV_DROP = ("RAY_ADDRESS", "FSM_ACTORS_ADDRESS", "RAY_AUTH_MODE")
+
+
+def client_env(**extra: str) -> dict[str, str]:
+    """Environment for a driver subprocess: no inherited Ray address or auth mode."""
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_DROP}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray node exited ({proc.returncode}): {log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"port {port} did not open in {timeout}s: {log.read_text()[-3000:]}")
+
+
+@dataclass
+class RayNode:
+    """A running ``ray start --block`` process; ``stop()`` terminates it and its processes."""
+
+    proc: subprocess.Popen
+    temp_dir: str
+    log: Path
+    port: int = 0
+    client_port: int = 0
+    dashboard_port: int = 0
+    workers: list[RayNode] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def client_address(self) -> str:
+        return f"ray://127.0.0.1:{self.client_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def start_head(
+    *, auth: str = "token", cpus: int = 2, client: bool = False, dashboard: bool = False,
+    log_dir: Path | None = None,
+) -> RayNode:
+    """Start a head on 127.0.0.1 with ``RAY_AUTH_MODE=auth``; returns when its ports answer."""
+    temp_dir = tempfile.mkdtemp(prefix="fa-ray-", dir="/tmp")
+    log = Path(log_dir or temp_dir) / f"head-{auth}.log"
+    node = RayNode(proc=None, temp_dir=temp_dir, log=log, port=free_port())  # type: ignore[arg-type]
+    args = [RAY, "start", "--head", f"--port={node.port}", f"--num-cpus={cpus}", "--block",
+            f"--temp-dir={temp_dir}", "--node-ip-address=127.0.0.1"]
+    if client:
+        node.client_port = free_port()
+        args.append(f"--ray-client-server-port={node.client_port}")
+    else:
+        args.append(f"--ray-client-server-port={free_port()}")
+    if dashboard:
+        node.dashboard_port = free_port()
+        args += ["--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                 f"--dashboard-port={node.dashboard_port}"]
+    else:
+        args.append("--include-dashboard=false")
+    env = client_env(RAY_AUTH_MODE=auth)
+    with open(log, "w") as out:
+        node.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     cwd=REPO)
+    for port in (node.port, node.client_port, node.dashboard_port):
+        if port:
+            _wait_port(port, node.proc, log)
+    return node
+
+
+def start_worker(head: RayNode, *, cpus: int = 1, auth: str = "token") -> RayNode:
+    """Start a worker node that joins ``head`` (its own temp dir); returns once it runs."""
+    temp_dir = tempfile.mkdtemp(prefix="fa-rayw-", dir="/tmp")
+    log = Path(temp_dir) / "worker.log"
+    args = [RAY, "start", f"--address={head.address}", f"--num-cpus={cpus}", "--block",
+            "--node-ip-address=127.0.0.1"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                env=client_env(RAY_AUTH_MODE=auth), cwd=REPO)
+    worker = RayNode(proc=proc, temp_dir=temp_dir, log=log)
+    head.workers.append(worker)
+    return worker
+
+
+def run_driver(code: str, *, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python with the repo importable and no inherited Ray settings."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, env=client_env(**env), cwd=REPO)
