@@ -1,0 +1,170 @@
+"""``CircuitBreaker``: the breaker core driven in this process, or shared by the cluster.
+
+``scope="process"`` holds a ``BreakerCore`` under a lock; with ``auto_half_open`` a timer
+moves an OPEN breaker to HALF_OPEN when its wait ends, so the callback fires on time even
+when no call comes. ``scope="cluster"`` (with a ``name``) keeps the state in the policy actor
+``recovery/<name>/circuit_breaker``: workers decide CLOSED calls locally and report outcomes
+in batches (see ``patterns._recovery.cluster``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
+from patterns._recovery.config import CircuitBreakerConfig, Scope
+from patterns._recovery.errors import CircuitOpenError
+from patterns._recovery.invoke import invoke, invoke_sync
+
+
+def open_error(name: str, state: str, retry_after: float) -> CircuitOpenError:
+    return CircuitOpenError(
+        f"circuit breaker {name!r} is {state}: call not permitted; retry in "
+        f"{retry_after:.3g}s (the service behind it has been failing)",
+        policy=name, state=state, retry_after=retry_after)
+
+
+class LocalBreaker:
+    """The process-scope driver of a ``BreakerCore``. Thread-safe."""
+
+    def __init__(self, config: CircuitBreakerConfig, name: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.clock = clock
+        self.core = BreakerCore(config, name, clock)
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        if config.auto_half_open and clock is time.monotonic:
+            self.core.listeners.append(self._schedule)
+
+    def _schedule(self, old: CircuitBreakerState, new: CircuitBreakerState) -> None:
+        if new is CircuitBreakerState.OPEN:
+            timer = threading.Timer(self.core.config.timeout + 0.001, self._poll)
+            timer.daemon = True
+            self._timer = timer
+            timer.start()
+
+    def _poll(self) -> None:
+        with self._lock:
+            _ = self.core.state
+
+    async def acquire(self) -> str:
+        return self.acquire_now()
+
+    def acquire_now(self) -> str:
+        with self._lock:
+            permit = self.core.try_acquire()
+            if permit is None:
+                raise open_error(self.name, self.core.state.value, self.core.retry_after())
+            return permit
+
+    def record(self, permit: str, error: BaseException | None, duration: float) -> None:
+        with self._lock:
+            self.core.record(permit, self.core.outcome_of(error, duration))
+
+    def state(self) -> CircuitBreakerState:
+        with self._lock:
+            return self.core.state
+
+    def force(self, state: CircuitBreakerState) -> None:
+        with self._lock:
+            self.core.force(state)
+
+    def metrics(self) -> dict[str, Any]:
+        with self._lock:
+            return {**self.core.metrics(), "scope": "process"}
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class CircuitBreaker:
+    """Stops calling a failing service for a while, then probes it (see
+    ``CircuitBreakerConfig``).
+
+    ``await breaker.call(fn, *args)`` / ``breaker.call_sync(fn, *args)`` run ``fn`` if the
+    breaker permits and record the outcome; a refused call raises ``CircuitOpenError`` (with
+    ``retry_after``). For other drivers: ``permit = await breaker.acquire()``, then
+    ``breaker.record(permit, error_or_None, seconds)``. ``scope="cluster"`` needs ``name``.
+    """
+
+    def __init__(self, config: CircuitBreakerConfig | dict[str, Any] | None = None, *,
+                 name: str | None = None, scope: Scope = "process",
+                 clock: Callable[[], float] = time.monotonic, **fields: Any) -> None:
+        if config is None or isinstance(config, dict):
+            config = CircuitBreakerConfig(**{**(config or {}), **fields})
+        elif fields:
+            config = config.model_copy(update=fields)
+        self.config = config
+        self.scope = scope
+        self.name = name or "circuit_breaker"
+        self._clock = clock
+        if scope == "cluster":
+            from patterns._recovery.cluster import ClusterBreaker, require_name
+
+            self._impl: Any = ClusterBreaker(config, require_name(name, "CircuitBreaker"))
+        elif scope == "process":
+            self._impl = LocalBreaker(config, self.name, clock)
+        else:
+            raise ValueError(f"CircuitBreaker scope must be 'process' or 'cluster', got {scope!r}")
+
+    async def acquire(self) -> str:
+        """A permit for one call; raises ``CircuitOpenError`` when refused."""
+        return await self._impl.acquire()
+
+    def record(self, permit: str, error: BaseException | None, duration: float) -> None:
+        """The outcome of the call made with ``permit`` (``error`` None: it succeeded)."""
+        self._impl.record(permit, error, duration)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` through the breaker."""
+        permit = await self._impl.acquire()
+        start = self._clock()
+        try:
+            result = await invoke(fn, args, kwargs)
+        except BaseException as exc:
+            self._impl.record(permit, exc, self._clock() - start)
+            raise
+        self._impl.record(permit, None, self._clock() - start)
+        return result
+
+    def call_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call`` for a sync callable from sync code (process scope)."""
+        if self.scope != "process":
+            from fsm_actors._sync import run_sync
+
+            return run_sync(self.call(fn, *args, **kwargs))
+        permit = self._impl.acquire_now()
+        start = self._clock()
+        try:
+            result = invoke_sync(fn, args, kwargs)
+        except BaseException as exc:
+            self._impl.record(permit, exc, self._clock() - start)
+            raise
+        self._impl.record(permit, None, self._clock() - start)
+        return result
+
+    @property
+    def state(self) -> CircuitBreakerState:
+        """CLOSED, OPEN or HALF_OPEN now (for a cluster breaker: as this process last heard)."""
+        return self._impl.state()
+
+    def force(self, state: CircuitBreakerState | str) -> None:
+        """Move to ``state`` now (e.g. ``"open"`` for maintenance, ``"closed"`` to reset)."""
+        self._impl.force(CircuitBreakerState(state))
+
+    def metrics(self) -> dict[str, Any]:
+        """State, failure and slow-call rates (percent, -1 before ``minimum_calls``), buffered,
+        failed and slow calls, not-permitted calls."""
+        return self._impl.metrics()
+
+    async def close(self) -> None:
+        """Stop timers and send what is still unreported (cluster scope)."""
+        await self._impl.close()
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker({self.name!r}, scope={self.scope})"

@@ -1,0 +1,164 @@
+"""``RateLimiter``: a token bucket for this process, or one shared by the whole cluster.
+
+``scope="process"`` drives a ``TokenBucket`` under a lock; ``scope="cluster"`` (with a
+``name``) takes tokens in small blocks from the policy actor ``recovery/<name>/rate_limiter``,
+so a call costs no actor round trip while its process holds tokens (see
+``patterns._recovery.cluster``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from patterns._recovery.bucket import TokenBucket
+from patterns._recovery.config import RateLimiterConfig, Scope
+from patterns._recovery.errors import RateLimitTimeout
+
+_DEFAULT = object()
+
+
+class LocalLimiter:
+    """The process-scope driver of a ``TokenBucket``. Thread-safe; usable from any loop."""
+
+    def __init__(self, config: RateLimiterConfig, name: str,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.config = config
+        self.name = name
+        self._bucket = TokenBucket(config.per_second, config.capacity, clock)
+        self._lock = threading.Lock()
+        self._sleep = sleep
+        self.waiting = 0
+        self.timed_out = 0
+
+    def _reserve(self, tokens: int, timeout: float | None) -> float:
+        with self._lock:
+            wait = self._bucket.reserve(tokens, timeout)
+            if wait is None:
+                self.timed_out += 1
+                raise _timeout(self.name, tokens, timeout, self._bucket.rate)
+            if wait > 0:
+                self.waiting += 1
+            return wait
+
+    async def acquire(self, tokens: int, timeout: float | None) -> float:
+        wait = self._reserve(tokens, timeout)
+        if wait > 0:
+            try:
+                await self._sleep(wait)
+            except asyncio.CancelledError:
+                with self._lock:
+                    self._bucket.cancel(tokens)
+                raise
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+        return wait
+
+    def acquire_sync(self, tokens: int, timeout: float | None) -> float:
+        wait = self._reserve(tokens, timeout)
+        if wait > 0:
+            try:
+                time.sleep(wait)
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+        return wait
+
+    def try_acquire(self, tokens: int) -> bool:
+        with self._lock:
+            return self._bucket.reserve(tokens, 0.0) is not None
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._bucket.pause(seconds)
+
+    def metrics(self) -> dict[str, Any]:
+        with self._lock:
+            return {"available_tokens": self._bucket.available(), "waiting": self.waiting,
+                    "granted": self._bucket.granted, "timed_out": self.timed_out,
+                    "rate": self._bucket.rate, "burst": self._bucket.capacity,
+                    "scope": "process"}
+
+    async def close(self) -> None:
+        return None
+
+
+def _timeout(name: str, tokens: int, timeout: float | None, rate: float) -> RateLimitTimeout:
+    return RateLimitTimeout(
+        f"rate limiter {name!r}: no {tokens} token(s) within {timeout:g}s at {rate:g}/s; raise "
+        "acquire_timeout, lower the call rate or raise the limit",
+        policy=name, tokens=tokens, timeout=timeout, rate=rate)
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` calls per ``period`` seconds with bursts of ``burst``.
+
+    ``await limiter.acquire()`` waits for a token (at most ``timeout``, default the config's
+    ``acquire_timeout``) and returns the seconds waited, or raises ``RateLimitTimeout``;
+    ``acquire_sync`` is the same for sync code; ``try_acquire`` never waits; ``async with
+    limiter:`` takes one token. ``pause(seconds)`` grants nothing for a while (a 429 with
+    ``Retry-After``). ``scope="cluster"`` needs ``name``: every process using that name shares
+    one limit (Ray required). Thread-safe.
+    """
+
+    def __init__(self, rate: float | None = None, *, burst: int | None = None,
+                 period: float = 1.0, acquire_timeout: float | None = None,
+                 config: RateLimiterConfig | dict[str, Any] | None = None,
+                 name: str | None = None, scope: Scope = "process",
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        if config is None:
+            config = RateLimiterConfig(rate=rate, burst=burst, period=period,
+                                       acquire_timeout=acquire_timeout)
+        elif isinstance(config, dict):
+            config = RateLimiterConfig(**config)
+        self.config = config
+        self.scope = scope
+        self.name = name or "rate_limiter"
+        if scope == "cluster":
+            from patterns._recovery.cluster import ClusterLimiter, require_name
+
+            self._impl: Any = ClusterLimiter(config, require_name(name, "RateLimiter"))
+        elif scope == "process":
+            self._impl = LocalLimiter(config, self.name, clock, sleep)
+        else:
+            raise ValueError(f"RateLimiter scope must be 'process' or 'cluster', got {scope!r}")
+
+    def _timeout(self, timeout: Any) -> float | None:
+        return self.config.acquire_timeout if timeout is _DEFAULT else timeout
+
+    async def acquire(self, tokens: int = 1, timeout: Any = _DEFAULT) -> float:
+        """Wait for ``tokens``; the seconds waited. Raises ``RateLimitTimeout``."""
+        return await self._impl.acquire(tokens, self._timeout(timeout))
+
+    def acquire_sync(self, tokens: int = 1, timeout: Any = _DEFAULT) -> float:
+        """``acquire`` from sync code."""
+        return self._impl.acquire_sync(tokens, self._timeout(timeout))
+
+    def try_acquire(self, tokens: int = 1) -> bool:
+        """Take ``tokens`` if they are there now; never waits."""
+        return self._impl.try_acquire(tokens)
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing new for ``seconds``."""
+        self._impl.pause(seconds)
+
+    def metrics(self) -> dict[str, Any]:
+        """``available_tokens``, ``waiting``, ``granted``, ``timed_out``, ``rate``, ``burst``."""
+        return self._impl.metrics()
+
+    async def __aenter__(self) -> RateLimiter:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return (f"RateLimiter({self.name!r}, rate={self.config.per_second:g}/s, "
+                f"burst={self.config.capacity}, scope={self.scope})")
