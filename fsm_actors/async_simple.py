@@ -122,9 +122,12 @@ class AsyncSimpleFSM:
         initial_state: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Run one record; never raises for record-level failures (``success: False``)."""
+        """Run one record; never raises for record-level failures (``success: False``),
+        a record that is not a mapping included. Past ``timeout`` the result is a failure
+        saying so; the work of that call alone is cancelled (a record already running
+        finishes where it runs, and its result is dropped)."""
         self._check_open()
-        record = _as_dict(data)
+        record = _record(data)
         if initial_state is not None and initial_state not in self._machine.state_names:
             return _failure(record, f"Unknown initial state {initial_state!r}; states: "
                             f"{', '.join(self._machine.state_names)}")
@@ -139,6 +142,7 @@ class AsyncSimpleFSM:
                 "path": [],
                 "success": False,
                 "error": f"FSM execution exceeded timeout of {timeout} seconds",
+                "metadata": {},
             }
 
     async def process_batch(
@@ -149,13 +153,16 @@ class AsyncSimpleFSM:
         on_progress: Callable[[BatchProgress], Any] | None = None,
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Run many records; results in input order, one per record.
+        """Run many records; results in input order, one per record (a record that is not
+        a mapping is a failure of that record only).
 
         ``batch_size`` records go in one actor call (default: sized from the input and the
-        pool); ``max_workers`` caps the actors used. Raises ``TimeoutError`` past ``timeout``.
+        pool); ``max_workers`` caps the actors used. Raises ``TimeoutError`` past
+        ``timeout``; the call's outstanding chunks are cancelled and the FSM stays usable.
+        Concurrent calls on one instance are served together (they share the actors).
         """
         self._check_open()
-        records = [_as_dict(d) for d in data]
+        records = [_record(d) for d in data]
         if not records:
             return []
         workers = max_workers or self._executor.parallelism()
@@ -184,6 +191,11 @@ class AsyncSimpleFSM:
                 f"{progress.completed} of {progress.total} records"
             ) from None
         return out
+
+    def status(self) -> list[dict[str, Any]]:
+        """Live counters of each worker: ``fsm, actor, records, failed, batches, busy``."""
+        self._check_open()
+        return self._executor.status()
 
     async def process_stream(
         self,
@@ -363,7 +375,17 @@ def _as_dict(data: Any) -> dict[str, Any]:
     raise TypeError(f"records must be dicts (or mappings), got {type(data).__name__}")
 
 
-def _failure(record: dict[str, Any], error: str) -> dict[str, Any]:
+def _record(data: Any) -> Any:
+    """A mapping as a dict; anything else as is, for the engine to fail alone."""
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, Mapping):
+        return dict(data)
+    to_dict = getattr(data, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else data
+
+
+def _failure(record: Any, error: str) -> dict[str, Any]:
     return {"final_state": None, "data": record, "path": [], "success": False, "error": error,
             "metadata": {}}
 

@@ -102,3 +102,40 @@ class StateTransitionError(FSMError):
 
 
 FunctionError = StateTransitionError
+
+
+class PoolError(FSMError):
+    """An actor pool could not run its work: actors could not be placed, or an item kept
+    killing the actors it was sent to. ``pool`` names the pool."""
+
+    def __init__(self, message: str = "", pool: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.pool = pool
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {**super()._init_kwargs(), "pool": self.pool}
+
+
+class WorkerError(FSMError):
+    """An FSM actor failed a whole call (not one record): ``fsm`` and ``actor`` name it,
+    ``call`` says what it was running, ``cause_type`` is the original exception's type
+    (the original is chained as ``__cause__`` when it could be shipped)."""
+
+    def __init__(
+        self,
+        message: str = "",
+        fsm: str | None = None,
+        actor: str | None = None,
+        call: str | None = None,
+        cause_type: str | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(message, **context)
+        self.fsm = fsm
+        self.actor = actor
+        self.call = call
+        self.cause_type = cause_type
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {**super()._init_kwargs(), "fsm": self.fsm, "actor": self.actor,
+                "call": self.call, "cause_type": self.cause_type}

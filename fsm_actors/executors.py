@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 from fsm_actors._sync import aiter_any
 from fsm_actors._wire import pack, unpack
 from fsm_actors.engine import DataHandlingMode
+from fsm_actors.errors import WorkerError
 from fsm_actors.worker import ChunkOutcome, FSMWorker, WorkerCounters
 
 #: Worker methods a chunk may be mapped onto.
@@ -45,20 +48,35 @@ class Executor(Protocol):
 
     def parallelism(self) -> int: ...
 
+    def status(self) -> list[dict[str, Any]]: ...
+
     def close(self) -> None: ...
 
 
 class LocalExecutor:
-    """Runs the machine in this process (debugging, tiny inputs). Never imports Ray."""
+    """Runs the machine in this process (debugging, tiny inputs). Never imports Ray.
+
+    The work runs on one private thread, so the caller's event loop stays free: a timeout
+    is honoured while a record runs (the call returns at the timeout; the record it was
+    running finishes on that thread and its result is dropped, and no later chunk of that
+    call starts), concurrent calls are served one after another, and async user functions
+    can be driven by the sync bridge.
+    """
 
     def __init__(self, config: Any, custom_functions: Mapping[str, Callable[..., Any]] | None,
                  resources: Any = None) -> None:
         self.worker = FSMWorker(config, custom_functions, resources=resources)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsm-local")
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.wrap_future(self._thread.submit(fn, *args))
 
     async def process_one(
-        self, record: dict[str, Any], initial_state: str | None, data_mode: DataHandlingMode
+        self, record: Any, initial_state: str | None, data_mode: DataHandlingMode
     ) -> dict[str, Any]:
-        return self.worker.process(record, initial_state, data_mode, uuid.uuid4().hex[:12])
+        return await self._run(
+            self.worker.process, record, initial_state, data_mode, uuid.uuid4().hex[:12]
+        )
 
     async def map(
         self,
@@ -72,18 +90,23 @@ class LocalExecutor:
         n = 0
         async for chunk in aiter_any(chunks):
             n += 1
-            yield run(chunk, data_mode, f"{prefix}-{n}")
-            await asyncio.sleep(0)
+            yield await self._run(run, chunk, data_mode, f"{prefix}-{n}")
 
     def parallelism(self) -> int:
         return 1
 
+    def status(self) -> list[dict[str, Any]]:
+        """The in-process worker's live counters (as ``FSMActor.status``)."""
+        return [self.worker.status()]
+
     def close(self) -> None:
-        """Nothing to free in-process."""
+        """Let the private thread end once its current work is done."""
+        self._thread.shutdown(wait=False)
 
 
 class ActorExecutor:
-    """A pool of ``FSMActor``s named ``fsm/<fsm name>/<index>``, created on first use."""
+    """A pool of ``FSMActor``s named ``fsm/<fsm name>/<index>``, started at construction
+    (placement overlaps the caller's own work before the first batch)."""
 
     def __init__(
         self,
@@ -107,11 +130,13 @@ class ActorExecutor:
         self._actor_options = dict(actor_options or {})
         self._pool = None
         self._base_name: str | None = None
+        self._calls = 0
         from fsm_actors import runtime
 
         # connect now, on the caller's thread: ray.init from the bridge thread cannot install
         # its signal handlers
         self.runtime_info = runtime.ensure_ray(address)
+        self._ensure_pool()
 
     def _ensure_pool(self):
         if self._pool is not None:
@@ -131,7 +156,7 @@ class ActorExecutor:
             name = pool_actor_name(base, index, generation)
             opts = runtime.actor_options("worker", name=name, **self._actor_options)
             return FSMActor.options(**opts).remote(
-                config_ref, self._functions, name, self._resource_spec
+                config_ref, self._functions, name, self._resource_spec, index
             )
 
         self._snapshots = [WorkerCounters() for _ in range(size)]
@@ -153,20 +178,22 @@ class ActorExecutor:
 
     @property
     def pool(self):
-        """The actor pool (created on first access)."""
+        """The actor pool."""
         return self._ensure_pool()
 
     async def process_one(
-        self, record: dict[str, Any], initial_state: str | None, data_mode: DataHandlingMode
+        self, record: Any, initial_state: str | None, data_mode: DataHandlingMode
     ) -> dict[str, Any]:
         pool = self._ensure_pool()
         execution_id = uuid.uuid4().hex[:12]
-        async for _, result in pool.map(
-            lambda actor, rec: actor.process.remote(rec, initial_state, data_mode, execution_id),
-            [record],
-        ):
-            return result
-        raise RuntimeError("actor pool returned no result")  # map yields once per item
+        task = f"{self._fsm_name} record {execution_id}"
+        with self._worker_errors(task):
+            return await pool.call(
+                lambda actor, rec: actor.process.options(name=task).remote(
+                    rec, initial_state, data_mode, execution_id
+                ),
+                record,
+            )
 
     async def map(
         self,
@@ -176,32 +203,77 @@ class ActorExecutor:
         workers: int | None = None,
     ) -> AsyncIterator[Any]:
         pool = self._ensure_pool()
-        prefix = uuid.uuid4().hex[:8]
-        if _checked(method) == "process_batch":
-            # dict batches travel packed: the GC-paused unpack is 3x cheaper (see _wire)
-            async for _, (_n, _failed, _last, packed) in pool.map(
-                lambda actor, chunk: actor.process_packed.remote(chunk, data_mode, prefix),
-                (pack(chunk) async for chunk in aiter_any(chunks)),
-                actors=workers,
-                on_complete=self._account,
+        self._calls += 1
+        prefix = f"{uuid.uuid4().hex[:6]}{self._calls}"
+        fsm = self._fsm_name
+        packed = _checked(method) == "process_batch"
+        # each call is named for the dashboard's task views: "<fsm> chunk 3 rows 512-767"
+        items = _numbered(chunks, pack if packed else None)
+
+        def call(actor: Any, item: tuple[int, int, int, Any]) -> Any:
+            n, first, rows, payload = item
+            remote = actor.process_packed if packed else actor.process_chunk
+            name = f"{fsm} chunk {n} rows {first}-{first + rows - 1}"
+            return remote.options(name=name).remote(payload, data_mode, f"{prefix}-{n}")
+
+        with self._worker_errors(f"{fsm} {method}"):
+            async for _, result in pool.map(
+                call, items, actors=workers, on_complete=self._account
             ):
-                yield unpack(packed)
-            return
-        async for _, result in pool.map(
-            lambda actor, chunk: actor.process_chunk.remote(chunk, data_mode, prefix),
-            chunks,
-            actors=workers,
-            on_complete=self._account,
-        ):
-            yield result
+                # dict batches travel packed: the GC-paused unpack is 3x cheaper (see _wire)
+                yield unpack(result[3]) if packed else result
+
+    @contextmanager
+    def _worker_errors(self, what: str) -> Iterator[None]:
+        """A whole call that failed on an actor arrives as ``WorkerError`` (not Ray's)."""
+        from ray.exceptions import RayTaskError
+
+        try:
+            yield
+        except RayTaskError as exc:
+            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+            raise WorkerError(
+                f"FSM {self._fsm_name!r}: an actor failed while running {what}: "
+                f"{type(cause).__name__}: {cause}. Records are not at fault here; this is "
+                "a bug or a broken environment on the worker (the cause is chained below).",
+                fsm=self._fsm_name,
+                call=what,
+                cause_type=type(cause).__name__,
+            ) from cause
 
     def parallelism(self) -> int:
         return self._ensure_pool().size
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each actor's live counters (``FSMActor.status``); a dead actor reports an error."""
+        import ray
+
+        refs = [actor.status.remote() for actor in self._ensure_pool().actors]
+        out = []
+        for index, ref in enumerate(refs):
+            try:
+                out.append(ray.get(ref, timeout=10))
+            except Exception as exc:  # a dead or busy-past-timeout actor is still listed
+                out.append({"index": index, "error": f"{type(exc).__name__}: {exc}"})
+        return out
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+async def _numbered(
+    chunks: Iterable[Any] | AsyncIterable[Any], encode: Callable[[Any], Any] | None
+) -> AsyncIterator[tuple[int, int, int, Any]]:
+    """``(chunk number, first row, rows, payload)`` for each chunk."""
+    first = 0
+    n = 0
+    async for chunk in aiter_any(chunks):
+        rows = len(chunk) if hasattr(chunk, "__len__") else getattr(chunk, "num_rows", 0)
+        yield n, first, rows, (encode(chunk) if encode is not None else chunk)
+        n += 1
+        first += rows
 
 
 _OWN_PACKAGES = frozenset({"fsm_actors", "resource_actors", "patterns"})

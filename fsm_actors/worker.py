@@ -189,10 +189,17 @@ class FSMWorker:
         """Continue from a snapshot taken from a previous worker."""
         self.counters = WorkerCounters(**snapshot)
 
-    def describe(self) -> str:
+    def status(self) -> dict[str, Any]:
+        """Live counters: ``fsm, actor, records, failed, batches, busy, running,
+        last_state`` (cheap: no copies of records)."""
         c = self.counters
-        state = self.running or f"idle, last final state {c.last_state!r}"
-        return (
-            f"{self.label}: {c.records_done} records ({c.records_failed} failed), "
-            f"{c.batches_done} batches, {state}"
-        )
+        return {
+            "fsm": self.machine.name,
+            "actor": self.label,
+            "records": c.records_done,
+            "failed": c.records_failed,
+            "batches": c.batches_done,
+            "busy": self.running is not None,
+            "running": self.running,
+            "last_state": c.last_state,
+        }

@@ -24,6 +24,7 @@ class FSMActor:
         custom_functions: Mapping[str, Callable[..., Any]] | None = None,
         label: str = "",
         resource_spec: Mapping[str, Any] | None = None,
+        index: int = 0,
     ) -> None:
         resources = None
         if resource_spec is not None:
@@ -33,6 +34,13 @@ class FSMActor:
         self._worker = FSMWorker(
             config, custom_functions, resources=resources, label=label, owns_inputs=True
         )
+        config_source = getattr(self._worker.machine.config, "source", None)
+        # identity only: Ray's dashboard captures the repr once, when the actor starts
+        self._identity = (
+            f"FSMActor(fsm={self._worker.machine.name!r}, index={index}"
+            + (f", config={config_source!r})" if config_source else ")")
+        )
+        self._last_task: str | None = None
         tags = {"fsm": self._worker.machine.name}
         self._records = Counter(
             "fsm_actors_records", "Records run through an FSM", tag_keys=("fsm", "outcome")
@@ -53,7 +61,12 @@ class FSMActor:
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id: str | None = None,
     ) -> dict[str, Any]:
+        self._named()
         return self._worker.process(record, initial_state, data_mode, execution_id)
+
+    def _named(self) -> None:
+        """Remember the task name the driver gave this call (``status()['last_task']``)."""
+        self._last_task = ray.get_runtime_context().get_task_name()
 
     def process_batch(
         self,
@@ -61,14 +74,20 @@ class FSMActor:
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
     ) -> list[dict[str, Any]]:
+        self._named()
         started = time.perf_counter()
         results = self._worker.process_batch(records, data_mode, execution_id_prefix)
         self._batch_seconds.observe(time.perf_counter() - started)
         failed = sum(1 for r in results if not r["success"])
-        self._records.inc(len(results) - failed, {"outcome": "success"})
+        self._count(len(results) - failed, failed)
+        return results
+
+    def _count(self, succeeded: int, failed: int) -> None:
+        # Ray's Counter refuses inc(0): a chunk where every record failed is still a result
+        if succeeded:
+            self._records.inc(succeeded, {"outcome": "success"})
         if failed:
             self._records.inc(failed, {"outcome": "failure"})
-        return results
 
     def process_packed(
         self,
@@ -87,12 +106,11 @@ class FSMActor:
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
     ) -> ChunkOutcome:
+        self._named()
         started = time.perf_counter()
         outcome = self._worker.process_chunk(chunk, data_mode, execution_id_prefix)
         self._batch_seconds.observe(time.perf_counter() - started)
-        self._records.inc(outcome.successful, {"outcome": "success"})
-        if outcome.failed:
-            self._records.inc(outcome.failed, {"outcome": "failure"})
+        self._count(outcome.successful, outcome.failed)
         return outcome
 
     def snapshot(self) -> dict[str, Any]:
@@ -101,5 +119,9 @@ class FSMActor:
     def restore(self, snapshot: Mapping[str, Any]) -> None:
         self._worker.restore(snapshot)
 
+    def status(self) -> dict[str, Any]:
+        """Live counters (records, failed, batches, busy, ...) for ``fsm-actors status``."""
+        return {**self._worker.status(), "last_task": self._last_task}
+
     def __repr__(self) -> str:
-        return f"FSMActor({self._worker.describe()})"
+        return self._identity

@@ -14,14 +14,13 @@ A reference is one of:
 Whether a callable is called as ``f(data, context)`` or ``f(data)`` is decided here, not
 per call: the context is passed when it has two required positional parameters, ``*args``,
 or a second parameter named ``context``/``ctx``. Keyword ``params`` of a mapping reference
-are bound with ``functools.partial``. Coroutine functions run to completion on a private
-event loop of the calling thread.
+are bound with ``functools.partial``. Coroutine functions run to completion on the sync
+bridge's loop (``fsm_actors._sync``), the same loop for every call in the process.
 """
 
 from __future__ import annotations
 
 import ast
-import asyncio
 import builtins
 import functools
 import importlib
@@ -29,11 +28,11 @@ import inspect
 import keyword
 import re
 import textwrap
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fsm_actors._sync import run_sync
 from fsm_actors.config.models import FunctionRef, FunctionSpec
 from fsm_actors.errors import FSMConfigError
 
@@ -242,19 +241,11 @@ def _syntax_message(exc: SyntaxError, text: str) -> str:
     )
 
 
-_loops = threading.local()
-
-
 def _run_sync(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a coroutine function to completion on the calling thread's private loop (the
-    same loop every call, so resources bound to a loop keep working). Calling it from a
-    thread whose own loop is running is an error: run the engine in a worker thread."""
+    """Call a coroutine function synchronously through the project's one sync bridge."""
 
     @functools.wraps(fn)
     def call(*args: Any) -> Any:
-        loop = getattr(_loops, "loop", None)
-        if loop is None:
-            loop = _loops.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(fn(*args))
+        return run_sync(fn(*args))
 
     return call

@@ -7,8 +7,12 @@ file-processing STREAM/BATCH/PARALLEL modes and the other patterns are configura
 one pool.
 
 Contract for callers: the call made for an item must be idempotent, because an item whose
-actor died is submitted again to another actor. Not thread-safe: drive one ``map`` at a time
-from one event loop (the sync methods use the project's sync bridge).
+actor died is submitted again to another actor. Several ``map``s may run at once on the
+event loop that drives the pool (concurrent ``process`` calls of one async facade): they
+share the actors' capacity, and a map that finds every actor full waits for room. A map that
+is cancelled (a timeout) or closed early gives its calls' capacity back at once and pulls no
+more input; the calls it had already sent (at most ``max_in_flight`` per actor) finish on
+their actors and their results are dropped.
 """
 
 from __future__ import annotations
@@ -24,17 +28,15 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError
 
-from fsm_actors._sync import aiter_any, iterate_sync, run_sync
+from fsm_actors._sync import aiter_any, iterate_sync
+from fsm_actors.errors import PoolError
 
 log = logging.getLogger(__name__)
 
 MakeActor = Callable[[int, int], ActorHandle]
 Call = Callable[[ActorHandle, Any], "ray.ObjectRef"]
 
-
-class PoolError(RuntimeError):
-    """The pool could not run its work: actors could not be placed, or an item kept
-    killing the actors it was sent to."""
+__all__ = ["ActorPool", "PoolError", "PoolStats", "pool_actor_name"]
 
 
 def pool_actor_name(base: str, index: int, generation: int) -> str:
@@ -49,7 +51,6 @@ class _Slot:
     actor: ActorHandle
     generation: int = 0
     in_flight: int = 0
-    calls_done: int = 0
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _Pending:
     item: Any
     attempts: int
     seq: int = 0
+    settled: bool = False
 
 
 @dataclass
@@ -95,9 +97,9 @@ class ActorPool:
         on_replace: Callable[[int, ActorHandle], None] | None = None,
     ) -> None:
         if size < 1:
-            raise ValueError(f"ActorPool {name!r}: size must be >= 1, got {size}")
+            raise PoolError(f"ActorPool {name!r}: size must be >= 1, got {size}", pool=name)
         if max_in_flight < 1:
-            raise ValueError(f"ActorPool {name!r}: max_in_flight must be >= 1")
+            raise PoolError(f"ActorPool {name!r}: max_in_flight must be >= 1", pool=name)
         self.name = name
         self.size = size
         self.max_in_flight = max_in_flight
@@ -109,11 +111,19 @@ class ActorPool:
         self._slots = [_Slot(i, make_actor(i, 0)) for i in range(size)]
         self._ready = False
         self._closed = False
+        self._ready_task: asyncio.Task | None = None
+        # maps waiting for capacity that other maps hold: woken when a call settles
+        self._room: list[asyncio.Future] = []
 
     @property
     def actors(self) -> list[ActorHandle]:
         """The live actor handles, by slot index."""
         return [slot.actor for slot in self._slots]
+
+    @property
+    def busy(self) -> int:
+        """Calls in flight on the pool's actors right now (all maps together)."""
+        return sum(slot.in_flight for slot in self._slots)
 
     async def wait_ready(self, *, placement_only: bool = False) -> None:
         """Wait until every actor is placed and constructed; raise ``PoolError`` if not.
@@ -123,28 +133,36 @@ class ActorPool:
         """
         if self._ready:
             return
-        refs = [slot.actor.__ray_ready__.remote() for slot in self._slots]
+        futures = [asyncio.wrap_future(s.actor.__ray_ready__.remote().future()) for s in self._slots]
         try:
-            await asyncio.wait_for(
-                asyncio.gather(
-                    *(asyncio.wrap_future(r.future()) for r in refs),
-                    return_exceptions=placement_only,
-                ),
-                self.ready_timeout,
-            )
-        except TimeoutError:
+            done, waiting = await asyncio.wait(futures, timeout=self.ready_timeout)
+        finally:
+            for fut in futures:  # nothing is left unretrieved, even when we are cancelled
+                fut.add_done_callback(_retrieve)
+                fut.cancel()
+        if waiting:
             avail = ray.available_resources().get("CPU", 0.0)
             total = ray.cluster_resources().get("CPU", 0.0)
             raise PoolError(
                 f"ActorPool {self.name!r}: {self.size} actors were not placed within "
                 f"{self.ready_timeout:.0f}s (cluster CPUs: {avail:g} free of {total:g}). "
-                "Use fewer actors, or lower their CPU request (FSM_ACTORS_WORKER_CPUS)."
-            ) from None
-        except RayActorError as exc:
+                "Use fewer actors, or lower their CPU request (FSM_ACTORS_WORKER_CPUS).",
+                pool=self.name,
+            )
+        failed = [f.exception() for f in done if not f.cancelled() and f.exception()]
+        if failed and not placement_only:
             raise PoolError(
-                f"ActorPool {self.name!r}: an actor failed to start: {exc}"
-            ) from exc
+                f"ActorPool {self.name!r}: an actor failed to start: {failed[0]}", pool=self.name
+            ) from failed[0]
         self._ready = True
+
+    def start(self) -> None:
+        """Start watching the actors' placement now, on the running loop (so a first map
+        finds them constructed). Needs a running event loop; idempotent."""
+        if self._ready or self._ready_task is not None or self._closed:
+            return
+        self._ready_task = asyncio.ensure_future(self.wait_ready(placement_only=True))
+        self._ready_task.add_done_callback(_retrieve)
 
     def _replace(self, slot: _Slot, generation: int) -> None:
         """Replace the actor of ``slot`` if it is still the one that died."""
@@ -160,6 +178,7 @@ class ActorPool:
         self.stats.actors_replaced += 1
         if self._on_replace is not None:
             self._on_replace(slot.index, slot.actor)
+        self._wake()
         log.warning(
             "ActorPool %s: actor %d died; replaced it (generation %d)",
             self.name,
@@ -175,6 +194,21 @@ class ActorPool:
             ):
                 best = slot
         return best
+
+    def _settle(self, p: _Pending) -> None:
+        """Give back the capacity a call held (once), and wake maps waiting for room."""
+        if p.settled:
+            return
+        p.settled = True
+        if p.slot.generation == p.generation and p.slot.in_flight > 0:
+            p.slot.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        room, self._room = self._room, []
+        for fut in room:
+            if not fut.done():
+                fut.set_result(None)
 
     async def map(
         self,
@@ -193,20 +227,22 @@ class ActorPool:
         ``on_complete(slot_index, result)`` runs for each result as it arrives.
         """
         if self._closed:
-            raise PoolError(f"ActorPool {self.name!r} is shut down")
+            raise PoolError(f"ActorPool {self.name!r} is shut down", pool=self.name)
         # Work goes out at once (Ray queues it on actors still starting), so reading overlaps
         # actor start-up; readiness is watched alongside and fails the map if it fails.
-        ready: asyncio.Future | None = (
-            None
-            if self._ready
-            else asyncio.ensure_future(self.wait_ready(placement_only=True))
-        )
+        self.start()
+        pending: dict[asyncio.Future, _Pending] = {}
         try:
-            async for pair in self._map(call, items, ordered, actors, on_complete, ready):
+            async for pair in self._map(call, items, ordered, actors, on_complete, pending):
                 yield pair
         finally:
-            if ready is not None and not ready.done():
-                ready.cancel()
+            # cancelled or closed early: this map's calls give their capacity back now. They
+            # are not ray.cancel'led: cancelling a call still queued on the driver leaves a
+            # gap in the actor's call sequence, and the actor then stalls for 30 s.
+            for fut, p in pending.items():
+                self._settle(p)
+                fut.add_done_callback(_retrieve)
+                fut.cancel()
 
     async def _map(
         self,
@@ -215,29 +251,31 @@ class ActorPool:
         ordered: bool,
         actors: int | None,
         on_complete: Callable[[int, Any], None] | None,
-        ready: asyncio.Future | None,
+        pending: dict[asyncio.Future, _Pending],
     ) -> AsyncIterator[tuple[int, Any]]:
         limit = min(actors or self.size, self.size)
         window = limit * self.max_in_flight * 4
         source = aiter_any(items)
         exhausted = False
-        next_index = 0
-        next_yield = 0
+        next_index = next_yield = seq = 0
         retries: deque[tuple[int, Any, int]] = deque()
-        pending: dict[asyncio.Future, _Pending] = {}
         done_results: dict[int, Any] = {}
-        seq = 0
         # (slot, generation) of a dead actor -> seq of the call it was running when it died
         suspects: dict[tuple[int, int], int] = {}
 
         while True:
+            starved = False
             while True:
-                slot = self._free_slot(limit)
-                if slot is None:
+                if retries or not exhausted and (not ordered or next_index - next_yield < window):
+                    slot = self._free_slot(limit)
+                    if slot is None:
+                        starved = True
+                        break
+                else:
                     break
                 if retries:
                     index, item, attempts = retries.popleft()
-                elif not exhausted and (not ordered or next_index - next_yield < window):
+                else:
                     try:
                         item = await source.__anext__()
                     except StopAsyncIteration:
@@ -245,70 +283,94 @@ class ActorPool:
                         continue
                     index, attempts = next_index, 0
                     next_index += 1
-                else:
-                    break
+                    slot = self._free_slot(limit)  # another map may have filled it meanwhile
+                    if slot is None:
+                        retries.appendleft((index, item, attempts))
+                        starved = True
+                        break
                 ref = call(slot.actor, item)
-                fut = asyncio.wrap_future(ref.future())
                 slot.in_flight += 1
                 seq += 1
+                fut = asyncio.wrap_future(ref.future())
                 pending[fut] = _Pending(slot, slot.generation, index, item, attempts, seq)
                 self.stats.submitted += 1
-            if not pending:
-                if exhausted and not retries:
-                    break
-                break
+            if not pending and not starved:
+                break  # input exhausted and every result yielded
             waiting: set[asyncio.Future] = set(pending)
+            room = None
+            if starved:  # other maps (or cancelled calls still settling) hold the capacity
+                room = asyncio.get_running_loop().create_future()
+                self._room.append(room)
+                waiting.add(room)
+            ready = self._ready_task
             if ready is not None:
                 waiting.add(ready)
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if ready is not None and ready in done:
-                done.discard(ready)
+            if room is not None and not room.done():
+                room.cancel()
+            if ready is not None and ready.done():
+                self._ready_task = None
                 ready.result()  # raises PoolError when the actors cannot be placed
-                ready = None
             for fut in done:
-                p = pending.pop(fut)
-                if p.slot.generation == p.generation:
-                    p.slot.in_flight -= 1
-                try:
-                    result = fut.result()
-                except RayActorError as exc:
-                    key = (p.slot.index, p.generation)
-                    if key not in suspects:
-                        # a sync actor runs calls in submission order: the oldest call still
-                        # in flight was running when it died; the rest only queued behind it
-                        suspects[key] = min(
-                            [p.seq]
-                            + [q.seq for q in pending.values()
-                               if (q.slot.index, q.generation) == key]
-                        )
-                    self._replace(p.slot, p.generation)
-                    if p.seq != suspects[key]:
-                        self.stats.resubmitted += 1
-                        retries.append((p.index, p.item, p.attempts))
-                        continue
-                    if p.attempts >= self.max_item_retries:
-                        raise PoolError(
-                            f"ActorPool {self.name!r}: item {p.index} was sent to "
-                            f"{p.attempts + 1} actors and each died. If the actors fail to "
-                            "start, the reason is below; otherwise the item itself probably "
-                            "crashes the worker process (memory, a native crash or os._exit). "
-                            f"Last death: {str(exc)[:2000]}"
-                        ) from exc
-                    self.stats.resubmitted += 1
-                    retries.append((p.index, p.item, p.attempts + 1))
+                p = pending.pop(fut, None)
+                if p is None:
                     continue
-                p.slot.calls_done += 1
-                self.stats.completed += 1
-                if on_complete is not None:
-                    on_complete(p.slot.index, result)
-                if ordered:
-                    done_results[p.index] = result
-                else:
-                    yield p.index, result
+                if self._settle_result(p, fut, pending, suspects, retries):
+                    result = fut.result()
+                    self.stats.completed += 1
+                    if on_complete is not None:
+                        on_complete(p.slot.index, result)
+                    if ordered:
+                        done_results[p.index] = result
+                    else:
+                        yield p.index, result
             if ordered:
                 while next_yield in done_results:
                     yield next_yield, done_results.pop(next_yield)
                     next_yield += 1
+
+    def _settle_result(self, p, fut, pending, suspects, retries) -> bool:
+        """Settle a finished call: True when it has a result (or its own error) to report;
+        False when its actor died and it was queued again. An item that killed too many
+        actors fails the map."""
+        self._settle(p)
+        exc = None if fut.cancelled() else fut.exception()
+        if not isinstance(exc, RayActorError):
+            return True
+        key = (p.slot.index, p.generation)
+        if key not in suspects:
+            # a sync actor runs calls in submission order: the oldest call still in flight
+            # was running when it died; the rest only queued behind it
+            suspects[key] = min(
+                [p.seq]
+                + [q.seq for q in pending.values() if (q.slot.index, q.generation) == key]
+            )
+        self._replace(p.slot, p.generation)
+        attempts = p.attempts
+        if p.seq == suspects[key]:
+            if attempts >= self.max_item_retries:
+                raise PoolError(
+                    f"ActorPool {self.name!r}: item {p.index} was sent to {attempts + 1} "
+                    "actors and each died. If the actors fail to start, the reason is below; "
+                    "otherwise the item itself probably crashes the worker process (memory, a "
+                    f"native crash or os._exit). Last death: {str(exc)[:2000]}",
+                    pool=self.name,
+                ) from exc
+            attempts += 1
+        self.stats.resubmitted += 1
+        retries.append((p.index, p.item, attempts))
+        return False
+
+    async def call(self, call: Call, item: Any) -> Any:
+        """One call on the least busy actor (with the same waiting, replacement and
+        cancellation as ``map``); returns its result."""
+        stream = self.map(call, [item])
+        try:
+            async for _, result in stream:
+                return result
+        finally:
+            await stream.aclose()
+        raise PoolError(f"ActorPool {self.name!r}: a call returned no result", pool=self.name)
 
     def map_sync(
         self,
@@ -321,24 +383,17 @@ class ActorPool:
         """Synchronous ``map`` through the sync bridge."""
         return iterate_sync(self.map(call, items, ordered=ordered, actors=actors))
 
-    async def broadcast(
-        self, call: Callable[[ActorHandle], ray.ObjectRef], timeout: float | None = None) -> list[Any]:
-        """Call every actor once (e.g. to collect stats); results by slot index."""
-        await self.wait_ready()
-        refs = [call(slot.actor) for slot in self._slots]
-        futs = [asyncio.wrap_future(r.future()) for r in refs]
-        return list(await asyncio.wait_for(asyncio.gather(*futs), timeout))
-
-    def broadcast_sync(
-        self, call: Callable[[ActorHandle], ray.ObjectRef], timeout: float | None = None) -> list[Any]:
-        """Synchronous ``broadcast``."""
-        return run_sync(self.broadcast(call, timeout))
-
     def shutdown(self) -> None:
         """Kill the pool's actors. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        task, self._ready_task = self._ready_task, None
+        if task is not None and not task.done():
+            try:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # its loop is closed: the task is gone with it
+                pass
         for slot in self._slots:
             try:
                 ray.kill(slot.actor, no_restart=True)
@@ -346,8 +401,13 @@ class ActorPool:
                 pass
 
     def __repr__(self) -> str:
-        busy = sum(s.in_flight for s in self._slots)
         return (
-            f"ActorPool({self.name!r}, size={self.size}, in_flight={busy}, "
+            f"ActorPool({self.name!r}, size={self.size}, in_flight={self.busy}, "
             f"completed={self.stats.completed}, replaced={self.stats.actors_replaced})"
         )
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    """Mark a future's exception as seen (a dropped call's failure is not news)."""
+    if not fut.cancelled():
+        fut.exception()
