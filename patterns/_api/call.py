@@ -1,0 +1,290 @@
+"""One endpoint call: build the request from templates, send attempts, parse, shape, report.
+
+``EndpointCall`` is compiled once per endpoint (templates, auth, parser) and is picklable, so
+FANOUT ships it to worker actors. ``attempt`` sends one HTTP request on a given aiohttp
+session and classifies the answer: 2xx/3xx parse into a result; 5xx, 429, timeouts and
+connection errors raise ``TransientCallError`` (retried by the endpoint's retry policy; a
+429 carries ``retry_after``); other 4xx raise ``PermanentCallError`` unless the status is in
+``retry_on_status``. ``call`` runs the whole call under the endpoint's policies and never
+raises: it returns a ``CallOutcome`` (result or error with status and reason), after the
+endpoint's ``error_handler`` had its say. Credentials never reach an outcome, log or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json as jsonlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from patterns._api.auth import scrub
+from patterns._api.config import APIEndpoint, APIOrchestrationConfig
+from patterns._api.errors import APICallError
+from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value
+from resource_actors.base import is_secret_key, redact
+from resource_actors.http import HTTPResponse, safe_url
+
+log = logging.getLogger("patterns.api_orchestration")
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class TransientCallError(Exception):
+    """An attempt failed in a way worth retrying (5xx, 429, timeout, connection error)."""
+
+    def __init__(self, reason: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class PermanentCallError(Exception):
+    """An attempt failed in a way that retrying does not fix (4xx, bad template, parsing)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass
+class CallOutcome:
+    """What one endpoint call did. ``value`` is the shaped result when ``ok``; otherwise
+    ``status`` (``None`` when no answer came) and ``reason`` say why. ``started``/``ended``
+    are wall-clock seconds; ``attempts`` counts HTTP requests sent (retries included)."""
+
+    name: str
+    ok: bool
+    value: Any = None
+    status: int | None = None
+    reason: str = ""
+    attempts: int = 0
+    started: float = 0.0
+    ended: float = 0.0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    method: str = "GET"
+    rate_limited: int = 0
+    handled: bool = False
+    skipped: bool = False
+
+    def error_entry(self) -> dict[str, Any]:
+        """The entry of ``errors`` in a run's result."""
+        return {"status": self.status, "reason": self.reason, "attempts": self.attempts}
+
+    def to_error(self) -> APICallError:
+        where = f"HTTP {self.status}" if self.status is not None else "no answer"
+        return APICallError(f"endpoint {self.name!r} failed ({where}) after {self.attempts} "
+                            f"attempt(s): {self.reason}", endpoint=self.name,
+                            status=self.status, reason=self.reason, attempts=self.attempts)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def default_parse(response: HTTPResponse) -> Any:
+    """JSON when the answer is JSON (or looks like it), else text; an empty body is ``None``."""
+    body = response.body
+    if not body:
+        return None
+    ctype = response.headers.get("Content-Type", "")
+    if "json" in ctype or body[:1] in (b"{", b"["):
+        return jsonlib.loads(body)
+    return response.text
+
+
+class EndpointCall:
+    """An endpoint compiled for calls; plain data, picklable (user callables by cloudpickle).
+
+    ``policy`` supplies the retry/limit/breaker wrapper (``patterns._api.policies``); it is
+    attached where the call runs (driver or worker actor), not pickled with the call.
+    """
+
+    def __init__(self, endpoint: APIEndpoint, config: APIOrchestrationConfig) -> None:
+        self.name = endpoint.name
+        self.endpoint = endpoint
+        self.method = endpoint.method
+        self.url = compile_value(endpoint.url, url=True)
+        self.headers = compile_value({**(config.headers or {}), **(endpoint.headers or {})}
+                                     if not callable(endpoint.headers) else endpoint.headers)
+        self.params = compile_value(endpoint.params) if endpoint.params is not None else None
+        self.body = compile_value(endpoint.body) if endpoint.body is not None else None
+        self.auth = endpoint.auth or config.auth
+        self.timeout = endpoint.timeout or config.timeout
+        self.retry_on_status = endpoint.retry_on_status
+        self.parser = endpoint.response_parser or default_parse
+        self.log_requests = config.log_requests
+        self.log_responses = config.log_responses
+        secrets = self.auth.secrets() if self.auth is not None else []
+        if isinstance(endpoint.headers, Mapping):
+            secrets += [str(v) for k, v in endpoint.headers.items() if is_secret_key(str(k))]
+        self.secrets = tuple(s for s in secrets if len(s) >= 4)
+        self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
+
+    def __repr__(self) -> str:
+        return f"EndpointCall({self.name!r}, {self.method})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_client_timeout")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
+
+    def input_for(self, data: Any) -> Any:
+        """The endpoint's input after its ``transform_input``."""
+        fn = self.endpoint.transform_input
+        return fn(data) if fn is not None else data
+
+    def request(self, scope: Scope) -> dict[str, Any]:
+        """The keyword arguments of ``session.request`` for one call (credentials included)."""
+        headers = dict(self.headers.render(scope) or {})
+        params = self.params.render(scope) if self.params is not None else None
+        if self.auth is not None:
+            params = self.auth.apply(headers, params)
+        kw: dict[str, Any] = {"headers": headers}
+        if params:
+            kw["params"] = {k: v if isinstance(v, str | int | float) else jsonlib.dumps(v)
+                            for k, v in params.items()}
+        if self.body is not None:
+            body = self.body.render(scope)
+        elif self.method in _BODY_METHODS and scope.item is NO_ITEM:
+            body = scope.input
+        else:
+            body = scope.item if self.method in _BODY_METHODS else None
+        if body is not None:
+            if isinstance(body, bytes | str):
+                kw["data"] = body
+            else:
+                kw["json"] = body
+        return kw
+
+    async def attempt(self, session: aiohttp.ClientSession, url: str, kw: dict[str, Any],
+                      outcome: CallOutcome, on_429: Any = None) -> Any:
+        """Send one request and return the parsed body, or raise Transient/PermanentCallError."""
+        outcome.attempts += 1
+        if self.log_requests:
+            log.info("%s %s headers=%s", self.method, safe_url(url), redact(kw["headers"]))
+        try:
+            async with session.request(self.method, url, timeout=self._client_timeout,
+                                       **kw) as resp:
+                body = await resp.read()
+                status = resp.status
+                headers = resp.headers
+        except TimeoutError:
+            raise TransientCallError(f"timed out after {self.timeout:g}s") from None
+        except aiohttp.ClientError as exc:
+            reason = scrub(f"{type(exc).__name__}: {exc}", self.secrets)
+            raise TransientCallError(reason.replace(url, safe_url(url))) from None
+        outcome.status = status
+        outcome.bytes_read += len(body)
+        if self.log_responses:
+            log.info("%s %s -> %d (%d bytes)", self.method, safe_url(url), status, len(body))
+        if status >= 400:
+            reason = f"HTTP {status}: {_snippet(body, self.secrets)}"
+            if status == 429:
+                outcome.rate_limited += 1
+                wait = retry_after_seconds(headers.get("Retry-After"))
+                if on_429 is not None:
+                    on_429(wait)
+                raise TransientCallError(reason, status, wait)
+            if status in _RETRY_STATUSES or status in self.retry_on_status:
+                raise TransientCallError(reason, status)
+            raise PermanentCallError(reason, status)
+        response = HTTPResponse(status, dict(headers), body, safe_url(url), 0.0,
+                                outcome.attempts, "utf-8")
+        try:
+            return self.parser(response)
+        except ValueError as exc:
+            raise PermanentCallError(
+                f"malformed response body: {type(exc).__name__}: {exc}"[:300], status) from None
+
+    async def call(self, session: aiohttp.ClientSession, policy: Any, data: Any,
+                   results: Mapping[str, Any], item: Any = NO_ITEM) -> CallOutcome:
+        """Run the call under ``policy`` (retries, limiters, breaker); never raises."""
+        outcome = CallOutcome(self.name, False, method=self.method, started=time.time())
+        try:
+            data = self.input_for(data)
+            scope = Scope(data, results, item)
+            url = self.url.render(scope)
+            kw = self.request(scope)
+        except TemplateError as exc:
+            return self._failed(outcome, None, f"template: {exc}", data)
+        except Exception as exc:  # a user callable (transform_input, body) raised
+            return self._failed(outcome, None, _user_error("building the request", exc), data)
+        outcome.bytes_written = _body_size(kw)
+        try:
+            parsed = await policy.run(self, session, url, kw, outcome)
+        except (TransientCallError, PermanentCallError) as exc:
+            return self._failed(outcome, exc.status, exc.reason, data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a policy refused (breaker open, no token in time)
+            return self._failed(outcome, outcome.status, scrub(
+                f"{type(exc).__name__}: {exc}", self.secrets), data)
+        transform = self.endpoint.transform
+        if transform is not None:
+            try:
+                parsed = transform(parsed)
+            except Exception as exc:
+                return self._failed(outcome, outcome.status, _user_error("transform", exc), data)
+        outcome.ok, outcome.value, outcome.ended = True, parsed, time.time()
+        return outcome
+
+    def _failed(self, outcome: CallOutcome, status: int | None, reason: str,
+                data: Any) -> CallOutcome:
+        outcome.ok, outcome.status, outcome.reason = False, status, reason
+        outcome.ended = time.time()
+        handler = self.endpoint.error_handler
+        if handler is not None:
+            try:
+                outcome.value = handler(outcome.to_error(), data)
+            except Exception as exc:
+                outcome.reason = f"{reason}; error_handler raised {_user_error('', exc)}"
+                return outcome
+            outcome.ok = outcome.handled = True
+        return outcome
+
+
+def _snippet(body: bytes, secrets: tuple[str, ...]) -> str:
+    text = body[:200].decode("utf-8", errors="replace").strip()
+    return scrub(text, secrets) or "(empty body)"
+
+
+def _user_error(where: str, exc: Exception) -> str:
+    prefix = f"{where} raised " if where else ""
+    return f"{prefix}{type(exc).__name__}: {exc}"[:300]
+
+
+def _body_size(kw: dict[str, Any]) -> int:
+    if "data" in kw:
+        data = kw["data"]
+        return len(data.encode() if isinstance(data, str) else data)
+    if "json" in kw:
+        return len(jsonlib.dumps(kw["json"], default=str))
+    return 0

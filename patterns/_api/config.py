@@ -1,0 +1,390 @@
+"""The configuration of an API orchestration: modes, endpoints, the run (plain data, no I/O).
+
+Both name sets are accepted: the seed's (``APIEndpoint(url, retry_config, transform,
+depends_on)``, ``APIOrchestrationConfig(name, rate_limit, timeout)``) and dataknobs-fsm 0.5's
+(``retry_count``, ``retry_delay``, ``transform_input``, ``response_parser``, ``error_handler``,
+``max_concurrent``, ``global_rate_limit``, ``rate_limit_window``, ``total_timeout``,
+``fail_fast``, ``result_merger``). Everything is checked at construction: a mistake raises
+``APIConfigError`` naming the endpoint and the field. Reprs never show credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from patterns._api.auth import to_auth
+from patterns._api.errors import APIConfigError
+from patterns._api.templates import TemplateError, compile_value
+
+#: Result keys that are not endpoint names.
+RESERVED = ("_metrics", "errors", "merged")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class OrchestrationMode(StrEnum):
+    """How the endpoints of a run are scheduled (values are the lower-case names).
+
+    SEQUENTIAL: one after another in the listed order. PARALLEL: all at once, at most
+    ``max_concurrent`` in flight. FANOUT: one endpoint over many inputs, on HTTP worker
+    actors. PIPELINE: each endpoint's result is the next one's input. CONDITIONAL: in order,
+    an endpoint runs only when its ``condition(input, results)`` holds. HYBRID: the
+    ``depends_on`` DAG; an endpoint starts as soon as its dependencies finished.
+    """
+
+    SEQUENTIAL = "sequential"
+    PARALLEL = "parallel"
+    FANOUT = "fanout"
+    PIPELINE = "pipeline"
+    CONDITIONAL = "conditional"
+    HYBRID = "hybrid"
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _positive(owner: str, name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0 or (
+            value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise APIConfigError(f"{owner}: {name} must be a number {bound}, got {value!r}",
+                             endpoint=owner if owner != "config" else None)
+
+
+@dataclass(frozen=True, repr=False)
+class APIEndpoint:
+    """One HTTP endpoint of a run.
+
+    ``url`` may be relative to the config's ``base_url``. ``url``, ``headers``, ``params`` and
+    ``body`` are templates (see ``patterns._api.templates``) filled from the input and earlier
+    results. A POST/PUT/PATCH without ``body`` sends the endpoint's input as JSON.
+    ``timeout`` is per attempt (default: the config's ``timeout``). Retries: ``retry_config``
+    (a mapping of ``patterns.error_recovery.RetryConfig`` fields, or one) or ``retry_count``
+    (retries after the first call) with ``retry_delay`` (first backoff, seconds); 5xx answers,
+    timeouts and connection errors are retried, 4xx only those in ``retry_on_status``; a 429
+    waits for its ``Retry-After`` and slows the limiter. ``rate_limit`` calls per the config's
+    ``rate_limit_window`` seconds, with ``burst_limit``. ``response_parser(response)`` replaces
+    the default parsing (JSON, else text); ``transform(parsed)`` shapes the result;
+    ``transform_input(input)`` shapes the input first. ``error_handler(error, input)``
+    may return a value that stands for the failed call's result (or raise). ``condition(input,
+    results)`` gates the endpoint in CONDITIONAL mode. ``auth`` overrides the config's.
+    """
+
+    name: str
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, Any] | Callable[..., Any] | None = None
+    params: Mapping[str, Any] | Callable[..., Any] | None = None
+    body: Any = None
+    timeout: float | None = None
+    retry_config: Any = None
+    retry_count: int | None = None
+    retry_delay: float | None = None
+    retry_on_status: Sequence[int] | None = None
+    rate_limit: float | None = None
+    burst_limit: int | None = None
+    response_parser: Callable[[Any], Any] | None = None
+    transform: Callable[[Any], Any] | None = None
+    transform_input: Callable[[Any], Any] | None = None
+    error_handler: Callable[..., Any] | None = None
+    depends_on: Sequence[str] | None = None
+    condition: Callable[[Any, Mapping[str, Any]], Any] | None = None
+    auth: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise APIConfigError(f"an endpoint needs a non-empty name, got {self.name!r}")
+        who = f"endpoint {self.name!r}"
+        if self.name in RESERVED:
+            raise APIConfigError(f"{who}: the name is reserved for result keys {RESERVED}; "
+                                 "rename the endpoint", endpoint=self.name)
+        if not isinstance(self.url, str) or not self.url:
+            raise APIConfigError(f"{who}: url must be a non-empty string", endpoint=self.name)
+        method = str(self.method).upper()
+        if method not in METHODS:
+            raise APIConfigError(f"{who}: method {self.method!r} is not one of {METHODS}",
+                                 endpoint=self.name)
+        _set(self, "method", method)
+        for name in ("timeout", "retry_delay", "rate_limit"):
+            _positive(who, name, getattr(self, name), allow_zero=name == "retry_delay")
+        for name in ("retry_count", "burst_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < (0 if name == "retry_count" else 1)):
+                raise APIConfigError(f"{who}: {name} must be an integer >= "
+                                     f"{0 if name == 'retry_count' else 1}, got {value!r}",
+                                     endpoint=self.name)
+        if self.retry_config is not None and self.retry_count is not None:
+            raise APIConfigError(f"{who}: give retry_config or retry_count, not both",
+                                 endpoint=self.name)
+        deps = self.depends_on
+        if isinstance(deps, str):
+            deps = [deps]
+        _set(self, "depends_on", tuple(deps or ()))
+        _set(self, "retry_on_status", frozenset(self.retry_on_status or ()))
+        for name in ("response_parser", "transform", "transform_input", "error_handler",
+                     "condition"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise APIConfigError(f"{who}: {name} must be callable, got "
+                                     f"{type(value).__name__}", endpoint=self.name)
+        _set(self, "auth", to_auth(self.auth, who))
+        for name in ("url", "headers", "params", "body"):
+            try:
+                compile_value(getattr(self, name), url=name == "url")
+            except TemplateError as exc:
+                raise APIConfigError(f"{who}: {name}: {exc}", endpoint=self.name) from None
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], base_url: str | None = None) -> APIEndpoint:
+        """An endpoint from a mapping; ``path`` (joined to ``base_url``) may stand for ``url``."""
+        data = dict(spec)
+        name = data.get("name")
+        if "path" in data:
+            path = data.pop("path")
+            data.setdefault("url", join_url(base_url, path) if base_url else path)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise APIConfigError(f"endpoint {name!r}: unknown field(s) {unknown}; known: "
+                                 f"{sorted(known | {'path'})}", endpoint=name)
+        if "name" not in data or "url" not in data:
+            raise APIConfigError(f"endpoint {name!r}: needs 'name' and 'url' (or 'path')",
+                                 endpoint=name)
+        return cls(**data)
+
+    def __repr__(self) -> str:
+        shown = [f"name={self.name!r}", f"url={_safe(self.url)!r}", f"method={self.method!r}"]
+        if self.depends_on:
+            shown.append(f"depends_on={list(self.depends_on)!r}")
+        if isinstance(self.headers, Mapping):
+            shown.append(f"headers={_redact(self.headers)!r}")
+        if self.auth is not None:
+            shown.append(f"auth={self.auth!r}")
+        return f"APIEndpoint({', '.join(shown)})"
+
+
+def join_url(base: str | None, path: str) -> str:
+    """``path`` under ``base`` (an absolute ``path`` is kept as it is)."""
+    if not base or "://" in path:
+        return path
+    return f"{base.rstrip('/')}/{path.lstrip('/')}"
+
+
+def _safe(url: str) -> str:
+    from resource_actors.http import safe_url
+
+    return safe_url(url) if "://" in url else url.split("?", 1)[0]
+
+
+def _redact(headers: Mapping[str, Any]) -> dict[str, Any]:
+    from resource_actors.base import redact
+
+    return redact(headers)
+
+
+@dataclass(frozen=True, repr=False)
+class APIOrchestrationConfig:
+    """One orchestration run.
+
+    Rate limits: ``rate_limit`` calls per second for the whole run (the seed's), or
+    ``global_rate_limit`` calls per ``rate_limit_window`` seconds (dataknobs-fsm's), with
+    ``burst`` tokens; endpoints may add their own. ``scope``: ``"cluster"`` shares every
+    limiter and breaker by name (``name`` + endpoint) across the cluster, ``"process"`` keeps
+    them in this process, ``"auto"`` is cluster for FANOUT and process otherwise.
+    ``timeout`` is the default per-attempt timeout, ``total_timeout`` bounds the whole run.
+    ``fail_fast`` stops at the first failed endpoint (raising ``APICallError``); otherwise
+    failures are reported under ``errors``. ``result_merger(list_of_results)`` adds
+    ``merged``; ``result_transformer(result)`` reshapes the final dict.
+    ``circuit_breaker_threshold`` failed calls open an endpoint's breaker for
+    ``circuit_breaker_timeout`` seconds (``None``: no breaker).
+
+    FANOUT: the input is a list (or iterable) of items, or a mapping holding one under
+    ``fanout_key``; ``workers`` HTTP worker actors run ``worker_concurrency`` requests each,
+    ``batch_size`` items per task. With ``sink`` (a file path; format from ``sink_format`` or
+    the extension) results are streamed there instead of returned; ``checkpoint_id`` makes the
+    run resumable; ``error_threshold`` (a count, or a share < 1) stops a run with too many
+    failed items.
+    """
+
+    endpoints: Sequence[APIEndpoint | Mapping[str, Any]]
+    name: str = "api"
+    mode: OrchestrationMode | str = OrchestrationMode.SEQUENTIAL
+    base_url: str | None = None
+    auth: Any = None
+    headers: Mapping[str, str] | None = None
+    max_concurrent: int = 10
+    rate_limit: float | None = None
+    burst: int | None = None
+    global_rate_limit: float | None = None
+    rate_limit_window: float = 60.0
+    timeout: float = 30.0
+    total_timeout: float | None = 300.0
+    fail_fast: bool = False
+    result_merger: Callable[[list[Any]], Any] | None = None
+    result_transformer: Callable[[dict[str, Any]], Any] | None = None
+    circuit_breaker_threshold: int | None = 5
+    circuit_breaker_timeout: float = 60.0
+    scope: str = "auto"
+    workers: int | None = None
+    worker_concurrency: int = 64
+    batch_size: int | None = None
+    fanout_key: str = "items"
+    sink: str | None = None
+    sink_format: str | None = None
+    checkpoint_id: str | None = None
+    error_threshold: float | None = None
+    metrics_enabled: bool = True
+    log_requests: bool = False
+    log_responses: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            _set(self, "mode", OrchestrationMode(str(self.mode).lower()))
+        except ValueError:
+            raise APIConfigError(
+                f"config {self.name!r}: unknown mode {self.mode!r}; use one of "
+                f"{[m.value for m in OrchestrationMode]}") from None
+        if isinstance(self.endpoints, Mapping | str) or not self.endpoints:
+            raise APIConfigError(f"config {self.name!r}: endpoints must be a non-empty list")
+        endpoints = tuple(e if isinstance(e, APIEndpoint) else APIEndpoint.from_dict(e, self.base_url)
+                          for e in self.endpoints)
+        if self.base_url:
+            endpoints = tuple(_rebase(e, self.base_url) for e in endpoints)
+        _set(self, "endpoints", endpoints)
+        _set(self, "auth", to_auth(self.auth, f"config {self.name!r}"))
+        for name in ("rate_limit", "global_rate_limit", "rate_limit_window", "timeout",
+                     "total_timeout", "circuit_breaker_timeout", "error_threshold"):
+            _positive("config", name, getattr(self, name))
+        for name in ("max_concurrent", "worker_concurrency", "burst", "workers", "batch_size",
+                     "circuit_breaker_threshold"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 1):
+                raise APIConfigError(f"config {self.name!r}: {name} must be an integer >= 1, "
+                                     f"got {value!r}")
+        if self.scope not in ("auto", "process", "cluster"):
+            raise APIConfigError(f"config {self.name!r}: scope must be 'auto', 'process' or "
+                                 f"'cluster', got {self.scope!r}")
+        check_graph(endpoints, self.mode)
+        if self.mode is OrchestrationMode.FANOUT and len(endpoints) != 1:
+            raise APIConfigError(
+                f"config {self.name!r}: FANOUT runs one endpoint over many inputs; got "
+                f"{len(endpoints)} ({[e.name for e in endpoints]}). Use one endpoint, or one "
+                "run per endpoint.", endpoint=endpoints[1].name)
+        if self.sink is not None and self.mode is not OrchestrationMode.FANOUT:
+            raise APIConfigError(f"config {self.name!r}: sink is for FANOUT runs only")
+
+    @property
+    def limit_scope(self) -> str:
+        """``process`` or ``cluster``: where limiters and breakers live."""
+        if self.scope != "auto":
+            return self.scope
+        return "cluster" if self.mode is OrchestrationMode.FANOUT else "process"
+
+    def global_rate(self) -> float | None:
+        """The run's limit in calls per second (``rate_limit`` wins over ``global_rate_limit``)."""
+        if self.rate_limit is not None:
+            return float(self.rate_limit)
+        if self.global_rate_limit is not None:
+            return self.global_rate_limit / self.rate_limit_window
+        return None
+
+    def endpoint(self, name: str) -> APIEndpoint:
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        raise KeyError(name)
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> APIOrchestrationConfig:
+        """A config from a mapping; unknown keys are an ``APIConfigError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise APIConfigError(f"config {spec.get('name', 'api')!r}: unknown field(s) "
+                                 f"{unknown}; known: {sorted(known)}")
+        return cls(**spec)
+
+    def __repr__(self) -> str:
+        return (f"APIOrchestrationConfig(name={self.name!r}, mode={self.mode.value!r}, "
+                f"endpoints={[e.name for e in self.endpoints]!r})")
+
+
+def _rebase(endpoint: APIEndpoint, base_url: str) -> APIEndpoint:
+    if "://" in endpoint.url or endpoint.url.startswith("{"):
+        return endpoint
+    return replace(endpoint, url=join_url(base_url, endpoint.url))
+
+
+def check_graph(endpoints: Sequence[APIEndpoint], mode: OrchestrationMode) -> None:
+    """Names unique; every dependency known; no cycle; the listed order respects the
+    dependencies in the ordered modes; PARALLEL has none."""
+    seen: dict[str, int] = {}
+    for index, endpoint in enumerate(endpoints):
+        if endpoint.name in seen:
+            raise APIConfigError(f"endpoint {endpoint.name!r} is listed twice (positions "
+                                 f"{seen[endpoint.name]} and {index}); names must be unique",
+                                 endpoint=endpoint.name)
+        seen[endpoint.name] = index
+    for endpoint in endpoints:
+        for dep in endpoint.depends_on:
+            if dep not in seen:
+                raise APIConfigError(
+                    f"endpoint {endpoint.name!r}: depends_on names an unknown endpoint "
+                    f"{dep!r}; known: {sorted(seen)}", endpoint=endpoint.name)
+            if dep == endpoint.name:
+                raise APIConfigError(f"endpoint {endpoint.name!r} depends on itself",
+                                     endpoint=endpoint.name)
+    cycle = find_cycle({e.name: tuple(e.depends_on) for e in endpoints})
+    if cycle:
+        raise APIConfigError(f"endpoint {cycle[0]!r}: depends_on forms a cycle "
+                             f"{' -> '.join(cycle)}", endpoint=cycle[0])
+    if mode is OrchestrationMode.PARALLEL:
+        for endpoint in endpoints:
+            if endpoint.depends_on:
+                raise APIConfigError(
+                    f"endpoint {endpoint.name!r}: depends_on has no effect in PARALLEL mode "
+                    "(everything starts at once); use HYBRID", endpoint=endpoint.name)
+    elif mode in (OrchestrationMode.SEQUENTIAL, OrchestrationMode.PIPELINE,
+                  OrchestrationMode.CONDITIONAL):
+        for endpoint in endpoints:
+            for dep in endpoint.depends_on:
+                if seen[dep] > seen[endpoint.name]:
+                    raise APIConfigError(
+                        f"endpoint {endpoint.name!r}: depends on {dep!r}, which is listed "
+                        f"after it; in {mode.value.upper()} mode list {dep!r} first or use "
+                        "HYBRID", endpoint=endpoint.name)
+
+
+def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """A dependency cycle as ``[a, b, ..., a]``, or ``[]``."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep):], dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
+

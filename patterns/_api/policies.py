@@ -1,0 +1,160 @@
+"""The endpoint's resilience policies, all from ``patterns.error_recovery``: retry, rate
+limiters, circuit breaker.
+
+``retry_config(endpoint)`` checks an endpoint's retry settings at construction (errors name
+the endpoint). ``Limits(config)`` holds the run's limiters and breakers where the calls run
+(the driver, or each FANOUT worker actor): the run's limiter is named ``api/<config name>``,
+an endpoint's ``api/<config name>/<endpoint>``; with ``scope="cluster"`` every process that
+uses a name shares one limit. ``EndpointPolicy.run`` wraps one endpoint call as
+breaker(retry(limiters(attempt))): every HTTP attempt takes a token from each limiter that
+applies; the breaker judges whole calls (after their retries), so a call's retries are never
+cut short by its own failures. A 429 with ``Retry-After`` pauses the limiters that apply, so
+every caller sharing them slows down, and the retry waits at least that long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from patterns._api.call import EndpointCall, PermanentCallError, TransientCallError
+from patterns._api.config import APIEndpoint, APIOrchestrationConfig
+from patterns._api.errors import APIConfigError
+from patterns.error_recovery import (
+    CircuitBreaker,
+    RateLimiter,
+    RecoveryConfigError,
+    RetryConfig,
+    RetryPolicy,
+)
+
+_DEFAULT_ATTEMPTS = 3
+_DEFAULT_DELAY = 1.0
+_MAX_DELAY = 30.0
+
+
+def retry_config(endpoint: APIEndpoint) -> RetryConfig:
+    """The endpoint's ``RetryConfig``: from ``retry_config``, or ``retry_count`` /
+    ``retry_delay`` (default 3 attempts, 1 s then exponential, at most 30 s). Only transient
+    call errors are retried; ``APIConfigError`` names the endpoint for a bad setting."""
+    given = endpoint.retry_config
+    try:
+        if isinstance(given, RetryConfig):
+            fields = given.model_dump()
+        elif isinstance(given, Mapping):
+            fields = dict(given)
+        elif given is None:
+            fields = {"max_attempts": _DEFAULT_ATTEMPTS if endpoint.retry_count is None
+                      else endpoint.retry_count + 1}
+        else:
+            raise APIConfigError(f"endpoint {endpoint.name!r}: retry_config must be a mapping "
+                                 f"or a RetryConfig, not {type(given).__name__}",
+                                 endpoint=endpoint.name)
+        fields.setdefault("initial_delay", _DEFAULT_DELAY if endpoint.retry_delay is None
+                          else endpoint.retry_delay)
+        fields.setdefault("max_delay", max(_MAX_DELAY, float(fields["initial_delay"])))
+        fields["retry_on_exceptions"] = (TransientCallError,)
+        fields["permanent_errors"] = (PermanentCallError,)
+        return RetryConfig(**fields)
+    except (RecoveryConfigError, TypeError, ValueError) as exc:
+        raise APIConfigError(f"endpoint {endpoint.name!r}: retry_config: {exc}",
+                             endpoint=endpoint.name) from None
+
+
+class EndpointPolicy:
+    """Retry + limiters + breaker of one endpoint, bound where the calls run."""
+
+    __slots__ = ("retry", "limiters", "breaker")
+
+    def __init__(self, retry: RetryPolicy, limiters: list[RateLimiter],
+                 breaker: CircuitBreaker | None) -> None:
+        self.retry = retry
+        self.limiters = limiters
+        self.breaker = breaker
+
+    def slow_down(self, seconds: float | None) -> None:
+        """A 429 said to come back in ``seconds``: pause the limiters that apply."""
+        if seconds:
+            for limiter in self.limiters:
+                limiter.pause(seconds)
+
+    async def _attempt(self, call: EndpointCall, session: Any, url: str, kw: dict[str, Any],
+                       outcome: Any) -> Any:
+        for limiter in self.limiters:
+            await limiter.acquire()
+        return await call.attempt(session, url, kw, outcome, self.slow_down)
+
+    async def run(self, call: EndpointCall, session: Any, url: str, kw: dict[str, Any],
+                  outcome: Any) -> Any:
+        """The parsed body of the first good attempt; raises the last error when retries are
+        spent or the error is not retried, ``CircuitOpenError`` while the breaker is open."""
+        args = (call, session, url, kw, outcome)
+        if self.breaker is None:
+            return await self.retry.run(self._attempt, args, {})
+        return await self.breaker.call(self.retry.run, self._attempt, args, {})
+
+
+class Limits:
+    """The policies of one config, built where its calls run (picklable as a recipe: a
+    worker actor builds its own from the config). Retry settings are checked at once."""
+
+    def __init__(self, config: APIOrchestrationConfig, *, scope: str | None = None) -> None:
+        self.config = config
+        self.scope = scope or config.limit_scope
+        self.retry = {e.name: retry_config(e) for e in config.endpoints}
+        self._policies: dict[str, EndpointPolicy] | None = None
+
+    def _limiter(self, name: str, per_second: float, burst: int | None) -> RateLimiter:
+        return RateLimiter(per_second, burst=burst, name=name, scope=self.scope)  # type: ignore[arg-type]
+
+    def policies(self) -> dict[str, EndpointPolicy]:
+        """One ``EndpointPolicy`` per endpoint (made once; they keep their state across runs)."""
+        if self._policies is not None:
+            return self._policies
+        config = self.config
+        shared: list[RateLimiter] = []
+        rate = config.global_rate()
+        if rate is not None:
+            shared.append(self._limiter(f"api/{config.name}", rate, config.burst))
+        policies = {}
+        for endpoint in config.endpoints:
+            limiters = list(shared)
+            if endpoint.rate_limit is not None:
+                limiters.append(self._limiter(f"api/{config.name}/{endpoint.name}",
+                                              endpoint.rate_limit / config.rate_limit_window,
+                                              endpoint.burst_limit))
+            breaker = None
+            if config.circuit_breaker_threshold is not None:
+                breaker = CircuitBreaker(
+                    name=f"api/{config.name}/{endpoint.name}", scope=self.scope,  # type: ignore[arg-type]
+                    failure_threshold=config.circuit_breaker_threshold,
+                    window_size=max(10, 2 * config.circuit_breaker_threshold),
+                    timeout=config.circuit_breaker_timeout,
+                    record_exceptions=(TransientCallError,),
+                    ignore_exceptions=(PermanentCallError,))
+            policies[endpoint.name] = EndpointPolicy(
+                RetryPolicy(self.retry[endpoint.name], name=f"api/{config.name}/{endpoint.name}"),
+                limiters, breaker)
+        self._policies = policies
+        return policies
+
+    def metrics(self) -> dict[str, Any]:
+        """Limiter and breaker figures by policy name (empty before the first run)."""
+        out: dict[str, Any] = {}
+        for name, policy in (self._policies or {}).items():
+            for limiter in policy.limiters:
+                out.setdefault(limiter.name, limiter.metrics())
+            if policy.breaker is not None:
+                out[f"{policy.breaker.name}/circuit_breaker"] = policy.breaker.metrics()
+            out[f"api/{self.config.name}/{name}/retry"] = policy.retry.metrics()
+        return out
+
+    async def close(self) -> None:
+        for policy in (self._policies or {}).values():
+            if policy.breaker is not None:
+                await policy.breaker.close()
+            for limiter in policy.limiters:
+                close = getattr(limiter, "close", None)
+                if close is not None:
+                    await close()
+        self._policies = None
