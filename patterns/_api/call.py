@@ -25,7 +25,7 @@ import aiohttp
 
 from patterns._api.auth import scrub
 from patterns._api.config import APIEndpoint, APIOrchestrationConfig
-from patterns._api.errors import APICallError
+from patterns._api.errors import APICallError, PermanentCallError, TransientCallError
 from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value
 from resource_actors.base import is_secret_key, redact
 from resource_actors.http import HTTPResponse, safe_url
@@ -34,27 +34,6 @@ log = logging.getLogger("patterns.api_orchestration")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
-
-
-class TransientCallError(Exception):
-    """An attempt failed in a way worth retrying (5xx, 429, timeout, connection error)."""
-
-    def __init__(self, reason: str, status: int | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        if retry_after is not None:
-            self.retry_after = retry_after
-
-
-class PermanentCallError(Exception):
-    """An attempt failed in a way that retrying does not fix (4xx, bad template, parsing)."""
-
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
 
 
 @dataclass

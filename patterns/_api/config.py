@@ -11,13 +11,14 @@ depends_on)``, ``APIOrchestrationConfig(name, rate_limit, timeout)``) and datakn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
 from patterns._api.auth import to_auth
-from patterns._api.errors import APIConfigError
+from patterns._api.errors import APIConfigError, PermanentCallError, TransientCallError
 from patterns._api.templates import TemplateError, compile_value
+from patterns.error_recovery import RecoveryConfigError, RetryConfig
 
 #: Result keys that are not endpoint names.
 RESERVED = ("_metrics", "errors", "merged")
@@ -95,6 +96,8 @@ class APIEndpoint:
     depends_on: Sequence[str] | None = None
     condition: Callable[[Any, Mapping[str, Any]], Any] | None = None
     auth: Any = None
+    #: the ``RetryConfig`` made from the retry fields (set at construction)
+    retry: RetryConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -134,6 +137,7 @@ class APIEndpoint:
                 raise APIConfigError(f"{who}: {name} must be callable, got "
                                      f"{type(value).__name__}", endpoint=self.name)
         _set(self, "auth", to_auth(self.auth, who))
+        _set(self, "retry", retry_config(self))
         for name in ("url", "headers", "params", "body"):
             try:
                 compile_value(getattr(self, name), url=name == "url")
@@ -148,7 +152,7 @@ class APIEndpoint:
         if "path" in data:
             path = data.pop("path")
             data.setdefault("url", join_url(base_url, path) if base_url else path)
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(data) - known)
         if unknown:
             raise APIConfigError(f"endpoint {name!r}: unknown field(s) {unknown}; known: "
@@ -167,6 +171,39 @@ class APIEndpoint:
         if self.auth is not None:
             shown.append(f"auth={self.auth!r}")
         return f"APIEndpoint({', '.join(shown)})"
+
+
+_DEFAULT_ATTEMPTS = 3
+_DEFAULT_DELAY = 1.0
+_MAX_DELAY = 30.0
+
+
+def retry_config(endpoint: APIEndpoint) -> RetryConfig:
+    """The endpoint's ``RetryConfig``: from ``retry_config``, or ``retry_count`` /
+    ``retry_delay`` (default 3 attempts, 1 s then exponential, at most 30 s). Only transient
+    call errors are retried; ``APIConfigError`` names the endpoint for a bad setting."""
+    given = endpoint.retry_config
+    try:
+        if isinstance(given, RetryConfig):
+            fields = given.model_dump()
+        elif isinstance(given, Mapping):
+            fields = dict(given)
+        elif given is None:
+            fields = {"max_attempts": _DEFAULT_ATTEMPTS if endpoint.retry_count is None
+                      else endpoint.retry_count + 1}
+        else:
+            raise APIConfigError(f"endpoint {endpoint.name!r}: retry_config must be a mapping "
+                                 f"or a RetryConfig, not {type(given).__name__}",
+                                 endpoint=endpoint.name)
+        fields.setdefault("initial_delay", _DEFAULT_DELAY if endpoint.retry_delay is None
+                          else endpoint.retry_delay)
+        fields.setdefault("max_delay", max(_MAX_DELAY, float(fields["initial_delay"])))
+        fields["retry_on_exceptions"] = (TransientCallError,)
+        fields["permanent_errors"] = (PermanentCallError,)
+        return RetryConfig(**fields)
+    except (RecoveryConfigError, TypeError, ValueError) as exc:
+        raise APIConfigError(f"endpoint {endpoint.name!r}: retry_config: {exc}",
+                             endpoint=endpoint.name) from None
 
 
 def join_url(base: str | None, path: str) -> str:

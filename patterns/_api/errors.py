@@ -54,3 +54,24 @@ def _rebuild_call(cls: type[APICallError], message: str, endpoint: str | None,
                   context: dict[str, Any]) -> APICallError:
     return cls(message, endpoint=endpoint, status=status, reason=reason, attempts=attempts,
                **context)
+
+
+class TransientCallError(Exception):
+    """An attempt failed in a way worth retrying (5xx, 429, timeout, connection error)."""
+
+    def __init__(self, reason: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class PermanentCallError(Exception):
+    """An attempt failed in a way that retrying does not fix (4xx, bad template, parsing)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status

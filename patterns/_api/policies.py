@@ -1,8 +1,7 @@
 """The endpoint's resilience policies, all from ``patterns.error_recovery``: retry, rate
 limiters, circuit breaker.
 
-``retry_config(endpoint)`` checks an endpoint's retry settings at construction (errors name
-the endpoint). ``Limits(config)`` holds the run's limiters and breakers where the calls run
+``Limits(config)`` holds the run's limiters and breakers where the calls run
 (the driver, or each FANOUT worker actor): the run's limiter is named ``api/<config name>``,
 an endpoint's ``api/<config name>/<endpoint>``; with ``scope="cluster"`` every process that
 uses a name shares one limit. ``EndpointPolicy.run`` wraps one endpoint call as
@@ -14,51 +13,12 @@ every caller sharing them slows down, and the retry waits at least that long.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from patterns._api.call import EndpointCall, PermanentCallError, TransientCallError
-from patterns._api.config import APIEndpoint, APIOrchestrationConfig
-from patterns._api.errors import APIConfigError
-from patterns.error_recovery import (
-    CircuitBreaker,
-    RateLimiter,
-    RecoveryConfigError,
-    RetryConfig,
-    RetryPolicy,
-)
-
-_DEFAULT_ATTEMPTS = 3
-_DEFAULT_DELAY = 1.0
-_MAX_DELAY = 30.0
-
-
-def retry_config(endpoint: APIEndpoint) -> RetryConfig:
-    """The endpoint's ``RetryConfig``: from ``retry_config``, or ``retry_count`` /
-    ``retry_delay`` (default 3 attempts, 1 s then exponential, at most 30 s). Only transient
-    call errors are retried; ``APIConfigError`` names the endpoint for a bad setting."""
-    given = endpoint.retry_config
-    try:
-        if isinstance(given, RetryConfig):
-            fields = given.model_dump()
-        elif isinstance(given, Mapping):
-            fields = dict(given)
-        elif given is None:
-            fields = {"max_attempts": _DEFAULT_ATTEMPTS if endpoint.retry_count is None
-                      else endpoint.retry_count + 1}
-        else:
-            raise APIConfigError(f"endpoint {endpoint.name!r}: retry_config must be a mapping "
-                                 f"or a RetryConfig, not {type(given).__name__}",
-                                 endpoint=endpoint.name)
-        fields.setdefault("initial_delay", _DEFAULT_DELAY if endpoint.retry_delay is None
-                          else endpoint.retry_delay)
-        fields.setdefault("max_delay", max(_MAX_DELAY, float(fields["initial_delay"])))
-        fields["retry_on_exceptions"] = (TransientCallError,)
-        fields["permanent_errors"] = (PermanentCallError,)
-        return RetryConfig(**fields)
-    except (RecoveryConfigError, TypeError, ValueError) as exc:
-        raise APIConfigError(f"endpoint {endpoint.name!r}: retry_config: {exc}",
-                             endpoint=endpoint.name) from None
+from patterns._api.call import EndpointCall
+from patterns._api.config import APIOrchestrationConfig
+from patterns._api.errors import PermanentCallError, TransientCallError
+from patterns.error_recovery import CircuitBreaker, RateLimiter, RetryPolicy
 
 
 class EndpointPolicy:
@@ -95,13 +55,12 @@ class EndpointPolicy:
 
 
 class Limits:
-    """The policies of one config, built where its calls run (picklable as a recipe: a
-    worker actor builds its own from the config). Retry settings are checked at once."""
+    """The policies of one config, built where its calls run (a worker actor builds its own
+    from the config)."""
 
     def __init__(self, config: APIOrchestrationConfig, *, scope: str | None = None) -> None:
         self.config = config
         self.scope = scope or config.limit_scope
-        self.retry = {e.name: retry_config(e) for e in config.endpoints}
         self._policies: dict[str, EndpointPolicy] | None = None
 
     def _limiter(self, name: str, per_second: float, burst: int | None) -> RateLimiter:
@@ -133,7 +92,7 @@ class Limits:
                     record_exceptions=(TransientCallError,),
                     ignore_exceptions=(PermanentCallError,))
             policies[endpoint.name] = EndpointPolicy(
-                RetryPolicy(self.retry[endpoint.name], name=f"api/{config.name}/{endpoint.name}"),
+                RetryPolicy(endpoint.retry, name=f"api/{config.name}/{endpoint.name}"),
                 limiters, breaker)
         self._policies = policies
         return policies
