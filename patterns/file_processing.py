@@ -29,11 +29,11 @@ from typing import Any
 import pyarrow.compute as pc
 
 from fsm_actors._sync import run_sync
+from fsm_actors.jobs import JobError, resolve_inputs
+from fsm_actors.jobs import JobProgress as FileProgress
 from patterns._files.config import FileFormat, FileProcessingConfig, ProcessingMode
 from patterns._files.functions import Vectorized, vectorized
-from patterns._files.planner import resolve_inputs
-from patterns._files.progress import FileProgress
-from patterns._files.runner import FileJob
+from patterns._files.job import FileJob
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
 __all__ = [
@@ -268,10 +268,12 @@ def _select(paths: list[str], patterns: list[str] | None) -> list[str]:
     selected = []
     for path in paths:
         if os.path.isdir(path):
+            try:
+                found = resolve_inputs(path)
+            except JobError as exc:
+                raise PatternError(exc.message, pattern="file_processing", file=exc.file) from None
             selected += [
-                f
-                for f in resolve_inputs(path)
-                if any(fnmatch.fnmatch(os.path.basename(f), p) for p in patterns)
+                f for f in found if any(fnmatch.fnmatch(os.path.basename(f), p) for p in patterns)
             ]
         else:
             selected.append(path)

@@ -11,10 +11,10 @@ import pytest
 from pydantic import BaseModel
 
 from fsm_actors.io import RowError, read_record_batches
+from fsm_actors.jobs.commit import Joiner, commit, concat_errors
+from fsm_actors.jobs.parts import OutputSpec, Staging, split_partitions
 from patterns._files.aggregate import merge, parse_aggregations, partial
-from patterns._files.commit import Joiner, commit, concat_errors
 from patterns._files.functions import BatchPipeline, is_batch_level, vectorized
-from patterns._files.parts import OutputSpec, Staging, split_partitions
 from patterns._files.validation import make_validator
 
 TABLE = pa.table(
@@ -170,7 +170,7 @@ def test_error_parts_concatenate(tmp_path):
     n = concat_errors(tmp_path / "e.jsonl", staging.error_parts())
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert n == 2 and [e["reason"] for e in lines] == ["early", "late"]
-    assert set(lines[0]) == {"file", "line", "record", "raw", "reason", "stage"}
+    assert set(lines[0]) == {"file", "line", "record", "raw", "reason", "stage", "function", "state"}
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])

@@ -31,7 +31,7 @@ def write_csv(path, rows: int) -> None:
 
 
 class PeakSampler:
-    """Peak of (driver RSS growth + RSS of every FileWorker actor process)."""
+    """Peak of (driver RSS growth + RSS of every job worker actor process)."""
 
     def __init__(self) -> None:
         self.driver = psutil.Process(os.getpid())
@@ -44,7 +44,7 @@ class PeakSampler:
         total = 0
         for proc in psutil.process_iter(["cmdline"]):
             cmd = " ".join(proc.info["cmdline"] or [])
-            if cmd.startswith("ray::FileWorker"):
+            if cmd.startswith(("ray::SyncJobWorker", "ray::FileWorker")):
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:

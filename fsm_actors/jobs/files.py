@@ -1,7 +1,8 @@
-"""From a config to a plan: the input files, their formats, the output layout (plain core).
+"""File jobs planned: the input files, their formats, the output layout (plain core).
 
-Raises ``PatternError`` naming the file for inputs that do not exist or whose format cannot
-be told, before any work starts.
+``FileJobSpec`` is what any file job needs (the file-processing pattern and the FSM stream
+both build one); ``make_plan`` turns it into a ``Plan`` and raises ``JobError`` naming the
+file for inputs that do not exist or whose format cannot be told, before any work starts.
 """
 
 from __future__ import annotations
@@ -20,14 +21,44 @@ from fsm_actors.io import (
     normalize_compression,
     split_extensions,
 )
-from patterns._files.config import FileProcessingConfig, ProcessingMode
-from patterns._files.parts import OutputSpec
-from patterns.errors import PatternError
+from fsm_actors.jobs.errors import JobError
+from fsm_actors.jobs.parts import OutputSpec
 
 DEFAULT_CHUNK = 65536
 SMALL_FILE = 8 << 20
 BYTES_PER_WORKER = 16 << 20
-IN_FLIGHT = {ProcessingMode.STREAM: 2, ProcessingMode.BATCH: 4, ProcessingMode.WHOLE: 1}
+
+
+@dataclass(frozen=True)
+class FileJobSpec:
+    """The file side of a job: what to read, where to write, how to cut it.
+
+    ``output_path``: a file (every input joined in order), a directory (one output per
+    input, or partitions with ``partition_by``), or ``None`` (no output). ``whole``: each
+    input is one chunk read by a worker. ``in_flight``: calls queued per worker.
+    """
+
+    input_path: str | list[str]
+    output_path: str | None = None
+    format: str | None = None
+    output_format: str | None = None
+    compression: str | None = None
+    partition_by: tuple[str, ...] = ()
+    chunk_size: int | None = None
+    whole: bool = False
+    in_flight: int = 2
+    encoding: str = "utf-8"
+    csv_delimiter: str | None = None
+    csv_has_header: bool = True
+    skip_empty_lines: bool = True
+    text_field_name: str = "text"
+    log_patterns: tuple[str, ...] = ()
+    xml_record_element: str | None = None
+    xml_root_element: str = "records"
+    error_file: str | None = None
+    checkpoint_dir: str | None = None
+    workers: int | None = None
+    pattern: str = "file_processing"
 
 
 @dataclass(frozen=True)
@@ -87,7 +118,7 @@ class Plan:
         return max(1, min(cluster_cpus, units))
 
 
-def resolve_inputs(spec: str | list[str]) -> list[str]:
+def resolve_inputs(spec: str | list[str], pattern: str = "file_processing") -> list[str]:
     """Files named by a path, directory, glob or list of those, in a stable order."""
     found: list[str] = []
     for entry in [spec] if isinstance(spec, str) else spec:
@@ -103,56 +134,61 @@ def resolve_inputs(spec: str | list[str]) -> list[str]:
         elif os.path.isfile(entry):
             found.append(entry)
         else:
-            raise PatternError(
+            raise JobError(
                 f"input {entry!r} does not exist: give an existing file, a directory or a glob",
-                pattern="file_processing",
                 file=entry,
             )
     if not found:
-        raise PatternError(f"no input files match {spec!r}", pattern="file_processing")
+        raise JobError(f"no input files match {spec!r}: check the path or the glob")
     return list(dict.fromkeys(os.path.abspath(p) for p in found))
 
 
-def make_plan(config: FileProcessingConfig, run_id: str) -> Plan:
-    """The plan for ``config``; see the module docstring for errors."""
+def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
+    """The plan for ``spec``; see the module docstring for errors."""
     inputs = []
-    for index, path in enumerate(resolve_inputs(config.input_path)):
-        fmt = config.format.value if config.format else _detect(path)
+    for index, path in enumerate(resolve_inputs(spec.input_path, spec.pattern)):
+        fmt = spec.format or _detect(path)
         if fmt == "binary":
-            raise PatternError(
+            raise JobError(
                 f"{path}: BINARY files cannot be split into records; give format= one of "
                 "csv, tsv, json, jsonl, xml, parquet, text, log",
-                pattern="file_processing",
                 file=path,
             )
         stat = os.stat(path)
         inputs.append(InputFile(index, path, fmt, stat.st_size, stat.st_mtime_ns))
     read = ReadOptions(
         format=None,
-        encoding=config.encoding,
-        csv_delimiter=config.csv_delimiter,
-        csv_has_header=config.csv_has_header,
-        skip_empty_lines=config.skip_empty_lines,
-        text_field_name=config.text_field_name,
-        log_patterns=tuple(config.log_config.get("patterns") or ()),
-        xml_record_element=config.xml_record_element,
+        encoding=spec.encoding,
+        csv_delimiter=spec.csv_delimiter,
+        csv_has_header=spec.csv_has_header,
+        skip_empty_lines=spec.skip_empty_lines,
+        text_field_name=spec.text_field_name,
+        log_patterns=tuple(spec.log_patterns),
+        xml_record_element=spec.xml_record_element,
     )
-    kind, out, outputs = _output(config, inputs)
+    kind, out, outputs = _output(spec, inputs)
+    if out is not None:
+        for item in inputs:
+            if kind == "single" and os.path.abspath(item.path) == str(out):
+                raise JobError(
+                    f"{item.path} is both an input and the output: write the output to "
+                    "another path (the input would be overwritten while it is read)",
+                    file=item.path,
+                )
     base = out if kind in ("per_file", "partitioned") else out.parent if out else Path.cwd()
     state_dir = Path(base).absolute() / ".fsm_actors"
     error_file = (
-        Path(config.error_file)
-        if config.error_file
+        Path(spec.error_file)
+        if spec.error_file
         else (
             Path(f"{out}.errors.jsonl")
             if kind == "single"
             else out / "_errors.jsonl"
             if out is not None
-            else Path.cwd() / f"file_processing-{run_id}.errors.jsonl"
+            else Path.cwd() / f"{spec.pattern}-{run_id}.errors.jsonl"
         )
     )
-    whole = config.mode is ProcessingMode.WHOLE
-    chunk = None if whole else (config.chunk_size or DEFAULT_CHUNK)
+    chunk = None if spec.whole else (spec.chunk_size or DEFAULT_CHUNK)
     small = {i.index for i in inputs if i.size < SMALL_FILE} if len(inputs) > 1 else set()
     return Plan(
         run_id=run_id,
@@ -162,13 +198,13 @@ def make_plan(config: FileProcessingConfig, run_id: str) -> Plan:
         output_path=out,
         outputs=outputs,
         staging=state_dir / f"run-{run_id}",
-        checkpoint_dir=Path(config.checkpoint_dir)
-        if config.checkpoint_dir
+        checkpoint_dir=Path(spec.checkpoint_dir)
+        if spec.checkpoint_dir
         else state_dir / "checkpoints",
         error_file=error_file.absolute(),
         chunk_size=chunk,
-        max_in_flight=IN_FLIGHT[config.mode],
-        worker_read={i.index for i in inputs} if whole else small,
+        max_in_flight=spec.in_flight,
+        worker_read={i.index for i in inputs} if spec.whole else small,
     )
 
 
@@ -176,51 +212,56 @@ def _detect(path: str) -> str:
     try:
         return detect_format(path)
     except FormatError as exc:
-        raise PatternError(str(exc), pattern="file_processing", file=path) from exc
+        raise JobError(str(exc), file=path) from exc
 
 
 def _output(
-    config: FileProcessingConfig, inputs: list[InputFile]
+    spec: FileJobSpec, inputs: list[InputFile]
 ) -> tuple[str, Path | None, dict[int, OutputSpec]]:
     """The layout, the output path and each input's ``OutputSpec``. In the per-file layout
     without ``output_format`` every output keeps its input's format and compression."""
-    if config.output_path is None:
+    if spec.output_path is None:
         return "none", None, {}
-    out = Path(config.output_path).absolute()
+    out = Path(spec.output_path).absolute()
     ext_format, ext_compression = split_extensions(out)
-    compression = normalize_compression(config.compression) or ext_compression
-    if config.partition_by:
+    compression = normalize_compression(spec.compression)
+    if compression and ext_compression and compression != ext_compression:
+        raise JobError(
+            f"compression={compression!r} conflicts with the output name {out.name!r} "
+            f"({ext_compression}): name the file for the compression you want, or drop "
+            "compression= to follow the extension",
+            file=str(out),
+        )
+    compression = compression or ext_compression
+    if spec.partition_by:
         kind = "partitioned"
-    elif out.is_dir() or config.output_path.endswith(("/", os.sep)):
+    elif out.is_dir() or spec.output_path.endswith(("/", os.sep)):
         kind = "per_file"
     elif ext_format is None and len(inputs) > 1:
         kind = "per_file"
     else:
         kind = "single"
-    fmt = config.output_format.value if config.output_format else None
+    fmt = spec.output_format
     if fmt is None and kind == "single":
         fmt = ext_format
     if fmt == "binary":
-        raise PatternError(
-            "output_format BINARY cannot be written; pick a record format",
-            pattern="file_processing",
-        )
+        raise JobError("output_format BINARY cannot be written; pick a record format")
     if fmt is None and kind == "per_file":
         return (
             kind,
             out,
             {
-                i.index: _spec(config, i.format, compression or detect_compression(i.path))
+                i.index: _out_spec(spec, i.format, compression or detect_compression(i.path))
                 for i in inputs
             },
         )
     if fmt is None:
         formats = {i.format for i in inputs}
         fmt = formats.pop() if len(formats) == 1 else "jsonl"
-    spec = _spec(config, fmt, compression)
-    return kind, out, {i.index: spec for i in inputs}
+    out_spec = _out_spec(spec, fmt, compression)
+    return kind, out, {i.index: out_spec for i in inputs}
 
 
-def _spec(config: FileProcessingConfig, fmt: str, compression: str | None) -> OutputSpec:
-    delimiter = config.csv_delimiter if fmt == "csv" else None
+def _out_spec(spec: FileJobSpec, fmt: str, compression: str | None) -> OutputSpec:
+    delimiter = spec.csv_delimiter if fmt == "csv" else None
     return OutputSpec(fmt, compression, delimiter)

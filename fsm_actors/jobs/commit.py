@@ -24,12 +24,12 @@ import pyarrow.parquet as pq
 import zstandard
 
 from fsm_actors.io import ArrowWriter, document_frame, open_input
-from patterns._files.parts import OutputSpec, Staging, atomic_write, part_stem
+from fsm_actors.jobs.parts import OutputSpec, Staging, atomic_write, part_stem
 
 log = logging.getLogger(__name__)
 
 
-def _compress(data: bytes, compression: str | None) -> bytes:
+def compress(data: bytes, compression: str | None) -> bytes:
     if not data or compression is None:
         return data
     if compression == "gzip":
@@ -63,17 +63,17 @@ def commit(
     prologue, separator, epilogue = document_frame(
         fmt, schema, csv_delimiter=csv_delimiter, xml_root=xml_root
     )
-    separator = _compress(separator, compression)
+    separator = compress(separator, compression)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as out:
-            out.write(_compress(prologue, compression))
+            out.write(compress(prologue, compression))
             for i, part in enumerate(parts):
                 if i and separator:
                     out.write(separator)
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-            out.write(_compress(epilogue, compression))
+            out.write(compress(epilogue, compression))
             out.flush()
             os.fsync(out.fileno())
 
@@ -254,9 +254,9 @@ class Joiner:
         if self._out is None:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self._out = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/abort
-            self._out.write(_compress(prologue, compression))
+            self._out.write(compress(prologue, compression))
         elif separator:
-            self._out.write(_compress(separator, compression))
+            self._out.write(compress(separator, compression))
         with open(part, "rb") as src:
             shutil.copyfileobj(src, self._out, 1 << 20)
         self._parts += 1
@@ -312,7 +312,7 @@ class Joiner:
             self._parquet.close()
         else:
             _, _, epilogue = document_frame(self.output.format, xml_root=self.xml_root)
-            self._out.write(_compress(epilogue, self.output.compression))
+            self._out.write(compress(epilogue, self.output.compression))
             self._out.flush()
             os.fsync(self._out.fileno())
             self._out.close()

@@ -30,6 +30,7 @@ from fsm_actors.io import (
     ArrowWriter,
     RowError,
 )
+from fsm_actors.io.json_encode import json_default
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
@@ -56,15 +57,41 @@ def part_stem(file_index: int, batch: int) -> str:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then rename ``tmp`` to ``path`` (same directory)."""
+    """Call ``write(tmp)``, fsync it, rename it to ``path`` and fsync the directory.
+
+    A part or output exists only complete, and is durable before a checkpoint that vouches
+    for it is saved (the checkpoint is written after this returns)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Staging:
@@ -116,6 +143,24 @@ class Staging:
             columns = json.dumps(table.column_names).encode()
             atomic_write(directory / f"{stem}.columns.json", lambda tmp: tmp.write_bytes(columns))
         atomic_write(directory / f"{stem}{ext}", write)
+
+    def write_records(
+        self,
+        file_index: int,
+        batch: int,
+        records: Sequence[dict],
+        ext: str,
+        *,
+        compression: str | None = None,
+    ) -> None:
+        """Write one JSON Lines output part from dicts, each exactly as given."""
+        from fsm_actors.jobs.commit import compress
+
+        data = "".join(
+            json.dumps(r, ensure_ascii=False, default=json_default) + "\n" for r in records
+        ).encode("utf-8")
+        path = self.data_dir() / f"{part_stem(file_index, batch)}{ext}"
+        atomic_write(path, lambda tmp: tmp.write_bytes(compress(data, compression)))
 
     def write_errors(self, file_index: int, batch: int, errors: Sequence[RowError]) -> None:
         """Write the rejected records of one batch as JSON Lines."""

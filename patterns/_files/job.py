@@ -1,0 +1,190 @@
+"""A file-processing run: its config made into a job of the one job layer.
+
+``FileJob`` turns a ``FileProcessingConfig`` into a ``FileJobKind`` whose stage is the
+config's validation, filters and transformations (``FileStage``), with mergeable
+aggregations written as side parts and merged at the end. The job layer does the rest:
+reading, workers, checkpoint, threshold, commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from fsm_actors.jobs import FileJobKind, FileJobSpec, JobError, JobProgress, StageOutput, run_job
+from patterns._files.aggregate import AggSpec, merge, parse_aggregations, partial
+from patterns._files.config import FileProcessingConfig, ProcessingMode
+from patterns._files.functions import BatchPipeline
+from patterns._files.validation import make_validator
+from patterns.errors import ErrorThresholdExceeded, PatternError
+
+IN_FLIGHT = {ProcessingMode.STREAM: 2, ProcessingMode.BATCH: 4, ProcessingMode.WHOLE: 1}
+
+
+@dataclass
+class FileStage:
+    """The record stage of file processing; built once per worker (``open``)."""
+
+    filters: Sequence[Any] = ()
+    transformations: Sequence[Any] = ()
+    validation_schema: Any = None
+    agg_specs: Sequence[AggSpec] = ()
+    group_by: Sequence[str] = ()
+    whole_aggregations: dict[str, Callable[[list[dict]], Any]] = field(default_factory=dict)
+    wants_records = False
+
+    def open(self) -> None:
+        self._pipeline = BatchPipeline(
+            self.filters, self.transformations, make_validator(self.validation_schema)
+        )
+
+    def apply(self, batch: pa.Table, file: str, first_record: int) -> StageOutput:
+        if not hasattr(self, "_pipeline"):
+            self.open()
+        result = self._pipeline.apply(batch, file, first_record)
+        return StageOutput(result.table, result.rows_in, result.skipped, list(result.errors))
+
+    def side(self, out: StageOutput) -> tuple[pa.Table | None, Any]:
+        table = out.table if out.table is not None else pa.table({})
+        part = partial(table, self.agg_specs, self.group_by) if self.agg_specs else None
+        whole = None
+        if self.whole_aggregations:
+            records = table.to_pylist()
+            whole = {name: fn(records) for name, fn in self.whole_aggregations.items()}
+        return part, whole
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_pipeline"}
+
+
+def _error(message: str, *, threshold: bool = False, **context: Any) -> PatternError:
+    cls = ErrorThresholdExceeded if threshold else PatternError
+    allowed = {k: context.get(k) for k in ("run_id", "file", "error_file")}
+    return cls(message, pattern="file_processing", **allowed)
+
+
+class FileJob:
+    """One run of a ``FileProcessingConfig``. Use once."""
+
+    def __init__(
+        self,
+        config: FileProcessingConfig,
+        *,
+        checkpoint_id: str | None = None,
+        on_progress: Callable[[JobProgress], Any] | None = None,
+        address: str | None = None,
+    ) -> None:
+        self.config = config
+        self.checkpoint_id = checkpoint_id or config.checkpoint_id
+        self.run_id = self.checkpoint_id or uuid.uuid4().hex[:12]
+        self.on_progress = on_progress
+        self.address = address
+        self.agg_specs, callables = parse_aggregations(config.aggregations)
+        if callables and config.mode is not ProcessingMode.WHOLE:
+            raise PatternError(
+                f"aggregations {sorted(callables)} are callables: they need every record at "
+                "once, so use mode=WHOLE, or a mergeable spec such as 'count', 'sum:amount', "
+                "('mean', 'amount')",
+                pattern="file_processing",
+            )
+        stage = FileStage(
+            filters=tuple(config.filters or ()),
+            transformations=tuple(config.transformations or ()),
+            validation_schema=config.validation_schema,
+            agg_specs=tuple(self.agg_specs),
+            group_by=tuple(config.group_by or ()),
+            whole_aggregations=dict(callables),
+        )
+        self.whole_aggregations = callables
+        try:
+            self.kind = FileJobKind(
+                _spec(config),
+                stage,
+                self.run_id,
+                label=f"file_processing {self.run_id}",
+                finish=self._finish,
+                identity=_identity(config),
+                error=_error,
+            )
+        except JobError as exc:
+            raise PatternError(exc.message, pattern="file_processing", file=exc.file) from None
+        self.plan = self.kind.plan
+
+    async def run(self) -> dict[str, Any]:
+        """Process every input and commit the output; returns the result dict."""
+        try:
+            return await run_job(
+                self.kind,
+                resumable=self.checkpoint_id is not None,
+                error_threshold=self.config.error_threshold,
+                on_progress=self.on_progress,
+                address=self.address,
+            )
+        except JobError as exc:
+            if isinstance(exc, PatternError):
+                raise
+            raise PatternError(
+                exc.message, pattern="file_processing", run_id=exc.run_id, file=exc.file
+            ) from None
+
+    def _finish(self, staging: Any, meta: dict[str, Any]) -> dict[str, Any]:
+        if not self.agg_specs and not self.whole_aggregations:
+            return {}
+        out: dict[str, Any] = {}
+        if self.agg_specs:
+            merged = merge(staging.partials(), self.agg_specs, self.config.group_by or ())
+            if self.config.group_by:
+                out["groups"] = merged
+            else:
+                out.update(merged)
+        whole = meta.get("whole", {})
+        for name in self.whole_aggregations:
+            values = {
+                path: batches[min(batches, key=int)][name] for path, batches in whole.items()
+            }
+            out[name] = next(iter(values.values()), None) if len(self.plan.inputs) == 1 else values
+        return {"aggregations": out}
+
+
+def _spec(config: FileProcessingConfig) -> FileJobSpec:
+    return FileJobSpec(
+        input_path=config.input_path,
+        output_path=config.output_path,
+        format=config.format.value if config.format else None,
+        output_format=config.output_format.value if config.output_format else None,
+        compression=config.compression,
+        partition_by=tuple(config.partition_by or ()),
+        chunk_size=config.chunk_size,
+        whole=config.mode is ProcessingMode.WHOLE,
+        in_flight=IN_FLIGHT[config.mode],
+        encoding=config.encoding,
+        csv_delimiter=config.csv_delimiter,
+        csv_has_header=config.csv_has_header,
+        skip_empty_lines=config.skip_empty_lines,
+        text_field_name=config.text_field_name,
+        log_patterns=tuple(config.log_config.get("patterns") or ()),
+        xml_record_element=config.xml_record_element,
+        xml_root_element=config.xml_root_element,
+        error_file=config.error_file,
+        checkpoint_dir=config.checkpoint_dir,
+        workers=config.worker_count,
+    )
+
+
+def _identity(config: FileProcessingConfig) -> dict[str, Any]:
+    """What the steps are, for the checkpoint: a resume with other steps is refused."""
+
+    def name(fn: Any) -> str:
+        return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+    return {
+        "filters": [name(f) for f in config.filters or ()],
+        "transformations": [name(t) for t in config.transformations or ()],
+        "aggregations": sorted(config.aggregations or {}),
+        "group_by": list(config.group_by or ()),
+        "validation": repr(config.validation_schema)[:200] if config.validation_schema else None,
+    }
