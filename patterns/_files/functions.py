@@ -7,9 +7,10 @@ Consecutive record-level steps run fused over one ``to_pylist()`` of the batch. 
 validation, then filters, then transformations (the order dataknobs-fsm documents).
 
 Record-level contract: a filter returns truthy to keep the record; a transformation returns
-the new record, or ``None`` to keep the (possibly mutated) record. A record whose step raises
-is rejected with the exception as reason; the others go on. A batch-level step that raises
-rejects its whole batch.
+the new record, or ``None`` to keep the (possibly mutated) record. Every user function runs
+exactly once per record it reaches: a record whose step raises is rejected with the
+exception (and the function's name) as reason and goes no further; the others go on and are
+never re-run. A batch-level step that raises rejects its whole batch, with its name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
 from typing import Any
 
 import pyarrow as pa
@@ -149,35 +149,52 @@ class BatchPipeline:
         return [None] * result.table.num_rows
 
     def _record_stage(self, result, steps, file, numbers):
-        try:
-            kept, kept_numbers, skipped = _run_fast(result.table.to_pylist(), numbers, steps)
-        except Exception:  # some record failed: redo the stage on fresh dicts, one by one
-            kept, kept_numbers, skipped = _run_each(
-                result.table.to_pylist(), numbers, steps, file, result.errors
-            )
+        kept, kept_numbers, skipped = _run_record_steps(
+            result.table.to_pylist(), numbers, steps, file, result.errors
+        )
         result.skipped += skipped
         result.table = records_to_table(kept) if kept else result.table.slice(0, 0)
         return kept_numbers
 
 
-def _run_fast(records: list[dict], numbers: list, steps) -> tuple[list[dict], list, int]:
-    """Whole-list passes per step; any exception sends the stage to ``_run_each``."""
+def _run_record_steps(records, numbers, steps, file, errors) -> tuple[list[dict], list, int]:
+    """Each step over the surviving records, each user function once per record: a record
+    whose step raises (or is invalid) is rejected there and goes no further; the others are
+    not run again. Whole-list passes per step keep the loop tight; ``try`` costs nothing
+    until something raises."""
+    originals = records
     skipped = 0
     for kind, step in steps:
-        if kind == "transform":
-            out = [step(r) for r in records]
-            if not all(type(o) is dict for o in out):
-                out = [r if o is None else _checked(o) for r, o in zip(records, out, strict=True)]
-            records = out
-        elif kind == "validate":
-            if any(step(r) for r in records):
-                raise ValueError("a record is invalid")
-        else:
-            keep = [bool(step(r)) for r in records]
-            if not all(keep):
-                skipped += len(keep) - sum(keep)
-                records = list(compress(records, keep))
-                numbers = list(compress(numbers, keep))
+        out: list[dict] = []
+        out_numbers: list = []
+        out_originals: list = []
+        keep = out.append
+        for record, number, original in zip(records, numbers, originals, strict=True):
+            try:
+                if kind == "transform":
+                    new = step(record)
+                    if new is not None and type(new) is not dict:
+                        new = _checked(new)
+                    keep(record if new is None else new)
+                elif kind == "filter":
+                    if not step(record):
+                        skipped += 1
+                        continue
+                    keep(record)
+                else:
+                    reason = step(record)
+                    if reason:
+                        raise ValueError(reason)
+                    keep(record)
+            except Exception as exc:  # bad record or failing user code: reject this record
+                name = getattr(step, "__name__", kind)
+                label = kind if name in ("<lambda>", "check", kind) else f"{kind} {name}"
+                errors.append(RowError(file, f"{label} failed: {exc!r}", record_text(original),
+                                       record=number, stage=kind))
+                continue
+            out_numbers.append(number)
+            out_originals.append(original)
+        records, numbers, originals = out, out_numbers, out_originals
     return records, numbers, skipped
 
 
@@ -185,38 +202,6 @@ def _checked(out: Any) -> dict:
     if not isinstance(out, dict):
         raise TypeError(f"a transformation must return a dict or None, got {type(out).__name__}")
     return out
-
-
-def _run_each(records, numbers, steps, file, errors) -> tuple[list[dict], list, int]:
-    kept: list[dict] = []
-    kept_numbers: list = []
-    skipped = 0
-    for number, record in zip(numbers, records, strict=True):
-        current = record
-        kind = steps[0][0]
-        try:
-            for kind, step in steps:
-                if kind == "transform":
-                    out = step(current)
-                    current = current if out is None else _checked(out)
-                elif kind == "filter":
-                    if not step(current):
-                        skipped += 1
-                        break
-                else:
-                    reason = step(current)
-                    if reason:
-                        raise ValueError(reason)
-            else:
-                kept.append(current)
-                kept_numbers.append(number)
-        except Exception as exc:  # bad record or failing user code: reject this record
-            errors.append(
-                RowError(
-                    file, f"{kind} failed: {exc!r}", record_text(record), record=number, stage=kind
-                )
-            )
-    return kept, kept_numbers, skipped
 
 
 def _project(table: pa.Table, columns: dict[str, Any]) -> pa.Table:

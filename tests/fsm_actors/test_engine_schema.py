@@ -1,4 +1,5 @@
-"""The JSON-schema subset behind state ``schema`` checks and ``Machine.validate``."""
+"""The one JSON-schema validator (draft 7) behind state ``schema`` checks, ``Machine.validate``
+and the file steps' ``validation_schema``."""
 
 from __future__ import annotations
 
@@ -91,14 +92,20 @@ def test_annotations_are_ignored():
 @pytest.mark.parametrize(
     ("schema", "key_path", "fragment"),
     [
-        ({"oneOf": []}, "states[0].schema.oneOf", "unsupported schema keyword(s) oneOf"),
+        ({"oneOf": []}, "states[0].schema.oneOf", "malformed schema rule 'oneOf'"),
+        ({"minLenght": 3}, "states[0].schema.minLenght", "unsupported schema keyword(s) minLenght"),
         ({"type": "strng"}, "states[0].schema.type", "unknown type 'strng'"),
         ({"minimum": "low"}, "states[0].schema.minimum", "malformed schema rule 'minimum'"),
         ({"pattern": "("}, "states[0].schema.pattern", "malformed schema rule 'pattern'"),
-        ({"additionalProperties": {}}, "states[0].schema.additionalProperties", "true or false"),
+        ({"additionalProperties": 3}, "states[0].schema.additionalProperties", "malformed"),
         (
             {"properties": {"a": {"anyOf": []}}},
             "states[0].schema.properties.a.anyOf",
+            "malformed",
+        ),
+        (
+            {"properties": {"a": {"items": {"typo": 1}}}},
+            "states[0].schema.properties.a.items.typo",
             "unsupported",
         ),
     ],
@@ -108,3 +115,31 @@ def test_schema_errors_name_the_rule(schema, key_path, fragment):
         compile_schema(schema, "states[0].schema", "fsm.yaml")
     assert info.value.key_path == key_path
     assert fragment in str(info.value) and str(info.value).startswith("fsm.yaml: ")
+
+
+def test_draft7_keywords_beyond_the_old_subset_work():
+    schema = {"oneOf": [{"type": "string"}, {"type": "integer", "multipleOf": 5}],
+              "not": {"const": "no"}}
+    assert errors(schema, "s") == [] and errors(schema, 10) == []
+    assert errors(schema, 7) and errors(schema, "no")
+
+
+def test_none_is_a_value_unless_the_caller_says_nulls_are_missing():
+    schema = {"required": ["a"], "properties": {"a": {"type": "integer"}}}
+    assert errors(schema, {"a": None}) == ["a: expected integer, got NoneType"]
+    loose = compile_schema(schema, "s", nulls_as_missing=True)
+    assert loose({"a": None}) == ["missing required field 'a'"]
+    assert loose({"a": 1, "b": None}) == []
+
+
+def test_file_steps_and_the_engine_share_the_validator():
+    from patterns._files.validation import make_validator
+
+    schema = {"required": ["id"], "properties": {"id": {"type": "integer", "minimum": 0}},
+              "minProperties": 1}
+    check = make_validator(schema)
+    engine = compile_schema(schema, "s", nulls_as_missing=True)
+    for record in ({"id": 1}, {"id": -1}, {"id": None}, {"x": 1}, {"id": "1"}):
+        assert (check(record) is None) == (engine(record) == [])
+    with pytest.raises(FSMConfigError):
+        make_validator({"properties": {"id": {"tpye": "integer"}}})
