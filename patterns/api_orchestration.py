@@ -84,15 +84,18 @@ def create_graphql_orchestrator(
     URL ``endpoint``; the result has one key per query name (default ``query_<i>``).
 
     ``batch_queries`` sends them in one POST (a JSON list); otherwise one POST each, in
-    PARALLEL. GraphQL ``errors`` in an answer make that query an error. Other keywords are
-    ``APIOrchestrationConfig`` fields.
+    PARALLEL. GraphQL ``errors`` in an answer make that query an error. Keywords among
+    ``headers``, ``timeout``, ``retry_config``, ``retry_count``, ``retry_delay``,
+    ``retry_on_status``, ``rate_limit``, ``burst_limit``, ``error_handler`` apply to each
+    request; the others are ``APIOrchestrationConfig`` fields.
     """
     specs = graphql.query_specs(queries)
+    options = {k: config.pop(k) for k in graphql.ENDPOINT_OPTIONS if k in config}
     if batch_queries:
         config.setdefault("result_transformer", graphql.split_batch(specs))
     config.setdefault("mode", OrchestrationMode.SEQUENTIAL if batch_queries
                       else OrchestrationMode.PARALLEL)
     config.setdefault("name", "graphql")
     return APIOrchestrator(APIOrchestrationConfig(
-        endpoints=graphql.endpoints(endpoint, specs, batch_queries),
+        endpoints=graphql.endpoints(endpoint, specs, batch_queries, options),
         auth=config.pop("auth", auth_token), **config))

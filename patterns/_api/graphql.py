@@ -16,6 +16,7 @@ from typing import Any
 from patterns._api.call import PermanentCallError
 from patterns._api.config import APIEndpoint
 from patterns._api.errors import APIConfigError
+from patterns._api.templates import Literal
 from resource_actors.http import HTTPResponse
 
 BATCH_ENDPOINT = "graphql"
@@ -46,7 +47,7 @@ def query_specs(queries: Sequence[Mapping[str, Any] | str]) -> list[dict[str, An
 
 
 def _payload(spec: Mapping[str, Any]) -> dict[str, Any]:
-    payload = {"query": spec["query"], "variables": spec["variables"]}
+    payload = {"query": Literal(spec["query"]), "variables": spec["variables"]}
     if spec["operationName"]:
         payload["operationName"] = spec["operationName"]
     return payload
@@ -79,14 +80,19 @@ def parse_batch(response: HTTPResponse) -> Any:
     return body
 
 
-def endpoints(url: str, specs: list[dict[str, Any]], batch: bool) -> list[APIEndpoint]:
-    """The endpoints that run ``specs`` against ``url``."""
+#: ``APIEndpoint`` fields a GraphQL factory passes on to its endpoints.
+ENDPOINT_OPTIONS = ("headers", "timeout", "retry_config", "retry_count", "retry_delay",
+                    "retry_on_status", "rate_limit", "burst_limit", "error_handler")
+
+
+def endpoints(url: str, specs: list[dict[str, Any]], batch: bool,
+              options: Mapping[str, Any]) -> list[APIEndpoint]:
+    """The endpoints that run ``specs`` against ``url`` (``options``: ``ENDPOINT_OPTIONS``)."""
     if batch:
         return [APIEndpoint(BATCH_ENDPOINT, url, "POST", body=[_payload(s) for s in specs],
-                            response_parser=parse_batch,
-                            headers={"Content-Type": "application/json"})]
+                            response_parser=parse_batch, **options)]
     return [APIEndpoint(s["name"], url, "POST", body=_payload(s), response_parser=parse_one,
-                        headers={"Content-Type": "application/json"}) for s in specs]
+                        **options) for s in specs]
 
 
 def split_batch(specs: list[dict[str, Any]]):

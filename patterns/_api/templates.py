@@ -9,7 +9,7 @@ a format spec works as in ``str.format`` (``{n:05d}``); ``{{`` and ``}}`` are li
 A string that is exactly one placeholder renders to the value itself (a number stays a
 number in a JSON body). In a URL, filled values are percent-quoted unless the placeholder is
 the whole URL. Dicts and lists are rendered recursively; a callable is called as
-``fn(input, results)``.
+``fn(input, results)``; a ``Literal`` is used as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +31,18 @@ class TemplateError(LookupError):
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class Literal:
+    """A value used as it is, never read as a template (e.g. a GraphQL query's braces)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self):
+        return (Literal, (self.value,))
 
 
 class Scope:
@@ -187,6 +199,8 @@ def compile_value(value: Any, *, url: bool = False) -> Renderer:
     """A renderer of ``value`` (a template string, a callable, or a structure of them).
 
     Raises ``TemplateError`` for a malformed template string."""
+    if isinstance(value, Literal):
+        return _Const(value.value)
     if isinstance(value, str):
         template = Template(value, url=url)
         return template if template.fields else _Const(value)
@@ -195,12 +209,12 @@ def compile_value(value: Any, *, url: bool = False) -> Renderer:
     if isinstance(value, Mapping):
         items = [(compile_value(k), compile_value(v)) for k, v in value.items()]
         if all(isinstance(k, _Const) and isinstance(v, _Const) for k, v in items):
-            return _Const(dict(value))
+            return _Const({k.value: v.value for k, v in items})  # type: ignore[union-attr]
         return _Dict(items)
     if isinstance(value, list | tuple):
         rendered = [compile_value(v) for v in value]
         if all(isinstance(v, _Const) for v in rendered):
-            return _Const(list(value))
+            return _Const([v.value for v in rendered])  # type: ignore[union-attr]
         return _List(rendered)
     return _Const(value)
 
