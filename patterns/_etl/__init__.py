@@ -1,0 +1,1 @@
+"""Implementation of ``patterns.etl`` (public names live in ``patterns/etl.py``)."""

@@ -1,0 +1,262 @@
+"""The SQL an ETL run needs, per backend (plain core: strings only, no connections).
+
+Backends are the resource layer's canonical names: ``postgresql``, ``mysql`` (MariaDB too),
+``sqlite`` and ``memory`` (SQLite). Statements for ``execute_many`` with row tuples use the
+driver's paramstyle (``?`` for SQLite, ``%s`` otherwise); the others use ``:name``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+#: The checkpoint table in each target database: one row per (run, partition).
+CHECKPOINT_TABLE = "fsm_etl_checkpoints"
+#: Rejected records, written in the same transaction as the batch they came from.
+REJECT_TABLE = "fsm_etl_rejects"
+
+
+def is_sqlite(backend: str) -> bool:
+    return backend in ("sqlite", "memory")
+
+
+def quote(backend: str, name: str) -> str:
+    """A quoted identifier (``schema.table`` quoted part by part)."""
+    q = "`" if backend == "mysql" else '"'
+    return ".".join(q + part.replace(q, q + q) + q for part in name.split("."))
+
+
+def quote_all(backend: str, names: Sequence[str]) -> str:
+    return ", ".join(quote(backend, n) for n in names)
+
+
+def mark(backend: str) -> str:
+    return "?" if is_sqlite(backend) else "%s"
+
+
+def text_type(backend: str, length: int | None = None) -> str:
+    if length:
+        return f"VARCHAR({length})"
+    return "LONGTEXT" if backend == "mysql" else "TEXT"
+
+
+# -- catalog -----------------------------------------------------------------------------------
+def primary_key_sql(backend: str) -> str:
+    """Rows ``name`` of the primary-key columns of table ``:t``, in key order."""
+    if is_sqlite(backend):
+        return "SELECT name FROM pragma_table_info(:t) WHERE pk > 0 ORDER BY pk"
+    if backend == "postgresql":
+        return ("SELECT a.attname AS name FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary "
+                "ORDER BY array_position(i.indkey, a.attnum)")
+    return ("SELECT COLUMN_NAME AS name FROM information_schema.KEY_COLUMN_USAGE "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND CONSTRAINT_NAME = 'PRIMARY' "
+            "ORDER BY ORDINAL_POSITION")
+
+
+def table_exists_sql(backend: str) -> str:
+    """One row when table ``:t`` exists."""
+    if is_sqlite(backend):
+        return "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = :t"
+    if backend == "postgresql":
+        return "SELECT 1 AS x WHERE to_regclass(:t) IS NOT NULL"
+    return ("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = :t")
+
+
+def probe_sql(backend: str, table: str | None, query: str | None) -> str:
+    """A query returning no rows but the columns of ``table`` (or ``query``)."""
+    return f"SELECT * FROM {relation(backend, table, query)} WHERE 1 = 0"
+
+
+def relation(backend: str, table: str | None, query: str | None) -> str:
+    """What a SELECT reads from: the quoted table, or the query as a derived table."""
+    if table:
+        return quote(backend, table)
+    return f"({query}) AS etl_src"
+
+
+# -- reading -----------------------------------------------------------------------------------
+def page_sql(backend: str, table: str | None, query: str | None, columns: Sequence[str],
+             key: Sequence[str], *, after: bool, lo: bool, hi: bool, extra: str | None) -> str:
+    """One keyset page: rows past ``:after_*`` (when ``after``), inside ``[:lo, :hi]`` of the
+    first key column (when ``lo``/``hi``), matching ``extra``, ordered by ``key``, ``:n`` rows.
+    """
+    where: list[str] = []
+    k0 = quote(backend, key[0])
+    if lo:
+        where.append(f"{k0} >= :lo")
+    if hi:
+        where.append(f"{k0} <= :hi")
+    if after:
+        where.append(keyset_after(backend, key))
+    if extra:
+        where.append(extra)
+    sql = f"SELECT {quote_all(backend, columns)} FROM {relation(backend, table, query)}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {quote_all(backend, key)} LIMIT :n"
+
+
+def keyset_after(backend: str, key: Sequence[str]) -> str:
+    """``key > :after_0, ...`` written as a row comparison (all three backends support it)."""
+    if len(key) == 1:
+        return f"{quote(backend, key[0])} > :after_0"
+    lhs = ", ".join(quote(backend, k) for k in key)
+    rhs = ", ".join(f":after_{i}" for i in range(len(key)))
+    return f"({lhs}) > ({rhs})"
+
+
+def offset_sql(backend: str, table: str | None, query: str | None, columns: Sequence[str]) -> str:
+    """A page of a keyless source by position (``:n`` rows from ``:offset``)."""
+    return (f"SELECT {quote_all(backend, columns)} FROM {relation(backend, table, query)} "
+            "LIMIT :n OFFSET :offset")
+
+
+def bounds_sql(backend: str, table: str | None, query: str | None, column: str,
+               extra: str | None) -> str:
+    """``lo``, ``hi``, ``n`` of ``column`` over the rows matching ``extra``."""
+    c = quote(backend, column)
+    sql = (f"SELECT MIN({c}) AS lo, MAX({c}) AS hi, COUNT(*) AS n "
+           f"FROM {relation(backend, table, query)}")
+    return sql + (f" WHERE {extra}" if extra else "")
+
+
+# -- writing -----------------------------------------------------------------------------------
+def insert_sql(backend: str, table: str, columns: Sequence[str]) -> str:
+    marks = ", ".join([mark(backend)] * len(columns))
+    return f"INSERT INTO {quote(backend, table)} ({quote_all(backend, columns)}) VALUES ({marks})"
+
+
+def upsert_sql(backend: str, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """A batched upsert for ``execute_many`` with row tuples in ``columns`` order."""
+    base = insert_sql(backend, table, columns)
+    rest = [c for c in columns if c not in key]
+    if backend == "mysql":
+        if not rest:
+            first = quote(backend, key[0])
+            return f"{base} ON DUPLICATE KEY UPDATE {first} = {first}"
+        sets = ", ".join(f"{quote(backend, c)} = VALUES({quote(backend, c)})" for c in rest)
+        return f"{base} ON DUPLICATE KEY UPDATE {sets}"
+    return base + _on_conflict(backend, key, rest)
+
+
+def _on_conflict(backend: str, key: Sequence[str], rest: Sequence[str]) -> str:
+    target = quote_all(backend, key)
+    if not rest:
+        return f" ON CONFLICT ({target}) DO NOTHING"
+    sets = ", ".join(f"{quote(backend, c)} = excluded.{quote(backend, c)}" for c in rest)
+    return f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
+
+
+def pg_temp_table(table: str) -> str:
+    """The session-private table a PostgreSQL upsert COPYs its batch into."""
+    return "etl_upsert_" + re.sub(r"\W", "_", table)[:40]
+
+
+def pg_temp_create(table: str, temp: str) -> str:
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {quote('postgresql', temp)} "
+            f"(LIKE {quote('postgresql', table)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+
+def pg_upsert_from(table: str, temp: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """Move a COPYed batch from ``temp`` into ``table`` by ``INSERT ... ON CONFLICT``."""
+    cols = quote_all("postgresql", columns)
+    rest = [c for c in columns if c not in key]
+    return (f"INSERT INTO {quote('postgresql', table)} ({cols}) SELECT {cols} FROM "
+            f"{quote('postgresql', temp)}" + _on_conflict("postgresql", key, rest))
+
+
+# -- checkpoint and rejects --------------------------------------------------------------------
+def checkpoint_ddl(backend: str) -> str:
+    state = text_type(backend)
+    return (f"CREATE TABLE IF NOT EXISTS {quote(backend, CHECKPOINT_TABLE)} ("
+            f"run_id VARCHAR(200) NOT NULL, part VARCHAR(200) NOT NULL, state {state} NOT NULL, "
+            "PRIMARY KEY (run_id, part))")
+
+
+def reject_ddl(backend: str) -> str:
+    t = text_type(backend)
+    return (f"CREATE TABLE IF NOT EXISTS {quote(backend, REJECT_TABLE)} ("
+            "run_id VARCHAR(200) NOT NULL, part VARCHAR(200) NOT NULL, seq INTEGER NOT NULL, "
+            f"idx INTEGER NOT NULL, record_key {t}, stage VARCHAR(40), reason {t}, record {t}, "
+            "PRIMARY KEY (run_id, part, seq, idx))")
+
+
+def checkpoint_put(backend: str) -> str:
+    """Upsert of one checkpoint row (``:run_id``, ``:part``, ``:state``)."""
+    table = quote(backend, CHECKPOINT_TABLE)
+    base = f"INSERT INTO {table} (run_id, part, state) VALUES (:run_id, :part, :state)"
+    if backend == "mysql":
+        return base + " ON DUPLICATE KEY UPDATE state = VALUES(state)"
+    return base + " ON CONFLICT (run_id, part) DO UPDATE SET state = excluded.state"
+
+
+def checkpoint_get(backend: str) -> str:
+    return (f"SELECT part, state FROM {quote(backend, CHECKPOINT_TABLE)} "
+            "WHERE run_id = :run_id")
+
+
+def checkpoint_get_one(backend: str) -> str:
+    return checkpoint_get(backend) + " AND part = :part"
+
+
+def checkpoint_delete(backend: str) -> str:
+    return f"DELETE FROM {quote(backend, CHECKPOINT_TABLE)} WHERE run_id = :run_id"
+
+
+def reject_insert(backend: str) -> str:
+    cols = ("run_id", "part", "seq", "idx", "record_key", "stage", "reason", "record")
+    return insert_sql(backend, REJECT_TABLE, cols)
+
+
+def reject_select(backend: str) -> str:
+    return (f"SELECT part, seq, idx, record_key, stage, reason, record FROM "
+            f"{quote(backend, REJECT_TABLE)} WHERE run_id = :run_id ORDER BY part, seq, idx")
+
+
+# -- FULL_REFRESH ------------------------------------------------------------------------------
+def staging_name(table: str, token: str) -> str:
+    """The staging table of ``table`` for one run (same schema, so the swap is a rename)."""
+    schema, _, name = table.rpartition(".")
+    staged = f"{name[:40]}__etl_{token}"
+    return f"{schema}.{staged}" if schema else staged
+
+
+def sqlite_rename_create(create_sql: str, new_name: str) -> str:
+    """``create_sql`` (from ``sqlite_master``) creating ``new_name`` instead."""
+    pattern = re.compile(
+        r'^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)',
+        re.IGNORECASE)
+    match = pattern.match(create_sql)
+    if match is None:
+        raise ValueError("not a CREATE TABLE statement")
+    return f"CREATE TABLE {quote('sqlite', new_name)}" + create_sql[match.end():]
+
+
+def staging_create(backend: str, table: str, staging: str) -> list[str]:
+    """Statements creating an empty ``staging`` shaped like ``table`` (SQLite: see
+    ``sqlite_rename_create``, run by the caller with the table's own DDL)."""
+    if backend == "postgresql":
+        return [f"CREATE TABLE IF NOT EXISTS {quote(backend, staging)} "
+                f"(LIKE {quote(backend, table)} INCLUDING ALL)"]
+    if backend == "mysql":
+        return [f"CREATE TABLE IF NOT EXISTS {quote(backend, staging)} LIKE {quote(backend, table)}"]
+    raise ValueError("SQLite staging tables are made from the table's DDL")
+
+
+def swap_statements(backend: str, table: str, staging: str, old: str,
+                    sqlite_indexes: Sequence[str] = ()) -> list[str]:
+    """Statements replacing ``table`` by ``staging``; run in one transaction (MySQL: one
+    atomic ``RENAME TABLE``), so readers see the old table or the new one, never neither."""
+    t, s, o = quote(backend, table), quote(backend, staging), quote(backend, old)
+    bare = table.rpartition(".")[2]
+    if backend == "postgresql":
+        return [f"ALTER TABLE {t} RENAME TO {quote(backend, old.rpartition('.')[2])}",
+                f"ALTER TABLE {s} RENAME TO {quote(backend, bare)}",
+                f"DROP TABLE {o}"]
+    if backend == "mysql":
+        return [f"RENAME TABLE {t} TO {o}, {s} TO {t}", f"DROP TABLE {o}"]
+    return [f"DROP TABLE {t}", f"ALTER TABLE {s} RENAME TO {quote(backend, bare)}",
+            *sqlite_indexes]

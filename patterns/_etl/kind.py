@@ -1,0 +1,176 @@
+"""``ETLJob``: an ETL run as a job kind of the one job layer (driver side, plain core).
+
+Tasks are the planned partitions (key ranges, a keyset, files), one actor call each; the
+step (``patterns._etl.step``) loads a partition in batches and commits each batch with its
+checkpoint row in the target database, so the job layer keeps no checkpoint of its own for
+ETL: a re-sent or resumed partition asks the target where it stopped. ``commit`` makes the
+run final: FULL_REFRESH swaps the staging table in, INCREMENTAL saves the new watermark, and
+the run row is marked done in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fsm_actors.jobs.model import DoneSet, JobKind, Task
+from patterns._etl import dialect as sql
+from patterns._etl.catalog import sqlite_ddl, table_exists
+from patterns._etl.config import ETLMode
+from patterns._etl.endpoints import DatabaseEndpoint
+from patterns._etl.step import ETLStepSpec
+from patterns.errors import ErrorThresholdExceeded, PatternError
+
+log = logging.getLogger(__name__)
+
+RUN_PART = "@run"
+
+
+class ETLJob(JobKind):
+    """One planned ETL run (built by ``patterns._etl.runner.plan_run``)."""
+
+    pattern = "etl"
+
+    def __init__(self, *, run_id: str, mode: ETLMode, spec: ETLStepSpec,
+                 partitions: list[dict[str, Any]], run_state: dict[str, Any],
+                 target: DatabaseEndpoint, connect: Any, workers: int | None,
+                 error_file: Path | None, keep_checkpoint: bool, label: str) -> None:
+        self.run_id = run_id
+        self.mode = mode
+        self.spec = spec
+        self._partitions = partitions
+        self.run_state = run_state
+        self.target = target
+        self._connect = connect
+        self._workers = workers
+        self.error_file = error_file
+        self.keep_checkpoint = keep_checkpoint
+        self.label = label
+        self.checkpoint_dir = None
+        self.staging = None
+
+    # -- planning ----------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self.run_state.get("settings") or {})
+
+    def partitions(self) -> dict[str, dict[str, Any]]:
+        return {p["id"]: {} for p in self._partitions}
+
+    def tasks(self, done: DoneSet) -> Iterator[Task]:
+        for p in self._partitions:
+            if not done.complete(p["id"]):
+                yield Task(p["id"], None, payload=p["payload"])
+
+    def step_spec(self) -> ETLStepSpec:
+        return self.spec
+
+    def workers(self, cluster_cpus: int) -> int:
+        wanted = self._workers or max(1, cluster_cpus)
+        return max(1, min(wanted, len(self._partitions) or 1))
+
+    def task_name(self, task: Task) -> str:
+        return f"{self.label} {task.partition}"[:200]
+
+    def error(self, message: str, *, threshold: bool = False, **context: Any) -> Exception:
+        cls = ErrorThresholdExceeded if threshold else PatternError
+        known = {k: context[k] for k in ("file", "line", "record", "error_file") if k in context}
+        return cls(message, pattern="etl", run_id=self.run_id, **known)
+
+    # -- finishing ---------------------------------------------------------------------------
+    def commit(self, counts: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
+        """Make the load final (see the module docstring); returns the ETL result keys."""
+        keys = etl_counts(counts)
+        state = dict(self.run_state, status="done", result=keys)
+        if self.mode is ETLMode.INCREMENTAL and self.run_state.get("wm_hi") is not None:
+            state["watermark"] = self.run_state["wm_hi"]
+        backend, table = self.target.backend, self.target.table
+        assert table is not None
+        with self._connect() as conn:
+            put = sql.checkpoint_put(backend)
+            row = {"run_id": self.run_id, "part": RUN_PART, "state": json.dumps(state)}
+            conn.begin()
+            try:
+                # the run row first: in SQLite a DML statement opens the transaction the
+                # DDL below then joins, so the swap is all-or-nothing
+                conn.execute(put, row)
+                staging = self.run_state.get("staging")
+                if self.mode is ETLMode.FULL_REFRESH and staging:
+                    for statement in self._swap(conn, table, staging):
+                        conn.execute(statement)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            self._export_rejects(conn)
+            self._forget(conn)
+        return keys
+
+    def _swap(self, conn: Any, table: str, staging: str) -> list[str]:
+        backend = self.target.backend
+        indexes: list[str] = []
+        if sql.is_sqlite(backend):
+            indexes = sqlite_ddl(conn, table)[1]
+        old = sql.staging_name(table, "old_" + self.run_state["token"])
+        return sql.swap_statements(backend, table, staging, old, indexes)
+
+    def _export_rejects(self, conn: Any) -> None:
+        if self.error_file is None:
+            return
+        rows = conn.query(sql.reject_select(self.target.backend), {"run_id": self.run_id})
+        if not rows:
+            return
+        os.makedirs(self.error_file.parent, exist_ok=True)
+        tmp = self.error_file.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps({
+                    "file": None, "line": None, "record": None, "partition": r["part"],
+                    "batch": r["seq"], "key": r["record_key"], "raw": r["record"],
+                    "stage": r["stage"], "function": None, "state": None,
+                    "reason": r["reason"]}, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.error_file)
+
+    def _forget(self, conn: Any) -> None:
+        """Drop partition rows no resume needs any more (the run row stays when kept)."""
+        backend = self.target.backend
+        if self.keep_checkpoint:
+            done = {p["id"] for p in self._partitions}
+            stale = [part for part in _parts(conn, backend, self.run_id)
+                     if part != RUN_PART and part not in done]
+            for part in stale:
+                conn.execute(f"DELETE FROM {sql.quote(backend, sql.CHECKPOINT_TABLE)} "
+                             "WHERE run_id = :run_id AND part = :part",
+                             {"run_id": self.run_id, "part": part})
+            return
+        conn.execute(sql.checkpoint_delete(backend), {"run_id": self.run_id})
+
+    def abort(self) -> None:
+        """A failed run: the target is untouched; without a checkpoint id, drop the staging
+        table and checkpoint rows (nothing can resume them)."""
+        if self.keep_checkpoint:
+            return
+        try:
+            with self._connect() as conn:
+                staging = self.run_state.get("staging")
+                if staging and table_exists(conn, self.target.backend, staging):
+                    conn.execute(f"DROP TABLE {sql.quote(self.target.backend, staging)}")
+                conn.execute(sql.checkpoint_delete(self.target.backend), {"run_id": self.run_id})
+        except Exception as exc:  # best effort: the run failed already, say why it stays
+            log.warning("could not clean up ETL run %s: %s", self.run_id, exc)
+
+
+def _parts(conn: Any, backend: str, run_id: str) -> list[str]:
+    rows = conn.query(f"SELECT part FROM {sql.quote(backend, sql.CHECKPOINT_TABLE)} "
+                      "WHERE run_id = :run_id", {"run_id": run_id})
+    return [r["part"] for r in rows]
+
+
+def etl_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The ETL result keys from the job layer's counters."""
+    return {"extracted": counts.get("read", 0), "transformed": counts.get("processed", 0),
+            "loaded": counts.get("written", 0), "rejected": counts.get("errors", 0),
+            "skipped": counts.get("skipped", 0)}

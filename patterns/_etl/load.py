@@ -1,0 +1,213 @@
+"""Writing one batch, its rejects and its checkpoint row in ONE transaction (plain core).
+
+``Loader`` works on a leased connection: a ``DatabaseConnection`` in this process or a
+``DatabaseHandle`` to one in a provider actor (same methods). Because the batch and the
+checkpoint row that records it commit together, a crash anywhere leaves either both or
+neither: a resumed run skips exactly the batches that are in the target.
+
+Fast paths: APPEND and FULL_REFRESH use the provider's ``insert_batch`` (COPY on PostgreSQL,
+executemany elsewhere); UPSERT and INCREMENTAL use ``INSERT ... ON CONFLICT`` (SQLite),
+COPY into a session temp table + ``INSERT ... SELECT ... ON CONFLICT`` (PostgreSQL) or
+``INSERT ... ON DUPLICATE KEY UPDATE`` (MariaDB/MySQL) with executemany.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from fsm_actors.io.json_encode import json_default
+from patterns._etl import dialect as sql
+from patterns._etl.records import Reject
+from patterns.errors import PatternError
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=json_default, ensure_ascii=False)
+
+
+def _sqlite_time(value: Any) -> str:
+    return value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+
+
+def _mysql_datetime(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+_COMMON = {dict: _json, list: _json}
+_CONVERT: dict[str, dict[type, Any]] = {
+    "sqlite": {**_COMMON, decimal.Decimal: str, datetime.datetime: _sqlite_time,
+               datetime.date: _sqlite_time, datetime.time: _sqlite_time, uuid.UUID: str,
+               memoryview: bytes},
+    "mysql": {**_COMMON, datetime.datetime: _mysql_datetime, uuid.UUID: str, memoryview: bytes},
+    "postgresql": {**_COMMON, memoryview: bytes},
+}
+_CONVERT["memory"] = _CONVERT["sqlite"]
+
+
+def to_tuples(records: list[dict[str, Any]], columns: Sequence[str], backend: str) -> list[tuple]:
+    """Row tuples in ``columns`` order with values the backend's driver can bind (JSON values
+    as text; SQLite: decimals and times as text; MySQL: aware datetimes in UTC)."""
+    rows = [tuple(r.get(c) for c in columns) for r in records]
+    convert = _CONVERT.get(backend, _COMMON)
+    if not rows:
+        return rows
+    fix: list[tuple[int, dict[type, Any]]] = []
+    for i, column in enumerate(zip(*rows, strict=True)):
+        if any(t in convert for t in set(map(type, column))):
+            fix.append((i, convert))
+    if not fix:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, conv in fix:
+            fn = conv.get(type(values[i]))
+            if fn is not None:
+                values[i] = fn(values[i])
+        out.append(tuple(values))
+    return out
+
+
+def batch_columns(records: list[dict[str, Any]], target_columns: Sequence[str],
+                  table: str) -> list[str]:
+    """The target columns a batch fills (in the target's order); ``PatternError`` naming any
+    field the target table lacks."""
+    seen: dict[str, None] = {}
+    for record in records:
+        if len(record) != len(seen) or any(k not in seen for k in record):
+            seen.update(dict.fromkeys(record))
+    known = set(target_columns)
+    unknown = [c for c in seen if c not in known]
+    if unknown:
+        raise PatternError(
+            f"records have field(s) {', '.join(map(repr, unknown))} that target table "
+            f"{table!r} has no column for (its columns: {', '.join(target_columns)}); add the "
+            "column(s), map the field(s) with field_mappings, or drop them in a transformation",
+            pattern="etl")
+    return [c for c in target_columns if c in seen]
+
+
+def dedupe(records: list[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:
+    """Records with distinct ``key`` (the last one of each key wins), in first-seen order."""
+    if len(key) == 1:
+        k = key[0]
+        by_key = {r.get(k): r for r in records}
+    else:
+        by_key = {tuple(r.get(c) for c in key): r for r in records}
+    return records if len(by_key) == len(records) else list(by_key.values())
+
+
+class Loader:
+    """Writes batches into ``table`` of one database (see the module docstring).
+
+    ``upsert_key``: the conflict key (UPSERT, INCREMENTAL); ``None`` for plain inserts.
+    Not thread-safe: one loader per leased connection.
+    """
+
+    def __init__(self, conn: Any, backend: str, table: str, target_columns: Sequence[str],
+                 upsert_key: Sequence[str] | None, run_id: str) -> None:
+        self.conn = conn
+        self.backend = backend
+        self.table = table
+        self.target_columns = list(target_columns)
+        self.upsert_key = list(upsert_key) if upsert_key else None
+        self.run_id = run_id
+        self._temp_ready = False
+
+    def rows_for(self, records: list[dict[str, Any]]) -> tuple[list[str], list[tuple]]:
+        """The columns and bindable row tuples of a batch (de-duplicated by the upsert key)."""
+        if not records:
+            return [], []
+        if self.upsert_key:
+            records = dedupe(records, self.upsert_key)
+        columns = batch_columns(records, self.target_columns, self.table)
+        return columns, to_tuples(records, columns, self.backend)
+
+    def commit_batch(self, part: str, seq: int, columns: list[str], rows: list[tuple],
+                     rejects: Sequence[Reject], state: dict[str, Any]) -> None:
+        """Write ``rows``, ``rejects`` and the partition's checkpoint ``state`` in one
+        transaction."""
+        conn = self.conn
+        conn.begin()
+        try:
+            if rows:
+                self._write(columns, rows)
+            if rejects:
+                conn.execute_many(sql.reject_insert(self.backend), [
+                    (self.run_id, part, seq, r.index, r.key, r.stage, r.reason, r.record)
+                    for r in rejects])
+            conn.execute(sql.checkpoint_put(self.backend),
+                         {"run_id": self.run_id, "part": part, "state": _json(state)})
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def put_state(self, part: str, state: dict[str, Any]) -> None:
+        """Save one checkpoint row on its own."""
+        self.conn.execute(sql.checkpoint_put(self.backend),
+                          {"run_id": self.run_id, "part": part, "state": _json(state)})
+
+    def _write(self, columns: list[str], rows: list[tuple]) -> None:
+        conn, backend = self.conn, self.backend
+        if self.upsert_key is None:
+            conn.insert_batch(self.table, rows, columns=columns)
+            return
+        if backend == "postgresql":
+            temp = sql.pg_temp_table(self.table)
+            conn.execute(sql.pg_temp_create(self.table, temp))
+            conn.insert_batch(temp, rows, columns=columns)
+            conn.execute(sql.pg_upsert_from(self.table, temp, columns, self.upsert_key))
+            return
+        conn.execute_many(sql.upsert_sql(backend, self.table, columns, self.upsert_key), rows)
+
+
+def load_state(conn: Any, backend: str, run_id: str, part: str) -> dict[str, Any] | None:
+    """The checkpoint row of ``(run_id, part)``, or None."""
+    rows = conn.query(sql.checkpoint_get_one(backend), {"run_id": run_id, "part": part})
+    return json.loads(rows[0]["state"]) if rows else None
+
+
+def load_states(conn: Any, backend: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """Every checkpoint row of ``run_id``: ``{part: state}``."""
+    rows = conn.query(sql.checkpoint_get(backend), {"run_id": run_id})
+    return {r["part"]: json.loads(r["state"]) for r in rows}
+
+
+def plain_values(values: list[Any]) -> list[Any]:
+    """A key as JSON-safe values for the checkpoint row (``unplain_values`` reverses it)."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, datetime.datetime | datetime.date):
+            out.append({"$dt": v.isoformat()})
+        elif isinstance(v, decimal.Decimal):
+            out.append({"$dec": str(v)})
+        elif isinstance(v, bytes):
+            out.append({"$hex": v.hex()})
+        else:
+            out.append(v)
+    return out
+
+
+def unplain_values(values: list[Any]) -> list[Any]:
+    """The values ``plain_values`` encoded."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, dict) and "$dt" in v:
+            text = v["$dt"]
+            out.append(datetime.datetime.fromisoformat(text) if "T" in text
+                       else datetime.date.fromisoformat(text))
+        elif isinstance(v, dict) and "$dec" in v:
+            out.append(decimal.Decimal(v["$dec"]))
+        elif isinstance(v, dict) and "$hex" in v:
+            out.append(bytes.fromhex(v["$hex"]))
+        else:
+            out.append(v)
+    return out

@@ -1,0 +1,205 @@
+"""What happens to each extracted record: validate, filter, map fields, transform (plain core).
+
+Every user function runs exactly once per record. A record whose validation fails or whose
+function raises is rejected (with its key and the reason) and the rest of the batch goes on;
+a filter returning a falsy value skips the record. A ``Vectorized`` transformation (a
+callable on a ``pyarrow.Table``) runs once per batch; when it raises, the records it was
+given are rejected.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from fsm_actors.io import records_to_table
+from fsm_actors.io.json_encode import json_default
+
+_RAW_LIMIT = 4096
+
+
+@dataclass
+class Reject:
+    """One rejected record: where it was in the batch, its key, the stage and the reason."""
+
+    index: int
+    key: str
+    stage: str
+    reason: str
+    record: str
+
+
+@dataclass
+class Outcome:
+    """A batch after the record pipeline."""
+
+    records: list[dict[str, Any]]
+    rejects: list[Reject] = field(default_factory=list)
+    skipped: int = 0
+
+
+def record_text(record: Any) -> str:
+    """JSON text of a record for a reject entry, cut to a few KB."""
+    text = json.dumps(record, default=json_default, ensure_ascii=False)
+    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
+
+
+def key_text(record: dict[str, Any], key: Sequence[str]) -> str:
+    """The key of ``record`` as JSON text (``{"id": 7}``); the whole record when keyless."""
+    if not key:
+        return ""
+    return json.dumps({k: record.get(k) for k in key}, default=json_default, ensure_ascii=False)
+
+
+def is_vectorized(step: Any) -> bool:
+    """A batch-level step: a ``patterns.file_processing.Vectorized`` or a callable whose first
+    parameter is annotated ``pyarrow.Table``."""
+    if type(step).__name__ == "Vectorized" and hasattr(step, "fn"):
+        return True
+    try:
+        params = list(inspect.signature(step).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    note = params[0].annotation if params else None
+    return note in (pa.Table, pa.RecordBatch) or note in ("pa.Table", "pyarrow.Table", "Table")
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+class RecordPipeline:
+    """Applies the configured steps to batches of dicts. Not thread-safe (steps may keep state).
+
+    ``key``: the columns a reject is identified by (in source names, read before mapping).
+    """
+
+    def __init__(
+        self,
+        *,
+        key: Sequence[str] = (),
+        validation_schema: dict[str, Any] | None = None,
+        filters: Sequence[Callable[[dict[str, Any]], Any]] = (),
+        field_mappings: dict[str, str] | None = None,
+        transformations: Sequence[Any] = (),
+    ) -> None:
+        self.key = list(key)
+        self._validate = _validator(validation_schema) if validation_schema else None
+        self._filters = list(filters)
+        self._mappings = dict(field_mappings or {})
+        self._stages: list[tuple[bool, list[Any]]] = []
+        for step in transformations:
+            vector = is_vectorized(step)
+            if self._stages and not vector and not self._stages[-1][0]:
+                self._stages[-1][1].append(step)
+            else:
+                self._stages.append((vector, [step]))
+
+    @property
+    def identity(self) -> bool:
+        """True when records pass unchanged (no step configured)."""
+        return not (self._validate or self._filters or self._mappings or self._stages)
+
+    def apply(self, records: list[dict[str, Any]]) -> Outcome:
+        """Run every step over ``records`` (dicts may be mutated)."""
+        out = Outcome([])
+        keys = [key_text(r, self.key) for r in records] if self.key else [""] * len(records)
+        current = list(enumerate(records))
+        if self._validate or self._filters or self._mappings:
+            current = self._record_front(current, keys, out)
+        for vector, steps in self._stages:
+            if not current:
+                break
+            current = (self._vector(steps[0], current, keys, out) if vector
+                       else self._per_record(steps, current, keys, out))
+        out.records = [r for _, r in current]
+        return out
+
+    def _record_front(self, items, keys, out):
+        kept = []
+        validate, filters, mappings = self._validate, self._filters, self._mappings
+        for index, record in items:
+            stage = "validate"
+            try:
+                if validate is not None:
+                    problem = validate(record)
+                    if problem:
+                        out.rejects.append(Reject(index, keys[index], stage, problem,
+                                                  record_text(record)))
+                        continue
+                stage = "filter"
+                if filters and not all(f(record) for f in filters):
+                    out.skipped += 1
+                    continue
+                if mappings:
+                    record = {mappings.get(k, k): v for k, v in record.items()}
+            except Exception as exc:  # a user function failed: reject this record only
+                out.rejects.append(Reject(index, keys[index], stage, f"{stage} failed: {exc!r}",
+                                          record_text(record)))
+                continue
+            kept.append((index, record))
+        return kept
+
+    def _per_record(self, steps, items, keys, out):
+        kept = []
+        for index, record in items:
+            current = record
+            try:
+                for step in steps:
+                    result = step(current)
+                    if result is not None:
+                        if not isinstance(result, dict):
+                            raise TypeError(f"{_name(step)} returned {type(result).__name__}, "
+                                            "not a dict")
+                        current = result
+            except Exception as exc:  # a user function failed: reject this record only
+                out.rejects.append(Reject(index, keys[index], "transform",
+                                          f"transform {_name(step)} failed: {exc!r}",
+                                          record_text(record)))
+                continue
+            kept.append((index, current))
+        return kept
+
+    def _vector(self, step, items, keys, out):
+        table = records_to_table([r for _, r in items])
+        try:
+            result = step(table)
+            if isinstance(result, pa.RecordBatch):
+                result = pa.Table.from_batches([result])
+            if not isinstance(result, pa.Table):
+                raise TypeError(f"returned {type(result).__name__}, not a pyarrow Table")
+        except Exception as exc:  # the batch step failed: reject what it was given
+            for index, record in items:
+                out.rejects.append(Reject(index, keys[index], "transform",
+                                          f"transform {_name(step)} failed: {exc!r}",
+                                          record_text(record)))
+            return []
+        rows = result.to_pylist()
+        if len(rows) == len(items):
+            return [(index, row) for (index, _), row in zip(items, rows, strict=True)]
+        out.skipped += max(0, len(items) - len(rows))
+        return [(-1, row) for row in rows]
+
+
+def _validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], str | None]:
+    """``check(record) -> reason or None`` for a JSON schema (``jsonschema``, the project's
+    validator library)."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator = cls(schema)
+
+    def check(record: dict[str, Any]) -> str | None:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path)
+        return f"{where}: {error.message}" if where else error.message
+
+    return check

@@ -1,0 +1,315 @@
+"""Planning an ETL run on the driver: check the config against the databases, resume or start
+a generation, split the source into partitions, prepare the target (plain core).
+
+The run row (``@run`` in the target's checkpoint table) is the run's memory: its settings,
+generation, partitions, INCREMENTAL's watermark window and FULL_REFRESH's staging table. A
+run whose row says ``running`` resumes with the same plan; one that says ``done`` is a no-op
+for APPEND and UPSERT, and starts the next generation for INCREMENTAL (rows past the saved
+watermark) and FULL_REFRESH (a fresh reload).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from patterns._etl import dialect as sql
+from patterns._etl.catalog import (
+    bounds,
+    columns_of,
+    key_ranges,
+    primary_key,
+    sqlite_ddl,
+    table_exists,
+)
+from patterns._etl.config import ETLConfig, ETLMode
+from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
+from patterns._etl.kind import RUN_PART, ETLJob
+from patterns._etl.load import load_state, plain_values, unplain_values
+from patterns._etl.step import ETLStepSpec
+from patterns.errors import PatternError
+from resource_actors.errors import ResourceError
+
+
+def _fail(message: str, run_id: str | None = None) -> PatternError:
+    return PatternError(message, pattern="etl", run_id=run_id)
+
+
+class Databases:
+    """The run's database resources in one ``ResourceManager`` (cluster-wide or local)."""
+
+    def __init__(self, manager: Any, source: Endpoint, target: DatabaseEndpoint,
+                 pool_size: int) -> None:
+        self.manager = manager
+        self.owner = f"etl/driver/{uuid.uuid4().hex[:8]}"
+        registered = set(manager.resource_names())
+        for ep in (source, target):
+            if isinstance(ep, DatabaseEndpoint) and ep.resource_name not in registered:
+                try:
+                    manager.register_from_dict(ep.resource_name, ep.provider_config(),
+                                               {"max_size": pool_size, "acquire_timeout": 120})
+                except ValueError:  # registered meanwhile by another run: share it
+                    pass
+                registered.add(ep.resource_name)
+
+    @contextmanager
+    def connect(self, ep: DatabaseEndpoint, role: str) -> Iterator[Any]:
+        """A leased connection to ``ep``; a failure to connect is a ``PatternError`` saying
+        which database (password hidden) and what to check."""
+        owner = f"{self.owner}/{role}"
+        try:
+            conn = self.manager.acquire(ep.resource_name, owner)
+        except ResourceError as exc:
+            raise _fail(f"cannot connect to the {role} database {ep.safe_url}: "
+                        f"{_scrub(str(exc), ep)}") from None
+        try:
+            yield conn
+        finally:
+            self.manager.release(ep.resource_name, owner)
+
+
+def _scrub(text: str, ep: DatabaseEndpoint) -> str:
+    from sqlalchemy import make_url
+
+    if ep.backend == "memory":
+        return text
+    password = make_url(ep.url).password
+    return text.replace(password, "***") if password and len(password) >= 3 else text
+
+
+def settings_of(cfg: ETLConfig, source: Endpoint, target: DatabaseEndpoint) -> dict[str, Any]:
+    """What a checkpoint depends on (no credentials: URLs with the password hidden)."""
+    src = ({"url": source.safe_url, "table": source.table, "query": source.query}
+           if isinstance(source, DatabaseEndpoint) else {"path": source.path})
+    return {"mode": cfg.mode.value, "source": src,
+            "target": {"url": target.safe_url, "table": target.table},
+            "key_columns": cfg.key_columns, "watermark_column": cfg.watermark_column,
+            "field_mappings": cfg.field_mappings}
+
+
+def run_id_for(cfg: ETLConfig, checkpoint_id: str | None, settings: dict[str, Any]) -> tuple[str, bool]:
+    """``(run id, keep checkpoint)``: the checkpoint id; for INCREMENTAL without one, an id
+    derived from source and target, so each run goes on from the last watermark."""
+    if checkpoint_id:
+        return str(checkpoint_id), True
+    if cfg.mode is ETLMode.INCREMENTAL:
+        digest = hashlib.sha256(json.dumps([settings["source"], settings["target"]],
+                                           sort_keys=True).encode()).hexdigest()[:16]
+        return f"etl-sync-{digest}", True
+    return f"etl-{uuid.uuid4().hex[:12]}", False
+
+
+def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
+             workers: int) -> ETLJob | dict[str, Any]:
+    """An ``ETLJob`` ready for the job layer, or the stored result of a run that finished."""
+    source = cfg.source_endpoint()
+    target = cfg.target_endpoint(source)
+    if not isinstance(target, DatabaseEndpoint):
+        raise _fail("file targets are not supported by patterns.etl yet: load into a database, "
+                    "or use patterns.file_processing to write files")
+    settings = settings_of(cfg, source, target)
+    run_id, keep = run_id_for(cfg, checkpoint_id, settings)
+    dbs = Databases(manager, source, target, pool_size=workers + 3)
+    with dbs.connect(target, "target") as tconn:
+        tcols = columns_of(tconn, target, "target")
+        tpk = primary_key(tconn, target)
+        for ddl in (sql.checkpoint_ddl(target.backend), sql.reject_ddl(target.backend)):
+            tconn.execute(ddl)
+        row = load_state(tconn, target.backend, run_id, RUN_PART)
+    if row is not None and row.get("settings") != settings:
+        raise _fail(f"checkpoint {run_id!r} was made with other settings ({_diff(row['settings'], settings)}); "
+                    "resuming would lose or duplicate rows: run with the same settings or use "
+                    "another checkpoint_id", run_id)
+    if row is not None and row["status"] == "done" and cfg.mode in (ETLMode.APPEND, ETLMode.UPSERT):
+        return {**row.get("result", {}), "run_id": run_id, "already_done": True}
+    resume = row is not None and row["status"] == "running"
+    gen = row["gen"] if resume else (row["gen"] + 1 if row else 1)
+
+    scols, read_key = _source_shape(cfg, dbs, source)
+    write_key = list(cfg.key_columns or tpk)
+    _check_columns(cfg, source, target, scols, tcols, write_key)
+    upsert = cfg.mode in (ETLMode.UPSERT, ETLMode.INCREMENTAL)
+    if upsert and not write_key:
+        raise _fail(f"{cfg.mode.name} matches rows by key, but target table {target.table!r} has "
+                    "no primary key: give key_columns=[...] (columns with a unique index)")
+    wm = _watermark_column(cfg, source, scols, read_key) if cfg.mode is ETLMode.INCREMENTAL else None
+
+    if resume:
+        state = row
+    else:
+        state = {"gen": gen, "status": "running", "settings": settings,
+                 "token": hashlib.sha256(f"{run_id}/{gen}".encode()).hexdigest()[:8],
+                 "watermark": (row or {}).get("watermark")}
+        _plan_window(state, cfg, dbs, source, wm)
+        state["partitions"] = _plan_partitions(cfg, dbs, source, read_key, gen, state, workers)
+        state["staging"] = (sql.staging_name(target.table, state["token"])
+                            if cfg.mode is ETLMode.FULL_REFRESH else None)
+    with dbs.connect(target, "target") as tconn:
+        if state.get("staging"):
+            _prepare_staging(tconn, target, state["staging"], fresh=not resume)
+        if not resume:
+            tconn.execute(sql.checkpoint_put(target.backend),
+                          {"run_id": run_id, "part": RUN_PART, "state": json.dumps(state)})
+    spec = ETLStepSpec(
+        run_id=run_id, source=source, target=target,
+        write_table=state.get("staging") or target.table, target_columns=tcols,
+        source_columns=scols, read_key=read_key, upsert_key=write_key if upsert else None,
+        batch_size=cfg.batch_size,
+        pipeline={"key": read_key or [k for k in write_key], "validation_schema": cfg.validation_schema,
+                  "filters": cfg.filters or [], "field_mappings": cfg.field_mappings,
+                  "transformations": cfg.transformations or []},
+        where=state.get("where"), where_params=_unplain_params(state.get("where_params") or {}),
+        manager=manager if getattr(manager, "local", False) else None)
+    work = Path(cfg.work_dir or os.path.join(".fsm_actors", "etl"))
+    return ETLJob(run_id=run_id, mode=cfg.mode, spec=spec, partitions=state["partitions"],
+                  run_state=state, target=target,
+                  connect=lambda: dbs.connect(target, "target"), workers=cfg.parallel_workers,
+                  error_file=work / f"{run_id}.errors.jsonl", keep_checkpoint=keep,
+                  label=f"etl {cfg.name or target.table}")
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "unknown"
+
+
+def _source_shape(cfg: ETLConfig, dbs: Databases, source: Endpoint) -> tuple[list[str], list[str]]:
+    """The source's columns and the key it is paged by (empty: by position or by file)."""
+    if isinstance(source, FileEndpoint):
+        if not _file_paths(source):
+            raise _fail(f"the source file {source.path!r} does not exist: check the path")
+        return [], []
+    with dbs.connect(source, "source") as sconn:
+        scols = columns_of(sconn, source, "source")
+        spk = primary_key(sconn, source)
+    if spk:
+        return scols, spk
+    inverse = {v: k for k, v in (cfg.field_mappings or {}).items()}
+    keys = [inverse.get(k, k) for k in (cfg.key_columns or [])]
+    return scols, keys if keys and all(k in scols for k in keys) else []
+
+
+def _check_columns(cfg: ETLConfig, source: Endpoint, target: DatabaseEndpoint,
+                   scols: list[str], tcols: list[str], write_key: list[str]) -> None:
+    mappings = cfg.field_mappings or {}
+    for field, column in mappings.items():
+        if scols and field not in scols:
+            raise _fail(f"field_mappings maps {field!r}, which the source has no column for "
+                        f"(source columns: {', '.join(scols)})")
+        if column not in tcols:
+            raise _fail(f"field_mappings maps {field!r} to column {column!r}, which target table "
+                        f"{target.table!r} does not have (its columns: {', '.join(tcols)}); "
+                        "add the column or fix the mapping")
+    missing = [k for k in write_key if k not in tcols]
+    if missing:
+        raise _fail(f"key column(s) {', '.join(missing)} are not columns of target table "
+                    f"{target.table!r} (its columns: {', '.join(tcols)})")
+    if scols and not cfg.transformations:
+        mapped = [mappings.get(c, c) for c in scols]
+        unknown = [c for c in mapped if c not in tcols]
+        if unknown:
+            raise _fail(f"source column(s) {', '.join(unknown)} have no column in target table "
+                        f"{target.table!r} (its columns: {', '.join(tcols)}); add them, map them "
+                        "with field_mappings, or select fewer columns with a source query")
+
+
+def _watermark_column(cfg: ETLConfig, source: Endpoint, scols: list[str],
+                      read_key: list[str]) -> str:
+    if not isinstance(source, DatabaseEndpoint):
+        raise _fail("INCREMENTAL needs a database source (a watermark column to read past)")
+    column = cfg.watermark_column or (read_key[0] if len(read_key) == 1 else None)
+    if column is None:
+        raise _fail("INCREMENTAL needs a watermark column: give watermark_column=... (for "
+                    "example an updated_at column), or read a table with a one-column primary key")
+    if column not in scols:
+        raise _fail(f"watermark column {column!r} is not a column of the source "
+                    f"(columns: {', '.join(scols)})")
+    return column
+
+
+def _plan_window(state: dict[str, Any], cfg: ETLConfig, dbs: Databases, source: Endpoint,
+                 wm: str | None) -> None:
+    """INCREMENTAL: rows from the saved watermark (inclusive: rows sharing the boundary value
+    are upserted by key again, not lost) up to the newest value now."""
+    state["where"], state["where_params"], state["wm_hi"] = None, {}, None
+    if wm is None or not isinstance(source, DatabaseEndpoint):
+        return
+    column = sql.quote(source.backend, wm)
+    where, params = None, {}
+    if state.get("watermark") is not None:
+        where, params = f"{column} >= :wm_lo", {"wm_lo": unplain_values([state["watermark"]])[0]}
+    with dbs.connect(source, "source") as sconn:
+        _, hi, n = bounds(sconn, source, wm, where, params)
+    if n == 0 or hi is None:
+        state["where"], state["where_params"] = f"{column} IS NULL AND 1 = 0", {}
+        return
+    where = f"{where} AND {column} <= :wm_hi" if where else f"{column} <= :wm_hi"
+    params["wm_hi"] = hi
+    state["where"], state["where_params"] = where, _plain_params(params)
+    state["wm_hi"] = plain_values([hi])[0]
+
+
+def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
+    return dict(zip(params, plain_values(list(params.values())), strict=True))
+
+
+def _unplain_params(params: dict[str, Any]) -> dict[str, Any]:
+    return dict(zip(params, unplain_values(list(params.values())), strict=True))
+
+
+def _file_paths(source: FileEndpoint) -> list[str]:
+    if os.path.isdir(source.path):
+        return sorted(str(p) for p in Path(source.path).rglob("*") if p.is_file())
+    if any(c in source.path for c in "*?["):
+        return sorted(glob.glob(source.path, recursive=True))
+    return [source.path] if os.path.exists(source.path) else []
+
+
+def _plan_partitions(cfg: ETLConfig, dbs: Databases, source: Endpoint, read_key: list[str],
+                     gen: int, state: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+    """Key ranges of an integer key (enough for every worker, each at most
+    ``checkpoint_interval`` rows), else one keyset or positional partition, or one per file."""
+    prefix = f"g{gen}"
+    if isinstance(source, FileEndpoint):
+        return [{"id": f"{prefix}/file:{i}:{os.path.basename(p)}"[:190],
+                 "payload": {"kind": "file", "path": os.path.abspath(p)}}
+                for i, p in enumerate(_file_paths(source))]
+    if not read_key:
+        return [{"id": f"{prefix}/rows", "payload": {"kind": "offset"}}]
+    where, params = state.get("where"), _unplain_params(state.get("where_params") or {})
+    with dbs.connect(source, "source") as sconn:
+        lo, hi, n = bounds(sconn, source, read_key[0], where, params)
+    if n == 0:
+        return []
+    if not (isinstance(lo, int) and isinstance(hi, int)) or isinstance(lo, bool):
+        return [{"id": f"{prefix}/all", "payload": {"kind": "keyset"}}]
+    parts = max(math.ceil(n / cfg.checkpoint_interval),
+                min(workers, math.ceil(n / cfg.batch_size)), 1)
+    return [{"id": f"{prefix}/{read_key[0]}:{a}-{b}"[:190],
+             "payload": {"kind": "range", "lo": a, "hi": b}}
+            for a, b in key_ranges(lo, hi, parts)]
+
+
+def _prepare_staging(conn: Any, target: DatabaseEndpoint, staging: str, fresh: bool) -> None:
+    """An empty staging table shaped like the target (kept as it is when resuming)."""
+    backend, table = target.backend, target.table
+    assert table is not None
+    exists = table_exists(conn, backend, staging)
+    if exists and not fresh:
+        return
+    if exists:
+        conn.execute(f"DROP TABLE {sql.quote(backend, staging)}")
+    if sql.is_sqlite(backend):
+        create, _ = sqlite_ddl(conn, table)
+        conn.execute(sql.sqlite_rename_create(create, staging))
+    else:
+        for statement in sql.staging_create(backend, table, staging):
+            conn.execute(statement)

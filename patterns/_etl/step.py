@@ -1,0 +1,226 @@
+"""The ETL step: extract, transform and load one partition, batch by batch (plain core).
+
+A worker actor builds one ``ETLStep`` from an ``ETLStepSpec`` and runs one task per call: a
+task is a partition (a key range of the source, the whole keyset, or a file). The step reads
+the partition's checkpoint row from the target database and goes on after the last batch it
+records, so a task sent again after its actor died neither repeats nor loses a batch. Each
+batch, its rejects and the new checkpoint row commit in one transaction (``Loader``).
+
+Connections are leased from the resource layer (``ResourceManager``): in a worker on the
+cluster they are handles to the ``resource/<name>`` provider actors, so pool caps hold
+cluster-wide; in-process (``spec.manager`` set) they are live connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fsm_actors.jobs.model import StepContext, Task, TaskResult
+from patterns._etl import dialect as sql
+from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
+from patterns._etl.load import Loader, load_state, plain_values, unplain_values
+from patterns._etl.records import RecordPipeline, Reject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Page:
+    """One batch as read: dicts, the rows the reader could not parse, and where it ended."""
+
+    records: list[dict[str, Any]]
+    bad: list[Reject]
+    cursor: dict[str, Any]
+    last: bool
+
+
+@dataclass
+class ETLStepSpec:
+    """Picklable recipe of the step (``build`` runs in the worker actor).
+
+    ``source_columns``/``read_key`` describe what to select and page by; ``write_table`` is
+    the target table (or FULL_REFRESH's staging table); ``upsert_key`` is set for UPSERT and
+    INCREMENTAL; ``where``/``where_params`` restrict the source (INCREMENTAL's watermark
+    window). ``manager``: an in-process ``ResourceManager`` (not shipped to actors).
+    """
+
+    run_id: str
+    source: Endpoint
+    target: DatabaseEndpoint
+    write_table: str
+    target_columns: list[str]
+    source_columns: list[str]
+    read_key: list[str]
+    upsert_key: list[str] | None
+    batch_size: int
+    pipeline: dict[str, Any]
+    where: str | None = None
+    where_params: dict[str, Any] = field(default_factory=dict)
+    manager: Any = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["manager"] = None
+        return state
+
+    def build(self, context: StepContext) -> ETLStep:
+        return ETLStep(self, context)
+
+
+class ETLStep:
+    """Runs partitions (see the module docstring). Not thread-safe: one call at a time."""
+
+    def __init__(self, spec: ETLStepSpec, context: StepContext) -> None:
+        self.spec = spec
+        self.context = context
+        self.owner = f"etl/{spec.run_id}/worker/{context.worker_index}/{uuid.uuid4().hex[:8]}"
+        if spec.manager is not None:
+            self._manager = spec.manager
+            self._own_manager = False
+        else:
+            from resource_actors.manager import ResourceManager
+
+            self._manager = ResourceManager()
+            self._own_manager = True
+        self.pipeline = RecordPipeline(**spec.pipeline)
+        self._target: Any = None
+        self._source: Any = None
+
+    # -- connections -------------------------------------------------------------------------
+    def _target_conn(self) -> Any:
+        if self._target is None:
+            self._target = self._manager.acquire(self.spec.target.resource_name, self.owner)
+        return self._target
+
+    def _source_conn(self) -> Any:
+        if self._source is None:
+            src = self.spec.source
+            assert isinstance(src, DatabaseEndpoint)
+            if src.resource_name == self.spec.target.resource_name:
+                # a second lease of the same database: its own connection, so reads never
+                # join the load transaction
+                self._source = self._manager.acquire(src.resource_name, self.owner + "/read")
+            else:
+                self._source = self._manager.acquire(src.resource_name, self.owner)
+        return self._source
+
+    # -- one task ----------------------------------------------------------------------------
+    def run(self, task: Task) -> TaskResult:
+        """Load partition ``task.partition`` from where its checkpoint row says it stopped."""
+        spec = self.spec
+        target = self._target_conn()
+        loader = Loader(target, spec.target.backend, spec.write_table, spec.target_columns,
+                        spec.upsert_key, spec.run_id)
+        part = task.partition
+        state = load_state(target, spec.target.backend, spec.run_id, part) or {
+            "seq": 0, "cursor": {}, "done": False, "batches": {}}
+        batches = {int(k): v for k, v in state["batches"].items()}
+        if state["done"]:
+            return TaskResult(part, batches, total_batches=len(batches))
+        for page in self._pages(task.payload, state["cursor"]):
+            seq = state["seq"]
+            outcome = self.pipeline.apply(page.records)
+            rejects = page.bad + outcome.rejects
+            columns, rows = loader.rows_for(outcome.records)
+            batches[seq] = {"read": len(page.records) + len(page.bad),
+                            "processed": len(outcome.records), "written": len(rows),
+                            "skipped": outcome.skipped, "errors": len(rejects)}
+            state = {"seq": seq + 1, "cursor": page.cursor, "done": page.last,
+                     "batches": {str(k): v for k, v in batches.items()}}
+            loader.commit_batch(part, seq, columns, rows, _renumber(rejects), state)
+        if not state["done"]:
+            state["done"] = True
+            loader.put_state(part, state)
+        return TaskResult(part, batches, total_batches=len(batches))
+
+    # -- reading -----------------------------------------------------------------------------
+    def _pages(self, payload: dict[str, Any], cursor: dict[str, Any]) -> Iterator[Page]:
+        kind = payload["kind"]
+        if kind == "file":
+            yield from self._file_pages(payload["path"], cursor)
+        elif kind == "offset":
+            yield from self._offset_pages(cursor)
+        else:
+            yield from self._keyset_pages(payload, cursor)
+
+    def _keyset_pages(self, payload: dict[str, Any], cursor: dict[str, Any]) -> Iterator[Page]:
+        spec, src = self.spec, self.spec.source
+        assert isinstance(src, DatabaseEndpoint)
+        conn = self._source_conn()
+        key, n = spec.read_key, spec.batch_size
+        has_lo, has_hi = payload.get("lo") is not None, payload.get("hi") is not None
+        after = unplain_values(cursor["after"]) if cursor.get("after") is not None else None
+        first_sql = sql.page_sql(src.backend, src.table, src.query, spec.source_columns, key,
+                                 after=after is not None, lo=has_lo, hi=has_hi, extra=spec.where)
+        next_sql = sql.page_sql(src.backend, src.table, src.query, spec.source_columns, key,
+                                after=True, lo=has_lo, hi=has_hi, extra=spec.where)
+        base = dict(spec.where_params, n=n)
+        if has_lo:
+            base["lo"] = payload["lo"]
+        if has_hi:
+            base["hi"] = payload["hi"]
+        statement = first_sql
+        while True:
+            params = dict(base)
+            if after is not None:
+                params.update({f"after_{i}": v for i, v in enumerate(after)})
+            rows = conn.query(statement, params)
+            statement = next_sql
+            if not rows:
+                return
+            last_row = rows[-1]
+            after = [last_row[k] for k in key]
+            yield Page(rows, [], {"after": plain_values(after)}, len(rows) < n)
+            if len(rows) < n:
+                return
+
+    def _offset_pages(self, cursor: dict[str, Any]) -> Iterator[Page]:
+        spec, src = self.spec, self.spec.source
+        assert isinstance(src, DatabaseEndpoint)
+        conn = self._source_conn()
+        statement = sql.offset_sql(src.backend, src.table, src.query, spec.source_columns)
+        offset, n = int(cursor.get("offset", 0)), spec.batch_size
+        while True:
+            rows = conn.query(statement, {"n": n, "offset": offset})
+            if not rows:
+                return
+            offset += len(rows)
+            yield Page(rows, [], {"offset": offset}, len(rows) < n)
+            if len(rows) < n:
+                return
+
+    def _file_pages(self, path: str, cursor: dict[str, Any]) -> Iterator[Page]:
+        from fsm_actors.io import ReadOptions, iter_chunks
+
+        src = self.spec.source
+        assert isinstance(src, FileEndpoint)
+        done = int(cursor.get("chunk", -1))
+        options = ReadOptions(format=src.format, **src.options)
+        for chunk in iter_chunks(path, options, self.spec.batch_size):
+            if chunk.index <= done:
+                continue
+            bad = [Reject(-1, "", "parse", err.reason, (err.raw or "")[:4096])
+                   for err in chunk.errors]
+            yield Page(chunk.batch.to_pylist(), bad, {"chunk": chunk.index}, False)
+
+    def close(self) -> None:
+        """Release this step's leases."""
+        try:
+            self._manager.release_all(self.owner)
+            self._manager.release_all(self.owner + "/read")
+        finally:
+            self._target = self._source = None
+            if self._own_manager:
+                self._manager.close()
+
+
+def _renumber(rejects: list[Reject]) -> list[Reject]:
+    """Give every reject a distinct index within its batch (parse errors have none)."""
+    out = []
+    for i, r in enumerate(rejects):
+        out.append(Reject(i, r.key, r.stage, r.reason, r.record))
+    return out
