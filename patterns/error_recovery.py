@@ -1,4 +1,17 @@
-"""Error recovery: retry, circuit breaker, rate limiter (and, composed, the workflow).
+"""Error recovery: retry, circuit breaker, rate limiter, bulkhead, deadline, fallback, cache,
+compensation, composed by ``ErrorRecoveryWorkflow``.
+
+The seed's API::
+
+    from patterns.error_recovery import ErrorRecoveryWorkflow, ErrorRecoveryConfig
+    workflow = ErrorRecoveryWorkflow(ErrorRecoveryConfig(
+        name="monitored_workflow", primary_strategy="retry",
+        retry_config={"max_attempts": 3, "backoff_strategy": "exponential"}))
+    await workflow.execute(some_function, arg1, arg2)     # or workflow.execute_sync(...)
+    workflow.get_metrics()["total_attempts"]
+
+Policies wrap each other in a fixed order (``WRAP_ORDER``, outermost first): FALLBACK,
+CACHE, DEADLINE, COMPENSATE, RETRY, CIRCUIT_BREAKER, RATE_LIMIT, BULKHEAD, then the call.
 
 STABLE API for other patterns (names and signatures kept; add keywords only with defaults)::
 
@@ -31,6 +44,7 @@ from __future__ import annotations
 
 from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
 from patterns._recovery.bucket import TokenBucket
+from patterns._recovery.bulkhead import Bulkhead
 from patterns._recovery.circuit import CircuitBreaker
 from patterns._recovery.config import (
     BackoffStrategy,
@@ -51,23 +65,42 @@ from patterns._recovery.errors import (
     RecoveryError,
     SagaFailed,
 )
+from patterns._recovery.factories import (
+    create_circuit_breaker_workflow,
+    create_resilient_workflow,
+    create_retry_workflow,
+)
 from patterns._recovery.limiter import RateLimiter
 from patterns._recovery.retry import Action, Kind, RetryCore, RetryState
 from patterns._recovery.retrying import RetryPolicy
+from patterns._recovery.saga import SagaStep
+from patterns._recovery.workflow import WRAP_ORDER, ErrorRecoveryWorkflow
+from patterns._recovery.workflow_config import (
+    CacheConfig,
+    CompensationConfig,
+    ErrorRecoveryConfig,
+    FallbackConfig,
+)
 
 __all__ = [
     "Action",
     "AttemptTimeout",
     "BackoffStrategy",
     "BreakerCore",
+    "Bulkhead",
     "BulkheadConfig",
     "BulkheadFullError",
+    "CacheConfig",
     "CallNotPermittedError",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerState",
     "CircuitOpenError",
+    "CompensationConfig",
     "DeadlineExceeded",
+    "ErrorRecoveryConfig",
+    "ErrorRecoveryWorkflow",
+    "FallbackConfig",
     "Kind",
     "RateLimitTimeout",
     "RateLimiter",
@@ -80,5 +113,10 @@ __all__ = [
     "RetryPolicy",
     "RetryState",
     "SagaFailed",
+    "SagaStep",
     "TokenBucket",
+    "WRAP_ORDER",
+    "create_circuit_breaker_workflow",
+    "create_resilient_workflow",
+    "create_retry_workflow",
 ]

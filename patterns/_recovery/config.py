@@ -104,16 +104,19 @@ def config_error(model: str, exc: ValidationError) -> RecoveryConfigError:
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ())]
     blamed = (first.get("ctx") or {}).get("error")
-    if isinstance(blamed, FieldError):
-        loc.append(blamed.field)
-    field = ".".join(loc) or "(model)"
     reason = first.get("msg", "invalid").removeprefix("Value error, ")
     got = first.get("input")
     shown = "" if isinstance(got, dict) or first.get("type") == "missing" else f" (got {got!r})"
+    if isinstance(blamed, RecoveryConfigError):  # a nested config's own error
+        loc.append(blamed.field)
+        reason, shown = blamed.reason, ""
+    elif isinstance(blamed, FieldError):
+        loc.append(blamed.field)
+    field = ".".join(loc) or "(model)"
     more = len(exc.errors()) - 1
     tail = f"; and {more} more error(s)" if more else ""
     return RecoveryConfigError(f"{model}: invalid {field}: {reason}{shown}{tail}",
-                               field=field, model=model)
+                               field=field, model=model, reason=f"{reason}{shown}")
 
 
 ErrorClasses = tuple[type[BaseException], ...]
