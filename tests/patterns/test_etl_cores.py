@@ -1,0 +1,217 @@
+"""ETL on SQLite files, in this process: the four modes, resume, rejects, config errors.
+
+Every run goes through the same plan, step (batch + checkpoint row per transaction) and
+commit the actor path uses; ``run_inline`` only replaces the job layer's driver.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patterns.errors import PatternError
+from tests.patterns.test_etl_support import run_inline, sqlite_db, sqlite_rows
+
+N = 2_500
+SRC_DDL = "CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, updated INTEGER);"
+TGT_DDL = ("CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, updated INTEGER, "
+           "tag TEXT); CREATE INDEX items_b ON items (b);")
+INSERT = "INSERT INTO items (id, a, b, updated) VALUES (?, ?, ?, ?)"
+
+
+class Crash(BaseException):
+    """Stands for the process dying mid-run (not a per-record failure)."""
+
+
+@pytest.fixture
+def dbs(tmp_path):
+    src = sqlite_db(str(tmp_path / "src.db"), SRC_DDL,
+                    [(i, i * 2, f"row {i}", i // 100) for i in range(1, N + 1)], INSERT)
+    tgt = sqlite_db(str(tmp_path / "tgt.db"), TGT_DDL)
+    return {"src": src, "tgt": tgt, "src_path": str(tmp_path / "src.db"),
+            "tgt_path": str(tmp_path / "tgt.db"), "work": str(tmp_path / "work")}
+
+
+def config(dbs, mode, **kw):
+    return {"source": {"type": "database", "provider": "sqlite", "connection": dbs["src"],
+                       "table": "items"},
+            "target": {"type": "database", "provider": "sqlite", "connection": dbs["tgt"],
+                       "table": "items"},
+            "mode": mode, "batch_size": 300, "checkpoint_interval": 1_000,
+            "work_dir": dbs["work"], **kw}
+
+
+def target_rows(dbs, sql="SELECT id, a, b, tag FROM items ORDER BY id"):
+    return sqlite_rows(dbs["tgt_path"], sql)
+
+
+def count_distinct(dbs):
+    return sqlite_rows(dbs["tgt_path"], "SELECT COUNT(*), COUNT(DISTINCT id) FROM items")[0]
+
+
+def test_append_inserts_and_a_finished_checkpoint_is_a_noop(dbs):
+    cfg = config(dbs, "append", transformations=[lambda r: {**r, "tag": "t"}])
+    result = run_inline(cfg, "load-1")
+    assert result["extracted"] == result["loaded"] == N
+    assert count_distinct(dbs) == (N, N)
+    assert target_rows(dbs)[41] == (42, 84, "row 42", "t")
+    again = run_inline(cfg, "load-1")
+    assert again["already_done"] and again["loaded"] == N
+    assert count_distinct(dbs) == (N, N)
+
+
+def test_append_really_appends(dbs):
+    # no primary key on this target: APPEND twice holds every row twice
+    sqlite_rows(dbs["tgt_path"], "DROP TABLE items")
+    sqlite_db(dbs["tgt_path"], "CREATE TABLE items (id INTEGER, a INTEGER, b TEXT, updated INTEGER)")
+    run_inline(config(dbs, "append"))
+    run_inline(config(dbs, "append"))
+    assert count_distinct(dbs) == (2 * N, N)
+
+
+def test_upsert_updates_by_key_and_inserts_the_rest(dbs):
+    sqlite_db(dbs["tgt_path"], "", [(i, -1, "old", 0) for i in range(1, 101)], INSERT)
+    result = run_inline(config(dbs, "upsert"))
+    assert result["loaded"] == N
+    assert count_distinct(dbs) == (N, N)
+    assert target_rows(dbs)[0] == (1, 2, "row 1", None)
+
+
+def test_upsert_needs_a_key(dbs):
+    sqlite_rows(dbs["tgt_path"], "DROP TABLE items")
+    sqlite_db(dbs["tgt_path"], "CREATE TABLE items (id INTEGER, a INTEGER, b TEXT, updated INTEGER)")
+    with pytest.raises(PatternError, match="key_columns"):
+        run_inline(config(dbs, "upsert"))
+
+
+def test_full_refresh_swaps_in_a_new_table_with_its_indexes(dbs):
+    sqlite_db(dbs["tgt_path"], "", [(i, 0, "stale", 0) for i in range(N + 1, N + 51)], INSERT)
+    run_inline(config(dbs, "full"))
+    assert count_distinct(dbs) == (N, N)
+    assert sqlite_rows(dbs["tgt_path"], "SELECT MAX(id) FROM items")[0][0] == N
+    names = {r[0] for r in sqlite_rows(dbs["tgt_path"], "SELECT name FROM sqlite_master")}
+    assert "items_b" in names
+    assert not [n for n in names if "__etl_" in n]
+
+
+def test_full_refresh_killed_mid_run_leaves_the_old_table_then_resumes(dbs):
+    sqlite_db(dbs["tgt_path"], "", [(i, 0, "old", 0) for i in range(1, 11)], INSERT)
+
+    def dies(record):
+        if record["id"] == 1_700:
+            raise Crash()
+        return record
+
+    with pytest.raises(Crash):
+        run_inline(config(dbs, "full", transformations=[dies]), "refresh-1")
+    assert target_rows(dbs, "SELECT COUNT(*), MIN(b), MAX(b) FROM items") == [(10, "old", "old")]
+    result = run_inline(config(dbs, "full"), "refresh-1")
+    assert count_distinct(dbs) == (N, N)
+    # the batches committed before the crash count once
+    assert result["extracted"] == N
+
+
+@pytest.mark.parametrize("mode", ["append", "upsert"])
+def test_resume_after_a_crash_loads_every_row_exactly_once(dbs, mode):
+    seen = []
+
+    def dies(record):
+        seen.append(record["id"])
+        if record["id"] == 1_234:
+            raise Crash()
+        return record
+
+    with pytest.raises(Crash):
+        run_inline(config(dbs, mode, transformations=[dies]), "resume-1")
+    partial = count_distinct(dbs)[0]
+    assert 0 < partial < N
+    run_inline(config(dbs, mode), "resume-1")
+    assert count_distinct(dbs) == (N, N)
+    assert target_rows(dbs)[-1] == (N, 2 * N, f"row {N}", None)
+
+
+def test_incremental_reads_past_the_watermark_and_dedupes_the_boundary(dbs):
+    cfg = config(dbs, "incremental", watermark_column="updated")
+    first = run_inline(cfg)
+    assert first["loaded"] == N
+    # new rows, and a row changed at the boundary value (updated == max) after the first run
+    top = N // 100
+    sqlite_db(dbs["src_path"], "", [(i, 7, "new", top + 1) for i in range(N + 1, N + 11)], INSERT)
+    sqlite_rows(dbs["src_path"], "SELECT 1")
+    import sqlite3
+
+    conn = sqlite3.connect(dbs["src_path"])
+    conn.execute("UPDATE items SET b = 'edited' WHERE id = ?", (N,))
+    conn.commit()
+    conn.close()
+    second = run_inline(cfg)
+    boundary = sum(1 for i in range(1, N + 1) if i // 100 == top)
+    assert second["extracted"] == boundary + 10
+    assert count_distinct(dbs) == (N + 10, N + 10)
+    assert target_rows(dbs, f"SELECT b FROM items WHERE id = {N}") == [("edited",)]
+    third = run_inline(cfg)
+    assert third["extracted"] == 10  # only the rows at the watermark value again
+    assert count_distinct(dbs) == (N + 10, N + 10)
+
+
+def test_incremental_defaults_to_the_primary_key(dbs):
+    run_inline(config(dbs, "incremental"), "sync")
+    sqlite_db(dbs["src_path"], "", [(N + 1, 1, "x", 0)], INSERT)
+    second = run_inline(config(dbs, "incremental"), "sync")
+    assert second["extracted"] == 2  # the boundary row (id = N) and the new one
+    assert count_distinct(dbs) == (N + 1, N + 1)
+
+
+def test_a_transformation_raising_rejects_those_rows_with_key_and_reason(dbs):
+    def picky(record):
+        if record["id"] % 500 == 0:
+            raise ValueError(f"no multiples of 500 ({record['id']})")
+        return record
+
+    result = run_inline(config(dbs, "append", transformations=[picky]))
+    assert result["rejected"] == 5 and result["loaded"] == N - 5
+    rejects = sqlite_rows(dbs["tgt_path"],
+                          "SELECT record_key, stage, reason FROM fsm_etl_rejects ORDER BY 1")
+    assert len(rejects) == 5
+    keys = sorted(json.loads(r[0])["id"] for r in rejects)
+    assert keys == [500, 1000, 1500, 2000, 2500]
+    assert all(r[1] == "transform" and "no multiples of 500" in r[2] for r in rejects)
+    lines = open(f"{dbs['work']}/{result['run_id']}.errors.jsonl").read().splitlines()
+    assert len(lines) == 5 and "no multiples of 500" in json.loads(lines[0])["reason"]
+
+
+def test_field_mappings_and_validation_schema(dbs):
+    sqlite_rows(dbs["tgt_path"], "DROP TABLE items")
+    sqlite_db(dbs["tgt_path"], "CREATE TABLE items (item_id INTEGER PRIMARY KEY, amount INTEGER, "
+              "label TEXT, updated INTEGER)")
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "maximum": 4000}}}
+    result = run_inline(config(dbs, "upsert", field_mappings={"id": "item_id", "a": "amount",
+                                                              "b": "label"},
+                               validation_schema=schema))
+    assert result["rejected"] == N - 2000
+    assert sqlite_rows(dbs["tgt_path"], "SELECT COUNT(*), MAX(amount) FROM items") == [(2000, 4000)]
+    reason = sqlite_rows(dbs["tgt_path"], "SELECT reason FROM fsm_etl_rejects LIMIT 1")[0][0]
+    assert "4000" in reason
+
+
+def test_bad_input_is_a_config_error_that_says_what_to_do(dbs):
+    with pytest.raises(PatternError, match="source table 'nope' does not exist"):
+        run_inline({**config(dbs, "append"), "source": {"connection": dbs["src"], "table": "nope"}})
+    with pytest.raises(PatternError, match="column 'missing'"):
+        run_inline(config(dbs, "append", field_mappings={"b": "missing"}))
+    with pytest.raises(PatternError, match="add \"table\""):
+        run_inline({**config(dbs, "append"), "source": dbs["src"]})
+    with pytest.raises(PatternError, match="has no column for"):
+        run_inline(config(dbs, "append", transformations=[lambda r: {**r, "extra": 1}]))
+
+
+def test_json_file_source_upserts_into_a_table(tmp_path, dbs):
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps([{"id": i, "a": i, "b": f"f{i}"} for i in range(1, 51)]))
+    cfg = {"source": {"type": "file", "path": str(path)},
+           "target": {"connection": dbs["tgt"], "table": "items"}, "mode": "upsert",
+           "work_dir": dbs["work"]}
+    assert run_inline(cfg)["loaded"] == 50
+    assert run_inline(cfg)["loaded"] == 50
+    assert count_distinct(dbs) == (50, 50)

@@ -1,0 +1,79 @@
+"""Shared helpers of the ETL tests (no tests here): an in-process run of the ETL job kind and
+the database servers' fixtures.
+
+``run_inline`` plays the job layer's driver in this process: plan, run every task through
+one step, commit. It exercises the same plan, step and commit as a run on actors.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from fsm_actors.jobs.model import StepContext
+from patterns._etl.config import coerce_config
+from patterns._etl.runner import plan_run
+from resource_actors.manager import ResourceManager
+from tests.resource_actors.conftest import mariadb_server, postgres_server  # noqa: F401
+
+
+class NothingDone:
+    def is_done(self, partition: str, seq: int) -> bool:
+        return False
+
+    def complete(self, partition: str) -> bool:
+        return False
+
+
+def run_inline(config: dict[str, Any], checkpoint_id: str | None = None,
+               workers: int = 2) -> dict[str, Any]:
+    """Run an ETL config in this process; returns the ETL keys (or a finished run's result)."""
+    manager = ResourceManager(local=True)
+    try:
+        job = plan_run(coerce_config(config, {}), checkpoint_id, manager, workers)
+        if isinstance(job, dict):
+            return job
+        counts: dict[str, int] = {}
+        try:
+            steps = [job.step_spec().build(StepContext(job.run_id, i, None))
+                     for i in range(workers)]
+            try:
+                for n, task in enumerate(job.tasks(NothingDone())):
+                    result = steps[n % workers].run(task)
+                    for batch in result.batches.values():
+                        for key, value in batch.items():
+                            counts[key] = counts.get(key, 0) + value
+            finally:
+                for step in steps:
+                    step.close()
+        except BaseException:
+            job.abort()
+            raise
+        return {**job.commit(counts, {}), "run_id": job.run_id}
+    finally:
+        manager.close()
+
+
+def sqlite_db(path: str, ddl: str, rows: list[tuple] | None = None,
+              insert: str | None = None) -> str:
+    """Create an SQLite file with ``ddl`` (and rows); returns its SQLAlchemy URL."""
+    conn = sqlite3.connect(path)
+    conn.executescript(ddl)
+    if rows:
+        conn.executemany(insert, rows)
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+def sqlite_rows(path: str, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def tmp_db(tmp_path: Any, name: str) -> str:
+    return os.fspath(tmp_path / name)
