@@ -7,16 +7,15 @@ streams are cut into chunks and sent one actor call per chunk; results keep inpu
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fsm_actors.config import FSMConfig, load_config
+from fsm_actors.config.resources import resolve_resources
 from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
 from fsm_actors.executors import ActorExecutor, Executor, LocalExecutor
-from fsm_actors.progress import BatchProgress, StreamProgress
+from fsm_actors.progress import BatchProgress
 
 ConfigSource = str | Path | dict[str, Any] | FSMConfig
 
@@ -31,9 +30,13 @@ class AsyncSimpleFSM:
 
     ``config`` is a dict, a YAML/JSON path or a loaded ``FSMConfig``; it is validated and
     compiled here, so a bad config fails at construction with its key path. ``data_mode``
-    defaults to the config's ``data_mode``, else COPY. ``resources``
-    maps resource names to providers or provider dicts, registered with the resource
-    manager for states that declare them. ``local=True`` runs in this process without Ray;
+    defaults to the config's ``data_mode``, else COPY (DIRECT: in local mode the caller's
+    dict itself is worked on and changed; on actors each record is a copy that crossed the
+    process boundary, so the caller's dict is never changed and the result carries the new
+    data). ``resources`` maps resource names to providers or provider dicts; with the
+    config's own ``resources:`` declarations (credentials as ``${ENV_VAR}``) they are
+    registered for the states that use them, and a used resource that is neither declared
+    nor given fails here, naming it. ``local=True`` runs in this process without Ray;
     otherwise ``actors`` FSM actors (default: the cluster's CPU count) on the Ray cluster
     found by ``address`` (see ``fsm_actors.runtime.ensure_ray``).
     """
@@ -58,16 +61,18 @@ class AsyncSimpleFSM:
             data_mode or self._config.default_data_mode or DataHandlingMode.COPY
         )
         self._local = local
+        self._address = address
         self._resource_spec = None
         self._resource_names: list[str] = []
         binder = None
         self._binder = None
-        if resources:
+        specs = resolve_resources(self._config, resources)  # the config's own, then given
+        if specs:
             from resource_actors.binder import prepare_fsm_resources
 
-            self._resource_spec, binder = prepare_fsm_resources(dict(resources), local=local)
+            self._resource_spec, binder = prepare_fsm_resources(specs, local=local)
             self._binder = binder
-            self._resource_names = list(resources)
+            self._resource_names = list(specs)
         self._executor: Executor
         if local:
             self._executor = LocalExecutor(self._config, self._functions, resources=binder)
@@ -202,7 +207,7 @@ class AsyncSimpleFSM:
         source: str | Path | Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         sink: str | Path | None = None,
         chunk_size: int = 1000,
-        on_progress: Callable[[StreamProgress], Any] | None = None,
+        on_progress: Callable[[Any], Any] | None = None,
         input_format: str = "auto",
         output_format: str = "auto",
         text_field_name: str = "text",
@@ -211,78 +216,64 @@ class AsyncSimpleFSM:
         skip_empty_lines: bool = True,
         use_streaming: bool = False,
         timeout: float | None = None,
+        *,
+        checkpoint_id: str | None = None,
+        error_threshold: float | None = None,
+        workers: int | None = None,
     ) -> dict[str, Any]:
-        """Stream records from a file or an iterator to ``sink``, in bounded memory.
+        """Stream records from a file or an iterator through the FSM to ``sink``.
 
-        Files (CSV/TSV, JSON, JSON Lines, XML, Parquet, TXT; gzip/zstd) are read as Arrow
-        batches of ``chunk_size`` rows and sent to the actors as such; only what the actors
-        emit comes back, as Arrow, for the writer (format from ``output_format`` or the sink's
-        extension). Records ending in an emitting end state are written; failures and
-        malformed input rows go to ``<sink>.errors.jsonl`` with their reason. Returns
-        ``total_processed, successful, failed, emitted, excluded_by_state, duration,
-        throughput`` (+ ``error_file`` when there were errors). ``use_streaming`` is accepted
-        for compatibility: this path always streams.
+        A job of the one job layer (``fsm_actors.stream``): chunks of ``chunk_size`` records
+        run on job workers (``fsm/<run id>/worker/<i>``; in this process with
+        ``local=True``); records ending in an emitting end state are written to ``sink``
+        (format from ``output_format`` or its extension), exactly once, through a temp file
+        renamed at the end, so a failed or timed-out stream leaves the old output as it was.
+        Records reach the FSM as given (JSON inputs are not passed through Arrow). Failures
+        and malformed rows go to ``<sink>.errors.jsonl`` (file, line/record, raw, stage,
+        state, reason). ``checkpoint_id`` makes the stream resumable after a crash;
+        ``error_threshold`` (a count, or a share < 1) stops it. ``source == sink`` is
+        refused. Returns the job result: ``total_processed, successful, failed, emitted,
+        excluded_by_state, lines_read, records_processed, records_written, errors, skipped,
+        duration, throughput, output_path, error_file, run_id``. ``use_streaming`` is
+        accepted for compatibility: this path always streams.
         """
+        from fsm_actors.stream import FSMStage, stream_job
+
         self._check_open()
         del use_streaming
-        started = time.perf_counter()
-        progress = StreamProgress()
-        row_errors: list[Any] = []
-        if isinstance(source, str | Path):
-            from fsm_actors.io import read_arrow_batches
-
-            chunks: Any = read_arrow_batches(
-                source,
-                None if input_format == "auto" else input_format,
-                chunk_size=chunk_size,
-                on_error=row_errors.append,
-                csv_delimiter=None if csv_delimiter == "," else csv_delimiter,
-                csv_has_header=csv_has_header,
-                skip_empty_lines=skip_empty_lines,
-                text_field_name=text_field_name,
-            )
-        else:
-            chunks = _chunked(source, chunk_size)
-        sink_writer = _StreamSink(sink, output_format)
-        successful = failed = 0
-
-        async def run() -> None:
-            nonlocal successful, failed
-            async for outcome in self._executor.map("process_chunk", chunks, self._data_mode):
-                sink_writer.write(outcome, row_errors)
-                successful += outcome.successful
-                failed += outcome.failed + len(row_errors)
-                row_errors.clear()
-                for state, n in outcome.excluded_by_state.items():
-                    progress.excluded_by_state[state] = progress.excluded_by_state.get(state, 0) + n
-                progress.chunks_processed += 1
-                progress.records_processed = successful + failed
-                progress.records_emitted = sink_writer.emitted
-                progress.errors = failed
-                if on_progress is not None:
-                    on_progress(progress)
-            if row_errors:  # malformed rows after the last good chunk
-                failed += len(row_errors)
-                sink_writer.write_errors(row_errors)
-
+        stage = FSMStage(
+            self._config,
+            self._functions,
+            self._data_mode,
+            resource_spec=self._resource_spec,
+            binder=self._binder if self._local else None,
+        )
+        job = stream_job(
+            stage,
+            self._machine.name,
+            source,
+            sink,
+            chunk_size=chunk_size,
+            input_format=None if input_format == "auto" else input_format,
+            output_format=None if output_format in (None, "auto") else output_format,
+            text_field_name=text_field_name,
+            csv_delimiter=None if csv_delimiter == "," else csv_delimiter,
+            csv_has_header=csv_has_header,
+            skip_empty_lines=skip_empty_lines,
+            checkpoint_id=checkpoint_id,
+            error_threshold=error_threshold,
+            on_progress=on_progress,
+            address=self._address,
+            workers=workers,
+            local=self._local,
+        )
         try:
-            await asyncio.wait_for(run(), timeout)
-        finally:
-            sink_writer.close()
-        duration = time.perf_counter() - started
-        total = successful + failed
-        result: dict[str, Any] = {
-            "total_processed": total,
-            "successful": successful,
-            "failed": failed,
-            "emitted": sink_writer.emitted,
-            "excluded_by_state": dict(progress.excluded_by_state),
-            "duration": duration,
-            "throughput": total / duration if duration > 0 else 0.0,
-        }
-        if sink_writer.error_path is not None and sink_writer.errors_written:
-            result["error_file"] = str(sink_writer.error_path)
-        return result
+            return await asyncio.wait_for(job, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"process_stream exceeded timeout of {timeout} seconds; the old output (if "
+                "any) was left as it was"
+            ) from None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def close(self) -> None:
@@ -314,56 +305,6 @@ async def create_async_fsm(
     return AsyncSimpleFSM(config, custom_functions=custom_functions, **kwargs)
 
 
-class _StreamSink:
-    """The sink of ``process_stream``: emitted Arrow tables to the output file, failures and
-    malformed rows to ``<sink>.errors.jsonl`` (opened on the first error)."""
-
-    def __init__(self, sink: str | Path | None, output_format: str) -> None:
-        self.emitted = 0
-        self.errors_written = 0
-        self._writer = None
-        self._errors = None
-        self.error_path = Path(f"{sink}.errors.jsonl") if sink is not None else None
-        if sink is not None:
-            from fsm_actors.io import ArrowWriter, FormatError, split_extensions
-
-            fmt, compression = split_extensions(sink)
-            if output_format not in (None, "auto"):
-                fmt = output_format
-            if fmt is None:
-                raise FormatError(f"cannot tell the output format of {str(sink)!r}: pass "
-                                  "output_format=", str(sink))
-            Path(sink).parent.mkdir(parents=True, exist_ok=True)
-            self._writer = ArrowWriter(sink, fmt, compression=compression)
-
-    def write(self, outcome: Any, row_errors: list[Any]) -> None:
-        if outcome.table is not None:
-            self.emitted += outcome.table.num_rows
-            if self._writer is not None:
-                self._writer.write(outcome.table)
-        self.write_errors(row_errors)
-        for failure in outcome.failures:
-            self._error_line({"stage": "fsm", **failure})
-
-    def write_errors(self, row_errors: list[Any]) -> None:
-        for error in row_errors:
-            self._error_line(error.to_dict())
-
-    def _error_line(self, doc: dict[str, Any]) -> None:
-        if self.error_path is None:
-            return
-        if self._errors is None:
-            self._errors = open(self.error_path, "w", encoding="utf-8")  # noqa: SIM115
-        self._errors.write(json.dumps(doc, default=str) + "\n")
-        self.errors_written += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._errors is not None:
-            self._errors.close()
-
-
 def _as_dict(data: Any) -> dict[str, Any]:
     if isinstance(data, dict):
         return data
@@ -393,23 +334,3 @@ def _failure(record: Any, error: str) -> dict[str, Any]:
 def _auto_chunk(n: int, workers: int) -> int:
     per_call = -(-n // max(1, workers * 4))
     return max(AUTO_CHUNK_MIN, min(AUTO_CHUNK_MAX, per_call))
-
-
-async def _chunked(
-    source: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]], size: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    if hasattr(source, "__aiter__"):
-        async for item in source:  # type: ignore[union-attr]
-            chunk.append(_as_dict(item))
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-    else:
-        for item in source:  # type: ignore[union-attr]
-            chunk.append(_as_dict(item))
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk

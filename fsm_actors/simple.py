@@ -99,7 +99,12 @@ class SimpleFSM:
         use_streaming: bool = False,
         timeout: float | None = None,
         output_format: str = "auto",
+        *,
+        checkpoint_id: str | None = None,
+        error_threshold: float | None = None,
+        workers: int | None = None,
     ) -> dict[str, Any]:
+        """See ``AsyncSimpleFSM.process_stream``."""
         return run_sync(
             self._async.process_stream(
                 source,
@@ -114,6 +119,9 @@ class SimpleFSM:
                 skip_empty_lines=skip_empty_lines,
                 use_streaming=use_streaming,
                 timeout=timeout,
+                checkpoint_id=checkpoint_id,
+                error_threshold=error_threshold,
+                workers=workers,
             )
         )
 
@@ -191,11 +199,13 @@ def batch_process(
 
 
 def validate_data(
-    fsm_config: ConfigSource, data: list[Mapping[str, Any]]
+    fsm_config: ConfigSource,
+    data: list[Mapping[str, Any]],
+    custom_functions: Mapping[str, Callable[..., Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate each record against the start state's schema (in this process)."""
-    fsm = SimpleFSM(fsm_config, local=True)
-    try:
-        return [fsm.validate(d) for d in data]
-    finally:
-        fsm.close()
+    """Validate each record against the start state's schema (in this process);
+    ``custom_functions`` are those the config names (it must compile to be checked)."""
+    from fsm_actors.engine import compile_machine
+
+    machine = compile_machine(fsm_config, dict(custom_functions or {}))
+    return [machine.validate(d) for d in data]

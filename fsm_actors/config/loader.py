@@ -29,6 +29,14 @@ def load_config(source: str | Path | Mapping[str, Any] | FSMConfig) -> FSMConfig
         return source
     if isinstance(source, Mapping):
         raw, where = dict(source), None
+    elif not isinstance(source, str | Path):
+        raise FSMConfigError(
+            f"a config must be a mapping (a dict with 'name' and 'states', or 'networks'), "
+            f"the path of a .yaml/.yml/.json file, or an FSMConfig; got a "
+            f"{type(source).__name__}"
+            + (" (did you pass the list of states? put it under 'states:')"
+               if isinstance(source, list) else "")
+        )
     else:
         where = str(source)
         raw = _read(Path(source))

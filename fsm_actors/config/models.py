@@ -49,8 +49,9 @@ class FunctionSpec(_Model):
     """A function reference written as a mapping.
 
     ``registered``: ``name`` is a key of ``custom_functions``. ``custom``: ``name`` is
-    imported from ``module``. ``inline``: ``code`` is Python source (an expression, a
-    lambda, or statements). ``type`` may be left out when ``code`` (inline), ``module``
+    imported from ``module`` when one is given, else taken from ``custom_functions`` (the
+    seed's ``{type: custom, name: process_with_db}``). ``inline``: ``code`` is Python
+    source (an expression, a lambda, or statements). ``type`` may be left out when ``code`` (inline), ``module``
     (custom) or only ``name`` (registered) makes it clear. ``params`` are passed to a
     registered or custom function as keyword arguments.
     """
@@ -65,7 +66,7 @@ class FunctionSpec(_Model):
     def _infer_type(self) -> FunctionSpec:
         if self.type is None:
             self.type = "inline" if self.code else "custom" if self.module else "registered"
-        needed = {"registered": ("name",), "custom": ("module", "name"), "inline": ("code",)}
+        needed = {"registered": ("name",), "custom": ("name",), "inline": ("code",)}
         missing = [key for key in needed[self.type] if not getattr(self, key)]
         if missing:
             raise ValueError(f"a function of type '{self.type}' needs {', '.join(missing)}")

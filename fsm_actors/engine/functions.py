@@ -103,9 +103,18 @@ class FunctionCompiler:
                     key_path,
                 )
             fn, label = self._custom[spec.name], spec.name or ""
-        else:
+        elif spec.module:
             label = f"{spec.module}:{spec.name}"
             fn = self._import(label, key_path)
+        else:  # custom without a module: the caller's custom_functions
+            if spec.name not in self._custom:
+                raise self._error(
+                    f"custom function '{spec.name}' is not in custom_functions "
+                    f"({', '.join(sorted(self._custom)) or 'none given'}); pass it as "
+                    f"custom_functions={{'{spec.name}': ...}}, or give 'module' to import it",
+                    key_path,
+                )
+            fn, label = self._custom[spec.name], spec.name or ""
         if spec.params:
             fn = functools.partial(fn, **spec.params)
         return self._callable(fn, label, key_path)

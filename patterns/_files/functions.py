@@ -41,6 +41,13 @@ class Vectorized:
         return self.fn(table)
 
 
+def step_name(step: Any) -> str:
+    """What an error calls a step: the user function's name (a ``Vectorized`` is named for
+    the function it wraps), else its type."""
+    inner = step.fn if isinstance(step, Vectorized) else step
+    return getattr(inner, "__name__", type(inner).__name__)
+
+
 def vectorized(fn: Callable[[pa.Table], Any]) -> Vectorized:
     """Decorator form of ``Vectorized``."""
     return Vectorized(fn)
@@ -135,8 +142,7 @@ class BatchPipeline:
             else:
                 out = step(table)
         except Exception as exc:  # a user step failed: reject the batch, keep the run
-            name = getattr(step, "__name__", type(step).__name__)
-            reason = f"{kind} {name} failed: {exc!r}"
+            reason = f"{kind} {step_name(step)} failed: {exc!r}"
             for number, record in zip(numbers, table.to_pylist(), strict=True):
                 result.errors.append(
                     RowError(file, reason, record_text(record), record=number, stage=kind)
@@ -187,8 +193,8 @@ def _run_record_steps(records, numbers, steps, file, errors) -> tuple[list[dict]
                         raise ValueError(reason)
                     keep(record)
             except Exception as exc:  # bad record or failing user code: reject this record
-                name = getattr(step, "__name__", kind)
-                label = kind if name in ("<lambda>", "check", kind) else f"{kind} {name}"
+                name = step_name(step)
+                label = kind if name in ("<lambda>", "check", "function") else f"{kind} {name}"
                 errors.append(RowError(file, f"{label} failed: {exc!r}", record_text(original),
                                        record=number, stage=kind))
                 continue

@@ -318,11 +318,11 @@ def test_wrong_types_name_the_path_and_the_value():
 
 def test_function_mapping_missing_what_its_type_needs():
     raw = mutated(
-        SIMPLE, lambda r: r["states"][1].update(transform={"type": "custom", "name": "f"})
+        SIMPLE, lambda r: r["states"][1].update(transform={"type": "custom", "module": "m"})
     )
     error = error_of(raw)
     assert error.key_path == "states[1].transform"
-    assert "needs module" in str(error)
+    assert "needs name" in str(error)
     assert "valid string" not in str(error)  # the union's type mismatches are hidden
 
 
