@@ -21,6 +21,8 @@ from typing import Any
 
 import ray
 
+from fsm_actors.errors import FSMError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "fsm_actors"
@@ -36,7 +38,7 @@ ROLE_CPUS: dict[str, float] = {
 _RESOURCE_KWARGS = ("num_cpus", "num_gpus", "resources", "object_store_memory", "_memory")
 
 
-class RuntimeConnectError(RuntimeError):
+class RuntimeConnectError(FSMError, RuntimeError):
     """Ray could not be started or reached; the message says what was tried and what to do."""
 
 
@@ -88,6 +90,23 @@ def project_runtime_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     env["py_modules"] = [*env.get("py_modules", []), *package_dirs()]
     env.setdefault("excludes", ["__pycache__", "*.pyc"])
     return env
+
+
+def connect_target(address: str | None = None) -> str:
+    """What ``ensure_ray(address)`` would connect to, in words (for "starting Ray" lines)."""
+    if ray.is_initialized():
+        return "the connected Ray"
+    source = "argument"
+    if address is None:
+        address, source = _address_from_env()
+    if address == "local":
+        return "a new embedded local Ray"
+    if address and address != "auto":
+        return f"the Ray cluster at {address}" + (f" (from {source})" if source != "argument" else "")
+    found = _running_local_cluster()
+    if found:
+        return f"the Ray cluster running on this machine ({found})"
+    return "a new embedded local Ray" if address is None else "a Ray cluster on this machine"
 
 
 def ensure_ray(

@@ -50,7 +50,7 @@ def test_run_locally_over_a_csv(tmp_path):
     src = write_orders(tmp_path / "orders.csv", 500)
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(
-        cli, ["run", str(EXAMPLE), "--input", str(src), "--output", str(out), "--local"]
+        cli, ["run", str(EXAMPLE), "--input", str(src), "--output", str(out), "--local", "--json"]
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
@@ -73,5 +73,5 @@ def test_run_on_actors_matches_local(ray_session, tmp_path):
         assert result.exit_code == 0, result.output
         outs.append(out.read_text())
         if extra[0] == "--actors":  # says where it runs, for finding the actors in the dashboard
-            assert "running 'orders' on the embedded local Ray" in result.output
+            assert "FSM 'orders': starting its actors (fsm/orders/<i>" in result.output
     assert outs[0] == outs[1]

@@ -1,0 +1,314 @@
+"""``fsm-actors run``, ``validate`` and ``schema``.
+
+Mistakes in what the user gave (a file that does not parse, a bad key, an input that does
+not exist, a run stopped by its error threshold) are printed as one message and exit 1,
+never as a traceback. Ctrl-C stops a run cleanly (exit 130) and says how to resume.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import inspect
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fsm_actors.cli.documents import (
+    UserError,
+    at,
+    document_kind,
+    pipeline_kinds,
+    read_document,
+    without_path,
+)
+from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit
+
+#: Input formats ``run`` reads (by extension; .gz/.zst compressed forms too).
+INPUT_FORMATS = "CSV, TSV, JSON, JSON Lines, XML, Parquet, text (.txt/.log); .gz/.zst compressed"
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Error bases of the project's packages: each is a user-facing message."""
+    from fsm_actors.errors import FSMError
+    from patterns.errors import PatternError
+    from resource_actors.errors import ResourceError
+
+    return (FSMError, PatternError, ResourceError)
+
+
+def load_functions(modules: tuple[str, ...]) -> dict[str, Any]:
+    """Public callables of each module, by name, for ``custom_functions``."""
+    functions: dict[str, Any] = {}
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise click.BadParameter(f"cannot import {name!r}: {exc}",
+                                     param_hint="--functions") from exc
+        for attr, value in vars(module).items():
+            if not attr.startswith("_") and inspect.isfunction(value):
+                functions[attr] = value
+    return functions
+
+
+def _message(path: Path, exc: BaseException) -> str:
+    """One message for a failed load or run: the file once, then what was wrong."""
+    text = without_path(path, str(exc).strip())
+    key_path = getattr(exc, "key_path", None)
+    if key_path:
+        return at(path, key_path, without_path(path, text).removeprefix(f"{key_path}: "))
+    return f"{path}: {text}"
+
+
+def _connect(display: RunDisplay, address: str | None) -> Any:
+    from fsm_actors import runtime
+
+    display.phase(f"connecting to {runtime.connect_target(address)}")
+    # Ray's notice that it turned token auth on is not news to a person watching a run
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+    info = runtime.ensure_ray(address)
+    where = "embedded local Ray" if info.started_local else f"Ray cluster at {info.address}"
+    dashboard = f"; dashboard {info.dashboard_url}" if info.dashboard_url else ""
+    display.phase(f"Ray ready: {where}{dashboard}")
+    return info
+
+
+def _interrupted(display: RunDisplay, resume: str) -> None:
+    """Stop after Ctrl-C: stop the actors (and an embedded Ray), say how to resume, exit 130.
+
+    What the run's threads print while their actors go away is teardown noise after the
+    user asked to stop, so stderr is muted (at the descriptor, where Ray writes too) until
+    everything is down.
+    """
+    display.stop_bar()
+    display.phase(f"interrupted after {display.done:,} records; stopping the actors")
+    install_interrupt_exit(lambda: "stopped")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        from fsm_actors import runtime
+
+        runtime.shutdown()
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+    click.echo(resume, err=True)
+    sys.stderr.flush()
+    os._exit(130)  # the run's own threads must not print again on the way out
+
+
+@click.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input", "-i", "input_path", type=click.Path(exists=True, path_type=Path),
+              help=f"Input file of an FSM config: {INPUT_FORMATS}.")
+@click.option("--output", "-o", "output_path", type=click.Path(path_type=Path),
+              help="Output file of an FSM config; its extension picks the format "
+              "(.jsonl, .json, .csv, .tsv, .parquet, .xml, .txt; .gz/.zst compresses).")
+@click.option("--address", default=None,
+              help="Ray address (auto, host:port, ray://host:10001). Default: RAY_ADDRESS, "
+              "FSM_ACTORS_ADDRESS, a running local cluster (`fsm-actors up`), else an "
+              "embedded local Ray.")
+@click.option("--actors", type=int, default=None, help="Number of FSM actors (default: CPUs).")
+@click.option("--local", is_flag=True, help="Run an FSM config in this process, without Ray.")
+@click.option("--chunk-size", type=int, default=5000, show_default=True,
+              help="Records per actor call (FSM configs).")
+@click.option("--functions", "function_modules", multiple=True,
+              help="Module whose functions the config may name (repeatable).")
+@click.option("--checkpoint-id", default=None,
+              help="Save progress under this id (pipeline files); a re-run with the same id "
+              "resumes an interrupted run.")
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON on stdout (for scripts) instead of a summary.")
+def run(config: Path, input_path: Path | None, output_path: Path | None, address: str | None,
+        actors: int | None, local: bool, chunk_size: int, function_modules: tuple[str, ...],
+        checkpoint_id: str | None, no_progress: bool, as_json: bool) -> None:
+    """Run CONFIG: an FSM config over --input into --output, or a pipeline file.
+
+    A pipeline file (``kind: file_processing``) names its own input and output.
+    """
+    spec = read_document(config)
+    kind = document_kind(config, spec)
+    display = RunDisplay(bar=not no_progress)
+    try:
+        if kind == "fsm_config":
+            if checkpoint_id:
+                raise UserError("--checkpoint-id applies to pipeline files; an FSM config "
+                                "run over --input starts from the beginning")
+            result = _run_fsm(config, spec, display, input_path, output_path, address, actors,
+                              local, chunk_size, load_functions(function_modules))
+        else:
+            if input_path or output_path:
+                raise UserError(
+                    f"{config}: -i/--input and -o/--output apply to FSM configs; a "
+                    f"{kind} pipeline file names its input_path and output_path itself "
+                    "(edit them there)"
+                )
+            result = _run_pipeline(config, display, address, checkpoint_id)
+    except user_errors() as exc:
+        display.stop_bar()
+        raise UserError(_message(config, exc)) from None
+    if as_json:
+        display.stop_bar()
+        click.echo(json.dumps(result, default=str, indent=2))
+    else:
+        display.summary(result, output=output_path)
+    if result.get("failed"):
+        sys.exit(1)
+
+
+def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path: Path | None,
+             output_path: Path | None, address: str | None, actors: int | None, local: bool,
+             chunk_size: int, functions: dict[str, Any]) -> dict[str, Any]:
+    from fsm_actors.simple import SimpleFSM
+
+    if input_path is None:
+        raise UserError(f"{config}: an FSM config needs --input FILE (and usually --output FILE)")
+    display.count_rows([input_path])
+    if not local:
+        _connect(display, address)
+    fsm = SimpleFSM(spec, custom_functions=functions, local=local, actors=actors,
+                    address=address)
+    display.phase(f"FSM {fsm.name!r}: " + ("running in this process" if local else
+                  f"starting its actors (fsm/{fsm.name}/<i> in the dashboard)"))
+    try:
+        with fsm:
+            return fsm.process_stream(str(input_path), output_path, chunk_size=chunk_size,
+                                      on_progress=display.on_progress)
+    except KeyboardInterrupt:
+        _interrupted(display, "nothing was written to the output; run the same command again "
+                     "to start over")
+        raise  # not reached: _interrupted exits
+
+
+def _inputs(job: Any) -> list[str]:
+    paths = job.input_path if isinstance(job.input_path, list) else [job.input_path]
+    found: list[str] = []
+    for entry in paths:
+        if any(ch in entry for ch in "*?["):
+            found += sorted(glob.glob(entry, recursive=True))
+        elif os.path.isdir(entry):
+            found += sorted(str(p) for p in Path(entry).rglob("*") if p.is_file())
+        elif os.path.exists(entry):
+            found.append(entry)
+    return [p for p in found if os.path.isfile(p)]
+
+
+def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
+                  checkpoint_id: str | None) -> dict[str, Any]:
+    from patterns.pipeline import load_pipeline_file, run_pipeline_file
+
+    job = load_pipeline_file(config)
+    problems = static_problems(config, job)
+    if problems:
+        raise UserError("\n".join(problems))
+    display.count_rows(_inputs(job), has_header=getattr(job, "csv_has_header", True))
+    _connect(display, address)
+    display.phase("starting the job's workers (file_processing/<run id>/worker/<i>)")
+    try:
+        return run_pipeline_file(config, on_progress=display.on_progress, address=address,
+                                 checkpoint_id=checkpoint_id)
+    except KeyboardInterrupt:
+        if checkpoint_id:
+            hint = (f"progress is saved under checkpoint {checkpoint_id!r}: run the same command "
+                    "again to resume")
+        else:
+            hint = ("the output was left untouched; run again with --checkpoint-id NAME to be "
+                    "able to resume an interrupted run")
+        _interrupted(display, hint)
+        raise  # not reached
+
+
+def static_problems(config: Path, job: Any) -> list[str]:
+    """What a pipeline file's job would fail on at run time that can be seen now."""
+    problems = []
+    if not _inputs(job):
+        problems.append(at(config, "input_path", f"no input files match {job.input_path!r}"))
+    aggregations = getattr(job, "aggregations", None)
+    if aggregations:
+        from patterns._files.aggregate import parse_aggregations
+
+        for name, spec in aggregations.items():
+            try:
+                parse_aggregations({name: spec})
+            except ValueError as exc:
+                problems.append(at(config, ["aggregations", name], str(exc)))
+    return problems
+
+
+def _pipeline_errors(config: Path, exc: BaseException) -> list[str]:
+    """Each problem of a pipeline file that failed to load, at its key's line."""
+    from pydantic import ValidationError
+
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        spec = read_document(config)
+        prefix: list[Any] = ["file_processing"] if isinstance(spec.get("file_processing"),
+                                                              dict) else []
+        out = []
+        for error in cause.errors(include_url=False):
+            loc = [*prefix, *error["loc"]]
+            what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            out.append(at(config, loc, what))
+        return out
+    return [_message(config, exc)]
+
+
+@click.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--functions", "function_modules", multiple=True,
+              help="Module whose functions the config may name (repeatable).")
+def validate(config: Path, function_modules: tuple[str, ...]) -> None:
+    """Check CONFIG (an FSM config or a pipeline file); every problem with its line, exit 1."""
+    spec = read_document(config)
+    kind = document_kind(config, spec)
+    if kind != "fsm_config":
+        from patterns.pipeline import load_pipeline_file
+
+        try:
+            job = load_pipeline_file(config)
+        except user_errors() as exc:
+            raise UserError("\n".join(_pipeline_errors(config, exc))) from None
+        problems = static_problems(config, job)
+        if problems:
+            raise UserError("\n".join(problems))
+        click.echo(f"{config}: valid {kind} pipeline file")
+        return
+    from fsm_actors.engine import compile_machine
+
+    try:
+        machine = compile_machine(spec, load_functions(function_modules))
+    except user_errors() as exc:
+        raise UserError(_message(config, exc)) from None
+    click.echo(
+        f"{config}: valid FSM {machine.name!r} with {len(machine.state_names)} states "
+        f"(start: {machine.start_state})"
+    )
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["fsm", "pipeline"]), default="fsm", show_default=True,
+              help="fsm: FSM configs; pipeline: pipeline files.")
+def schema(kind: str) -> None:
+    """Print the JSON schema of FSM configs (or of pipeline files)."""
+    if kind == "fsm":
+        from fsm_actors.config import config_json_schema
+
+        click.echo(json.dumps(config_json_schema(), indent=2))
+        return
+    from patterns._files.config import FileProcessingConfig
+
+    job = FileProcessingConfig.model_json_schema()
+    job.setdefault("properties", {})["kind"] = {"enum": list(pipeline_kinds())}
+    click.echo(json.dumps(job, indent=2))

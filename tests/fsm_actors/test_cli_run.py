@@ -1,0 +1,183 @@
+"""``fsm-actors run`` / ``validate`` as a person meets them: syntax errors with line and
+column, one-line run-time errors, every problem of a pipeline file, and (under a real
+pseudo-terminal) phases, a bar with a total, a summary, and a clean Ctrl-C that resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fsm_actors.cli.main import cli
+
+REPO = Path(__file__).resolve().parents[2]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _invoke(*args: str):
+    result = CliRunner().invoke(cli, list(args))
+    # a ClickException or sys.exit is a clean exit; anything else would be a traceback
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def _csv(path: Path, rows: int) -> Path:
+    path.write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(rows)))
+    return path
+
+
+def _job(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_yaml_syntax_error_gives_file_line_column(tmp_path, command):
+    bad = _job(tmp_path, "bad.yaml", "name: x\nstates: [a\nbad: 1\n")
+    result = _invoke(command, str(bad))
+    assert result.exit_code == 1
+    assert re.search(rf"{re.escape(str(bad))}:3:4: expected .,. or .\].", result.output), result.output
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_json_syntax_error_gives_file_line_column(tmp_path, command):
+    bad = _job(tmp_path, "bad.json", '{"name": "x",\n  "states": [}\n')
+    result = _invoke(command, str(bad))
+    assert result.exit_code == 1
+    assert f"{bad}:2:14: Expecting value" in result.output, result.output
+
+
+def test_validate_reports_every_unknown_key_at_its_line(tmp_path):
+    _csv(tmp_path / "in.csv", 3)
+    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
+               "output_path: out.jsonl\nbogus: 1\nother_bogus: 2\n")
+    result = _invoke("validate", str(job))
+    assert result.exit_code == 1
+    assert f"{job}:4: bogus: unknown key" in result.output
+    assert f"{job}:5: other_bogus: unknown key" in result.output
+
+
+def test_validate_catches_what_would_fail_at_run_time(tmp_path):
+    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: nothing*.csv\n"
+               "output_path: out.jsonl\naggregations:\n  n: count\n  m: 'median:a'\n")
+    result = _invoke("validate", str(job))
+    assert result.exit_code == 1
+    assert f"{job}:2: input_path: no input files match" in result.output
+    assert f"{job}:6: aggregations.m: " in result.output and "'median'" in result.output
+    assert result.output.count(str(job)) == 2  # the path once per problem, never repeated
+
+
+def test_an_unknown_kind_is_named_with_the_kinds_there_are(tmp_path):
+    job = _job(tmp_path, "job.yaml", "kind: pipeline\nsteps: []\n")
+    result = _invoke("run", str(job))
+    assert result.exit_code == 1
+    assert f"{job}:1: kind: unknown kind 'pipeline'" in result.output
+    assert "file_processing" in result.output and "FSM configs" in result.output
+
+
+def test_input_and_output_options_are_refused_for_a_pipeline_file(tmp_path):
+    _csv(tmp_path / "in.csv", 3)
+    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
+               "output_path: out.jsonl\n")
+    result = _invoke("run", str(job), "-o", str(tmp_path / "other.jsonl"))
+    assert result.exit_code == 1 and "names its input_path and output_path" in result.output
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "other.jsonl").exists()
+
+
+def test_run_help_lists_every_input_format():
+    result = _invoke("run", "--help")
+    for fmt in ("CSV", "TSV", "JSON Lines", "XML", "Parquet", "text", ".gz/.zst"):
+        assert fmt in result.output
+
+
+@pytest.mark.ray
+def test_a_run_stopped_by_its_error_threshold_is_one_message(ray_session, tmp_path):
+    (tmp_path / "in.csv").write_text("a,b\n" + "".join(
+        f"{i},{'x' if i % 10 == 0 else i}\n" for i in range(200)))
+    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
+               "output_path: out.jsonl\nerror_threshold: 3\n"
+               "transformations: [\"lambda r: {**r, 'c': int(r['b']) + 1}\"]\n")
+    result = _invoke("run", str(job), "--no-progress")
+    assert result.exit_code == 1
+    assert "error_threshold" in result.output
+    assert result.output.count(f"{job}:") == 1
+
+
+# -- under a real terminal -----------------------------------------------------------------
+
+def _run_in_pty(args: list[str], *, interrupt_when: bytes | None = None,
+                timeout: float = 240) -> tuple[str, int]:
+    """Run the CLI under a pseudo-terminal; optionally type Ctrl-C once ``interrupt_when``
+    has been printed. Returns the output without colour codes and the exit code."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI, with the repo importable
+        os.chdir(REPO)
+        os.environ.pop("RAY_ADDRESS", None)
+        os.environ["COLUMNS"] = "120"
+        os.execv(sys.executable, [sys.executable, "-m", "fsm_actors.cli.main", *args])
+    out, sent, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if interrupt_when and not sent and interrupt_when in out:
+            os.write(fd, b"\x03")  # Ctrl-C as a person types it: SIGINT to the foreground
+            sent = True
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+    _, status = os.waitpid(pid, 0)
+    return ANSI.sub("", out.decode(errors="replace")).replace("\r", "\n"), \
+        os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.ray
+def test_run_under_a_terminal_shows_phases_a_bar_with_a_total_and_a_summary(
+        ray_session, tmp_path):
+    _csv(tmp_path / "in.csv", 60_000)
+    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
+               "output_path: out.jsonl\nchunk_size: 5000\n")
+    out, code = _run_in_pty(["run", str(job), "--address", ray_session.address])
+    assert code == 0, out
+    for phase in ("connecting to the Ray cluster at", "Ray ready", "actors ready; running",
+                  "committing output"):
+        assert phase in out, out
+    assert re.search(r"records .*/60000 .*rec/s ETA", out), out  # a bar with a total
+    assert "60000/60000" in out
+    assert "done: 60,000 records in, 60,000 written, 0 rejected, 0 failed" in out
+    assert f"output: {tmp_path / 'out.jsonl'}" in out and "records/s" in out
+    assert "Traceback" not in out
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 60_000
+
+
+@pytest.mark.ray
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(
+        ray_session, tmp_path):
+    _csv(tmp_path / "in.csv", 20_000)
+    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
+               "output_path: out.jsonl\nchunk_size: 500\n"
+               "transformations: [\"lambda r: (__import__('time').sleep(0.0003), r)[1]\"]\n")
+    args = ["run", str(job), "--address", ray_session.address, "--checkpoint-id", "cc1"]
+    out, code = _run_in_pty(args, interrupt_when=b"actors ready")
+    assert code == 130, out
+    assert "interrupted after" in out and "run the same command again to resume" in out
+    assert "Traceback" not in out and "Error" not in out, out
+    assert not (tmp_path / "out.jsonl").exists()  # nothing half-written in its place
+
+    out, code = _run_in_pty([*args, "--json"])
+    assert code == 0, out
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(int(r["a"]) for r in rows) == list(range(20_000))  # each exactly once
