@@ -52,16 +52,18 @@ class DatabaseETL:
     """Runs one ``ETLConfig`` (a config, a dict of its fields, or its fields as keywords).
 
     ``address`` picks the Ray cluster (``runtime.ensure_ray``'s rules). Database access goes
-    through the cluster's resource manager (pool caps hold cluster-wide). ``run`` is the one
+    through the cluster's resource manager (pool caps hold cluster-wide); ``local=True`` runs
+    the same plan and step in this process, without Ray. ``run`` is the one
     async implementation; ``run_sync`` its synchronous form. Raises ``PatternError`` for bad
     config or unreachable databases (credentials hidden), ``ErrorThresholdExceeded`` past
     ``error_threshold``.
     """
 
     def __init__(self, config: ETLConfig | dict[str, Any] | None = None, *,
-                 address: str | None = None, **kwargs: Any) -> None:
+                 address: str | None = None, local: bool = False, **kwargs: Any) -> None:
         self.config = coerce_config(config, kwargs)
         self.address = address
+        self.local = local
 
     async def run(self, checkpoint_id: str | None = None,
                   on_progress: Callable[[Any], Any] | None = None) -> dict[str, Any]:
@@ -74,25 +76,22 @@ class DatabaseETL:
         from resource_actors.manager import ResourceManager
 
         cfg = self.config
-        await asyncio.to_thread(runtime.ensure_ray, self.address)
-        workers = cfg.parallel_workers or max(1, runtime.cluster_cpus())
-        manager = ResourceManager(address=self.address)
+        if self.local:
+            workers = 1
+            manager = ResourceManager(local=True)
+        else:
+            await asyncio.to_thread(runtime.ensure_ray, self.address)
+            workers = cfg.parallel_workers or max(1, runtime.cluster_cpus())
+            manager = await asyncio.to_thread(ResourceManager, address=self.address)
         try:
             job = await asyncio.to_thread(plan_run, cfg, checkpoint_id, manager, workers)
             if isinstance(job, dict):
                 return job
-            threshold = cfg.error_threshold
-            try:
-                result = await run_job(job, error_threshold=threshold, on_progress=on_progress,
-                                       address=self.address, workers=job.workers(workers))
-            except BaseException:
-                await asyncio.to_thread(job.abort)
-                raise
+            return await run_job(job, error_threshold=cfg.error_threshold,
+                                 on_progress=on_progress, address=self.address,
+                                 workers=job.workers(workers), local=self.local)
         finally:
             await asyncio.to_thread(manager.close)
-        if result.get("error_file") and not result.get("errors"):
-            result["error_file"] = None
-        return result
 
     def run_sync(self, checkpoint_id: str | None = None) -> dict[str, Any]:
         """``run`` from synchronous code."""

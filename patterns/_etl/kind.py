@@ -76,9 +76,21 @@ class ETLJob(JobKind):
         return f"{self.label} {task.partition}"[:200]
 
     def error(self, message: str, *, threshold: bool = False, **context: Any) -> Exception:
-        cls = ErrorThresholdExceeded if threshold else PatternError
         known = {k: context[k] for k in ("file", "line", "record", "error_file") if k in context}
-        return cls(message, pattern="etl", run_id=self.run_id, **known)
+        if not threshold:
+            return PatternError(message, pattern="etl", run_id=self.run_id, **known)
+        where = None
+        try:
+            with self._connect() as conn:
+                where = self._export_rejects(conn)
+        except Exception as exc:  # the run stops anyway; say where the rejects still are
+            log.warning("could not write the error file of ETL run %s: %s", self.run_id, exc)
+        verdict = message.split(". The rejected", 1)[0]
+        known["error_file"] = str(where) if where else None
+        return ErrorThresholdExceeded(
+            f"{verdict}. The rejected records, with key and reason, are in table "
+            f"{sql.REJECT_TABLE} of the target (run_id {self.run_id!r})"
+            + (f" and in {where}" if where else ""), pattern="etl", run_id=self.run_id, **known)
 
     # -- finishing ---------------------------------------------------------------------------
     def commit(self, counts: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +117,9 @@ class ETLJob(JobKind):
             except BaseException:
                 conn.rollback()
                 raise
-            self._export_rejects(conn)
+            error_file = self._export_rejects(conn)
             self._forget(conn)
-        return keys
+        return {**keys, "error_file": str(error_file) if error_file else None}
 
     def _swap(self, conn: Any, table: str, staging: str) -> list[str]:
         backend = self.target.backend
@@ -117,12 +129,14 @@ class ETLJob(JobKind):
         old = sql.staging_name(table, "old_" + self.run_state["token"])
         return sql.swap_statements(backend, table, staging, old, indexes)
 
-    def _export_rejects(self, conn: Any) -> None:
+    def _export_rejects(self, conn: Any) -> Path | None:
+        """Write this run's rejects to the error file (JSON Lines); None when there are none."""
         if self.error_file is None:
-            return
+            return None
         rows = conn.query(sql.reject_select(self.target.backend), {"run_id": self.run_id})
         if not rows:
-            return
+            self.error_file.unlink(missing_ok=True)
+            return None
         os.makedirs(self.error_file.parent, exist_ok=True)
         tmp = self.error_file.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -133,6 +147,7 @@ class ETLJob(JobKind):
                     "stage": r["stage"], "function": None, "state": None,
                     "reason": r["reason"]}, ensure_ascii=False) + "\n")
         os.replace(tmp, self.error_file)
+        return self.error_file
 
     def _forget(self, conn: Any) -> None:
         """Drop partition rows no resume needs any more (the run row stays when kept)."""
