@@ -10,25 +10,29 @@ its output atomically. A run with a checkpoint id that finished already returns 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
-import ray
 
-from fsm_actors import runtime
 from fsm_actors.checkpoint import CheckpointStore
 from fsm_actors.jobs.commit import concat_errors
-from fsm_actors.jobs.model import JobKind, PartitionTotal, StepContext, Task, result_record
+from fsm_actors.jobs.model import (
+    JobKind,
+    PartitionTotal,
+    StepContext,
+    Task,
+    TaskResult,
+    result_record,
+)
 from fsm_actors.jobs.parts import Staging
 from fsm_actors.jobs.prefetch import Prefetch
 from fsm_actors.jobs.progress import JobProgress
 from fsm_actors.jobs.state import JobState, threshold_verdict
-from fsm_actors.jobs.worker import RemoteAsyncJobWorker, RemoteSyncJobWorker
-from fsm_actors.pool import ActorPool, pool_actor_name
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 1.0
@@ -46,13 +50,15 @@ async def run_job(
     address: str | None = None,
     workers: int | None = None,
     on_phase: Callable[[str], Any] | None = None,
+    local: bool = False,
 ) -> dict[str, Any]:
     """Run ``kind`` to the end and return its result record (see ``result_record``).
 
     ``resumable``: keep a checkpoint under ``kind.checkpoint_dir`` so a re-run with the same
     run id resumes; otherwise a failed run drops its staged work. ``restart``: a checkpoint
     made with other settings is discarded instead of refused. ``on_phase`` hears
-    ``"connecting"``, ``"starting workers"``, ``"running"`` and ``"committing"``.
+    ``"connecting"``, ``"running"`` and ``"committing"``. ``local=True`` runs the same
+    step in this process, one task at a time, without Ray.
     """
     started = time.time()
     store = CheckpointStore(kind.checkpoint_dir) if resumable and kind.checkpoint_dir else None
@@ -62,15 +68,8 @@ async def run_job(
         _finish_run(kind, state, Staging(kind.staging) if kind.staging else None)
         return result
     staging = Staging(kind.staging) if kind.staging is not None else None
-    if on_phase is not None:
-        on_phase("connecting")
-    runtime.ensure_ray(address)
-    if on_phase is not None:
-        on_phase("starting workers")
-    pool = _pool(kind, workers or kind.workers(runtime.cluster_cpus()), staging)
     totals: dict[str, int] = {}
     lock = threading.Lock()
-    items = Prefetch(_put(kind.tasks(state), totals, lock), pool.size * kind.max_in_flight)
     progress = JobProgress(partitions_total=len(kind.partitions()), start_time=started)
     last_save = time.time()
 
@@ -80,14 +79,15 @@ async def run_job(
         for partition, total in pending.items():
             state.set_total(partition, total)
 
-    def call(actor, item):
-        task, ref = item
-        return actor.run.options(name=kind.task_name(task)).remote(task, ref)
-
+    runner = _LocalRunner(kind, staging) if local else _PoolRunner(kind, staging)
+    if on_phase is not None:
+        on_phase("connecting" if not local else "starting")
+    await runner.start(address, workers)
     if on_phase is not None:
         on_phase("running")
+    items = Prefetch(runner.prepare(kind.tasks(state), totals, lock), runner.depth)
     try:
-        async for _, result in pool.map(call, items, ordered=False):
+        async for result in runner.results(items):
             state.record(result)
             apply_totals()
             kind.on_result(result)
@@ -98,13 +98,13 @@ async def run_job(
                 state.save()
                 last_save = time.time()
         items.close()
-        pool.shutdown()
+        runner.close()
         apply_totals()
         state.save()
         _check(kind, state, staging, error_threshold, final=True)
     except BaseException:
         items.close()
-        pool.shutdown()
+        runner.close()
         kind.abort()
         if store is None and staging is not None:  # nothing can resume this run
             staging.remove()
@@ -142,39 +142,112 @@ def _finish_run(kind: JobKind, state: JobState, staging: Staging | None) -> None
     kind.cleanup()
 
 
-def _pool(kind: JobKind, size: int, staging: Staging | None) -> ActorPool:
-    base = f"{kind.pattern}/{kind.run_id}/worker"
-    spec_ref = ray.put(kind.step_spec())
-    remote = RemoteAsyncJobWorker if kind.async_step else RemoteSyncJobWorker
-    extra = {"max_concurrency": kind.worker_concurrency} if kind.async_step else {}
+class _PoolRunner:
+    """Tasks on an ``ActorPool`` of job workers (``<pattern>/<run id>/worker/<i>``)."""
 
-    def make_actor(index: int, generation: int):
-        name = pool_actor_name(base, index, generation)
-        options = runtime.actor_options("worker", name=name, **extra)
-        context = StepContext(kind.run_id, index, str(staging.root) if staging else None)
-        return remote.options(**options).remote(spec_ref, context, name)
+    def __init__(self, kind: JobKind, staging: Staging | None) -> None:
+        self.kind = kind
+        self.staging = staging
+        self.pool: Any = None
+        self.depth = 1
 
-    return ActorPool(make_actor, size, max_in_flight=kind.max_in_flight, name=base)
+    async def start(self, address: str | None, workers: int | None) -> None:
+        import ray
+
+        from fsm_actors import runtime
+        from fsm_actors.jobs.worker import RemoteAsyncJobWorker, RemoteSyncJobWorker
+        from fsm_actors.pool import ActorPool, pool_actor_name
+
+        kind, staging = self.kind, self.staging
+        runtime.ensure_ray(address)
+        size = workers or kind.workers(runtime.cluster_cpus())
+        base = f"{kind.pattern}/{kind.run_id}/worker"
+        spec_ref = ray.put(kind.step_spec())
+        remote = RemoteAsyncJobWorker if kind.async_step else RemoteSyncJobWorker
+        extra = {"max_concurrency": kind.worker_concurrency} if kind.async_step else {}
+
+        def make_actor(index: int, generation: int):
+            name = pool_actor_name(base, index, generation)
+            options = runtime.actor_options("worker", name=name, **extra)
+            context = StepContext(kind.run_id, index, str(staging.root) if staging else None)
+            return remote.options(**options).remote(spec_ref, context, name)
+
+        self.pool = ActorPool(make_actor, size, max_in_flight=kind.max_in_flight, name=base)
+        self.depth = size * kind.max_in_flight
+
+    def prepare(
+        self, tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
+    ) -> Iterator[tuple[Task, Any]]:
+        """Tasks with their big payloads in the object store; partition totals set aside."""
+        import ray
+
+        for item in _tasks(tasks, totals, lock):
+            payload, item.payload = item.payload, None
+            if isinstance(payload, pa.RecordBatch | pa.Table) or _big(payload):
+                ref = ray.put(payload)
+                del payload
+                pa.default_memory_pool().release_unused()
+                yield item, ref
+            else:
+                item.payload = payload
+                yield item, None
+
+    async def results(self, items: Prefetch) -> AsyncIterator[TaskResult]:
+        kind = self.kind
+
+        def call(actor, item):
+            task, ref = item
+            return actor.run.options(name=kind.task_name(task)).remote(task, ref)
+
+        async for _, result in self.pool.map(call, items, ordered=False):
+            yield result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
-def _put(
-    tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
-) -> Iterator[tuple[Task, Any]]:
-    """Tasks with their big payloads in the object store; partition totals set aside."""
+class _LocalRunner:
+    """Tasks run one at a time in this process (``local=True``): the same step, no Ray."""
+
+    def __init__(self, kind: JobKind, staging: Staging | None) -> None:
+        self.kind = kind
+        self.staging = staging
+        self.step: Any = None
+        self.depth = 2
+
+    async def start(self, address: str | None, workers: int | None) -> None:
+        context = StepContext(
+            self.kind.run_id, 0, str(self.staging.root) if self.staging else None
+        )
+        self.step = self.kind.step_spec().build(context)
+
+    def prepare(
+        self, tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
+    ) -> Iterator[Task]:
+        return _tasks(tasks, totals, lock)
+
+    async def results(self, items: Prefetch) -> AsyncIterator[TaskResult]:
+        async for task in items:
+            if self.kind.async_step:
+                result = await self.step.run(task)
+            else:
+                result = await asyncio.to_thread(self.step.run, task)
+            yield result
+
+    def close(self) -> None:
+        if self.step is not None:
+            self.step.close()
+            self.step = None
+
+
+def _tasks(tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock) -> Iterator[Task]:
     for item in tasks:
         if isinstance(item, PartitionTotal):
             with lock:
                 totals[item.partition] = item.total
             continue
-        payload, item.payload = item.payload, None
-        if isinstance(payload, pa.RecordBatch | pa.Table) or _big(payload):
-            ref = ray.put(payload)
-            del payload
-            pa.default_memory_pool().release_unused()
-            yield item, ref
-        else:
-            item.payload = payload
-            yield item, None
+        yield item
 
 
 def _big(payload: Any) -> bool:

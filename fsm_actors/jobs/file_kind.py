@@ -20,7 +20,7 @@ from typing import Any
 
 from fsm_actors.jobs.commit import Joiner, commit
 from fsm_actors.jobs.file_step import FileStepSpec, safe_chunks
-from fsm_actors.jobs.files import FileJobSpec, Plan, make_plan
+from fsm_actors.jobs.files import DEFAULT_CHUNK, RECORDS_INPUT, FileJobSpec, Plan, make_plan
 from fsm_actors.jobs.model import DoneSet, JobKind, PartitionTotal, Task, TaskResult
 from fsm_actors.jobs.parts import Staging
 
@@ -105,6 +105,9 @@ class FileJobKind(JobKind):
         for item in plan.inputs:
             if done.complete(item.path):
                 continue
+            if item.path == RECORDS_INPUT:
+                yield from self._record_tasks(done, plan.chunk_size or DEFAULT_CHUNK)
+                continue
             if item.index in plan.worker_read:
                 yield Task(
                     item.path,
@@ -132,6 +135,22 @@ class FileJobKind(JobKind):
                     meta={"file_index": item.index, "errors": chunk.errors},
                 )
             yield PartitionTotal(item.path, total)
+
+    def _record_tasks(self, done: DoneSet, size: int) -> Iterator[Any]:
+        """Chunks of the iterable given as input, each a list of its items as they are."""
+        chunk: list[Any] = []
+        index = first = 0
+        for record in self.spec.records:  # type: ignore[attr-defined]
+            chunk.append(record)
+            if len(chunk) >= size:
+                if not done.is_done(RECORDS_INPUT, index):
+                    yield Task(RECORDS_INPUT, index, chunk, first, meta={"file_index": 0})
+                index, first, chunk = index + 1, first + len(chunk), []
+        if chunk or index == 0:
+            if not done.is_done(RECORDS_INPUT, index):
+                yield Task(RECORDS_INPUT, index, chunk, first, meta={"file_index": 0})
+            index += 1
+        yield PartitionTotal(RECORDS_INPUT, index)
 
     def _start(self, done: Any) -> None:
         self._done = done

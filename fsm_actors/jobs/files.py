@@ -25,6 +25,8 @@ from fsm_actors.jobs.errors import JobError
 from fsm_actors.jobs.parts import OutputSpec
 
 DEFAULT_CHUNK = 65536
+#: the partition name of records given as an iterable
+RECORDS_INPUT = "<records>"
 SMALL_FILE = 8 << 20
 BYTES_PER_WORKER = 16 << 20
 
@@ -59,6 +61,8 @@ class FileJobSpec:
     checkpoint_dir: str | None = None
     workers: int | None = None
     pattern: str = "file_processing"
+    #: records from an iterable instead of files (``input_path`` is then only a label)
+    records: object = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,10 @@ def resolve_inputs(spec: str | list[str], pattern: str = "file_processing") -> l
 def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
     """The plan for ``spec``; see the module docstring for errors."""
     inputs = []
-    for index, path in enumerate(resolve_inputs(spec.input_path, spec.pattern)):
+    paths = [] if spec.records is not None else resolve_inputs(spec.input_path, spec.pattern)
+    if spec.records is not None:
+        inputs.append(InputFile(0, RECORDS_INPUT, "records", 0, 0))
+    for index, path in enumerate(paths):
         fmt = spec.format or _detect(path)
         if fmt == "binary":
             raise JobError(
@@ -256,7 +263,7 @@ def _output(
             },
         )
     if fmt is None:
-        formats = {i.format for i in inputs}
+        formats = {i.format for i in inputs} - {"records"}
         fmt = formats.pop() if len(formats) == 1 else "jsonl"
     out_spec = _out_spec(spec, fmt, compression)
     return kind, out, {i.index: out_spec for i in inputs}

@@ -119,7 +119,7 @@ def test_process_stream_from_an_iterator_writes_failures_to_an_error_file(ray_se
     assert result["failed"] == len([i for i in range(100) if i % 7 == 3])
     assert result["successful"] + result["failed"] == 100
     errors = [json.loads(x) for x in open(result["error_file"])]
-    assert len(errors) == result["failed"] and "unlucky" in errors[0]["error"]
+    assert len(errors) == result["failed"] and "unlucky" in errors[0]["reason"]
 
 
 def test_module_functions(ray_session, tmp_path):

@@ -1,0 +1,200 @@
+"""``process_stream`` as a job: a file (or an iterator) through an FSM, exactly once.
+
+``FSMStage`` is the record stage of a file job that runs each chunk through a compiled FSM
+(in the job's worker actors, or in this process for ``local=True``); records ending in an
+emitting end state are written, failures go to the run's error file with their state and
+reason. Records reach the FSM as they were given: JSON inputs are read as dicts (not
+through Arrow) and JSON Lines output is written from the dicts, so no key is added, no
+value re-typed. The file job gives the stream what every job has: exactly-once output
+committed atomically (the old output stays until the new one is complete), resume by
+``checkpoint_id``, ``error_threshold`` and one result record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import uuid
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fsm_actors.io import RowError
+from fsm_actors.io.json_encode import json_default
+from fsm_actors.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
+
+
+@dataclass
+class FSMStage:
+    """Runs chunks through one FSM; built in each worker (``open``)."""
+
+    config: Any
+    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    data_mode: Any = None
+    resource_spec: Mapping[str, Any] | None = None
+    binder: Any = None
+    wants_records = True
+
+    def open(self) -> None:
+        from fsm_actors.worker import FSMWorker
+
+        resources = self.binder
+        if resources is None and self.resource_spec is not None:
+            from resource_actors.binder import binder_from_spec
+
+            resources = binder_from_spec(self.resource_spec)
+        self._worker = FSMWorker(
+            self.config, self.functions, resources=resources, owns_inputs=True
+        )
+
+    def apply(self, batch: Any, file: str, first_record: int) -> StageOutput:
+        if not hasattr(self, "_worker"):
+            self.open()
+        records = batch if isinstance(batch, list) else batch.to_pylist()
+        results = self._worker.process_batch(records, self.data_mode)
+        emits = self._worker.machine.emits
+        emitted: list[dict[str, Any]] = []
+        errors: list[RowError] = []
+        excluded: dict[str, int] = {}
+        for number, r in enumerate(results, start=first_record + 1):
+            state = r.get("final_state")
+            if not r["success"]:
+                errors.append(
+                    RowError(
+                        file,
+                        str(r.get("error")),
+                        _raw(r.get("data")),
+                        record=number,
+                        stage="fsm",
+                        state=state,
+                        function=(r.get("metadata") or {}).get("function"),
+                    )
+                )
+            elif emits(state):
+                emitted.append(r["data"])
+            else:
+                excluded[state] = excluded.get(state, 0) + 1
+        out = StageOutput(None, len(records), sum(excluded.values()), errors, records=emitted)
+        out.excluded = excluded  # type: ignore[attr-defined]
+        return out
+
+    def side(self, out: StageOutput) -> tuple[None, Any]:
+        excluded = getattr(out, "excluded", None)
+        return None, ({"excluded": excluded} if excluded else None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "binder")}
+
+
+def _raw(data: Any) -> str:
+    text = json.dumps(data, default=json_default, ensure_ascii=False)
+    return text if len(text) <= 4096 else text[:4096] + "..."
+
+
+def _finish(staging: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    excluded: dict[str, int] = {}
+    for batches in meta.get("whole", {}).values():
+        for side in batches.values():
+            for state, n in (side or {}).get("excluded", {}).items():
+                excluded[state] = excluded.get(state, 0) + n
+    return {"excluded_by_state": excluded}
+
+
+async def stream_job(
+    stage: FSMStage,
+    name: str,
+    source: str | Path | Iterable[Any] | AsyncIterable[Any],
+    sink: str | Path | None,
+    *,
+    chunk_size: int,
+    input_format: str | None,
+    output_format: str | None,
+    text_field_name: str,
+    csv_delimiter: str | None,
+    csv_has_header: bool,
+    skip_empty_lines: bool,
+    checkpoint_id: str | None,
+    error_threshold: float | None,
+    on_progress: Callable[[JobProgress], Any] | None,
+    address: str | None,
+    workers: int | None,
+    local: bool,
+) -> dict[str, Any]:
+    """Run ``source`` through ``stage`` into ``sink``; see ``AsyncSimpleFSM.process_stream``."""
+    spill: Path | None = None
+    records: Any = None
+    if not isinstance(source, str | os.PathLike):
+        if hasattr(source, "__aiter__"):
+            spill = await _spill(source, sink)
+            records = _unspill(spill)
+        else:
+            records = source
+        source = "<records>"
+    run_id = checkpoint_id or uuid.uuid4().hex[:12]
+    spec = FileJobSpec(
+        input_path=os.fspath(source),
+        output_path=os.fspath(sink) if sink is not None else None,
+        format=input_format,
+        output_format=output_format,
+        chunk_size=chunk_size,
+        csv_delimiter=csv_delimiter,
+        csv_has_header=csv_has_header,
+        skip_empty_lines=skip_empty_lines,
+        text_field_name=text_field_name,
+        workers=workers,
+        pattern="fsm",
+        records=records,
+    )
+    try:
+        kind = FileJobKind(
+            spec,
+            stage,
+            run_id,
+            label=f"fsm {name}",
+            finish=_finish,
+            identity={"fsm": name, "functions": sorted(stage.functions)},
+        )
+        if sink is None:
+            kind.error_file = None
+        result = await run_job(
+            kind,
+            resumable=checkpoint_id is not None,
+            error_threshold=error_threshold,
+            on_progress=on_progress,
+            address=address,
+            workers=workers,
+            local=local,
+        )
+    finally:
+        if spill is not None:
+            spill.unlink(missing_ok=True)
+    result["emitted"] = result["records_written"]
+    return result
+
+
+async def _spill(source: AsyncIterable[Any], sink: Any) -> Path:
+    """An async iterator's items in a temp file (pickled as they are), read back lazily on
+    the job's reader thread."""
+    directory = Path(sink).parent if sink is not None else Path(tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".fsm-stream-", suffix=".pickle", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for item in source:
+                pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def _unspill(path: Path) -> Iterator[Any]:
+    with open(path, "rb") as src:
+        while True:
+            try:
+                yield pickle.load(src)
+            except EOFError:
+                return

@@ -1,0 +1,81 @@
+"""File jobs on the job layer: resume settings, outputs that are exactly one run's, thresholds."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.dataset as ds
+import pytest
+
+from patterns.errors import ErrorThresholdExceeded, PatternError
+from patterns.file_processing import FileProcessingConfig, FileProcessor
+
+
+def _csv(path, rows: int, bad_every: int | None = None) -> None:
+    lines = ["id,region,amount"]
+    for i in range(rows):
+        if bad_every and i % bad_every == bad_every - 1:
+            lines.append("broken")
+        else:
+            lines.append(f"{i},{['n', 's', 'e'][i % 3]},{i * 2}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_resume_with_other_settings_is_refused(ray_session, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    _csv(src, 20_000)
+    # a first run that leaves a checkpoint behind
+    config = FileProcessingConfig(input_path=str(src), output_path=str(out), chunk_size=5000,
+                                  checkpoint_id="cp1", error_threshold=1)
+    bad = tmp_path / "bad.csv"
+    _csv(bad, 20_000, bad_every=3)
+    with pytest.raises(ErrorThresholdExceeded):
+        FileProcessor(config.model_copy(update={"input_path": str(bad)})).run()
+    for change in ({"chunk_size": 7000}, {"output_path": str(tmp_path / "out.csv")}):
+        with pytest.raises(PatternError, match="other settings") as info:
+            FileProcessor(config.model_copy(update={"input_path": str(bad), **change})).run()
+        assert "checkpoint_id" in str(info.value)
+
+
+def test_rerun_output_is_exactly_that_runs(ray_session, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "parts"
+    _csv(src, 30)
+    FileProcessor(FileProcessingConfig(input_path=str(src), output_path=str(out) + "/",
+                                       partition_by=["region"], output_format="parquet")).run()
+    assert len(ds.dataset(out, format="parquet", partitioning="hive").to_table()) == 30
+    FileProcessor(FileProcessingConfig(
+        input_path=str(src), output_path=str(out) + "/", partition_by=["region"],
+        output_format="parquet", filters=[lambda r: r["region"] == "n"])).run()
+    assert sorted(p.name for p in out.glob("region=*")) == ["region=n"]
+    assert len(ds.dataset(out, format="parquet", partitioning="hive").to_table()) == 10
+
+
+def test_clean_rerun_removes_the_old_error_file(ray_session, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    _csv(src, 100, bad_every=10)
+    first = FileProcessor(FileProcessingConfig(input_path=str(src), output_path=str(out))).run()
+    assert first["errors"] == 10 and first["error_file"]
+    _csv(src, 100)
+    second = FileProcessor(FileProcessingConfig(input_path=str(src), output_path=str(out))).run()
+    assert second["errors"] == 0 and second["error_file"] is None
+    assert not (tmp_path / "out.jsonl.errors.jsonl").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.jsonl"]
+
+
+def test_compression_conflicting_with_the_name_is_refused(ray_session, tmp_path):
+    src = tmp_path / "in.csv"
+    _csv(src, 10)
+    with pytest.raises(PatternError, match="conflicts with the output name"):
+        FileProcessor(FileProcessingConfig(input_path=str(src),
+                                           output_path=str(tmp_path / "o.jsonl.gz"),
+                                           compression="zstd")).run()
+
+
+def test_share_threshold_is_judged_on_the_run_not_the_first_block(ray_session, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    _csv(src, 50_000, bad_every=1000)  # 0.1% bad rows
+    result = FileProcessor(FileProcessingConfig(input_path=str(src), output_path=str(out),
+                                                chunk_size=500, error_threshold=0.01)).run()
+    assert result["errors"] == 50 and result["records_written"] == 49_950
+    entries = [json.loads(x) for x in open(result["error_file"])]
+    assert len(entries) == 50
