@@ -1,33 +1,68 @@
-"""CSV/TSV to Arrow with typed columns, skipping malformed rows instead of failing.
+"""CSV/TSV to Arrow with one type per column for the whole file, skipping malformed rows.
 
 Built on pyarrow's streaming reader (constant memory, one block at a time, single-threaded so
-the rows it rejects are reported in file order and land in the same chunk on every re-read).
-Three kinds of bad input are tolerated:
+rejected rows are reported in file order and land in the same chunk on every re-read). Every
+field is parsed as text; types come from ``fsm_actors.io.csv_types``:
 
-* a row with the wrong number of fields is skipped and reported with its row number;
-* bytes that are not valid UTF-8 make their row a reported error, the rest of the batch stays;
-* a value that does not fit the type inferred from the first block (``"n/a"`` in an int
-  column) restarts the read with that column as strings, skipping the records already
-  returned, so the file's remaining records come through (the column's type changes from
-  that batch on; writers unify such schemas).
+* ``infer="file"`` (the default) reads the file once before the first record is returned and
+  gives each column the one type all of its values fit without changing (a column that holds
+  ``C70000`` in row 70,000 is text from row 1); ``infer="text"`` keeps every column text;
+* ``column_types`` declares types for some or all columns (declared columns are not
+  inferred); a value that does not fit its declared type rejects its row.
+
+Bad input never ends a read: a row with the wrong number of fields, or bytes that are not
+valid UTF-8, is a ``RowError``; a field larger than the parser's block makes the read start
+again with a larger block (up to 1 GB), skipping what was already returned. A ``RowError``'s
+``line`` is the line in the file where the bad record starts, counting the lines of quoted
+newlines before it. A read that cannot go on (a truncated compressed stream, an unterminated
+quote) ends with one ``RowError`` saying so; the records before it are kept.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Callable, Iterator
-from typing import BinaryIO
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from fsm_actors.io.chunks import Piece
-from fsm_actors.io.errors import RowError, raw_text
+from fsm_actors.io.csv_types import convert_column, declared_types, kind_type, kinds_of
+from fsm_actors.io.errors import FormatError, RowError, raw_text
 
 DEFAULT_BLOCK_SIZE = 1 << 20
-_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
+MAX_BLOCK_SIZE = 1 << 30
+_HEAD_READ = 1 << 16
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """How to parse one CSV/TSV file (see the module docstring for ``infer``)."""
+
+    delimiter: str = ","
+    has_header: bool = True
+    encoding: str = "utf-8"
+    skip_empty_lines: bool = True
+    block_size: int = DEFAULT_BLOCK_SIZE
+    column_types: Mapping[str, Any] | None = None
+    infer: str = "file"
+
+    def __post_init__(self) -> None:
+        if self.infer not in ("file", "text"):
+            raise FormatError(f"csv infer={self.infer!r}: expected 'file' or 'text'")
+
+
+@dataclass
+class Header:
+    """The column names of a CSV file and where its data starts."""
+
+    names: list[str]
+    data_offset: int  # bytes of the header record (0 without a header)
+    data_line: int  # the file line of the first data record
 
 
 def read_csv_pieces(
@@ -39,110 +74,344 @@ def read_csv_pieces(
     encoding: str = "utf-8",
     skip_empty_lines: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    column_types: Mapping[str, Any] | None = None,
+    infer: str = "file",
 ) -> Iterator[Piece]:
-    """Pieces of a CSV stream; ``open_stream`` is called again for each restart."""
-    state = _ReadState()
-    options = (name, delimiter, has_header, encoding, skip_empty_lines, block_size)
+    """Pieces of a CSV stream; ``open_stream`` is called again for the type scan and for a
+    restart with a larger block, and must give the same bytes each time."""
+    opts = CsvOptions(
+        delimiter, has_header, encoding, skip_empty_lines, block_size, column_types, infer
+    )
+    header = read_header(open_stream, opts, name)
+    if header is None:
+        return
+    data = lambda: _after(open_stream(), header.data_offset)  # noqa: E731
+    types, multiline = file_types(data, header, opts, name)
+    yield from typed_pieces(data, header, opts, name, types, multiline)
+
+
+def read_header(
+    open_stream: Callable[[], BinaryIO], opts: CsvOptions, name: str | None
+) -> Header | None:
+    """The header of the stream (``None`` for an empty stream)."""
+    stream = open_stream()
+    try:
+        head, record = _first_record(stream)
+    finally:
+        stream.close()
+    if not head.strip(b"\r\n\xef\xbb\xbf"):
+        return None
+    bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    text = record[bom:].decode(opts.encoding, errors="replace")
+    fields = next(csv.reader(io.StringIO(text), delimiter=opts.delimiter), [])
+    if not opts.has_header:
+        return Header([f"f{i}" for i in range(len(fields))], bom, 1)
+    return Header(list(fields), len(record), 1 + record.count(b"\n"))
+
+
+def _first_record(stream: BinaryIO) -> tuple[bytes, bytes]:
+    """``(bytes read, the first record with its line end)``: the first line end outside
+    quotes ends it."""
+    head = b""
     while True:
-        outcome = yield from _read_once(open_stream(), state, *options)
-        if outcome is None:
+        data = stream.read(_HEAD_READ)
+        head += data
+        end = record_end(head, 0)
+        if end is not None:
+            return head, head[:end]
+        if not data:
+            return head, head
+
+
+def record_end(data: bytes, start: int, quotes: int = 0) -> int | None:
+    """The offset just past the first ``\\n`` at or after ``start`` that is outside quotes
+    (``quotes``: the quote characters before ``start``), or ``None``."""
+    pos = start
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return None
+        quotes += data.count(b'"', pos, nl)
+        if quotes % 2 == 0:
+            return nl + 1
+        pos = nl + 1
+
+
+def file_types(
+    data: Callable[[], BinaryIO], header: Header, opts: CsvOptions, name: str | None
+) -> tuple[dict[str, pa.DataType], bool]:
+    """One type per column (declared, else from a scan of the whole file with
+    ``infer="file"``, else text) and whether any text value holds a line break."""
+    declared = declared_types(opts.column_types)
+    unknown = [c for c in declared if c not in header.names]
+    if unknown:
+        raise FormatError(
+            f"{name}: column_types names columns {unknown} that the file does not have "
+            f"(its columns: {header.names})",
+            name,
+        )
+    if opts.infer == "file" and len(declared) < len(header.names):
+        kinds, multiline = scan_kinds(data, header, opts, skip=declared)
+    else:
+        kinds, multiline = {}, True
+    types = {
+        c: declared.get(c) or kind_type(kinds.get(c, "null") if opts.infer == "file" else "string")
+        for c in header.names
+    }
+    return types, multiline
+
+
+def scan_kinds(
+    data: Callable[[], BinaryIO],
+    header: Header,
+    opts: CsvOptions,
+    skip: Mapping[str, Any] = {},  # noqa: B006 - read only
+) -> tuple[dict[str, str], bool]:
+    """The kind of every column not in ``skip`` over all of ``data``, and whether any value
+    holds a line break (then record lines must be counted)."""
+    kinds: dict[str, str] = {}
+    multiline = False
+    for raw in string_batches(data, header, opts, None):
+        batch = raw.batch
+        if batch is None or not batch.num_rows:
+            continue
+        bad = _bad_utf8(batch)
+        if bad:
+            batch = batch.filter(pa.array([i not in bad for i in range(batch.num_rows)]))
+        if opts.skip_empty_lines:
+            batch = batch.filter(pc.invert(_blank(batch)))
+        kinds = kinds_of(batch, kinds, skip)
+        if not multiline:
+            multiline = any(pc.any(pc.match_substring(c, "\n")).as_py() for c in batch.columns)
+    return kinds, multiline
+
+
+@dataclass
+class _Raw:
+    """A text batch and the invalid rows met with it; ``first`` is the ordinal (1-based,
+    every record of the data counted, blank and bad ones too) of its first record."""
+
+    batch: pa.RecordBatch | None
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # ordinal, text, reason
+    first: int = 1
+    stopped: str | None = None
+
+    @property
+    def end(self) -> int:
+        return (
+            self.first + (self.batch.num_rows if self.batch is not None else 0) + len(self.invalid)
+        )
+
+
+def string_batches(
+    data: Callable[[], BinaryIO], header: Header, opts: CsvOptions, name: str | None
+) -> Iterator[_Raw]:
+    """Text batches of ``data`` in order, each record delivered once; the block grows when a
+    field does not fit it. A read that cannot go on ends with a ``_Raw`` whose ``stopped``
+    says why."""
+    block = opts.block_size
+    done = 1
+    while True:
+        try:
+            for raw in _one_pass(data(), header, opts, block):
+                if raw.end <= done:
+                    continue
+                yield _trim(raw, done) if raw.first < done else raw
+                done = raw.end
             return
-        state.as_string.add(outcome)
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block < MAX_BLOCK_SIZE:
+                block *= 4
+                continue
+            yield _Raw(None, [], done, f"CSV read stopped: {exc}")
+            return
+        except (FormatError, OSError) as exc:
+            yield _Raw(None, [], done, f"read stopped: {exc}")
+            return
 
 
-class _ReadState:
-    """What survives a restart: columns forced to strings, rows already returned or reported."""
-
-    def __init__(self) -> None:
-        self.as_string: set[str] = set()
-        self.reported: set[int] = set()
-        self.returned = 0
-
-
-def _read_once(
-    stream: BinaryIO,
-    state: _ReadState,
-    name,
-    delimiter,
-    has_header,
-    encoding,
-    skip_empty_lines,
-    block_size,
-):
-    """Yield pieces; return the column to read as strings on a restart, else ``None``."""
-    pending: list[RowError] = []
+def _one_pass(stream: BinaryIO, header: Header, opts: CsvOptions, block: int) -> Iterator[_Raw]:
+    invalid: list[tuple[int, str, str]] = []
 
     def on_invalid(row) -> str:
-        if row.number is None or row.number not in state.reported:
-            if row.number is not None:
-                state.reported.add(row.number)
-            pending.append(
-                RowError(
-                    name,
-                    f"expected {row.expected_columns} fields, got {row.actual_columns}",
-                    raw_text(row.text),
-                    line=row.number,
-                )
-            )
+        reason = f"expected {row.expected_columns} fields, got {row.actual_columns}"
+        invalid.append((row.number, row.text, reason))
         return "skip"
 
     read_opts = pacsv.ReadOptions(
-        use_threads=False,
-        block_size=block_size,
-        encoding=encoding,
-        autogenerate_column_names=not has_header,
+        use_threads=False, block_size=block, encoding=opts.encoding, column_names=header.names
     )
     parse_opts = pacsv.ParseOptions(
-        delimiter=delimiter,
+        delimiter=opts.delimiter,
         newlines_in_values=True,
-        ignore_empty_lines=skip_empty_lines,
+        ignore_empty_lines=False,
         invalid_row_handler=on_invalid,
     )
-    utf8 = encoding.lower().replace("-", "").replace("_", "") == "utf8"
+    utf8 = opts.encoding.lower().replace("-", "").replace("_", "") == "utf8"
     convert_opts = pacsv.ConvertOptions(
-        check_utf8=not utf8, column_types={c: pa.string() for c in state.as_string}
+        check_utf8=not utf8, column_types={c: pa.string() for c in header.names}
     )
-    skip = state.returned
+    first = 1
     try:
         try:
             reader = pacsv.open_csv(stream, read_opts, parse_opts, convert_opts)
         except pa.ArrowInvalid as exc:
-            if "Empty CSV file" not in str(exc):
-                yield Piece(None, [RowError(name, f"unreadable CSV: {exc}")])
-            return None
-        columns = reader.schema.names
+            if "Empty CSV file" in str(exc):
+                return
+            raise
         for batch in reader:
-            errors, pending[:] = list(pending), []
-            if skip:
-                dropped = min(skip, batch.num_rows)
-                batch, skip = batch.slice(dropped), skip - dropped
-            state.returned += batch.num_rows
-            if utf8:
-                batch = _drop_bad_utf8(batch, name, delimiter, errors)
-            yield Piece(batch, errors)
-    except pa.ArrowInvalid as exc:
-        match = _CONVERSION.search(str(exc))
-        column = columns[int(match.group(1))] if match else None
-        if column is None or column in state.as_string:
-            yield Piece(None, [*pending, RowError(name, f"CSV read stopped: {exc}")])
-            return None
-        for error in pending:  # not yielded: the re-read must report them again
-            state.reported.discard(error.line)
-        return column
+            # The parser reports bad rows a block ahead of the batch it yields: give each
+            # batch the bad rows whose ordinals fall among its records.
+            invalid.sort()
+            end, mine = first + batch.num_rows, 0
+            while mine < len(invalid) and invalid[mine][0] < end:
+                end, mine = end + 1, mine + 1
+            raw = _Raw(batch, invalid[:mine], first)
+            del invalid[:mine]
+            first = raw.end
+            yield raw
+        if invalid:
+            yield _Raw(None, sorted(invalid), first)
     finally:
         stream.close()
-    if pending:
-        yield Piece(None, list(pending))
-    return None
 
 
-def _drop_bad_utf8(
-    batch: pa.RecordBatch, name: str | None, delimiter: str, errors: list[RowError]
-) -> pa.RecordBatch:
+def _trim(raw: _Raw, done: int) -> _Raw:
+    """``raw`` without the records before ordinal ``done``."""
+    bad = {o for o, _, _ in raw.invalid}
+    ordinals = _valid_ordinals(raw.first, raw.batch.num_rows if raw.batch else 0, bad)
+    keep = sum(1 for o in ordinals if o < done)
+    batch = raw.batch.slice(keep) if raw.batch is not None else None
+    return _Raw(batch, [i for i in raw.invalid if i[0] >= done], done, raw.stopped)
+
+
+def _valid_ordinals(first: int, n_valid: int, bad: set[int]) -> list[int]:
+    out: list[int] = []
+    ordinal = first
+    while len(out) < n_valid:
+        if ordinal not in bad:
+            out.append(ordinal)
+        ordinal += 1
+    return out
+
+
+def typed_pieces(
+    data: Callable[[], BinaryIO],
+    header: Header,
+    opts: CsvOptions,
+    name: str | None,
+    types: Mapping[str, pa.DataType],
+    multiline: bool = True,
+) -> Iterator[Piece]:
+    """Pieces of ``data`` with ``types``; error lines counted from ``header.data_line``."""
+    schema = pa.schema([(c, types[c]) for c in header.names])
+    extra = 0  # line breaks inside the records delivered so far
+    for raw in string_batches(data, header, opts, name):
+        if raw.stopped is not None:
+            yield Piece(None, [RowError(name, raw.stopped, line=_line(header, raw.first, extra))])
+            return
+        piece, extra = _typed(raw, header, opts, name, schema, extra, multiline)
+        yield piece
+
+
+def _line(header: Header, ordinal: int, extra: int) -> int:
+    return header.data_line + ordinal - 1 + extra
+
+
+def _typed(
+    raw: _Raw,
+    header: Header,
+    opts: CsvOptions,
+    name: str | None,
+    schema: pa.Schema,
+    extra: int,
+    multiline: bool,
+) -> tuple[Piece, int]:
+    batch = raw.batch if raw.batch is not None else _empty(header)
+    breaks = _breaks(batch) if multiline and batch.num_rows else None
+    invalid_breaks = [text.count("\n") for _, text, _ in raw.invalid]
+    rejected: dict[int, str] = {}  # valid-row index -> reason
+    raw_values = _bad_utf8(batch)
+    if raw_values:
+        rejected.update((i, "invalid UTF-8 bytes") for i in raw_values)
+        batch = _blank_rows(batch, raw_values)
+    columns = []
+    for column, target in zip(batch.columns, schema.types, strict=True):
+        converted, bad = convert_column(column, target)
+        for i in bad:
+            rejected.setdefault(
+                i,
+                f"column {batch.schema.names[len(columns)]!r}: {column[i].as_py()!r} is not {target}",
+            )
+        columns.append(converted)
+    table = pa.RecordBatch.from_arrays(columns, schema=schema)
+    drop = pc.fill_null(_blank(batch), False) if opts.skip_empty_lines else None
+    errors: list[RowError] = []
+    if raw.invalid or rejected:
+        ordinals = _valid_ordinals(raw.first, batch.num_rows, {o for o, _, _ in raw.invalid})
+        lines = _record_lines(raw, ordinals, breaks, invalid_breaks, header, extra)
+        for (_, text, reason), line in zip(raw.invalid, lines["invalid"], strict=True):
+            errors.append(RowError(name, reason, raw_text(text), line=line))
+        for i, reason in sorted(rejected.items()):
+            values = raw_values.get(i) or [
+                _as_bytes(v) for v in batch.slice(i, 1).to_pylist()[0].values()
+            ]
+            text = opts.delimiter.encode().join(values)
+            errors.append(RowError(name, reason, raw_text(text), line=lines["valid"][i]))
+        errors.sort(key=lambda e: e.line or 0)
+    if rejected:
+        bad = pa.array([i in rejected for i in range(batch.num_rows)], pa.bool_())
+        drop = bad if drop is None else pc.or_(drop, bad)
+    if drop is not None and pc.any(drop).as_py():
+        table = table.filter(pc.invert(drop))
+    total_breaks = (pc.sum(breaks).as_py() or 0 if breaks is not None else 0) + sum(invalid_breaks)
+    return Piece(table, errors), extra + total_breaks
+
+
+def _record_lines(raw, ordinals, breaks, invalid_breaks, header, extra) -> dict[str, list[int]]:
+    """File lines of the valid rows and of the invalid rows of ``raw``."""
+    valid_breaks = breaks.to_pylist() if breaks is not None else [0] * len(ordinals)
+    by_ordinal: dict[int, int] = dict(zip(ordinals, valid_breaks, strict=True))
+    for (ordinal, _, _), n in zip(raw.invalid, invalid_breaks, strict=True):
+        by_ordinal[ordinal] = n
+    lines: dict[int, int] = {}
+    seen = extra
+    for ordinal in range(raw.first, raw.end):
+        lines[ordinal] = _line(header, ordinal, seen)
+        seen += by_ordinal.get(ordinal, 0)
+    return {"valid": [lines[o] for o in ordinals], "invalid": [lines[o] for o, _, _ in raw.invalid]}
+
+
+def _breaks(batch: pa.RecordBatch) -> pa.Array | None:
+    """Line breaks inside each row's fields (``None`` when there are none)."""
+    total = None
+    for column in batch.columns:
+        if not pc.any(pc.match_substring(column, "\n")).as_py():
+            continue
+        counts = pc.count_substring(column, "\n")
+        total = counts if total is None else pc.add(total, counts)
+    return pc.fill_null(total, 0) if total is not None else None
+
+
+def _blank(batch: pa.RecordBatch) -> pa.Array:
+    """Rows whose every field is empty: blank lines (or lines of only delimiters)."""
+    mask = None
+    for column in batch.columns:
+        test = pc.equal(column, "")
+        mask = test if mask is None else pc.and_(mask, test)
+    return mask if mask is not None else pa.array([False] * batch.num_rows, pa.bool_())
+
+
+def _empty(header: Header) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(
+        [], schema=pa.schema([(c, pa.string()) for c in header.names])
+    )
+
+
+def _bad_utf8(batch: pa.RecordBatch) -> dict[int, list[bytes]]:
+    """Rows holding bytes that are not UTF-8, with their fields as bytes."""
     bad: set[int] = set()
     for column in batch.columns:
-        if not pa.types.is_string(column.type):
-            continue
         try:
             column.validate(full=True)
         except pa.ArrowInvalid:
@@ -153,24 +422,30 @@ def _drop_bad_utf8(
                     except UnicodeDecodeError:
                         bad.add(i)
     if not bad:
-        return batch
-    rows = sorted(bad)
-    binary = [c.cast(pa.binary()) if pa.types.is_string(c.type) else c for c in batch.columns]
-    for i in rows:
-        values = [b"" if c[i].as_py() is None else _as_bytes(c[i].as_py()) for c in binary]
-        errors.append(
-            RowError(name, "invalid UTF-8 bytes", raw_text(delimiter.encode().join(values)))
-        )
-    keep = pa.array([i not in bad for i in range(batch.num_rows)])
-    return pc.filter(batch, keep)
+        return {}
+    binary = [c.cast(pa.binary()) for c in batch.columns]
+    return {i: [_as_bytes(c[i].as_py()) for c in binary] for i in sorted(bad)}
 
 
-def _as_bytes(value) -> bytes:
+def _blank_rows(batch: pa.RecordBatch, rows: Mapping[int, Any]) -> pa.RecordBatch:
+    """``batch`` with the fields of ``rows`` emptied (they are rejected, not converted)."""
+    mask = pa.array([i in rows for i in range(batch.num_rows)])
+    columns = [pc.if_else(mask, b"", c.cast(pa.binary())).cast(pa.string()) for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _as_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def open_csv_source(path: str | os.PathLike, compression: str | None) -> Callable[[], BinaryIO]:
-    """A re-openable stream factory for ``read_csv_pieces``."""
-    from fsm_actors.io.detect import open_input
-
-    return lambda: open_input(path, compression)
+def _after(stream: BinaryIO, offset: int) -> BinaryIO:
+    """``stream`` positioned ``offset`` bytes in."""
+    remaining = offset
+    while remaining > 0:
+        data = stream.read(min(remaining, 1 << 20))
+        if not data:
+            break
+        remaining -= len(data)
+    return stream

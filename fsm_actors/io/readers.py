@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fsm_actors.io.chunks import Chunk, Piece, rechunk
-from fsm_actors.io.csv_reader import read_csv_pieces
+from fsm_actors.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
 from fsm_actors.io.detect import detect_compression, detect_format, normalize_format, open_input
 from fsm_actors.io.errors import FormatError, MalformedRecordError, RowError
 from fsm_actors.io.json_reader import read_json_pieces, read_jsonl_pieces
@@ -29,7 +29,12 @@ Source = str | os.PathLike | BinaryIO | io.TextIOBase
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to parse a file; ``None`` fields are detected or defaulted per format."""
+    """How to parse a file; ``None`` fields are detected or defaulted per format.
+
+    ``csv_column_types`` declares CSV column types (``{"zip": "string", "n": "int64"}``);
+    ``csv_infer`` is ``"file"`` (one type per column from a scan of the whole file) or
+    ``"text"`` (undeclared columns stay text); see ``fsm_actors.io.csv_types``.
+    """
 
     format: str | None = None
     compression: str | None = "detect"
@@ -40,6 +45,9 @@ class ReadOptions:
     text_field_name: str = "text"
     log_patterns: Sequence[str] = field(default_factory=tuple)
     xml_record_element: str | None = None
+    csv_column_types: Mapping[str, Any] | None = None
+    csv_infer: str = "file"
+    csv_block_size: int = DEFAULT_BLOCK_SIZE
 
 
 def iter_chunks(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[Chunk]:
@@ -78,6 +86,9 @@ def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[P
             has_header=options.csv_has_header,
             encoding=options.encoding,
             skip_empty_lines=options.skip_empty_lines,
+            block_size=options.csv_block_size,
+            column_types=options.csv_column_types,
+            infer=options.csv_infer,
         )
     if fmt == "jsonl":
         return read_jsonl_pieces(open_stream(), name, options.encoding)
