@@ -8,6 +8,15 @@ pages). Malformed records never stop a read: they are reported as ``RowError``s.
 
 from fsm_actors.io.chunks import Chunk
 from fsm_actors.io.convert import records_to_table, table_to_records
+from fsm_actors.io.csv_ranges import (
+    ByteRange,
+    RangeScan,
+    csv_file_types,
+    merge_scans,
+    plan_byte_ranges,
+    read_csv_range,
+    scan_csv_range,
+)
 from fsm_actors.io.detect import (
     COMPRESSION_EXTENSION,
     FORMAT_EXTENSION,
@@ -30,6 +39,13 @@ from fsm_actors.io.schema import cast_column, conform, unify_schemas, unify_type
 from fsm_actors.io.writers import ArrowWriter, RecordWriter, document_frame
 
 __all__ = [
+    "ByteRange",
+    "RangeScan",
+    "csv_file_types",
+    "merge_scans",
+    "plan_byte_ranges",
+    "read_csv_range",
+    "scan_csv_range",
     "COMPRESSION_EXTENSION",
     "FORMATS",
     "FORMAT_EXTENSION",

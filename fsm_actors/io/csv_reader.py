@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -123,7 +124,7 @@ def _first_record(stream: BinaryIO) -> tuple[bytes, bytes]:
             return head, head
 
 
-def record_end(data: bytes, start: int, quotes: int = 0) -> int | None:
+def record_end(data: bytes | mmap.mmap, start: int, quotes: int = 0) -> int | None:
     """The offset just past the first ``\\n`` at or after ``start`` that is outside quotes
     (``quotes``: the quote characters before ``start``), or ``None``."""
     pos = start
@@ -131,7 +132,7 @@ def record_end(data: bytes, start: int, quotes: int = 0) -> int | None:
         nl = data.find(b"\n", pos)
         if nl < 0:
             return None
-        quotes += data.count(b'"', pos, nl)
+        quotes += data[pos:nl].count(b'"')  # a slice: mmaps have no count()
         if quotes % 2 == 0:
             return nl + 1
         pos = nl + 1
