@@ -182,6 +182,11 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
     config: APIOrchestrationConfig = orchestrator.config
     job = FanoutJob(orchestrator, data)
     started = time.perf_counter()
+    if orchestrator.limits.scope == "cluster":
+        from fsm_actors import runtime
+
+        runtime.ensure_ray(orchestrator.address)
+        orchestrator.limits.policies()  # the driver owns the shared policy actors
     record = await run_job(job, resumable=config.checkpoint_id is not None,
                            error_threshold=config.error_threshold,
                            address=orchestrator.address, workers=config.workers)

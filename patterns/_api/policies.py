@@ -2,9 +2,10 @@
 limiters, circuit breaker.
 
 ``Limits(config)`` holds the run's limiters and breakers where the calls run
-(the driver, or each FANOUT worker actor): the run's limiter is named ``api/<config name>``,
-an endpoint's ``api/<config name>/<endpoint>``; with ``scope="cluster"`` every process that
-uses a name shares one limit. ``EndpointPolicy.run`` wraps one endpoint call as
+(the driver, or each FANOUT worker actor): the run's limiter is named ``api.<config name>``,
+an endpoint's limiter and breaker ``api.<config name>.<endpoint>``; with ``scope="cluster"``
+every process that uses a name shares one limit (the driver makes the policy actors first, so
+they live as long as the run's driver, not as long as a worker). ``EndpointPolicy.run`` wraps one endpoint call as
 breaker(retry(limiters(attempt))): every HTTP attempt takes a token from each limiter that
 applies; the breaker judges whole calls (after their retries), so a call's retries are never
 cut short by its own failures. A 429 with ``Retry-After`` pauses the limiters that apply, so
@@ -63,6 +64,11 @@ class Limits:
         self.scope = scope or config.limit_scope
         self._policies: dict[str, EndpointPolicy] | None = None
 
+    def name(self, endpoint: str | None = None) -> str:
+        """The policy name of the run (or of one endpoint); no '/' (it names an actor)."""
+        base = "api." + self.config.name.replace("/", "_")
+        return base if endpoint is None else f"{base}.{endpoint.replace('/', '_')}"
+
     def _limiter(self, name: str, per_second: float, burst: int | None) -> RateLimiter:
         return RateLimiter(per_second, burst=burst, name=name, scope=self.scope)  # type: ignore[arg-type]
 
@@ -74,25 +80,25 @@ class Limits:
         shared: list[RateLimiter] = []
         rate = config.global_rate()
         if rate is not None:
-            shared.append(self._limiter(f"api/{config.name}", rate, config.burst))
+            shared.append(self._limiter(self.name(), rate, config.burst))
         policies = {}
         for endpoint in config.endpoints:
             limiters = list(shared)
             if endpoint.rate_limit is not None:
-                limiters.append(self._limiter(f"api/{config.name}/{endpoint.name}",
+                limiters.append(self._limiter(self.name(endpoint.name),
                                               endpoint.rate_limit / config.rate_limit_window,
                                               endpoint.burst_limit))
             breaker = None
             if config.circuit_breaker_threshold is not None:
                 breaker = CircuitBreaker(
-                    name=f"api/{config.name}/{endpoint.name}", scope=self.scope,  # type: ignore[arg-type]
+                    name=self.name(endpoint.name), scope=self.scope,  # type: ignore[arg-type]
                     failure_threshold=config.circuit_breaker_threshold,
                     window_size=max(10, 2 * config.circuit_breaker_threshold),
                     timeout=config.circuit_breaker_timeout,
                     record_exceptions=(TransientCallError,),
                     ignore_exceptions=(PermanentCallError,))
             policies[endpoint.name] = EndpointPolicy(
-                RetryPolicy(endpoint.retry, name=f"api/{config.name}/{endpoint.name}"),
+                RetryPolicy(endpoint.retry, name=self.name(endpoint.name)),
                 limiters, breaker)
         self._policies = policies
         return policies
@@ -105,7 +111,7 @@ class Limits:
                 out.setdefault(limiter.name, limiter.metrics())
             if policy.breaker is not None:
                 out[f"{policy.breaker.name}/circuit_breaker"] = policy.breaker.metrics()
-            out[f"api/{self.config.name}/{name}/retry"] = policy.retry.metrics()
+            out[f"{self.name(name)}/retry"] = policy.retry.metrics()
         return out
 
     async def close(self) -> None:
