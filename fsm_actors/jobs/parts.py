@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -29,6 +28,8 @@ from fsm_actors.io import (
     FORMAT_EXTENSION,
     ArrowWriter,
     RowError,
+    atomic_write,
+    compress_bytes,
 )
 from fsm_actors.io.json_encode import json_default
 
@@ -54,44 +55,6 @@ class OutputSpec:
 def part_stem(file_index: int, batch: int) -> str:
     """``f000001-b000000042``: sorts in (file, batch) order."""
     return f"f{file_index:06d}-b{batch:09d}"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)``, fsync it, rename it to ``path`` and fsync the directory.
-
-    A part or output exists only complete, and is durable before a checkpoint that vouches
-    for it is saved (the checkpoint is written after this returns)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush ``path``'s data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Staging:
@@ -123,10 +86,8 @@ class Staging:
         directory = self.data_dir(partition)
 
         def write(tmp: Path) -> None:
-            if fmt == "parquet":  # a part is read back once: plain pages, the join compresses
-                pq.write_table(
-                    table, tmp, compression="none", use_dictionary=False, write_statistics=False
-                )
+            if fmt == "parquet":  # pages in the output's codec: the join copies them as they are
+                pq.write_table(table, tmp, compression=compression or "snappy")
                 return
             with ArrowWriter(
                 tmp,
@@ -154,13 +115,11 @@ class Staging:
         compression: str | None = None,
     ) -> None:
         """Write one JSON Lines output part from dicts, each exactly as given."""
-        from fsm_actors.jobs.commit import compress
-
         data = "".join(
             json.dumps(r, ensure_ascii=False, default=json_default) + "\n" for r in records
         ).encode("utf-8")
         path = self.data_dir() / f"{part_stem(file_index, batch)}{ext}"
-        atomic_write(path, lambda tmp: tmp.write_bytes(compress(data, compression)))
+        atomic_write(path, lambda tmp: tmp.write_bytes(compress_bytes(data, compression)))
 
     def write_errors(self, file_index: int, batch: int, errors: Sequence[RowError]) -> None:
         """Write the rejected records of one batch as JSON Lines."""

@@ -233,7 +233,7 @@ def test_cli_runs_and_validates_a_pipeline_file(ray_session, tmp_path):
     runner = CliRunner()
     checked = runner.invoke(cli, ["validate", str(spec)])
     assert checked.exit_code == 0, checked.output
-    ran = runner.invoke(cli, ["run", str(spec), "--no-progress"])
+    ran = runner.invoke(cli, ["run", str(spec), "--no-progress", "--json"])
     assert ran.exit_code == 0, ran.output
     result = json.loads(ran.output[ran.output.index("{") :])
     assert result["records_written"] == 150 and result["lines_read"] == 300
