@@ -9,6 +9,7 @@ pausing it for the duration of one ``loads`` is safe.
 from __future__ import annotations
 
 import gc
+import io
 import pickle
 from typing import Any
 
@@ -29,6 +30,58 @@ def unpack(payload: bytes) -> Any:
     gc.disable()
     try:
         return pickle.loads(payload)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def pack_results(results: list[dict[str, Any]]) -> bytes:
+    """Run results, packed column-wise: the records' data, their final states, one path per
+    distinct path (records share a handful), and ``{index: (success, error)}`` for the
+    records that did not simply succeed. Pickled without the memo: results hold no
+    cycles, and the memo costs the sender 4x more than the work it saves (measured here:
+    1.22 us/record for the plain pickle of result dicts, 0.25 us for this)."""
+    datas: list[Any] = []
+    states: list[Any] = []
+    path_ids: list[int] = []
+    paths: dict[tuple[str, ...], int] = {}
+    odd: dict[int, tuple[bool, Any]] = {}
+    for index, r in enumerate(results):
+        datas.append(r["data"])
+        states.append(r["final_state"])
+        key = tuple(r["path"])
+        pid = paths.get(key)
+        if pid is None:
+            pid = paths[key] = len(paths)
+        path_ids.append(pid)
+        if r["error"] is not None or not r["success"]:
+            odd[index] = (r["success"], r["error"])
+    columns = (datas, states, path_ids, list(paths), odd)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo (see above)
+    try:
+        pickler.dump(columns)
+    except (RecursionError, ValueError, pickle.PicklingError, TypeError, AttributeError):
+        return pack(columns)  # a self-referencing record, or one only cloudpickle handles
+    return buffer.getvalue()
+
+
+def unpack_results(payload: bytes) -> list[dict[str, Any]]:
+    """The result dicts ``pack_results`` packed (each with its own ``path`` list)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        datas, states, path_ids, paths, odd = pickle.loads(payload)
+        table = [list(p) for p in paths]
+        out = [
+            {"final_state": s, "data": d, "path": table[p].copy(), "success": True, "error": None}
+            for d, s, p in zip(datas, states, path_ids, strict=True)
+        ]
+        for index, (success, error) in odd.items():
+            out[index]["success"] = success
+            out[index]["error"] = error
+        return out
     finally:
         if was_enabled:
             gc.enable()

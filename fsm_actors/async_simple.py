@@ -116,6 +116,14 @@ class AsyncSimpleFSM:
         """Names of the resources registered through ``resources=``."""
         return list(self._resource_names)
 
+    async def ready(self) -> AsyncSimpleFSM:
+        """Wait until the FSM actors are placed and constructed (a cluster without room, or
+        an actor that cannot start, raises ``PoolError`` saying why). The first batch then
+        runs on started actors; ``SimpleFSM`` and ``create_async_fsm`` wait for this."""
+        self._check_open()
+        await self._executor.ready()
+        return self
+
     # -- processing ----------------------------------------------------------------------
     async def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``data`` against the start state's schema: ``{"valid", "errors"}``."""
@@ -301,8 +309,13 @@ async def create_async_fsm(
     config: ConfigSource, custom_functions: Mapping[str, Callable[..., Any]] | None = None,
     **kwargs: Any,
 ) -> AsyncSimpleFSM:
-    """Build an ``AsyncSimpleFSM`` (kwargs as for the constructor)."""
-    return AsyncSimpleFSM(config, custom_functions=custom_functions, **kwargs)
+    """Build an ``AsyncSimpleFSM`` (kwargs as for the constructor) whose actors are ready."""
+    fsm = AsyncSimpleFSM(config, custom_functions=custom_functions, **kwargs)
+    try:
+        return await fsm.ready()
+    except BaseException:
+        await fsm.close()
+        raise
 
 
 def _as_dict(data: Any) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from fsm_actors.progress import BatchProgress, StreamProgress
 
 
 class SimpleFSM:
-    """Synchronous FSM runner; arguments as for ``AsyncSimpleFSM``.
+    """Synchronous FSM runner; arguments as for ``AsyncSimpleFSM``. On actors, the
+    constructor returns once the actors are ready (``PoolError`` if they cannot start).
 
     >>> fsm = SimpleFSM(config, custom_functions={"double": double}, local=True)
     >>> fsm.process({"x": 7})["final_state"]
@@ -34,6 +35,11 @@ class SimpleFSM:
         self._async = AsyncSimpleFSM(
             config, data_mode, resources=resources, custom_functions=custom_functions, **kwargs
         )
+        try:  # actors started and ready now: the first batch does not pay for their start
+            run_sync(self._async.ready())
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def config(self) -> FSMConfig:

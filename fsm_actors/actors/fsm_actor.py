@@ -9,7 +9,7 @@ from typing import Any
 import ray
 from ray.util.metrics import Counter, Histogram
 
-from fsm_actors._wire import pack, unpack
+from fsm_actors._wire import pack_results, unpack
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.worker import ChunkOutcome, FSMWorker, batch_summary
 
@@ -98,7 +98,7 @@ class FSMActor:
         """``process_batch`` with records and results as packed bytes (see ``_wire``);
         returns ``(records, failed, last final state, packed results)``."""
         results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
-        return (*batch_summary(results), pack(results))
+        return (*batch_summary(results), pack_results(results))
 
     def process_chunk(
         self,
