@@ -272,7 +272,7 @@ class AsyncSimpleFSM:
             error_threshold=error_threshold,
             on_progress=on_progress,
             address=self._address,
-            workers=workers,
+            workers=workers or (None if self._local else self._executor.parallelism()),
             local=self._local,
         )
         try:

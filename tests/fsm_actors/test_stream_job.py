@@ -146,13 +146,14 @@ CRASHING_RUN = textwrap.dedent(
     cfg = {"name": "count", "states": [
         {"name": "s", "is_start": True, "transforms": ["tick"]},
         {"name": "e", "is_end": True}], "arcs": [{"from": "s", "to": "e"}]}
+    DELAY = float(sys.argv[3])
     def tick(data):
-        time.sleep(float(sys.argv[3]))
+        time.sleep(DELAY)
         return {**data, "seen": True}
     with SimpleFSM(cfg, custom_functions={"tick": tick}, actors=2,
                    address="local") as fsm:
         r = fsm.process_stream(sys.argv[1], sys.argv[2], chunk_size=200,
-                               checkpoint_id="resume-me")
+                               checkpoint_id="resume-me", workers=2)
     print("DONE", r["total_processed"], r["records_written"])
     """
 )
@@ -179,6 +180,7 @@ def test_stream_resumes_after_its_driver_is_killed_every_record_once(tmp_path):
     done = subprocess.run([sys.executable, str(script), str(src), str(out), "0"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert "DONE" in done.stdout, done.stderr[-3000:]
+    assert not (tmp_path / "out.jsonl.errors.jsonl").exists()
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(r["i"] for r in rows) == list(range(n))
     assert all(r["seen"] for r in rows)
