@@ -13,14 +13,14 @@ import io
 import pickle
 from typing import Any
 
-from ray import cloudpickle
-
 
 def pack(obj: Any) -> bytes:
     """Pickle ``obj``; objects plain pickle refuses (lambdas, local classes) use cloudpickle."""
     try:
         return pickle.dumps(obj, protocol=5)
     except (pickle.PicklingError, TypeError, AttributeError):
+        from ray import cloudpickle  # only then: the wire format itself needs no Ray
+
         return cloudpickle.dumps(obj, protocol=5)
 
 
