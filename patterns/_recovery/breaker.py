@@ -33,6 +33,17 @@ SUCCESS, FAILURE, SLOW_SUCCESS, SLOW_FAILURE, IGNORED = 0, 1, 2, 3, -1
 CLOSED_PERMIT, PROBE = "closed", "probe"
 
 
+def outcome_of(config: CircuitBreakerConfig, error: BaseException | None, duration: float) -> int:
+    """The outcome code of a call that raised ``error`` (None: succeeded) in ``duration`` s."""
+    slow = config.slow_call_duration is not None and duration >= config.slow_call_duration
+    if error is None:
+        return SLOW_SUCCESS if slow else SUCCESS
+    if isinstance(error, config.ignore_exceptions) or not isinstance(error,
+                                                                     config.record_exceptions):
+        return IGNORED
+    return SLOW_FAILURE if slow else FAILURE
+
+
 class _CountWindow:
     """The outcomes of the last ``size`` calls."""
 
@@ -178,13 +189,7 @@ class BreakerCore:
 
     def outcome_of(self, error: BaseException | None, duration: float) -> int:
         """The outcome code of a call that raised ``error`` (None: succeeded) in ``duration``."""
-        c = self.config
-        slow = c.slow_call_duration is not None and duration >= c.slow_call_duration
-        if error is None:
-            return SLOW_SUCCESS if slow else SUCCESS
-        if isinstance(error, c.ignore_exceptions) or not isinstance(error, c.record_exceptions):
-            return IGNORED
-        return SLOW_FAILURE if slow else FAILURE
+        return outcome_of(self.config, error, duration)
 
     def record(self, permit: str, code: int) -> None:
         """Report the outcome of a call made with ``permit``."""

@@ -152,6 +152,10 @@ class RateLimiter:
         """``available_tokens``, ``waiting``, ``granted``, ``timed_out``, ``rate``, ``burst``."""
         return self._impl.metrics()
 
+    async def close(self) -> None:
+        """Nothing to flush: unused tokens of a cluster limiter expire by themselves."""
+        await self._impl.close()
+
     async def __aenter__(self) -> RateLimiter:
         await self.acquire()
         return self

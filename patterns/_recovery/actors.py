@@ -1,0 +1,318 @@
+"""Policy actor shells: one named actor per shared policy, ``recovery/<name>/<policy>``.
+
+Each hosts one plain core (``TokenBucket``, ``BreakerCore``, ``PermitBook`` with its
+``PermitWaiters``), journals it to Ray's internal KV after every change and restores it when
+Ray restarts the actor, and exports its figures through ``ray.util.metrics`` tagged with the
+policy name. Calls that wait (``take``, ``acquire``) run in the ``acquire`` concurrency group;
+releases, reports and reads in ``control``, so they are served while many callers wait.
+The cores' clocks are wall time, so a restarted actor can compare journaled times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+import warnings
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError
+from ray.util.metrics import Counter, Gauge
+
+from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
+from patterns._recovery.bucket import TokenBucket
+from patterns._recovery.bulkhead import PermitWaiters
+from patterns._recovery.config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
+from patterns._recovery.journal import Journal
+from patterns._recovery.permits import PermitBook
+
+log = logging.getLogger(__name__)
+
+GROUPS = {"acquire": 10_000, "control": 64}
+SWEEP_INTERVAL = 0.5
+_STATE_CODE = {CircuitBreakerState.CLOSED: 0, CircuitBreakerState.HALF_OPEN: 1,
+               CircuitBreakerState.OPEN: 2}
+_TAGS = ("policy",)
+
+
+def _journal(actor_name: str, fingerprint: str) -> tuple[Journal, dict[str, Any] | None]:
+    """The actor's journal and the snapshot to restore (only after a restart, same config)."""
+    journal = Journal(actor_name)
+    with warnings.catch_warnings():  # Ray's own property uses a deprecated accessor inside
+        warnings.simplefilter("ignore", DeprecationWarning)
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+    if not restarted:
+        journal.clear()
+        return journal, None
+    snapshot = journal.load()
+    if snapshot is None or snapshot.get("fingerprint") != fingerprint:
+        return journal, None
+    return journal, snapshot
+
+
+class LimiterActor:
+    """A cluster-wide token bucket; workers ``take`` small blocks of tokens."""
+
+    def __init__(self, actor_name: str, config: RateLimiterConfig) -> None:
+        self._name = actor_name
+        self._bucket = TokenBucket(config.per_second, config.capacity, time.time)
+        self._lock = threading.Lock()
+        self._fingerprint = config.model_dump_json()
+        self._journal, snapshot = _journal(actor_name, self._fingerprint)
+        if snapshot is not None:
+            self._bucket.restore(snapshot["bucket"])
+        self._waiting = 0
+        self._timed_out = 0
+        tag = {"policy": actor_name}
+        self._tag = tag
+        self._m_tokens = Gauge("fsm_actors_recovery_limiter_available_tokens",
+                               "Tokens a rate limiter can grant now", tag_keys=_TAGS)
+        self._m_waiting = Gauge("fsm_actors_recovery_limiter_waiting",
+                                "Block requests waiting for tokens", tag_keys=_TAGS)
+        self._m_granted = Counter("fsm_actors_recovery_limiter_granted",
+                                  "Tokens granted", tag_keys=_TAGS)
+
+    def _save(self) -> None:
+        self._journal.save({"fingerprint": self._fingerprint, "bucket": self._bucket.snapshot()})
+
+    @ray.method(concurrency_group="acquire")
+    async def take(self, want: int, need: int, timeout: float | None) -> int:
+        """Up to ``want`` tokens (at least ``need``) once they are due; 0 when ``need`` would
+        take longer than ``timeout``."""
+        with self._lock:
+            wait = self._bucket.reserve(want, timeout)
+            granted = want
+            if wait is None and need < want:
+                wait, granted = self._bucket.reserve(need, timeout), need
+            if wait is None:
+                self._timed_out += 1
+                return 0
+            self._save()
+            self._waiting += 1
+            self._m_granted.inc(granted, self._tag)
+        try:
+            if wait > 0:
+                self._m_waiting.set(self._waiting, self._tag)
+                await asyncio.sleep(wait)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                self._m_tokens.set(self._bucket.available(), self._tag)
+        return granted
+
+    @ray.method(concurrency_group="control")
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._bucket.pause(seconds)
+            self._save()
+
+    @ray.method(concurrency_group="control")
+    def metrics(self) -> dict[str, Any]:
+        with self._lock:
+            return {"available_tokens": self._bucket.available(), "waiting": self._waiting,
+                    "granted": self._bucket.granted, "timed_out": self._timed_out,
+                    "rate": self._bucket.rate, "burst": self._bucket.capacity}
+
+    def __repr__(self) -> str:
+        return f"LimiterActor({self._name})"
+
+
+class BreakerActor:
+    """A cluster-wide circuit breaker: workers report outcomes in batches and get the state
+    back; HALF_OPEN probes are granted here, so the probe quota holds cluster-wide."""
+
+    def __init__(self, actor_name: str, config: CircuitBreakerConfig) -> None:
+        self._name = actor_name
+        self._core = BreakerCore(config, actor_name, time.time)
+        self._lock = threading.Lock()
+        self._fingerprint = config.model_dump_json(exclude={"record_exceptions",
+                                                            "ignore_exceptions"})
+        self._journal, snapshot = _journal(actor_name, self._fingerprint)
+        if snapshot is not None:
+            self._core.restore(snapshot["breaker"])
+        self._tag = {"policy": actor_name}
+        self._m_state = Gauge("fsm_actors_recovery_breaker_state",
+                              "Breaker state: 0 closed, 1 half open, 2 open", tag_keys=_TAGS)
+        self._m_failure = Gauge("fsm_actors_recovery_breaker_failure_rate",
+                                "Failure rate in percent (-1 before minimum calls)", tag_keys=_TAGS)
+        self._m_slow = Gauge("fsm_actors_recovery_breaker_slow_call_rate",
+                             "Slow-call rate in percent (-1 before minimum calls)", tag_keys=_TAGS)
+        self._m_refused = Gauge("fsm_actors_recovery_breaker_not_permitted",
+                                "Calls refused by the breaker", tag_keys=_TAGS)
+
+    def _view(self) -> tuple[str, float]:
+        state = self._core.state
+        m = self._core.metrics()
+        self._m_state.set(_STATE_CODE[state], self._tag)
+        self._m_failure.set(m["failure_rate"], self._tag)
+        self._m_slow.set(m["slow_call_rate"], self._tag)
+        self._m_refused.set(m["not_permitted_calls"], self._tag)
+        return state.value, self._core.retry_after()
+
+    def _save(self) -> None:
+        self._journal.save({"fingerprint": self._fingerprint, "breaker": self._core.snapshot()})
+
+    @ray.method(concurrency_group="control")
+    def report(self, codes: list[int], refused: int) -> tuple[str, float]:
+        """Closed-state outcomes and locally refused calls of one worker; the state now."""
+        with self._lock:
+            if codes:
+                self._core.record_batch(codes)
+            self._core.not_permitted += refused
+            if codes or refused:
+                self._save()
+            return self._view()
+
+    @ray.method(concurrency_group="control")
+    def probe(self) -> tuple[str | None, str, float]:
+        """A permit for a call while the breaker is not CLOSED (a HALF_OPEN probe, or a
+        CLOSED permit if it closed meanwhile), or ``None``; and the state."""
+        with self._lock:
+            permit = self._core.try_acquire()
+            self._save()
+            return (permit, *self._view())
+
+    @ray.method(concurrency_group="control")
+    def record_probe(self, permit: str, code: int) -> tuple[str, float]:
+        with self._lock:
+            self._core.record(permit, code)
+            self._save()
+            return self._view()
+
+    @ray.method(concurrency_group="control")
+    def force(self, state: str) -> tuple[str, float]:
+        with self._lock:
+            self._core.force(CircuitBreakerState(state))
+            self._save()
+            return self._view()
+
+    @ray.method(concurrency_group="control")
+    def metrics(self) -> dict[str, Any]:
+        with self._lock:
+            self._view()
+            return self._core.metrics()
+
+    def __repr__(self) -> str:
+        return f"BreakerActor({self._name})"
+
+
+class BulkheadActor:
+    """Cluster-wide bulkhead permits as leases of the calling processes.
+
+    A caller sends its process's actor handle (its own actor, or its ``OwnerAnchor``) once;
+    every ``SWEEP_INTERVAL`` seconds the permits of holders whose actor died are freed.
+    """
+
+    def __init__(self, actor_name: str, config: BulkheadConfig) -> None:
+        self._name = actor_name
+        self._book = PermitBook(config.max_concurrent, config.max_queue_size)
+        self._fingerprint = config.model_dump_json()
+        self._journal, snapshot = _journal(actor_name, self._fingerprint)
+        self._owners: dict[str, Any] = {}
+        if snapshot is not None:
+            self._book.restore(snapshot["book"], prefix=f"{uuid.uuid4().hex[:6]}-")
+            self._owners = dict(snapshot.get("owners", {}))
+        self._waiters = PermitWaiters(self._book, actor_name, on_change=self._changed)
+        self._checks: dict[str, Any] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._sweep_asked = False
+        self._tag = {"policy": actor_name}
+        self._m_available = Gauge("fsm_actors_recovery_bulkhead_available",
+                                  "Bulkhead permits free", tag_keys=_TAGS)
+        self._m_queued = Gauge("fsm_actors_recovery_bulkhead_queued",
+                               "Calls waiting for a bulkhead permit", tag_keys=_TAGS)
+        self._m_rejected = Gauge("fsm_actors_recovery_bulkhead_rejected",
+                                 "Calls refused by the bulkhead", tag_keys=_TAGS)
+        self._m_reclaimed = Counter("fsm_actors_recovery_bulkhead_reclaimed",
+                                    "Permits freed because their holder died", tag_keys=_TAGS)
+
+    def _changed(self) -> None:
+        # called with the waiters' lock released; the journal write is the price of
+        # restarting without granting more than max_concurrent
+        with self._waiters.lock:
+            snapshot = {"fingerprint": self._fingerprint, "book": self._book.snapshot(),
+                        "owners": dict(self._owners)}
+            m = self._book.metrics()
+        self._journal.save(snapshot)
+        self._m_available.set(m["available"], self._tag)
+        self._m_queued.set(m["queued"], self._tag)
+        self._m_rejected.set(m["rejected"], self._tag)
+
+    @ray.method(concurrency_group="control")
+    async def start_sweeper(self) -> None:
+        """Sweep on the control group's loop (so the checks and their futures live there)."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+
+    @ray.method(concurrency_group="acquire")
+    async def acquire(self, holder: str, handle: Any, timeout: float | None) -> str:
+        """A lease id for ``holder``; raises ``BulkheadFullError``."""
+        if handle is not None:
+            with self._waiters.lock:
+                self._owners[holder] = handle
+            if not self._sweep_asked:
+                self._sweep_asked = True
+                ray.get_runtime_context().current_actor.start_sweeper.remote()
+        return await self._waiters.acquire(holder, timeout)
+
+    @ray.method(concurrency_group="control")
+    def release(self, lease: str) -> None:
+        self._waiters.release(lease)
+
+    @ray.method(concurrency_group="control")
+    async def sweep(self) -> int:
+        """Free the permits of dead holders now; how many."""
+        freed = 0
+        with self._waiters.lock:
+            holders = self._book.holders()
+        for key in list(self._checks):
+            if key not in holders:
+                self._checks.pop(key, None)
+        for key in holders:
+            if await self._dead(key):
+                count = self._waiters.release_holder(key)
+                with self._waiters.lock:
+                    self._owners.pop(key, None)
+                freed += count
+                if count:
+                    self._m_reclaimed.inc(count, self._tag)
+                    log.warning("bulkhead %s: freed %d permit(s) of dead holder %s",
+                                self._name, count, key[:12])
+        return freed
+
+    async def _dead(self, key: str) -> bool:
+        handle = self._owners.get(key)
+        if handle is None:
+            return False
+        check = self._checks.get(key)
+        if check is None:  # one check in flight per holder: a busy holder answers late
+            self._checks[key] = asyncio.ensure_future(handle.__ray_ready__.remote())
+            return False
+        if not check.done():
+            return False
+        del self._checks[key]
+        return isinstance(check.exception(), ActorDiedError)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("bulkhead %s: sweep failed", self._name)
+
+    @ray.method(concurrency_group="control")
+    async def metrics(self) -> dict[str, Any]:
+        await self.start_sweeper()
+        return self._waiters.metrics()
+
+    def __repr__(self) -> str:
+        return f"BulkheadActor({self._name})"
+
+
+REMOTE = {kind: ray.remote(concurrency_groups=GROUPS)(cls) for kind, cls in (
+    ("rate_limiter", LimiterActor), ("circuit_breaker", BreakerActor),
+    ("bulkhead", BulkheadActor))}
