@@ -33,3 +33,12 @@ class ResourceError(Exception):
 
 def _rebuild(cls, message, resource_name, operation, owner_id):
     return cls(message, resource_name, operation, owner_id=owner_id)
+
+
+class RegistrationConflict(ResourceError, ValueError):
+    """A name is taken by another provider (or pool config). Also a ``ValueError``, as the
+    registration calls raised before it existed."""
+
+
+class NotAProviderError(ResourceError, TypeError):
+    """An object registered as a provider lacks ``acquire``/``release``. Also a ``TypeError``."""

@@ -4,7 +4,7 @@ Live resources cannot cross processes, so across processes ``acquire`` returns a
 method calls run on the provider actor against the leased resource (one actor call each);
 generator methods (``read_batches``) stream their items; other public attributes are read
 remotely. A handle can be passed to other tasks and actors; it stops working when its lease
-ends (``ResourceError``). Plain data resources are never wrapped: they travel by value.
+ends, or when the provider's process dies (the lease is then broken): ``ResourceError``. Plain data resources are never wrapped: they travel by value.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ def remote_get(thunk: Callable[[], T], resource_name: str | None, operation: str
         raise cause_of(exc) from None
     except RayActorError as exc:
         raise ResourceError(
-            f"the actor serving resource {resource_name!r} is gone ({type(exc).__name__}); "
-            "the resource was unregistered or its process died: acquire it again",
-            resource_name, operation) from None
+            f"the provider actor of resource {resource_name!r} died during {operation!r} "
+            f"({type(exc).__name__}): this lease is broken (its resource and any open "
+            "transaction are gone); acquire the resource again (a provider that is still "
+            "registered restarts by itself)", resource_name, operation) from None
 
 
 class ResourceHandle:
@@ -74,6 +75,10 @@ class ResourceHandle:
         name = self._info.resource_name
         for ref in remote_get(lambda: refs, name, method):
             yield remote_get(lambda r=ref: ray.get(r), name, method)
+
+    def offers(self, method: str) -> bool:
+        """True when the leased resource has a public method ``method`` (no actor call)."""
+        return method in self._info.methods or method in self._info.generators
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
-from resource_actors.errors import ResourceError
+from resource_actors.broker import new_registration_id
+from resource_actors.errors import NotAProviderError, RegistrationConflict, ResourceError
 from resource_actors.factory import create_provider_from_dict
-from resource_actors.local import LocalBroker
+from resource_actors.local import LocalBroker, fingerprint_of
 from resource_actors.pool import PoolConfig
 from resource_actors.requirements import ResourceConfig
 from resource_actors.simple import SimpleResourceProvider
@@ -42,10 +43,11 @@ class ResourceManager:
         if local:
             self._impl: Any = LocalBroker()
         else:
-            from resource_actors.remote import RemoteBroker
+            from resource_actors.remote import BrokerClient
 
-            self._impl = RemoteBroker(address)
-        self._registered: list[str] = []
+            self._impl = BrokerClient(address)
+        #: name -> (registration id, fingerprint, pool config) of this manager's registrations
+        self._registered: dict[str, tuple[str, str | None, PoolConfig | None]] = {}
         self._owners: set[str] = set()
         self._closed = False
 
@@ -55,41 +57,68 @@ class ResourceManager:
 
     # -- registration ------------------------------------------------------------------------
     def register_provider(self, name: str, provider: IResourceProvider,
-                          pool_config: PoolConfig | Mapping[str, Any] | None = None) -> None:
+                          pool_config: PoolConfig | Mapping[str, Any] | None = None, *,
+                          lifetime: str | None = None,
+                          actor_options: Mapping[str, Any] | None = None) -> None:
         """Register ``provider`` under ``name``, pooled when ``pool_config`` is given.
 
-        Raises ``ValueError`` when this manager already registered ``name`` (or the cluster has
-        a different provider under it), ``TypeError`` for an object that is not a provider.
+        Registering an identical provider (same class, name, config and pool config) again
+        is a no-op, here and from any other manager of the cluster (the registration is
+        shared: the provider stays until the last one is dropped). Anything else under a
+        taken name raises ``RegistrationConflict`` (a ``ResourceError``, and a ``ValueError``);
+        an object that is not a provider raises ``NotAProviderError`` (also a ``TypeError``).
+
+        In the cluster the provider runs in its own actor, owned by this process: it goes
+        (and its leases with it) when this process ends, unless ``lifetime="detached"``,
+        which keeps it until it is unregistered. ``actor_options`` are extra Ray options
+        of that actor (e.g. ``resources`` to place it). Both are ignored with ``local=True``.
         """
         self._check_open(name, "register")
-        if name in self._registered:
-            raise ValueError(f"resource {name!r} is already registered with this manager")
         if not (callable(getattr(provider, "acquire", None)) and callable(getattr(provider, "release", None))):
-            raise TypeError(f"provider for {name!r} must have acquire() and release() "
-                            f"(IResourceProvider), got {type(provider).__name__}")
-        self._impl.register(name, provider, PoolConfig.coerce(pool_config))
-        self._registered.append(name)
+            raise NotAProviderError(
+                f"provider for {name!r} must have acquire() and release() (IResourceProvider), "
+                f"got {type(provider).__name__}", name, "register")
+        if lifetime not in (None, "detached"):
+            raise ResourceError(f"lifetime of resource {name!r} must be None or 'detached', "
+                                f"got {lifetime!r}", name, "register")
+        fingerprint = fingerprint_of(provider)
+        config = PoolConfig.coerce(pool_config)
+        mine = self._registered.get(name)
+        if mine is not None:
+            if fingerprint is not None and mine[1:] == (fingerprint, config):
+                return  # the identical registration again: a no-op
+            raise RegistrationConflict(
+                f"resource {name!r} is already registered with this manager with another "
+                "provider or pool config; choose another name or unregister it first",
+                name, "register")
+        reg_id = new_registration_id()
+        self._impl.register(name, provider, config, reg_id, lifetime=lifetime,
+                            actor_options=dict(actor_options or {}))
+        self._registered[name] = (reg_id, fingerprint, config)
 
     def unregister_provider(self, name: str) -> None:
         """Drop this manager's registration of ``name`` (closing the provider if it was the last)."""
-        if name in self._registered:
-            self._registered.remove(name)
-            self._impl.unregister(name)
+        mine = self._registered.pop(name, None)
+        if mine is not None:
+            self._impl.unregister(name, mine[0])
 
     def create_provider_from_dict(self, name: str, config: Mapping[str, Any]) -> IResourceProvider:
         """Build the provider a dict describes (see ``resource_actors.factory``)."""
         return create_provider_from_dict(name, config)
 
     def register_from_dict(self, name: str, config: Mapping[str, Any],
-                           pool_config: PoolConfig | Mapping[str, Any] | None = None) -> IResourceProvider:
-        """Build the provider ``config`` describes (``type``/``backend``/``data``) and register it.
+                           pool_config: PoolConfig | Mapping[str, Any] | None = None, *,
+                           lifetime: str | None = None,
+                           actor_options: Mapping[str, Any] | None = None) -> IResourceProvider:
+        """Build the provider ``config`` describes (``type``/``backend``/``data``) and register it
+        (see ``register_provider``).
 
         A ``pool`` key in ``config`` (a ``PoolConfig`` mapping) is used when ``pool_config`` is None.
         """
         config = dict(config)
         pool = pool_config if pool_config is not None else config.pop("pool", None)
         provider = create_provider_from_dict(name, config)
-        self.register_provider(name, provider, pool)
+        self.register_provider(name, provider, pool, lifetime=lifetime, actor_options=actor_options)
         return provider
 
     def create_simple_provider(self, name: str, data: Any) -> SimpleResourceProvider:
@@ -115,7 +144,11 @@ class ResourceManager:
         return resource
 
     def release(self, name: str, owner_id: str) -> None:
-        """End ``owner_id``'s lease on ``name`` (no-op when it holds none)."""
+        """End ``owner_id``'s lease on ``name``: its resource goes back to the pool (reset:
+        transaction rolled back) before the slot is given to the next waiter.
+
+        A registered resource that ``owner_id`` does not hold: a no-op. A name that is not
+        registered raises ``ResourceError`` (a typo would otherwise leak the real lease)."""
         self._impl.release(name, owner_id)
 
     def release_all(self, owner_id: str) -> None:
@@ -183,6 +216,11 @@ class ResourceManager:
         """``get_resource_status`` of every resource."""
         return self._impl.all_status()
 
+    def stats(self) -> dict[str, Any]:
+        """Live counters: ``resources``, ``leases`` held, ``waiting`` acquirers and
+        ``by_resource`` (each resource's ``stats``: leases, waiting, owners, by process)."""
+        return self._impl.stats()
+
     def get_metrics(self, name: str | None = None) -> dict[str, ResourceMetrics]:
         """``{name: ResourceMetrics, "<name>_pool": PoolMetrics}``; ``"<name>_pool"`` alone works."""
         return self._impl.metrics(name)
@@ -209,9 +247,9 @@ class ResourceManager:
                 self._impl.release_all(owner)
             except ResourceError as exc:
                 log.warning("releasing the leases of %r failed: %s", owner, exc)
-        for name in reversed(self._registered):
+        for name, (reg_id, *_) in reversed(list(self._registered.items())):
             try:
-                self._impl.unregister(name)
+                self._impl.unregister(name, reg_id)
             except ResourceError as exc:
                 log.warning("unregistering %r failed: %s", name, exc)
         self._registered.clear()
@@ -229,7 +267,7 @@ class ResourceManager:
 
     def __repr__(self) -> str:
         where = "local" if self.local else "cluster"
-        state = "closed" if self._closed else f"registered={self._registered}"
+        state = "closed" if self._closed else f"registered={list(self._registered)}"
         return f"ResourceManager({where}, {state})"
 
 

@@ -18,7 +18,9 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from resource_actors.admission import Admission
 from resource_actors.base import IResourceProvider, ResourceMetrics
+from resource_actors.broker import LeaseBook
 from resource_actors.errors import ResourceError
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,9 @@ class ResourcePool:
         self._out: dict[int, _Out] = {}
         self._pending = 0  # slots reserved for resources being created or validated
         self._closed = False
+        self._owner_of: dict[int, str] = {}  # resource id -> admission owner (acquire/release)
+        #: The pool's one cap: who holds a slot, FIFO waiters (see ``resource_actors.broker``).
+        self.admission = Admission(LeaseBook(self.name, self.config.max_size, self.config.lease_ttl))
         self.metrics = PoolMetrics(min_size=self.config.min_size, max_size=self.config.max_size)
         attach = getattr(provider, "attach_pool", None)
         if callable(attach):
@@ -151,16 +156,64 @@ class ResourcePool:
 
     # -- acquire / release -------------------------------------------------------------------
     def acquire(self, timeout: float | None = None, owner_id: str | None = None) -> Any:
-        """A validated live resource; waits up to ``timeout`` (default ``acquire_timeout``).
+        """A validated live resource; waits up to ``timeout`` (default ``acquire_timeout``),
+        first come first served.
 
-        Raises ``ResourceError`` (operation ``acquire``) when the pool is closed, exhausted past
-        the timeout, or the provider cannot create a resource.
+        An owner holds at most one resource of the pool: acquiring again returns the one it
+        holds. Raises ``ResourceError`` (operation ``acquire``) when the pool is closed,
+        exhausted past the timeout, or the provider cannot create a resource.
         """
         wait = self.config.acquire_timeout if timeout is None else timeout
         started = time.monotonic()
-        deadline = started + wait
+        owner = owner_id if owner_id is not None else self.admission.read(
+            lambda book: book.anonymous_owner())
+        try:
+            lease, existing = self.admission.admit(owner, None, wait)
+        except ResourceError:
+            if not self.admission.book.closed:
+                with self._cond:
+                    self.metrics.record_timeout()
+                    self.metrics.record_failure()
+            raise
+        if existing:
+            return lease.grant
+        try:
+            resource = self.checkout(owner_id, started)
+        except BaseException:
+            self.admission.fail(lease)
+            raise
+        with self._cond:
+            self._owner_of[id(resource)] = owner
+        self.admission.complete(lease, resource)
+        return resource
+
+    def release(self, resource: Any) -> None:
+        """Return a resource from ``acquire``; unknown resources raise ``ResourceError``.
+
+        After ``close()`` a release is a no-op (the pool already closed the resource)."""
+        self._end(resource, discard=False)
+
+    def discard(self, resource: Any) -> None:
+        """Close a handed-out resource instead of returning it (e.g. its owner died mid-use)."""
+        self._end(resource, discard=True)
+
+    def _end(self, resource: Any, discard: bool) -> None:
+        with self._cond:
+            owner = self._owner_of.pop(id(resource), None)
+        lease = self.admission.end_lease(owner) if owner is not None else None
+        try:
+            (self.checkout_discard if discard else self.checkin)(resource)
+        finally:
+            if lease is not None:
+                self.admission.settle(lease)
+
+    # -- hand-out without admission (the caller holds a slot of ``admission``) ---------------
+    def checkout(self, owner_id: str | None = None, started: float | None = None) -> Any:
+        """A validated live resource for a caller already admitted by ``admission``: an idle
+        one (LIFO, so cold resources age out) or a new one."""
+        started = time.monotonic() if started is None else started
         while True:
-            candidate, create = self._reserve(deadline, owner_id, wait)
+            candidate, create = self._reserve(owner_id)
             if candidate is not None:
                 if self._still_good(candidate):
                     return self._hand_out(candidate.resource, candidate.created_at, owner_id, started)
@@ -169,9 +222,7 @@ class ResourcePool:
             if create:
                 return self._create(owner_id, started)
 
-    def _reserve(
-        self, deadline: float, owner_id: str | None, wait: float
-    ) -> tuple[_Idle | None, bool]:
+    def _reserve(self, owner_id: str | None) -> tuple[_Idle | None, bool]:
         with self._cond:
             while True:
                 if self._closed:
@@ -185,24 +236,8 @@ class ResourcePool:
                 if len(self._out) + self._pending < self.config.max_size:
                     self._pending += 1
                     return None, True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.metrics.record_timeout()
-                    self.metrics.record_failure()
-                    raise self._exhausted(owner_id, wait)
-                self._cond.wait(remaining)
-
-    def _exhausted(self, owner_id: str | None, wait: float) -> ResourceError:
-        holders = sorted({out.owner_id or "?" for out in self._out.values()})
-        shown = ", ".join(repr(h) for h in holders[:5]) + (
-            f" and {len(holders) - 5} more" if len(holders) > 5 else "")
-        return ResourceError(
-            f"pool of resource {self.name!r} is exhausted: {len(self._out)} of max_size="
-            f"{self.config.max_size} in use (held by {shown or 'nobody'}), none free after "
-            f"waiting {wait:.1f}s. Release resources sooner (use resource_context), raise "
-            f"PoolConfig.max_size, or raise acquire_timeout.",
-            self.name, "acquire", owner_id=owner_id,
-        )
+                # admitted, so a slot is ours: a warm-up (fill) is still creating it
+                self._cond.wait(0.05)
 
     def _still_good(self, idle: _Idle) -> bool:
         now = time.monotonic()
@@ -244,10 +279,9 @@ class ResourcePool:
             self.metrics.peak_in_use = max(self.metrics.peak_in_use, len(self._out))
         return resource
 
-    def release(self, resource: Any) -> None:
-        """Return a resource from ``acquire``; unknown resources raise ``ResourceError``.
-
-        After ``close()`` a release is a no-op (the pool already closed the resource)."""
+    def checkin(self, resource: Any) -> None:
+        """Take back a checked-out resource (``provider.reset`` first; a failing reset
+        discards it)."""
         out = self._take_back(resource)
         if out is None:
             return
@@ -269,8 +303,8 @@ class ResourcePool:
         if not keep:
             self._close_one(resource)
 
-    def discard(self, resource: Any) -> None:
-        """Close a handed-out resource instead of returning it (e.g. its owner died mid-use)."""
+    def checkout_discard(self, resource: Any) -> None:
+        """Close a checked-out resource instead of taking it back."""
         if self._take_back(resource) is not None:
             self._drop(resource, replaced=False)
 
@@ -360,6 +394,7 @@ class ResourcePool:
 
     def close(self) -> None:
         """Close every resource, idle or handed out; later acquires fail, releases are no-ops."""
+        self.admission.close()
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []

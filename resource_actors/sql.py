@@ -220,6 +220,39 @@ class DatabaseConnection:
         self._run("insert_batch", lambda: self._conn.exec_driver_sql(sql, data))
         return len(data)
 
+    def query_rows(self, sql: str, params: Mapping[str, Any] | None = None
+                   ) -> tuple[list[str], list[tuple]]:
+        """A query's column names and rows as plain tuples (``:name`` parameters): the
+        cheapest form to fetch and to ship through a handle (used by the ETL extract)."""
+        def work() -> tuple[list[str], list[tuple]]:
+            result = self._conn.execute(text(sql), dict(params or {}))
+            names, rows = list(result.keys()), list(result.cursor.fetchall())
+            result.close()
+            return names, rows
+        return self._run("query_rows", work)
+
+    def run_batch(self, calls: Sequence[tuple[str, tuple, dict[str, Any]]]) -> list[Any]:
+        """Run ``(method, args, kwargs)`` calls of ``execute``, ``execute_many`` and
+        ``insert_batch`` in ONE transaction (all or none) and return their results: a batch
+        and its bookkeeping in one round trip through a handle (used by the ETL load)."""
+        allowed = {"execute": self.execute, "execute_many": self.execute_many,
+                   "insert_batch": self.insert_batch}
+        unknown = [name for name, _, _ in calls if name not in allowed]
+        if unknown:
+            raise ValueError(f"run_batch runs {', '.join(sorted(allowed))}, not {unknown[0]!r}")
+        nested = self._tx is not None
+        if not nested:
+            self.begin()
+        try:
+            out = [allowed[name](*args, **kwargs) for name, args, kwargs in calls]
+        except BaseException:
+            if not nested:
+                self.rollback()
+            raise
+        if not nested:
+            self.commit()
+        return out
+
     def read_batches(self, sql: str, params: Mapping[str, Any] | None = None,
                      batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
         """Stream a query's rows as Arrow record batches of up to ``batch_size`` rows.

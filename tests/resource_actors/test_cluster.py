@@ -265,9 +265,9 @@ def test_simple_fsm_states_get_their_resources(uid, tmp_path, local):
     finally:
         fsm.close()
     if not local:
-        from resource_actors.remote import RemoteBroker
+        from resource_actors.remote import BrokerClient
 
-        assert name not in RemoteBroker().names()  # closing the FSM ends its registration
+        assert name not in BrokerClient().names()  # closing the FSM ends its registration
 
 
 @pytest.mark.parametrize("local", [True, False])
@@ -280,10 +280,11 @@ def test_process_batch_leases_each_resource_once_per_batch(uid, tmp_path, local)
         out = fsm.process_batch([{"x": i} for i in range(200)], batch_size=50)
         assert [r["data"]["n"] for r in out] == [7] * 200
         assert all(r["success"] for r in out)
-        manager = fsm.async_fsm._binder.manager
-        metrics = manager.get_metrics(name)[name]
+        binder = fsm.async_fsm._binder
+        manager, registered = binder.manager, binder.resolve(name)  # the FSM's own scope
+        metrics = manager.get_metrics(registered)[registered]
         assert metrics.total_acquisitions == 4  # 200 records in 4 batches, not 200 leases
-        assert manager.get_resource_owners(name) == set()
+        assert manager.get_resource_owners(registered) == set()
     finally:
         fsm.close()
     if not local:

@@ -24,7 +24,8 @@ from resource_actors import (
     UnavailableResourceProvider,
     create_provider_from_dict,
 )
-from resource_actors.broker import Broker
+from resource_actors.broker import LeaseBook, Registration
+from resource_actors.local import LocalBroker
 from resource_actors.http import RetryPolicy
 
 
@@ -134,37 +135,43 @@ def test_pool_close_and_provider_failure():
 
 def test_broker_decisions_and_metrics_add_up():
     clock = [0.0]
-    broker = Broker(clock=lambda: clock[0])
-    broker.register("db", PoolConfig(max_size=1, lease_ttl=10), "fp")
-    first = broker.begin_acquire("db", "a")
+    book = LeaseBook("db", cap=1, lease_ttl=10, clock=lambda: clock[0])
+    first = book.begin("a", None, deadline=100)
     assert first.kind == "admitted"
-    assert broker.begin_acquire("db", "b").kind == "wait"
-    broker.complete_acquire(first.lease, "grant-a")
-    assert broker.begin_acquire("db", "a").lease.grant == "grant-a"
+    waiting = book.begin("b", None, deadline=100)
+    assert waiting.kind == "wait" and waiting.ticket.state == "waiting"
+    book.complete(first.lease, "grant-a")
+    assert book.begin("a", None, 100).lease.grant == "grant-a"
     clock[0] = 11
-    assert broker.expired() == [first.lease]
-    assert broker.reclaim(first.lease, "ttl")
-    second = broker.begin_acquire("db", "b")
-    broker.complete_acquire(second.lease, "grant-b")
+    assert book.expired() == [first.lease]
+    assert book.take(first.lease)
+    assert book.begin("c", None, 100).kind == "wait"  # the slot is held until settled
+    assert book.settle(first.lease)[0] is waiting.ticket  # the oldest waiter gets it
+    second = waiting.ticket.lease
+    assert waiting.ticket.state == "admitted" and second.owner_id == "b"
+    book.complete(second, "grant-b")
     clock[0] = 12
-    assert broker.release("db", "b") is second.lease
-    err = broker.timeout_error("db", "c", 1.0)
+    assert book.end_lease("b") is second
+    book.settle(second)
+    err = book.timeout_error("c", 1.0)
     assert "exhausted" in str(err)
-    m = broker.metrics("db")
+    m = book.snapshot()
     assert m.total_acquisitions == m.total_releases + m.total_reclaims + m.active_connections == 2
     assert (m.total_reclaims, m.failed_acquisitions, m.total_timeout_events) == (1, 1, 1)
 
 
 def test_broker_registration_sharing_and_conflicts():
-    broker = Broker()
-    assert broker.register("db", None, "fp1") is True
-    assert broker.register("db", None, "fp1") is False
+    registration = Registration("db", "fp1", None)
+    assert registration.join("r1", "fp1", None) is True
+    assert registration.join("r2", "fp1", None) is False
     with pytest.raises(ValueError, match="already registered"):
-        broker.register("db", None, "fp2")
-    assert broker.unregister("db") is None  # one registration left
-    assert broker.unregister("db") == []
+        registration.join("r3", "fp2", None)
+    with pytest.raises(ResourceError, match="already registered"):  # issue 8: a ResourceError
+        registration.join("r3", "fp1", PoolConfig(max_size=3))
+    assert registration.leave("r1") is False  # one registration left
+    assert registration.leave("r2") is True
     with pytest.raises(ResourceError, match="unknown resource 'db'"):
-        broker.begin_acquire("db", "x")
+        LocalBroker().acquire("db", "x")
 
 
 def test_retry_policy():

@@ -55,9 +55,9 @@ def managers():
 
 
 def _registered(name: str) -> bool:
-    from resource_actors.remote import RemoteBroker
+    from resource_actors.remote import BrokerClient
 
-    return name in RemoteBroker().names()
+    return name in BrokerClient().names()
 
 
 def test_resource_interface():
