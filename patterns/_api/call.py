@@ -85,13 +85,18 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 def default_parse(response: HTTPResponse) -> Any:
-    """JSON when the answer is JSON (or looks like it), else text; an empty body is ``None``."""
+    """JSON when the answer says it is JSON (malformed JSON is then an error); otherwise JSON
+    if it parses as such, else text; an empty body is ``None``."""
     body = response.body
     if not body:
         return None
-    ctype = response.headers.get("Content-Type", "")
-    if "json" in ctype or body[:1] in (b"{", b"["):
+    if "json" in response.headers.get("Content-Type", ""):
         return jsonlib.loads(body)
+    if body[:1] in (b"{", b"["):
+        try:
+            return jsonlib.loads(body)
+        except ValueError:  # it only looked like JSON: keep it as text
+            pass
     return response.text
 
 
@@ -142,14 +147,13 @@ class EndpointCall:
 
     def request(self, scope: Scope) -> dict[str, Any]:
         """The keyword arguments of ``session.request`` for one call (credentials included)."""
-        headers = dict(self.headers.render(scope) or {})
+        headers = {str(k): str(v) for k, v in (self.headers.render(scope) or {}).items()}
         params = self.params.render(scope) if self.params is not None else None
         if self.auth is not None:
             params = self.auth.apply(headers, params)
         kw: dict[str, Any] = {"headers": headers}
         if params:
-            kw["params"] = {k: v if isinstance(v, str | int | float) else jsonlib.dumps(v)
-                            for k, v in params.items()}
+            kw["params"] = {str(k): _param(v) for k, v in params.items() if v is not None}
         if self.body is not None:
             body = self.body.render(scope)
         elif self.method in _BODY_METHODS and scope.item is NO_ITEM:
@@ -248,6 +252,15 @@ class EndpointCall:
                 return outcome
             outcome.ok = outcome.handled = True
         return outcome
+
+
+def _param(value: Any) -> str | int | float:
+    """A query value aiohttp takes: booleans as ``true``/``false``, structures as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return value
+    return jsonlib.dumps(value)
 
 
 def _snippet(body: bytes, secrets: tuple[str, ...]) -> str:

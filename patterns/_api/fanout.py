@@ -11,6 +11,7 @@ file atomically. ``checkpoint_id`` makes the run resumable (results are staged a
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
@@ -102,6 +103,7 @@ class FanoutJob(JobKind):
         self.errors: list[dict[str, Any]] = []
         self.values: list[Any] | None = None
         self.written = 0
+        self.workers_used = config.workers
 
     def fingerprint(self) -> dict[str, Any]:
         e = self.config.endpoints[0]
@@ -132,6 +134,7 @@ class FanoutJob(JobKind):
         wanted = self.config.workers or max(1, cluster_cpus)
         if self.size is not None:
             wanted = min(wanted, max(1, math.ceil(self.size / self.batch)))
+        self.workers_used = wanted
         return wanted
 
     def task_name(self, task: Task) -> str:
@@ -187,9 +190,18 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
 
         runtime.ensure_ray(orchestrator.address)
         orchestrator.limits.policies()  # the driver owns the shared policy actors
-    record = await run_job(job, resumable=config.checkpoint_id is not None,
-                           error_threshold=config.error_threshold,
-                           address=orchestrator.address, workers=config.workers)
+    try:
+        async with asyncio.timeout(config.total_timeout):
+            record = await run_job(job, resumable=config.checkpoint_id is not None,
+                                   error_threshold=config.error_threshold,
+                                   address=orchestrator.address)
+    except TimeoutError:
+        again = ("re-run with the same checkpoint_id to resume" if config.checkpoint_id
+                 else "set checkpoint_id to make it resumable")
+        raise PatternError(
+            f"FANOUT {config.name!r} did not finish within total_timeout "
+            f"({config.total_timeout:g}s); raise total_timeout (None: no bound), {again}",
+            pattern=PATTERN, run_id=job.run_id) from None
     name = job.call.name
     result: dict[str, Any] = {}
     if job.sink is None:
@@ -201,6 +213,7 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
     metrics = {**job.totals.as_dict(),
                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                "items": record["total_processed"], "run_id": record["run_id"],
+               "workers": job.workers_used,
                "error_file": record["error_file"], "job": record}
     result["_metrics"] = metrics
     return result

@@ -154,3 +154,14 @@ def test_secrets_never_in_reprs_logs_errors_or_results(server, caplog):
     assert "127.0.0.1" in caplog.text  # the log is there, only redacted
     for secret in (TOKEN, PASSWORD, API_KEY, secret_header):
         assert secret not in shown
+
+
+def test_the_breaker_opens_after_failed_calls_and_refuses_without_calling(server):
+    orch = APIOrchestrator(APIOrchestrationConfig(
+        endpoints=[APIEndpoint("cb", f"{server.url}/flaky/cb?fail=100", retry_count=0)],
+        circuit_breaker_threshold=2, circuit_breaker_timeout=30))
+    for _ in range(2):
+        assert asyncio.run(orch.orchestrate())["errors"]["cb"]["status"] == 503
+    refused = asyncio.run(orch.orchestrate())["errors"]["cb"]
+    assert server.hits["/flaky/cb"] == 2
+    assert refused["status"] is None and "CircuitOpenError" in refused["reason"]

@@ -35,6 +35,7 @@ def test_a_429_pauses_the_shared_limiter_for_every_worker(ray_session, server):
     # one item answers 429 with Retry-After: 1 s; the other worker waits too (shared limiter)
     orch = APIOrchestrator(APIOrchestrationConfig(
         name="cpause", mode="fanout", workers=2, batch_size=5, rate_limit=50, burst=1,
+        circuit_breaker_threshold=None,
         endpoints=[APIEndpoint("item", f"{server.url}/limited/{{key}}?n={{n}}&after=1",
                                retry_delay=0.01)]))
     items = [{"key": f"cp{i}", "n": 1 if i == 3 else 0} for i in range(60)]

@@ -58,6 +58,13 @@ def test_the_step_returns_a_slice_in_order_with_errors_by_index(server):
                                      "reason": 'HTTP 404: {"status": "as asked"}'}]
 
 
+def test_the_step_posts_each_item_as_its_body(server):
+    orch = fanout(server, "/echo", endpoint={"method": "POST"})
+    result = run_task(step(orch), Task("items", 0, payload=[{"n": 1}, {"n": 2}]))
+    assert result.output["values"] == [{"method": "POST", "json": {"n": 1}},
+                                       {"method": "POST", "json": {"n": 2}}]
+
+
 def test_the_staged_step_writes_the_same_parts_when_sent_again(server, tmp_path):
     orch = fanout(server, "/status/{item}", checkpoint_id="stage-test")
     task = Task("items", 2, payload=[200, 500, 200], first_record=6)
