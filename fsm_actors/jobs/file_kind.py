@@ -59,13 +59,14 @@ class FileJobKind(JobKind):
         self._done: Any = None
         self._joiner: Joiner | None = None
         self._join_thread: ThreadPoolExecutor | None = None
-        self._by_path = {item.path: item for item in self.plan.inputs}
+        self._by_key = {item.key: item for item in self.plan.inputs}
+        self._types: dict[str, Any] = {}
 
     # -- planning --------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         plan = self.plan
         return {
-            "inputs": [item.path for item in plan.inputs],
+            "inputs": [item.key for item in plan.inputs],
             "chunk_size": plan.chunk_size,
             "worker_read": sorted(plan.worker_read),
             "output": str(plan.output_path) if plan.output_path else None,
@@ -77,7 +78,7 @@ class FileJobKind(JobKind):
         }
 
     def partitions(self) -> dict[str, dict[str, Any]]:
-        return {item.path: item.fingerprint for item in self.plan.inputs}
+        return {item.key: item.fingerprint for item in self.plan.inputs}
 
     def workers(self, cluster_cpus: int) -> int:
         return self.plan.workers(cluster_cpus, self.spec.workers)
@@ -103,38 +104,48 @@ class FileJobKind(JobKind):
         plan = self.plan
         as_records = bool(getattr(self.stage, "wants_records", False))
         for item in plan.inputs:
-            if done.complete(item.path):
+            key = item.key
+            if done.complete(key):
                 continue
             if item.path == RECORDS_INPUT:
                 yield from self._record_tasks(done, plan.chunk_size or DEFAULT_CHUNK)
                 continue
-            if item.index in plan.worker_read:
-                yield Task(
-                    item.path,
-                    None,
-                    meta={
-                        "file_index": item.index,
-                        "format": item.format,
-                        "chunk_size": plan.chunk_size,
-                        "skip": done.done_batches(item.path),  # type: ignore[attr-defined]
-                    },
+            meta = {"file_index": item.index, "path": item.path}
+            if item.byte_range is not None or item.index in plan.worker_read:
+                meta.update(
+                    format=item.format,
+                    chunk_size=plan.chunk_size,
+                    skip=done.done_batches(key),  # type: ignore[attr-defined]
                 )
+                if item.byte_range is not None:
+                    meta.update(range=item.byte_range, types=self._file_types(item))
+                yield Task(key, None, meta=meta)
                 continue
             total = 0
             options = replace(plan.read, format=item.format)
             records = as_records and item.format in ("json", "jsonl")
             for chunk in safe_chunks(item.path, options, plan.chunk_size or 1 << 62, records):
                 total = chunk.index + 1
-                if done.is_done(item.path, chunk.index):
+                if done.is_done(key, chunk.index):
                     continue
                 yield Task(
-                    item.path,
+                    key,
                     chunk.index,
                     chunk.batch,
                     chunk.first_record,
-                    meta={"file_index": item.index, "errors": chunk.errors},
+                    meta={**meta, "errors": chunk.errors},
                 )
-            yield PartitionTotal(item.path, total)
+            yield PartitionTotal(key, total)
+
+    def _file_types(self, item: Any) -> Any:
+        """One type per column for the whole file, scanned once, shared by its ranges."""
+        if item.path not in self._types:
+            from fsm_actors.io import csv_file_types
+
+            options = replace(self.plan.read, format=item.format)
+            _, types, multiline = csv_file_types(item.path, options)
+            self._types[item.path] = (types, multiline)
+        return self._types[item.path]
 
     def _record_tasks(self, done: DoneSet, size: int) -> Iterator[Any]:
         """Chunks of the iterable given as input, each a list of its items as they are."""
@@ -177,10 +188,10 @@ class FileJobKind(JobKind):
             self._join_thread.submit(self._joiner.advance, *self._progress_of())
 
     def partition_changed(self, partition: str) -> None:
-        self._stage_dir.drop_file(self._by_path[partition].index)
+        self._stage_dir.drop_file(self._by_key[partition].index)
 
     def _progress_of(self):
-        paths = [item.path for item in self.plan.inputs]
+        paths = [item.key for item in self.plan.inputs]
         parts = self._done.cp.partitions  # type: ignore[union-attr]
 
         def is_done(index: int, batch: int) -> bool:
@@ -198,13 +209,17 @@ class FileJobKind(JobKind):
         if self._joiner is not None:
             self._joiner.finish(*self._progress_of())
         elif plan.output_kind == "per_file":
+            by_path: dict[str, list[Any]] = {}
             for item in plan.inputs:
-                output = plan.outputs[item.index]
-                self._join(
-                    plan.output_for(item),
-                    self._stage_dir.data_parts(output.ext, file_index=item.index),
-                    output,
-                )
+                by_path.setdefault(item.path, []).append(item)
+            for items in by_path.values():
+                output = plan.outputs[items[0].index]
+                parts = [
+                    p
+                    for item in items
+                    for p in self._stage_dir.data_parts(output.ext, file_index=item.index)
+                ]
+                self._join(plan.output_for(items[0]), parts, output)
         elif plan.output_kind == "partitioned":
             self._commit_partitions()
         extra: dict[str, Any] = {

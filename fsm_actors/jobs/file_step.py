@@ -84,9 +84,10 @@ class FileStep:
     def run(self, task: Task) -> TaskResult:
         """One chunk (``task.seq`` set, batch in ``task.payload``) or a whole file."""
         index = task.meta["file_index"]
+        path = task.meta.get("path", task.partition)
         if task.seq is not None:
             counts, side = self._process(
-                index, task.partition, task.seq, task.first_record, task.payload,
+                index, path, task.seq, task.first_record, task.payload,
                 list(task.meta.get("errors", ())),
             )
             return TaskResult(task.partition, {task.seq: counts}, side=side)
@@ -96,12 +97,16 @@ class FileStep:
         batches: dict[int, dict[str, int]] = {}
         sides: dict[int, Any] = {}
         total = 0
-        for chunk in safe_chunks(task.partition, read, size, self._as_records(read.format)):
+        if "range" in task.meta:
+            chunks = range_chunks(path, read, size, task.meta["range"], task.meta["types"])
+        else:
+            chunks = safe_chunks(path, read, size, self._as_records(read.format))
+        for chunk in chunks:
             total = chunk.index + 1
             if chunk.index in skip:
                 continue
             counts, side = self._process(
-                index, task.partition, chunk.index, chunk.first_record, chunk.batch, chunk.errors
+                index, path, chunk.index, chunk.first_record, chunk.batch, chunk.errors
             )
             batches[chunk.index] = counts
             if side is not None:
@@ -197,6 +202,26 @@ def safe_chunks(
             path, read, size
         )
         for chunk in chunks:
+            index = chunk.index + 1
+            yield chunk
+    except (FormatError, OSError) as exc:
+        yield Chunk(index, pa.record_batch([]), [RowError(path, _reason(exc))], 0)
+
+
+def range_chunks(
+    path: str, read: ReadOptions, size: int, byte_range: tuple[int, int, int], types: Any
+) -> Iterator[Chunk]:
+    """Chunks of one byte range of a CSV file (see ``fsm_actors.io.csv_ranges``)."""
+    from fsm_actors.io import read_csv_range
+
+    start, end, first_line = byte_range
+    column_types, multiline = types
+    index = 0
+    try:
+        for chunk in read_csv_range(
+            path, start, end, read, first_line=first_line, types=column_types,
+            multiline=multiline, chunk_size=size,
+        ):
             index = chunk.index + 1
             yield chunk
     except (FormatError, OSError) as exc:

@@ -29,6 +29,8 @@ DEFAULT_CHUNK = 65536
 RECORDS_INPUT = "<records>"
 SMALL_FILE = 8 << 20
 BYTES_PER_WORKER = 16 << 20
+#: an uncompressed CSV at least this big is parsed by the workers, one byte range each
+RANGE_FILE = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class FileJobSpec:
     pattern: str = "file_processing"
     #: records from an iterable instead of files (``input_path`` is then only a label)
     records: object = None
+    #: large uncompressed CSVs are cut into byte ranges that workers parse themselves
+    byte_ranges: bool = True
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,19 @@ class InputFile:
     format: str
     size: int
     mtime_ns: int
+    #: a byte range ``(start, end, first line)`` of a large CSV, read by one worker
+    byte_range: tuple[int, int, int] | None = None
 
     @property
     def fingerprint(self) -> dict[str, int]:
         return {"size": self.size, "mtime_ns": self.mtime_ns}
+
+    @property
+    def key(self) -> str:
+        """The partition id: the path, or ``path@start-end`` for a byte range."""
+        if self.byte_range is None:
+            return self.path
+        return f"{self.path}@{self.byte_range[0]}-{self.byte_range[1]}"
 
 
 @dataclass
@@ -100,7 +113,7 @@ class Plan:
     def output_for(self, item: InputFile) -> Path:
         """The output file of one input in the ``per_file`` layout."""
         assert self.output_path is not None
-        stems = [Path(i.path).name.split(".")[0] for i in self.inputs]
+        stems = [Path(p).name.split(".")[0] for p in dict.fromkeys(i.path for i in self.inputs)]
         stem = Path(item.path).name.split(".")[0]
         if stems.count(stem) > 1:
             stem = f"{item.index:04d}-{stem}"
@@ -116,7 +129,9 @@ class Plan:
         if requested:
             return requested
         units = sum(
-            1 if i.index in self.worker_read else math.ceil(max(i.size, 1) / BYTES_PER_WORKER)
+            1
+            if i.index in self.worker_read or i.byte_range is not None
+            else math.ceil(max(i.size, 1) / BYTES_PER_WORKER)
             for i in self.inputs
         )
         return max(1, min(cluster_cpus, units))
@@ -173,6 +188,8 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
         log_patterns=tuple(spec.log_patterns),
         xml_record_element=spec.xml_record_element,
     )
+    if spec.byte_ranges and not spec.whole:
+        inputs = _split_ranges(inputs, read)
     kind, out, outputs = _output(spec, inputs)
     if out is not None:
         for item in inputs:
@@ -213,6 +230,31 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
         max_in_flight=spec.in_flight,
         worker_read={i.index for i in inputs} if spec.whole else small,
     )
+
+
+def _split_ranges(inputs: list[InputFile], read: ReadOptions) -> list[InputFile]:
+    """Large uncompressed CSV inputs as byte ranges (in order), the others as they are."""
+    from dataclasses import replace as _replace
+
+    from fsm_actors.io import detect_compression, plan_byte_ranges
+
+    out: list[InputFile] = []
+    for item in inputs:
+        if (
+            item.format in ("csv", "tsv")
+            and item.size >= RANGE_FILE
+            and detect_compression(item.path) is None
+        ):
+            options = _replace(read, format=item.format)
+            n = math.ceil(item.size / BYTES_PER_WORKER)
+            ranges = plan_byte_ranges(item.path, n, options, min_bytes=BYTES_PER_WORKER // 2)
+            if len(ranges) > 1:
+                out += [
+                    _replace(item, byte_range=(r.start, r.end, r.first_line)) for r in ranges
+                ]
+                continue
+        out.append(item)
+    return [_replace(item, index=i) for i, item in enumerate(out)]
 
 
 def _detect(path: str) -> str:

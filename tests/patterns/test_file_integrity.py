@@ -79,3 +79,27 @@ def test_share_threshold_is_judged_on_the_run_not_the_first_block(ray_session, t
     assert result["errors"] == 50 and result["records_written"] == 49_950
     entries = [json.loads(x) for x in open(result["error_file"])]
     assert len(entries) == 50
+
+
+def test_large_csv_is_parsed_by_workers_in_byte_ranges(ray_session, tmp_path, monkeypatch):
+    import fsm_actors.jobs.files as files
+
+    monkeypatch.setattr(files, "RANGE_FILE", 1 << 20)
+    monkeypatch.setattr(files, "BYTES_PER_WORKER", 1 << 19)
+    src = tmp_path / "big.csv"
+    lines = ["id,text,amount"]
+    for i in range(120_000):
+        # quoted fields with line breaks make a byte cut inside a record possible
+        text = f'"multi\nline {i}"' if i % 997 == 0 else f"t{i}"
+        lines.append(f"{i},{text},{i % 100}" if i % 5000 != 4999 else "oops,\"unclosed")
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    config = FileProcessingConfig(input_path=str(src), output_path=str(out), chunk_size=10_000)
+    kind_inputs = FileProcessor(config)._job().plan.inputs
+    assert len(kind_inputs) > 1 and all(i.byte_range for i in kind_inputs)
+    result = FileProcessor(config).run()
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    ids = [r["id"] for r in rows]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == result["records_written"]
+    assert result["lines_read"] == result["records_written"] + result["errors"]
+    assert rows[0]["text"] == "multi\nline 0"
