@@ -24,7 +24,6 @@ pipeline file is code, run it only from sources you trust.
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import math
 import os
@@ -124,10 +123,14 @@ def _function(item: Any, where: str) -> Any:
         )
     if not isinstance(item, str):
         raise PatternError(f"{where}: expected a lambda string or a dotted path, got {item!r}")
-    text = item.strip()
-    if text.startswith("lambda"):
-        return _eval(text, where)
-    return _import(text, where)
+    # the project's one resolver (fsm_actors.engine.functions): lambdas, dotted paths, code
+    from fsm_actors.engine.functions import resolve_function
+    from fsm_actors.errors import FSMConfigError
+
+    try:
+        return resolve_function(item.strip(), scope=dict(_SCOPE), where=where)
+    except FSMConfigError as exc:
+        raise PatternError(f"{where}: {exc.message}") from exc
 
 
 def _eval(code: str, where: str) -> Any:
@@ -135,13 +138,3 @@ def _eval(code: str, where: str) -> Any:
         return eval(compile(code, where, "eval"), dict(_SCOPE))  # noqa: S307 - pipeline files are code
     except SyntaxError as exc:
         raise PatternError(f"{where}: syntax error in {code!r}: {exc.msg}") from exc
-
-
-def _import(dotted: str, where: str) -> Any:
-    module_name, sep, attr = dotted.partition(":")
-    if not sep:
-        module_name, _, attr = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise PatternError(f"{where}: cannot import {dotted!r}: {exc}") from exc

@@ -61,10 +61,14 @@ class FunctionCompiler:
     syntax error, an unknown function name, or an import path that does not import."""
 
     def __init__(
-        self, custom_functions: dict[str, Callable[..., Any]] | None, source: str | None
+        self,
+        custom_functions: dict[str, Callable[..., Any]] | None,
+        source: str | None,
+        scope: dict[str, Any] | None = None,
     ) -> None:
         self._custom = dict(custom_functions or {})
         self._source = source
+        self._scope = dict(scope or {})
 
     def compile(
         self, ref: FunctionRef, key_path: str, *, condition: bool = False
@@ -174,7 +178,7 @@ class FunctionCompiler:
                 tree = ast.parse(text, filename, mode="exec")
             except SyntaxError as exc:
                 raise self._error(_syntax_message(exc, text), key_path) from None
-        namespace: dict[str, Any] = {"__builtins__": builtins, "__unset__": _UNSET}
+        namespace: dict[str, Any] = {**self._scope, "__builtins__": builtins, "__unset__": _UNSET}
         if isinstance(tree, ast.Expression) and isinstance(tree.body, ast.Lambda):
             fn = eval(compile(tree, filename, "eval"), namespace)
             return self._callable(fn, label, key_path)
@@ -202,6 +206,39 @@ class FunctionCompiler:
 
     def _error(self, message: str, key_path: str) -> FSMConfigError:
         return FSMConfigError(message, key_path=key_path, source=self._source)
+
+
+def resolve_function(
+    ref: Any,
+    *,
+    custom_functions: dict[str, Callable[..., Any]] | None = None,
+    scope: dict[str, Any] | None = None,
+    where: str = "function",
+    source: str | None = None,
+) -> Callable[..., Any]:
+    """One function reference as a plain callable: the project's one resolver, for FSM
+    configs (through ``FunctionCompiler``) and pipeline files alike.
+
+    ``ref`` is a callable (returned as is), a ``custom_functions`` name, a dotted import path
+    (``pkg.mod:fn`` or ``pkg.mod.fn``), a lambda, or inline code over ``data`` (see the
+    module docstring); ``scope`` adds names inline code may use (``pa``, ``pc``, ...).
+    Async functions are returned as is (callers that run them synchronously wrap them with
+    the sync bridge). Raises ``FSMConfigError`` at ``where`` (the key path) in ``source``.
+    """
+    if callable(ref):
+        return ref
+    compiler = FunctionCompiler(custom_functions, source, scope)
+    if not isinstance(ref, str):
+        raise compiler._error(
+            f"expected a function name, an import path or code, got {type(ref).__name__}", where
+        )
+    text = ref.strip()
+    if text in compiler._custom:
+        return compiler._custom[text]
+    root = re.split(r"[.:]", text, maxsplit=1)[0]
+    if text != root and _DOTTED.fullmatch(text) and root not in _CODE_ROOTS | set(compiler._scope):
+        return compiler._import(text, where)
+    return compiler.compile(text, where).fn
 
 
 def _valid(data: dict[str, Any]) -> bool:

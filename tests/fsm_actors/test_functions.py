@@ -244,3 +244,23 @@ def test_empty_reference_and_params_on_inline_code():
     assert "empty function reference" in str(config_error("  "))
     with pytest.raises(ValueError, match="params apply to registered and custom functions"):
         FunctionSpec(type="inline", code="data", params={"a": 1})
+
+
+def test_one_resolver_serves_configs_and_pipeline_files():
+    import pyarrow.compute as pc
+
+    from fsm_actors.engine.functions import resolve_function
+    from patterns.pipeline import _function
+
+    assert resolve_function("json:dumps")({"a": 1}) == '{"a": 1}'
+    assert resolve_function("os.path.join")("a", "b") == "a/b"
+    assert resolve_function("lambda r: r['x'] + 1")({"x": 1}) == 2
+    assert resolve_function("data['x'] * 2")({"x": 3}) == 6
+    assert resolve_function("f", custom_functions={"f": len})([1, 2]) == 2
+    expr = resolve_function("lambda t: pc.field('x') > 1", scope={"pc": pc})(None)
+    assert isinstance(expr, pc.Expression)
+    with pytest.raises(FSMConfigError) as info:
+        resolve_function("nosuch.mod:fn", where="transformations[0]", source="p.yaml")
+    assert str(info.value).startswith("p.yaml: transformations[0]: 'nosuch.mod:fn' does not import")
+    # pipeline files resolve through it: inline code over `data` works there too
+    assert _function("data['x'] + 1", "job.yaml: transformations[0]")({"x": 1}) == 2
