@@ -205,6 +205,11 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
     name = job.call.name
     result: dict[str, Any] = {}
     if job.sink is None:
+        if job.values is None:  # the run had committed before; its staged results are gone
+            raise PatternError(
+                f"FANOUT {config.name!r}: run {job.run_id!r} had finished already and its "
+                "results were not kept; use another checkpoint_id, or a sink to keep them",
+                pattern=PATTERN, run_id=job.run_id)
         result[name] = job.values
     else:
         result[name] = {"output_path": record["output_path"],

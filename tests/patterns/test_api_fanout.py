@@ -118,7 +118,7 @@ def test_fanout_streams_to_a_sink_in_input_order(ray_session, server, tmp_path, 
 
     target = tmp_path / sink
     orch = fanout(server, "/status/{item}", sink=str(target), batch_size=64, workers=2)
-    items = [404 if i % 50 == 7 else 200 for i in range(600)]
+    items = (404 if i % 50 == 7 else 200 for i in range(600))  # read lazily, never a list
     result = orch.run(items)
     assert result["item"]["records_written"] == 588
     table = pa.Table.from_batches(list(read_arrow_batches(str(target))))
