@@ -1,81 +1,152 @@
-"""Pipeline files: a YAML or JSON file that declares a file-processing job.
+"""Pipeline files: one YAML or JSON format for every job kind.
 
 ::
 
-    kind: file_processing            # or a top-level ``file_processing:`` mapping
-    input_path: data/*.csv           # relative paths are relative to this file
-    output_path: out/clean.jsonl
-    mode: stream
+    kind: file_processing            # or: fsm, etl, api, steps (a top-level
+    input_path: data/*.csv           #  ``file_processing:`` mapping works too)
+    output_path: out/clean.jsonl     # relative paths are relative to this file
     transformations:
       - "lambda r: {**r, 'total': r['price'] * r['qty']}"   # inline lambda
       - mypackage.cleaning.normalize                          # dotted path (or module:attr)
       - {vectorized: mypackage.fast.add_columns}              # takes and returns a pyarrow.Table
     filters:
       - "lambda r: r['active']"
-      - {expression: "pc.field('total') > 100"}               # a pyarrow compute expression
+      - {expression: "pc.field('price') > 100"}               # a pyarrow compute expression
     aggregations: {rows: count, revenue: "sum:total"}
     error_threshold: 0.01
 
-Every other key is a ``FileProcessingConfig`` field. Inline code is evaluated with ``pa``
-(pyarrow), ``pc`` (pyarrow.compute), ``re``, ``math``, ``json`` and ``datetime`` in scope: a
-pipeline file is code, run it only from sources you trust.
+Within one job the order is fixed, whatever the order of the keys: validation, then
+filters, then transformations (so a filter sees the input's columns, not the ones a
+transformation adds; filter on a computed value in a transformation that returns ``None``
+to drop, or in a later step).
+
+The other kinds take their pattern's fields: ``kind: fsm`` (``config`` — an FSM config file
+or mapping —, ``functions``, ``resources``, ``input``, ``output``, ``chunk_size``,
+``checkpoint_id``, ``error_threshold``...), ``kind: etl`` (``ETLConfig``: ``source``,
+``target``, ``mode``, ``key_columns``, ``field_mappings``, ``transformations``...),
+``kind: api`` (``APIOrchestrationConfig``: ``base_url``, ``endpoints``, ``mode``,
+``rate_limit``... plus ``input`` and an ``output`` JSON file). ``kind: steps`` runs
+``steps:`` (a list of jobs, each with a ``name``) in order; a later step names an earlier
+step's result as ``${steps.NAME.KEY}`` (e.g. ``${steps.to_json.output_path}``). Any job may
+carry ``retry:`` (``RetryConfig`` fields, e.g. ``{max_attempts: 3, backoff_strategy:
+exponential}``): the whole job is retried by ``patterns.error_recovery``. Credentials come
+from ``${ENV_VAR}`` or ``${file:/path/to/secret}``, never written in the file.
+
+Inline code is evaluated with ``pa`` (pyarrow), ``pc`` (pyarrow.compute), ``re``, ``math``,
+``json`` and ``datetime`` in scope: a pipeline file is code, run it only from sources you
+trust.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import math
 import os
-import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import yaml
-from pydantic import ValidationError
 
-from patterns._files.config import FileProcessingConfig
-from patterns._files.functions import Vectorized
+from fsm_actors._sync import run_sync
+from patterns._pipeline import kinds
+from patterns._pipeline.values import substitute
 from patterns.errors import PatternError
 
-_SCOPE = {"pa": pa, "pc": pc, "re": re, "math": math, "json": json, "datetime": datetime}
-_PATH_KEYS = ("output_path", "error_file", "checkpoint_dir")
+#: the job kinds a pipeline file may declare
+KINDS = ("file_processing", "fsm", "etl", "api", "steps")
 
 
-def load_pipeline_file(path: str | os.PathLike) -> FileProcessingConfig:
-    """The job declared in ``path``; raises ``PatternError`` naming the file and the key."""
+@dataclass
+class PipelineJob:
+    """One job of a pipeline file, loaded and checked (not run).
+
+    ``spec`` is the job's mapping with paths and functions resolved (``${steps...}``
+    references still open); ``config`` the pattern's config object when it could be built
+    at load time. ``input_path`` and ``csv_has_header`` are what a progress display needs.
+    """
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    raw: dict[str, Any]
+    base: Path
+    where: str
+    config: Any = None
+    retry: dict[str, Any] | None = None
+    input_path: Any = None
+    csv_has_header: bool = True
+
+
+@dataclass
+class Pipeline:
+    """A loaded pipeline file: its jobs in order (one, or the steps of ``kind: steps``)."""
+
+    path: Path
+    kind: str
+    jobs: list[PipelineJob] = field(default_factory=list)
+
+
+def load_pipeline(path: str | os.PathLike) -> Pipeline:
+    """Load and check ``path``; raises ``PatternError`` naming the file and the key."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise PatternError(f"{path}: cannot read pipeline file: {exc}", file=str(path)) from exc
-    job = _job_section(spec, path)
-    base = path.parent
-    fields: dict[str, Any] = {}
-    for key, value in job.items():
-        if key in ("kind", "name", "description"):
-            continue
-        if key == "input_path":
-            value = (
-                [_relative(base, v) for v in value]
-                if isinstance(value, list)
-                else _relative(base, value)
+    spec = _read(path)
+    kind, job = _job_section(spec, path)
+    pipeline = Pipeline(path, kind)
+    if kind != "steps":
+        pipeline.jobs.append(_load_job(kind, job, path, str(path)))
+        return pipeline
+    steps = job.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise PatternError(f"{path}: steps: a list of jobs is needed", file=str(path))
+    names: set[str] = set()
+    for i, step in enumerate(steps):
+        where = f"{path}: steps[{i}]"
+        if not isinstance(step, dict) or step.get("kind") not in KINDS[:-1]:
+            raise PatternError(
+                f"{where}: each step is a mapping with kind one of {', '.join(KINDS[:-1])}",
+                file=str(path),
             )
-        elif key in _PATH_KEYS and value is not None:
-            value = _relative(base, value)
-        elif key in ("transformations", "filters"):
-            value = [_function(item, f"{path}: {key}[{i}]") for i, item in enumerate(value or [])]
-        elif key == "validation_schema" and isinstance(value, str):
-            value = _function(value, f"{path}: validation_schema")
-        fields[key] = value
-    try:
-        return FileProcessingConfig(**fields)
-    except ValidationError as exc:
-        raise PatternError(f"{path}: invalid file_processing job: {exc}", file=str(path)) from exc
+        name = str(step.get("name") or f"step{i + 1}")
+        if name in names:
+            raise PatternError(f"{where}: step name {name!r} is used twice", file=str(path))
+        names.add(name)
+        pipeline.jobs.append(_load_job(step["kind"], {**step, "name": name}, path, where))
+    return pipeline
+
+
+def load_pipeline_file(path: str | os.PathLike) -> Any:
+    """The job of a one-job pipeline file: a ``FileProcessingConfig`` for
+    ``kind: file_processing``, else its ``PipelineJob`` (for ``steps``: the first step)."""
+    pipeline = load_pipeline(path)
+    job = pipeline.jobs[0]
+    if pipeline.kind == "file_processing":
+        return job.config
+    return job
+
+
+async def run_pipeline(
+    path: str | os.PathLike,
+    on_progress: Callable[[Any], Any] | None = None,
+    *,
+    address: str | None = None,
+    checkpoint_id: str | None = None,
+) -> dict[str, Any]:
+    """Load and run ``path``. One job: its result dict. Steps: ``{"steps": {name: result},
+    "output_path": <last step's>, ...}`` with the counts summed."""
+    pipeline = load_pipeline(path)
+    results: dict[str, dict[str, Any]] = {}
+    for job in pipeline.jobs:
+        cid = checkpoint_id and (checkpoint_id if len(pipeline.jobs) == 1
+                                 else f"{checkpoint_id}-{job.name}")
+        results[job.name] = await _run_job(job, results, on_progress, address, cid)
+    if pipeline.kind != "steps":
+        return results[pipeline.jobs[0].name]
+    last = results[pipeline.jobs[-1].name]
+    total: dict[str, Any] = {"steps": results, "output_path": last.get("output_path")}
+    for key in ("records_processed", "records_written", "errors"):
+        total[key] = sum(int(r.get(key) or 0) for r in results.values())
+    return total
 
 
 def run_pipeline_file(
@@ -85,56 +156,78 @@ def run_pipeline_file(
     address: str | None = None,
     checkpoint_id: str | None = None,
 ) -> dict[str, Any]:
-    """Load and run the job in ``path``; returns ``FileProcessor``'s result dict."""
-    from patterns.file_processing import FileProcessor
-
-    config = load_pipeline_file(path)
-    return FileProcessor(config, address=address).run(checkpoint_id, on_progress)
+    """Synchronous ``run_pipeline``."""
+    return run_sync(run_pipeline(path, on_progress, address=address,
+                                 checkpoint_id=checkpoint_id))
 
 
-def _job_section(spec: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise PatternError(f"{path}: expected a mapping at the top level", file=str(path))
-    if isinstance(spec.get("file_processing"), dict):
-        return spec["file_processing"]
-    if spec.get("kind") == "file_processing":
-        return spec
-    raise PatternError(
-        f"{path}: no file-processing job: set 'kind: file_processing' or put the job under a "
-        "'file_processing:' key",
-        file=str(path),
+async def _run_job(
+    job: PipelineJob,
+    earlier: dict[str, dict[str, Any]],
+    on_progress: Callable[[Any], Any] | None,
+    address: str | None,
+    checkpoint_id: str | None,
+) -> dict[str, Any]:
+    spec, config = job.spec, job.config
+    if config is None or _has_step_refs(job.raw):
+        raw = substitute(job.raw, job.where, earlier)
+        spec = kinds.prepare(job.kind, raw, job.base, job.where)
+        config = kinds.build(job.kind, spec, job.where)
+
+    async def once() -> dict[str, Any]:
+        return await kinds.run(job.kind, spec, config, on_progress=on_progress,
+                               address=address, checkpoint_id=checkpoint_id)
+
+    if not job.retry:
+        return await once()
+    from patterns.error_recovery import create_retry_workflow
+
+    retry = dict(job.retry)
+    workflow = create_retry_workflow(retry.pop("max_attempts", 3),
+                                     retry.pop("backoff_strategy", "exponential"),
+                                     name=f"pipeline-{job.name}", **retry)
+    return await workflow.execute(once)
+
+
+def _load_job(kind: str, job: dict[str, Any], path: Path, where: str) -> PipelineJob:
+    raw = substitute(dict(job), where)
+    retry = raw.get("retry")
+    if retry is not None and not isinstance(retry, dict):
+        raise PatternError(f"{where}: retry: a mapping of RetryConfig fields is needed",
+                           file=str(path))
+    spec = kinds.prepare(kind, raw, path.parent, where)
+    config = None if _has_step_refs(raw) else kinds.build(kind, spec, where)
+    name = str(raw.get("name") or path.stem)
+    return PipelineJob(
+        kind=kind, name=name, spec=spec, raw=raw, base=path.parent, where=where,
+        config=config, retry=retry,
+        input_path=spec.get("input_path") if kind == "file_processing" else spec.get("input"),
+        csv_has_header=bool(spec.get("csv_has_header", True)),
     )
 
 
-def _relative(base: Path, value: str) -> str:
-    return value if os.path.isabs(value) else str(base / value)
+def _has_step_refs(value: Any) -> bool:
+    return "${steps." in json.dumps(value, default=str)
 
 
-def _function(item: Any, where: str) -> Any:
-    if isinstance(item, dict):
-        if "vectorized" in item:
-            return Vectorized(_function(item["vectorized"], where))
-        if "expression" in item:
-            return _eval(item["expression"], where)
-        if "columns" in item:
-            return {name: _eval(expr, where) for name, expr in item["columns"].items()}
-        raise PatternError(
-            f"{where}: a mapping needs 'vectorized', 'expression' or 'columns', got {sorted(item)}"
-        )
-    if not isinstance(item, str):
-        raise PatternError(f"{where}: expected a lambda string or a dotted path, got {item!r}")
-    # the project's one resolver (fsm_actors.engine.functions): lambdas, dotted paths, code
-    from fsm_actors.engine.functions import resolve_function
-    from fsm_actors.errors import FSMConfigError
-
+def _read(path: Path) -> Any:
     try:
-        return resolve_function(item.strip(), scope=dict(_SCOPE), where=where)
-    except FSMConfigError as exc:
-        raise PatternError(f"{where}: {exc.message}") from exc
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise PatternError(f"{path}: cannot read pipeline file: {exc}", file=str(path)) from exc
 
 
-def _eval(code: str, where: str) -> Any:
-    try:
-        return eval(compile(code, where, "eval"), dict(_SCOPE))  # noqa: S307 - pipeline files are code
-    except SyntaxError as exc:
-        raise PatternError(f"{where}: syntax error in {code!r}: {exc.msg}") from exc
+def _job_section(spec: Any, path: Path) -> tuple[str, dict[str, Any]]:
+    if not isinstance(spec, dict):
+        raise PatternError(f"{path}: expected a mapping at the top level", file=str(path))
+    if isinstance(spec.get("file_processing"), dict):
+        return "file_processing", spec["file_processing"]
+    kind = spec.get("kind")
+    if kind in KINDS:
+        return str(kind), spec
+    raise PatternError(
+        f"{path}: set 'kind:' to one of {', '.join(KINDS)} (or put a file-processing job "
+        "under a 'file_processing:' key)",
+        file=str(path),
+    )
