@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import operator
 import uuid
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from fsm_actors.io.json_encode import json_default
@@ -54,21 +56,30 @@ _CONVERT["memory"] = _CONVERT["sqlite"]
 def to_tuples(records: list[dict[str, Any]], columns: Sequence[str], backend: str) -> list[tuple]:
     """Row tuples in ``columns`` order with values the backend's driver can bind (JSON values
     as text; SQLite: decimals and times as text; MySQL: aware datetimes in UTC)."""
-    rows = [tuple(r.get(c) for c in columns) for r in records]
+    if all(len(r) == len(columns) for r in records):
+        get = operator.itemgetter(*columns)
+        try:
+            rows = [get(r) for r in records] if len(columns) > 1 else [(get(r),) for r in records]
+        except KeyError:
+            rows = [tuple(r.get(c) for c in columns) for r in records]
+    else:
+        rows = [tuple(r.get(c) for c in columns) for r in records]
+    return bindable(rows, backend)
+
+
+def bindable(rows: list[tuple], backend: str) -> list[tuple]:
+    """``rows`` with the values the backend's driver cannot bind converted (see
+    ``to_tuples``); the same list when there are none (one pass over the values)."""
     convert = _CONVERT.get(backend, _COMMON)
-    if not rows:
+    if not rows or not any(t in convert for t in set(map(type, chain.from_iterable(rows)))):
         return rows
-    fix: list[tuple[int, dict[type, Any]]] = []
-    for i, column in enumerate(zip(*rows, strict=True)):
-        if any(t in convert for t in set(map(type, column))):
-            fix.append((i, convert))
-    if not fix:
-        return rows
+    fix = [i for i, column in enumerate(zip(*rows, strict=True))
+           if any(t in convert for t in set(map(type, column)))]
     out = []
     for row in rows:
         values = list(row)
-        for i, conv in fix:
-            fn = conv.get(type(values[i]))
+        for i in fix:
+            fn = convert.get(type(values[i]))
             if fn is not None:
                 values[i] = fn(values[i])
         out.append(tuple(values))
@@ -79,10 +90,7 @@ def batch_columns(records: list[dict[str, Any]], target_columns: Sequence[str],
                   table: str) -> list[str]:
     """The target columns a batch fills (in the target's order); ``PatternError`` naming any
     field the target table lacks."""
-    seen: dict[str, None] = {}
-    for record in records:
-        if len(record) != len(seen) or any(k not in seen for k in record):
-            seen.update(dict.fromkeys(record))
+    seen = set().union(*records)
     known = set(target_columns)
     unknown = [c for c in seen if c not in known]
     if unknown:
@@ -130,43 +138,55 @@ class Loader:
         columns = batch_columns(records, self.target_columns, self.table)
         return columns, to_tuples(records, columns, self.backend)
 
+    def tuples_for(self, names: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
+        """Rows that need no record step, as read: checked against the target's columns,
+        de-duplicated by the upsert key, made bindable."""
+        if not rows:
+            return [], []
+        batch_columns([dict.fromkeys(names)], self.target_columns, self.table)
+        if self.upsert_key:
+            at = [names.index(k) for k in self.upsert_key]
+            if len(at) == 1:
+                i = at[0]
+                by_key = {r[i]: r for r in rows}
+            else:
+                by_key = {tuple(r[i] for i in at): r for r in rows}
+            if len(by_key) != len(rows):
+                rows = list(by_key.values())
+        return list(names), bindable(rows, self.backend)
+
     def commit_batch(self, part: str, seq: int, columns: list[str], rows: list[tuple],
                      rejects: Sequence[Reject], state: dict[str, Any]) -> None:
         """Write ``rows``, ``rejects`` and the partition's checkpoint ``state`` in one
         transaction."""
-        conn = self.conn
-        conn.begin()
-        try:
-            if rows:
-                self._write(columns, rows)
-            if rejects:
-                conn.execute_many(sql.reject_insert(self.backend), [
-                    (self.run_id, part, seq, r.index, r.key, r.stage, r.reason, r.record)
-                    for r in rejects])
-            conn.execute(sql.checkpoint_put(self.backend),
-                         {"run_id": self.run_id, "part": part, "state": _json(state)})
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        calls: list[tuple[str, tuple, dict[str, Any]]] = []
+        if rows:
+            calls += self._write(columns, rows)
+        if rejects:
+            calls.append(("execute_many", (sql.reject_insert(self.backend), [
+                (self.run_id, part, seq, r.index, r.key, r.stage, r.reason, r.record)
+                for r in rejects]), {}))
+        calls.append(("execute", (sql.checkpoint_put(self.backend),
+                                  {"run_id": self.run_id, "part": part, "state": _json(state)}), {}))
+        self.conn.run_batch(calls)
 
     def put_state(self, part: str, state: dict[str, Any]) -> None:
         """Save one checkpoint row on its own."""
         self.conn.execute(sql.checkpoint_put(self.backend),
                           {"run_id": self.run_id, "part": part, "state": _json(state)})
 
-    def _write(self, columns: list[str], rows: list[tuple]) -> None:
-        conn, backend = self.conn, self.backend
+    def _write(self, columns: list[str], rows: list[tuple]) -> list[tuple[str, tuple, dict]]:
+        """The calls that write ``rows`` (run inside the batch's transaction)."""
+        backend = self.backend
         if self.upsert_key is None:
-            conn.insert_batch(self.table, rows, columns=columns)
-            return
+            return [("insert_batch", (self.table, rows), {"columns": columns})]
         if backend == "postgresql":
             temp = sql.pg_temp_table(self.table)
-            conn.execute(sql.pg_temp_create(self.table, temp))
-            conn.insert_batch(temp, rows, columns=columns)
-            conn.execute(sql.pg_upsert_from(self.table, temp, columns, self.upsert_key))
-            return
-        conn.execute_many(sql.upsert_sql(backend, self.table, columns, self.upsert_key), rows)
+            return [("execute", (sql.pg_temp_create(self.table, temp),), {}),
+                    ("insert_batch", (temp, rows), {"columns": columns}),
+                    ("execute", (sql.pg_upsert_from(self.table, temp, columns, self.upsert_key),), {})]
+        return [("execute_many", (sql.upsert_sql(backend, self.table, columns, self.upsert_key),
+                                  rows), {})]
 
 
 def load_state(conn: Any, backend: str, run_id: str, part: str) -> dict[str, Any] | None:

@@ -49,11 +49,33 @@ def record_text(record: Any) -> str:
     return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
 
 
-def key_text(record: dict[str, Any], key: Sequence[str]) -> str:
-    """The key of ``record`` as JSON text (``{"id": 7}``); the whole record when keyless."""
+def key_text(values: Any, key: Sequence[str]) -> str:
+    """A record's key values (one value, or a tuple for several columns) as JSON text
+    (``{"id": 7}``); empty when keyless."""
     if not key:
         return ""
-    return json.dumps({k: record.get(k) for k in key}, default=json_default, ensure_ascii=False)
+    items = dict(zip(key, values, strict=True)) if len(key) > 1 else {key[0]: values}
+    return json.dumps(items, default=json_default, ensure_ascii=False)
+
+
+class _Keys:
+    """Key values of a batch's records, read up front (cheap) and turned into text only for
+    the records that are rejected."""
+
+    def __init__(self, records: list[dict[str, Any]], key: Sequence[str]) -> None:
+        self.key = list(key)
+        if not key:
+            self.values: list[Any] = []
+        elif len(key) == 1:
+            k = key[0]
+            self.values = [r.get(k) for r in records]
+        else:
+            self.values = [tuple(r.get(k) for k in key) for r in records]
+
+    def __getitem__(self, index: int) -> str:
+        if not self.key or index < 0:
+            return ""
+        return key_text(self.values[index], self.key)
 
 
 def is_vectorized(step: Any) -> bool:
@@ -108,7 +130,7 @@ class RecordPipeline:
     def apply(self, records: list[dict[str, Any]]) -> Outcome:
         """Run every step over ``records`` (dicts may be mutated)."""
         out = Outcome([])
-        keys = [key_text(r, self.key) for r in records] if self.key else [""] * len(records)
+        keys = _Keys(records, self.key)
         current = list(enumerate(records))
         if self._validate or self._filters or self._mappings:
             current = self._record_front(current, keys, out)

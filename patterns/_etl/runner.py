@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import math
 import os
 import uuid
@@ -38,6 +39,8 @@ from patterns._etl.step import ETLStepSpec
 from patterns.errors import PatternError
 from resource_actors.errors import ResourceError
 
+log = logging.getLogger(__name__)
+
 
 def _fail(message: str, run_id: str | None = None) -> PatternError:
     return PatternError(message, pattern="etl", run_id=run_id)
@@ -56,8 +59,10 @@ class Databases:
                 try:
                     manager.register_from_dict(ep.resource_name, ep.provider_config(),
                                                {"max_size": pool_size, "acquire_timeout": 120})
-                except ValueError:  # registered meanwhile by another run: share it
-                    pass
+                except (ValueError, ResourceError) as exc:
+                    # registered meanwhile by another run (shared), or not buildable: then
+                    # the first acquire says why
+                    log.debug("registering %s: %s", ep.resource_name, exc)
                 registered.add(ep.resource_name)
 
     @contextmanager

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +31,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Page:
-    """One batch as read: dicts, the rows the reader could not parse, and where it ended."""
+    """One batch as read: column names and row tuples, the rows the reader could not parse,
+    and where it ended."""
 
-    records: list[dict[str, Any]]
+    names: list[str]
+    rows: list[tuple]
     bad: list[Reject]
     cursor: dict[str, Any]
     last: bool
+
+    def records(self) -> list[dict[str, Any]]:
+        names = self.names
+        return [dict(zip(names, row, strict=True)) for row in self.rows]
 
 
 @dataclass
@@ -89,6 +96,10 @@ class ETLStep:
         self.pipeline = RecordPipeline(**spec.pipeline)
         self._target: Any = None
         self._source: Any = None
+        # reading the next page and committing the last one overlap the record work of this
+        # one (the calls wait on the provider actors, not on this process's CPU)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="etl-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="etl-write")
 
     # -- connections -------------------------------------------------------------------------
     def _target_conn(self) -> Any:
@@ -121,17 +132,29 @@ class ETLStep:
         batches = {int(k): v for k, v in state["batches"].items()}
         if state["done"]:
             return TaskResult(part, batches, total_batches=len(batches))
-        for page in self._pages(task.payload, state["cursor"]):
-            seq = state["seq"]
-            outcome = self.pipeline.apply(page.records)
-            rejects = page.bad + outcome.rejects
-            columns, rows = loader.rows_for(outcome.records)
-            batches[seq] = {"read": len(page.records) + len(page.bad),
-                            "processed": len(outcome.records), "written": len(rows),
-                            "skipped": outcome.skipped, "errors": len(rejects)}
-            state = {"seq": seq + 1, "cursor": page.cursor, "done": page.last,
-                     "batches": {str(k): v for k, v in batches.items()}}
-            loader.commit_batch(part, seq, columns, rows, _renumber(rejects), state)
+        writing: Future[None] | None = None
+        try:
+            for page in _read_ahead(self._reader, self._pages(task.payload, state["cursor"])):
+                seq = state["seq"]
+                if self.pipeline.identity:
+                    processed, skipped, rejects = len(page.rows), 0, page.bad
+                    columns, rows = loader.tuples_for(page.names, page.rows)
+                else:
+                    outcome = self.pipeline.apply(page.records())
+                    processed, skipped = len(outcome.records), outcome.skipped
+                    rejects = page.bad + outcome.rejects
+                    columns, rows = loader.rows_for(outcome.records)
+                batches[seq] = {"read": len(page.rows) + len(page.bad), "processed": processed,
+                                "written": len(rows), "skipped": skipped, "errors": len(rejects)}
+                state = {"seq": seq + 1, "cursor": page.cursor, "done": page.last,
+                         "batches": {str(k): v for k, v in batches.items()}}
+                if writing is not None:  # batches commit in order, one at a time
+                    writing.result()
+                writing = self._writer.submit(loader.commit_batch, part, seq, columns, rows,
+                                              _renumber(rejects), state)
+        finally:
+            if writing is not None:
+                writing.result()
         if not state["done"]:
             state["done"] = True
             loader.put_state(part, state)
@@ -168,13 +191,13 @@ class ETLStep:
             params = dict(base)
             if after is not None:
                 params.update({f"after_{i}": v for i, v in enumerate(after)})
-            rows = conn.query(statement, params)
+            names, rows = conn.query_rows(statement, params)
             statement = next_sql
             if not rows:
                 return
             last_row = rows[-1]
-            after = [last_row[k] for k in key]
-            yield Page(rows, [], {"after": plain_values(after)}, len(rows) < n)
+            after = [last_row[names.index(k)] for k in key]
+            yield Page(names, rows, [], {"after": plain_values(after)}, len(rows) < n)
             if len(rows) < n:
                 return
 
@@ -185,11 +208,11 @@ class ETLStep:
         statement = sql.offset_sql(src.backend, src.table, src.query, spec.source_columns)
         offset, n = int(cursor.get("offset", 0)), spec.batch_size
         while True:
-            rows = conn.query(statement, {"n": n, "offset": offset})
+            names, rows = conn.query_rows(statement, {"n": n, "offset": offset})
             if not rows:
                 return
             offset += len(rows)
-            yield Page(rows, [], {"offset": offset}, len(rows) < n)
+            yield Page(names, rows, [], {"offset": offset}, len(rows) < n)
             if len(rows) < n:
                 return
 
@@ -205,7 +228,10 @@ class ETLStep:
                 continue
             bad = [Reject(-1, "", "parse", err.reason, (err.raw or "")[:4096])
                    for err in chunk.errors]
-            yield Page(chunk.batch.to_pylist(), bad, {"chunk": chunk.index}, False)
+            batch = chunk.batch
+            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            rows = list(zip(*columns, strict=True)) if columns else []
+            yield Page(list(batch.schema.names), rows, bad, {"chunk": chunk.index}, False)
 
     def close(self) -> None:
         """Release this step's leases."""
@@ -213,9 +239,31 @@ class ETLStep:
             self._manager.release_all(self.owner)
             self._manager.release_all(self.owner + "/read")
         finally:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+            self._writer.shutdown(wait=True)
             self._target = self._source = None
             if self._own_manager:
                 self._manager.close()
+
+
+def _read_ahead(pool: ThreadPoolExecutor, pages: Iterator[Page]) -> Iterator[Page]:
+    """``pages`` with the next one read on ``pool`` while the caller works on this one."""
+    done = object()
+    ahead = pool.submit(next, pages, done)
+    try:
+        while True:
+            page = ahead.result()
+            if page is done:
+                return
+            ahead = pool.submit(next, pages, done)
+            yield page
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            try:
+                ahead.result()
+            except BaseException:  # noqa: BLE001 - the caller's own error wins
+                pass
 
 
 def _renumber(rejects: list[Reject]) -> list[Reject]:
