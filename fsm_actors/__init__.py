@@ -21,7 +21,7 @@ _EXPORTS = {
     "DataHandlingMode": "fsm_actors.engine",
     "FSMError": "fsm_actors.errors",
     "BatchProgress": "fsm_actors.progress",
-    "StreamProgress": "fsm_actors.progress",
+    "StreamProgress": "fsm_actors.jobs.progress",
 }
 
 __all__ = [
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from fsm_actors.async_simple import AsyncSimpleFSM, create_async_fsm
     from fsm_actors.engine import DataHandlingMode
     from fsm_actors.errors import FSMError
-    from fsm_actors.progress import BatchProgress, StreamProgress
+    from fsm_actors.jobs.progress import StreamProgress
+    from fsm_actors.progress import BatchProgress
     from fsm_actors.simple import (
         SimpleFSM,
         batch_process,

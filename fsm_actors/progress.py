@@ -31,15 +31,3 @@ class BatchProgress(Timed):
     def rate(self) -> float:
         """Records per second so far."""
         return self.completed / self.elapsed if self.elapsed > 0 else 0.0
-
-
-@dataclass
-class StreamProgress(Timed):
-    """Progress of ``process_stream``; ``total`` is unknown (None) for iterators."""
-
-    chunks_processed: int = 0
-    records_processed: int = 0
-    records_emitted: int = 0
-    errors: int = 0
-    excluded_by_state: dict[str, int] = field(default_factory=dict)
-    bytes_processed: int = 0

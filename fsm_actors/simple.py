@@ -13,7 +13,8 @@ from fsm_actors._sync import run_sync
 from fsm_actors.async_simple import AsyncSimpleFSM, ConfigSource
 from fsm_actors.config import FSMConfig
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.progress import BatchProgress, StreamProgress
+from fsm_actors.jobs.progress import StreamProgress
+from fsm_actors.progress import BatchProgress
 
 
 class SimpleFSM:

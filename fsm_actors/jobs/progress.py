@@ -48,3 +48,7 @@ class JobProgress(Timed):
         """Records read per second so far."""
         elapsed = self.elapsed
         return self.lines_read / elapsed if elapsed > 0 else 0.0
+
+
+#: ``process_stream``'s progress record is the job layer's
+StreamProgress = JobProgress
