@@ -62,16 +62,17 @@ class ProviderActor:
                  fingerprint: str | None) -> None:
         self._name = name
         self._kind = type(provider).__name__
-        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self._actor_id = ray.get_runtime_context().get_actor_id()
         self._host = ProviderHost(name, provider, pool_config, incarnation=uuid.uuid4().hex[:8])
         self._registration = Registration(name, fingerprint, pool_config)
         self._closing = False
+        raw = internal_kv._internal_kv_get(_journal_key(name), namespace=_KV_NAMESPACE)
+        journal = json.loads(raw) if raw else {}
+        # the same actor id: this is a restart of the actor that wrote it (else a stale one)
+        restarted = journal.get("actor_id") == self._actor_id
         if restarted:
-            raw = internal_kv._internal_kv_get(_journal_key(name), namespace=_KV_NAMESPACE)
-            self._registration.ids = set(json.loads(raw)) if raw else set()
+            self._registration.ids = set(journal.get("ids", []))
             log.warning("provider of resource %r restarted: its leases are broken", name)
-        else:
-            internal_kv._internal_kv_del(_journal_key(name), namespace=_KV_NAMESPACE)
         self._owners: dict[str, Any] = {}  # owner process key -> its actor handle
         self._checks: dict[str, Any] = {}  # owner key -> in-flight __ray_ready__ ref
         idle = pool_config.max_idle_time if pool_config else 60.0
@@ -105,8 +106,8 @@ class ProviderActor:
         return last
 
     def _journal(self) -> None:
-        internal_kv._internal_kv_put(_journal_key(self._name),
-                                     json.dumps(sorted(self._registration.ids)).encode(),
+        record = {"actor_id": self._actor_id, "ids": sorted(self._registration.ids)}
+        internal_kv._internal_kv_put(_journal_key(self._name), json.dumps(record).encode(),
                                      overwrite=True, namespace=_KV_NAMESPACE)
 
     # -- leases ------------------------------------------------------------------------------

@@ -96,10 +96,14 @@ class ResourceManager:
                             actor_options=dict(actor_options or {}))
         self._registered[name] = (reg_id, fingerprint, config)
 
-    def unregister_provider(self, name: str) -> None:
-        """Drop this manager's registration of ``name`` (closing the provider if it was the last)."""
+    def unregister_provider(self, name: str, *, force: bool = False) -> None:
+        """Drop this manager's registration of ``name`` (closing the provider if it was the
+        last). ``force``: drop every registration of ``name``, whoever made it (e.g. a
+        ``detached`` provider whose registrar is gone); the provider closes."""
         mine = self._registered.pop(name, None)
-        if mine is not None:
+        if force:
+            self._impl.unregister(name, None)
+        elif mine is not None:
             self._impl.unregister(name, mine[0])
 
     def create_provider_from_dict(self, name: str, config: Mapping[str, Any]) -> IResourceProvider:

@@ -25,8 +25,8 @@ from resource_actors import (
     create_provider_from_dict,
 )
 from resource_actors.broker import LeaseBook, Registration
-from resource_actors.local import LocalBroker
 from resource_actors.http import RetryPolicy
+from resource_actors.local import LocalBroker
 
 
 class Conn:
