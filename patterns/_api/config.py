@@ -233,7 +233,8 @@ class APIOrchestrationConfig:
     ``global_rate_limit`` calls per ``rate_limit_window`` seconds (dataknobs-fsm's), with
     ``burst`` tokens; endpoints may add their own. ``scope``: ``"cluster"`` shares every
     limiter and breaker by name (``name`` + endpoint) across the cluster, ``"process"`` keeps
-    them in this process, ``"auto"`` is cluster for FANOUT and process otherwise.
+    them in this process, ``"auto"`` shares the limiters for FANOUT (breakers stay per
+    worker) and keeps everything in this process otherwise.
     ``timeout`` is the default per-attempt timeout, ``total_timeout`` bounds the whole run.
     ``fail_fast`` stops at the first failed endpoint (raising ``APICallError``); otherwise
     failures are reported under ``errors``. ``result_merger(list_of_results)`` adds

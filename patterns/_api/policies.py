@@ -5,7 +5,9 @@ limiters, circuit breaker.
 (the driver, or each FANOUT worker actor): the run's limiter is named ``api.<config name>``,
 an endpoint's limiter and breaker ``api.<config name>.<endpoint>``; with ``scope="cluster"``
 every process that uses a name shares one limit (the driver makes the policy actors first, so
-they live as long as the run's driver, not as long as a worker). ``EndpointPolicy.run`` wraps one endpoint call as
+they live as long as the run's driver, not as long as a worker). Breakers are shared by the
+cluster only when ``scope="cluster"`` is asked for; under ``"auto"`` each process (each FANOUT
+worker) judges its own calls, which keeps the breaker off the hot path's actor traffic. ``EndpointPolicy.run`` wraps one endpoint call as
 breaker(retry(limiters(attempt))): every HTTP attempt takes a token from each limiter that
 applies; the breaker judges whole calls (after their retries), so a call's retries are never
 cut short by its own failures. A 429 with ``Retry-After`` pauses the limiters that apply, so
@@ -62,6 +64,7 @@ class Limits:
     def __init__(self, config: APIOrchestrationConfig, *, scope: str | None = None) -> None:
         self.config = config
         self.scope = scope or config.limit_scope
+        self.breaker_scope = "cluster" if (scope or config.scope) == "cluster" else "process"
         self._policies: dict[str, EndpointPolicy] | None = None
 
     def name(self, endpoint: str | None = None) -> str:
@@ -91,7 +94,7 @@ class Limits:
             breaker = None
             if config.circuit_breaker_threshold is not None:
                 breaker = CircuitBreaker(
-                    name=self.name(endpoint.name), scope=self.scope,  # type: ignore[arg-type]
+                    name=self.name(endpoint.name), scope=self.breaker_scope,  # type: ignore[arg-type]
                     failure_threshold=config.circuit_breaker_threshold,
                     window_size=max(10, 2 * config.circuit_breaker_threshold),
                     timeout=config.circuit_breaker_timeout,
