@@ -17,8 +17,8 @@
 
 Within one job the order is fixed, whatever the order of the keys: validation, then
 filters, then transformations (so a filter sees the input's columns, not the ones a
-transformation adds; filter on a computed value in a transformation that returns ``None``
-to drop, or in a later step).
+transformation adds; to filter on a computed value, compute and filter in a later job of
+``kind: steps``).
 
 The other kinds take their pattern's fields: ``kind: fsm`` (``config`` — an FSM config file
 or mapping —, ``functions``, ``resources``, ``input``, ``output``, ``chunk_size``,

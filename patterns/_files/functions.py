@@ -145,7 +145,8 @@ class BatchPipeline:
             reason = f"{kind} {step_name(step)} failed: {exc!r}"
             for number, record in zip(numbers, table.to_pylist(), strict=True):
                 result.errors.append(
-                    RowError(file, reason, record_text(record), record=number, stage=kind)
+                    RowError(file, reason, record_text(record), record=number, stage=kind,
+                             function=step_name(step))
                 )
             result.table = table.slice(0, 0)
             return []
@@ -196,7 +197,7 @@ def _run_record_steps(records, numbers, steps, file, errors) -> tuple[list[dict]
                 name = step_name(step)
                 label = kind if name in ("<lambda>", "check", "function") else f"{kind} {name}"
                 errors.append(RowError(file, f"{label} failed: {exc!r}", record_text(original),
-                                       record=number, stage=kind))
+                                       record=number, stage=kind, function=name))
                 continue
             out_numbers.append(number)
             out_originals.append(original)

@@ -69,6 +69,7 @@ def test_failing_transformation_rejects_records_not_the_run(ray_session, tmp_pat
     entries = [json.loads(x) for x in open(result["error_file"])]
     assert [e["record"] for e in entries] == [i + 1 for i in range(0, 100, 10)]
     assert all("ZeroDivisionError" in e["reason"] and e["stage"] == "transform" for e in entries)
+    assert all(e["function"] == "invert" for e in entries)
 
 
 def test_error_threshold_stops_the_run_and_names_the_error_file(ray_session, tmp_path):
