@@ -17,6 +17,7 @@ from typing import Any
 
 from patterns._api.auth import to_auth
 from patterns._api.errors import APIConfigError, PermanentCallError, TransientCallError
+from patterns._api.graph import check_graph
 from patterns._api.templates import TemplateError, compile_value
 from patterns.error_recovery import RecoveryConfigError, RetryConfig
 
@@ -309,7 +310,7 @@ class APIOrchestrationConfig:
         if self.scope not in ("auto", "process", "cluster"):
             raise APIConfigError(f"config {self.name!r}: scope must be 'auto', 'process' or "
                                  f"'cluster', got {self.scope!r}")
-        check_graph(endpoints, self.mode)
+        check_graph(endpoints, self.mode.value)
         if self.mode is OrchestrationMode.FANOUT and len(endpoints) != 1:
             raise APIConfigError(
                 f"config {self.name!r}: FANOUT runs one endpoint over many inputs; got "
@@ -358,71 +359,3 @@ def _rebase(endpoint: APIEndpoint, base_url: str) -> APIEndpoint:
     if "://" in endpoint.url or endpoint.url.startswith("{"):
         return endpoint
     return replace(endpoint, url=join_url(base_url, endpoint.url))
-
-
-def check_graph(endpoints: Sequence[APIEndpoint], mode: OrchestrationMode) -> None:
-    """Names unique; every dependency known; no cycle; the listed order respects the
-    dependencies in the ordered modes; PARALLEL has none."""
-    seen: dict[str, int] = {}
-    for index, endpoint in enumerate(endpoints):
-        if endpoint.name in seen:
-            raise APIConfigError(f"endpoint {endpoint.name!r} is listed twice (positions "
-                                 f"{seen[endpoint.name]} and {index}); names must be unique",
-                                 endpoint=endpoint.name)
-        seen[endpoint.name] = index
-    for endpoint in endpoints:
-        for dep in endpoint.depends_on:
-            if dep not in seen:
-                raise APIConfigError(
-                    f"endpoint {endpoint.name!r}: depends_on names an unknown endpoint "
-                    f"{dep!r}; known: {sorted(seen)}", endpoint=endpoint.name)
-            if dep == endpoint.name:
-                raise APIConfigError(f"endpoint {endpoint.name!r} depends on itself",
-                                     endpoint=endpoint.name)
-    cycle = find_cycle({e.name: tuple(e.depends_on) for e in endpoints})
-    if cycle:
-        raise APIConfigError(f"endpoint {cycle[0]!r}: depends_on forms a cycle "
-                             f"{' -> '.join(cycle)}", endpoint=cycle[0])
-    if mode is OrchestrationMode.PARALLEL:
-        for endpoint in endpoints:
-            if endpoint.depends_on:
-                raise APIConfigError(
-                    f"endpoint {endpoint.name!r}: depends_on has no effect in PARALLEL mode "
-                    "(everything starts at once); use HYBRID", endpoint=endpoint.name)
-    elif mode in (OrchestrationMode.SEQUENTIAL, OrchestrationMode.PIPELINE,
-                  OrchestrationMode.CONDITIONAL):
-        for endpoint in endpoints:
-            for dep in endpoint.depends_on:
-                if seen[dep] > seen[endpoint.name]:
-                    raise APIConfigError(
-                        f"endpoint {endpoint.name!r}: depends on {dep!r}, which is listed "
-                        f"after it; in {mode.value.upper()} mode list {dep!r} first or use "
-                        "HYBRID", endpoint=endpoint.name)
-
-
-def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
-    """A dependency cycle as ``[a, b, ..., a]``, or ``[]``."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph.get(node, ()):
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep):], dep]
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return []
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return []
-
