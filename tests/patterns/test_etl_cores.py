@@ -215,3 +215,80 @@ def test_json_file_source_upserts_into_a_table(tmp_path, dbs):
     assert run_inline(cfg)["loaded"] == 50
     assert run_inline(cfg)["loaded"] == 50
     assert count_distinct(dbs) == (50, 50)
+
+
+def test_vectorized_transformation_and_the_facade_in_process(dbs):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from patterns.etl import DatabaseETL
+    from patterns.file_processing import Vectorized
+
+    def tag(table: pa.Table) -> pa.Table:
+        return table.append_column("tag", pc.cast(table["a"], pa.string()))
+
+    result = DatabaseETL(config(dbs, "append", transformations=[Vectorized(tag)]),
+                         local=True).run_sync("vector")
+    assert result["records_processed"] == result["loaded"] == N and result["errors"] == 0
+    assert target_rows(dbs)[9] == (10, 20, "row 10", "20")
+
+
+def test_error_threshold_stops_the_run_and_says_where_the_rejects_are(dbs):
+    from patterns.etl import DatabaseETL, ErrorThresholdExceeded
+
+    def bad(record):
+        if record["id"] % 4 == 0:
+            raise ValueError("quarter")
+        return record
+
+    etl = DatabaseETL(config(dbs, "append", transformations=[bad], error_threshold=10),
+                      local=True)
+    with pytest.raises(ErrorThresholdExceeded, match="fsm_etl_rejects") as info:
+        etl.run_sync()
+    assert info.value.error_file and "quarter" in open(info.value.error_file).read()
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_a_source_query_is_paged_by_key_or_by_position(dbs, keyed):
+    query = "SELECT id, a, b FROM items WHERE a % 2 = 0 ORDER BY id"
+    cfg = config(dbs, "upsert", source_query=query)
+    if keyed:
+        cfg["key_columns"] = ["id"]
+    result = run_inline(cfg, f"query-{keyed}")
+    assert result["loaded"] == N
+    assert count_distinct(dbs) == (N, N)
+
+
+def test_text_and_composite_keys_are_paged_by_keyset(tmp_path):
+    ddl = "CREATE TABLE t (k TEXT, n INTEGER, v TEXT, PRIMARY KEY (k, n));"
+    rows = [(f"key{i % 37:02d}", i, f"v{i}") for i in range(1, 1001)]
+    src = sqlite_db(str(tmp_path / "s.db"), ddl, rows, "INSERT INTO t VALUES (?, ?, ?)")
+    tgt = sqlite_db(str(tmp_path / "t.db"), ddl)
+    result = run_inline({"source": {"connection": src, "table": "t"},
+                         "target": {"connection": tgt, "table": "t"}, "mode": "append",
+                         "batch_size": 64, "work_dir": str(tmp_path)})
+    assert result["loaded"] == 1000
+    assert sqlite_rows(str(tmp_path / "t.db"), "SELECT COUNT(*), SUM(n) FROM t") == [
+        (1000, sum(range(1, 1001)))]
+
+
+def test_a_resume_with_other_settings_is_refused(dbs):
+    def dies(record):
+        if record["id"] == 700:
+            raise Crash()
+        return record
+
+    with pytest.raises(Crash):
+        run_inline(config(dbs, "append", transformations=[dies]), "settings")
+    with pytest.raises(PatternError, match="other settings"):
+        run_inline(config(dbs, "upsert"), "settings")
+
+
+def test_incremental_with_nothing_new_loads_nothing(dbs):
+    from patterns.etl import DatabaseETL
+
+    etl = DatabaseETL(config(dbs, "incremental"), local=True)
+    assert etl.run_sync("quiet")["loaded"] == N
+    again = etl.run_sync("quiet")
+    assert again["extracted"] == 1 and again["loaded"] == 1  # the watermark row, upserted
+    assert count_distinct(dbs) == (N, N)
