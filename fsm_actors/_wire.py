@@ -8,10 +8,11 @@ pausing it for the duration of one ``loads`` is safe.
 
 from __future__ import annotations
 
-import gc
 import io
 import pickle
 from typing import Any
+
+from fsm_actors.engine.gc_pause import gc_paused
 
 
 def pack(obj: Any) -> bytes:
@@ -26,13 +27,8 @@ def pack(obj: Any) -> bytes:
 
 def unpack(payload: bytes) -> Any:
     """Unpickle ``payload`` with the cyclic GC paused (restored afterwards)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return pickle.loads(payload)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def pack_results(results: list[dict[str, Any]]) -> bytes:
@@ -69,9 +65,7 @@ def pack_results(results: list[dict[str, Any]]) -> bytes:
 
 def unpack_results(payload: bytes) -> list[dict[str, Any]]:
     """The result dicts ``pack_results`` packed (each with its own ``path`` list)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         datas, states, path_ids, paths, odd = pickle.loads(payload)
         table = [list(p) for p in paths]
         out = [
@@ -82,6 +76,3 @@ def unpack_results(payload: bytes) -> list[dict[str, Any]]:
             out[index]["success"] = success
             out[index]["error"] = error
         return out
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -12,9 +12,7 @@ and continues from there; its result stays a failure.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -22,6 +20,7 @@ from uuid import uuid4
 from fsm_actors.config import FSMConfig, StateConfig, load_config
 from fsm_actors.config.models import DataHandlingMode
 from fsm_actors.engine.data_modes import copier_for
+from fsm_actors.engine.gc_pause import gc_paused
 from fsm_actors.engine.graph import Network, State, build_networks
 from fsm_actors.engine.resources import ResourceBinder
 from fsm_actors.engine.walk import walk
@@ -181,7 +180,7 @@ class Machine:
         start, limit = self._start, self._max
         results: list[dict[str, Any]] = []
         append = results.append
-        with _gc_paused():
+        with gc_paused():
             for index, record in enumerate(records):
                 if type(record) is not dict:
                     if not isinstance(record, Mapping):
@@ -210,15 +209,3 @@ def _not_a_dict(record: Any) -> dict[str, Any]:
         "success": False,
         "error": f"a record must be a dict, not {type(record).__name__}",
     }
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    if not gc.isenabled():  # someone else paused it (maybe a concurrent batch): leave it
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
