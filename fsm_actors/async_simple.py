@@ -320,17 +320,6 @@ async def create_async_fsm(
         raise
 
 
-def _as_dict(data: Any) -> dict[str, Any]:
-    if isinstance(data, dict):
-        return data
-    if isinstance(data, Mapping):
-        return dict(data)
-    to_dict = getattr(data, "to_dict", None)
-    if callable(to_dict):
-        return dict(to_dict())
-    raise TypeError(f"records must be dicts (or mappings), got {type(data).__name__}")
-
-
 def _record(data: Any) -> Any:
     """A mapping as a dict; anything else as is, for the engine to fail alone."""
     if isinstance(data, dict):
