@@ -110,6 +110,7 @@ class ErrorRecoveryWorkflow:
         self._compensation_retry = RetryPolicy(
             compensation.compensation_retry if compensation else None,
             name=f"{name}/compensation", clock=clock)
+        self._attempt_timeout = self.retry.config.attempt_timeout if self.retry else None
         self._chain = self._build()
 
     # -- the layers ----------------------------------------------------------------------
@@ -126,13 +127,21 @@ class ErrorRecoveryWorkflow:
 
     async def _call(self, c: _Call) -> Any:
         self._m.calls += 1
-        if c.deadline is None:
+        attempt = self._attempt_timeout
+        if c.deadline is None and attempt is None:
             return await invoke(c.fn, c.args, c.kwargs)
-        left = c.deadline - self._clock()
-        if left <= 0:
+        # with a time limit a sync callable runs on a thread, so the wait for it can end
+        left = None if c.deadline is None else c.deadline - self._clock()
+        if left is not None and left <= 0:
             raise self._deadline_error()
-        # a sync callable runs on a thread here, so the deadline can end the wait for it
+        if attempt is not None and (left is None or attempt < left):
+            return await invoke(c.fn, c.args, c.kwargs, attempt, self._attempt_error)
         return await invoke(c.fn, c.args, c.kwargs, left, lambda _: self._deadline_error())
+
+    def _attempt_error(self, timeout: float) -> AttemptTimeout:
+        return AttemptTimeout(f"{self.config.name}: an attempt did not finish within "
+                              f"{timeout:g}s (attempt_timeout)",
+                              policy=f"{self.config.name}/retry", timeout=timeout)
 
     def _retried(self, inner: Layer) -> Layer:
         retry = self.retry

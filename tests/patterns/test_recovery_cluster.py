@@ -19,6 +19,8 @@ from patterns.error_recovery import (
     CircuitOpenError,
     ErrorRecoveryWorkflow,
     RateLimiter,
+    RateLimitTimeout,
+    RecoveryError,
 )
 from tests.servers import HTTPTestServer
 
@@ -202,6 +204,13 @@ def test_policy_actors_restart_with_their_state(ray_session, uid):
         asyncio.run(acquire())
     ray.kill(holder)
 
+    limiter = RateLimiter(1, period=60, burst=1, name=uid, scope="cluster")
+    limiter.acquire_sync(timeout=10)  # the one token of the next minute
+    ray.kill(policy_handle(uid, "rate_limiter"), no_restart=False)
+    with pytest.raises(RateLimitTimeout):  # a fresh bucket would grant one more now
+        _eventually(lambda: limiter.acquire_sync(timeout=0.2), retry_on=RecoveryError)
+    assert _eventually(lambda: limiter.metrics()["granted"]) == 1
+
 
 def test_workflow_with_cluster_scope(ray_session, uid):
     workflow = ErrorRecoveryWorkflow({
@@ -217,12 +226,15 @@ def test_workflow_with_cluster_scope(ray_session, uid):
     assert m["total_attempts"] == 1
 
 
-def _eventually(read, timeout: float = 30.0):
+def _eventually(read, timeout: float = 30.0, retry_on: type[BaseException] = Exception):
+    """``read()`` once the restarting policy actor answers."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return read()
-        except Exception:
+        except RateLimitTimeout:
+            raise
+        except retry_on:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -240,3 +243,12 @@ def test_token_bucket_reserves_in_order_and_pauses():
     other = TokenBucket(rate=10, capacity=2, clock=clock)
     other.restore(snap)
     assert other.available() == pytest.approx(bucket.available())
+
+
+def test_cores_and_the_public_module_import_without_ray():
+    code = ("import json, sys\n"
+            "import patterns.error_recovery, patterns._recovery.workflow\n"
+            "print(json.dumps([m for m in ('ray', 'aiohttp', 'sqlalchemy') if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

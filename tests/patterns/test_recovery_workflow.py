@@ -142,6 +142,20 @@ async def test_deadline_cancels_a_slow_attempt():
     assert workflow.get_metrics()["deadline"]["exceeded"] == 2
 
 
+async def test_attempt_timeout_ends_a_slow_sync_attempt_and_retries():
+    calls = []
+
+    def slow_then_fast():
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.0)
+        return len(calls)
+
+    workflow = create_retry_workflow(max_attempts=3, attempt_timeout=0.2, **FAST)
+    assert await workflow.execute(slow_then_fast) == 2
+    assert workflow.get_metrics()["attempts"] == 1
+
+
 async def test_deadline_bounds_the_retries():
     flaky = Flaky(100)
     workflow = ErrorRecoveryWorkflow(ErrorRecoveryConfig(
