@@ -109,6 +109,15 @@ class ETLConfig(BaseModel):
             raise ValueError("no target: give 'target' (a dict or URL) or 'target_db'")
         return self
 
+    def __repr_args__(self):  # credentials never in a repr: endpoints as safe descriptions
+        for name, value in super().__repr_args__():
+            if name in ("source", "target", "source_db", "target_db") and value is not None:
+                try:
+                    value = parse_endpoint(value, name).describe()
+                except PatternError:
+                    value = "<unparsable>"
+            yield name, value
+
     # -- resolved views ----------------------------------------------------------------------
     def source_endpoint(self) -> Endpoint:
         """The source, with ``source_query`` applied; ``PatternError`` saying what to add."""

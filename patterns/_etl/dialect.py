@@ -246,15 +246,28 @@ def staging_create(backend: str, table: str, staging: str) -> list[str]:
     raise ValueError("SQLite staging tables are made from the table's DDL")
 
 
+def pg_owned_sequences_sql() -> str:
+    """Rows ``seq``, ``col`` of the sequences owned by columns of table ``:t`` (SERIAL)."""
+    return ("SELECT s.relname AS seq, n.nspname AS nsp, a.attname AS col FROM pg_class s "
+            "JOIN pg_namespace n ON n.oid = s.relnamespace "
+            "JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass "
+            "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+            "WHERE s.relkind = 'S' AND d.deptype = 'a' AND d.refobjid = CAST(:t AS regclass)")
+
+
 def swap_statements(backend: str, table: str, staging: str, old: str,
-                    sqlite_indexes: Sequence[str] = ()) -> list[str]:
+                    sqlite_indexes: Sequence[str] = (),
+                    pg_sequences: Sequence[tuple[str, str, str]] = ()) -> list[str]:
     """Statements replacing ``table`` by ``staging``; run in one transaction (MySQL: one
-    atomic ``RENAME TABLE``), so readers see the old table or the new one, never neither."""
+    atomic ``RENAME TABLE``), so readers see the old table or the new one, never neither.
+    ``pg_sequences`` (schema, sequence, column) owned by the old table move to the new one."""
     t, s, o = quote(backend, table), quote(backend, staging), quote(backend, old)
     bare = table.rpartition(".")[2]
     if backend == "postgresql":
         return [f"ALTER TABLE {t} RENAME TO {quote(backend, old.rpartition('.')[2])}",
                 f"ALTER TABLE {s} RENAME TO {quote(backend, bare)}",
+                *(f"ALTER SEQUENCE {quote(backend, nsp)}.{quote(backend, seq)} OWNED BY "
+                  f"{t}.{quote(backend, col)}" for nsp, seq, col in pg_sequences),
                 f"DROP TABLE {o}"]
     if backend == "mysql":
         return [f"RENAME TABLE {t} TO {o}, {s} TO {t}", f"DROP TABLE {o}"]

@@ -104,14 +104,21 @@ class ETLJob(JobKind):
         with self._connect() as conn:
             put = sql.checkpoint_put(backend)
             row = {"run_id": self.run_id, "part": RUN_PART, "state": json.dumps(state)}
+            staging = self.run_state.get("staging")
+            swap = (self._swap(conn, table, staging)
+                    if self.mode is ETLMode.FULL_REFRESH and staging else [])
             conn.begin()
             try:
-                # the run row first: in SQLite a DML statement opens the transaction the
-                # DDL below then joins, so the swap is all-or-nothing
-                conn.execute(put, row)
-                staging = self.run_state.get("staging")
-                if self.mode is ETLMode.FULL_REFRESH and staging:
-                    for statement in self._swap(conn, table, staging):
+                if backend == "mysql":
+                    # DDL commits implicitly there: swap (one atomic RENAME) before the row
+                    for statement in swap:
+                        conn.execute(statement)
+                    conn.execute(put, row)
+                else:
+                    # the run row first: in SQLite a DML statement opens the transaction
+                    # the DDL below then joins, so the swap is all-or-nothing
+                    conn.execute(put, row)
+                    for statement in swap:
                         conn.execute(statement)
                 conn.commit()
             except BaseException:
@@ -123,11 +130,17 @@ class ETLJob(JobKind):
 
     def _swap(self, conn: Any, table: str, staging: str) -> list[str]:
         backend = self.target.backend
+        if not table_exists(conn, backend, staging):  # swapped in already (MySQL: DDL commits)
+            return []
         indexes: list[str] = []
+        sequences: list[tuple[str, str, str]] = []
         if sql.is_sqlite(backend):
             indexes = sqlite_ddl(conn, table)[1]
+        elif backend == "postgresql":
+            sequences = [(r["nsp"], r["seq"], r["col"]) for r in
+                         conn.query(sql.pg_owned_sequences_sql(), {"t": table})]
         old = sql.staging_name(table, "old_" + self.run_state["token"])
-        return sql.swap_statements(backend, table, staging, old, indexes)
+        return sql.swap_statements(backend, table, staging, old, indexes, sequences)
 
     def _export_rejects(self, conn: Any) -> Path | None:
         """Write this run's rejects to the error file (JSON Lines); None when there are none."""

@@ -183,3 +183,29 @@ def test_bad_credentials_and_unreachable_servers_hide_the_password(postgres_serv
                     "target": {"connection": down, "table": "y", "connect_timeout": 2},
                     "mode": "append", "work_dir": str(tmp_path)})
     assert s.password not in str(unreachable.value)
+
+
+def test_full_refresh_keeps_a_serial_column_working(postgres_server, tmp_path):  # noqa: F811
+    engine = create_engine(postgres_server.url)
+    src, tgt = names()
+    make(engine, src, "id SERIAL PRIMARY KEY, v TEXT")
+    make(engine, tgt, "id SERIAL PRIMARY KEY, v TEXT")
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO {src} (v) SELECT 'v' || g FROM generate_series(1, 200) g"))
+    url = postgres_server.plain_url
+    for _ in range(2):
+        run_inline(simple_config(url, src, tgt, "full", str(tmp_path)))
+    with engine.begin() as conn:  # the target's sequence still exists and is owned by it
+        conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{tgt}', 'id'), 200)"))
+        conn.execute(text(f"INSERT INTO {tgt} (v) VALUES ('next')"))
+    assert fetch(engine, f"SELECT COUNT(*), MAX(id) FROM {tgt}") == [(201, 201)]
+    engine.dispose()
+
+
+def test_config_repr_hides_credentials(postgres_server):  # noqa: F811
+    from patterns.etl import DatabaseETL, ETLConfig
+
+    cfg = ETLConfig(source={"connection": postgres_server.plain_url, "table": "a"},
+                    target=postgres_server.plain_url, target_table="b")
+    for text_ in (repr(cfg), str(cfg), repr(DatabaseETL(cfg))):
+        assert postgres_server.password not in text_ and "***" in text_
