@@ -60,7 +60,32 @@ def _address_from_env() -> tuple[str | None, str | None]:
         value = os.environ.get(var)
         if value:
             return value, var
+    head = local_head()
+    if head is not None:
+        return head["address"], "`fsm-actors up`"
     return None, None
+
+
+def state_dir() -> Path:
+    """Where ``fsm-actors up`` records its head: ``$FSM_ACTORS_HOME``, else ~/.fsm-actors."""
+    return Path(os.environ.get("FSM_ACTORS_HOME") or Path.home() / ".fsm-actors")
+
+
+def local_head() -> dict[str, Any] | None:
+    """The head ``fsm-actors up`` started on this machine, while its process lives.
+
+    Keys: ``pid``, ``address`` (GCS host:port), ``dashboard_url``, ``client_address``,
+    ``temp_dir``, ``log``.
+    """
+    import json
+
+    path = state_dir() / "head.json"
+    try:
+        head = json.loads(path.read_text())
+        os.kill(int(head["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return head
 
 
 #: The project's packages, shipped to a ``ray://`` cluster as ``py_modules`` directories.
@@ -190,6 +215,8 @@ def cluster_auth_mode(address: str) -> str | None:
     Asks the GCS (``host:port``) or the Ray Client server (``ray://host:port``) one call
     without a token: a token-auth cluster answers UNAUTHENTICATED, any other cluster serves it.
     """
+    if address.startswith(("http://", "https://")):
+        return _dashboard_auth_mode(address)
     try:
         import grpc
     except ImportError:  # pragma: no cover - grpc ships with ray[default]
@@ -215,6 +242,26 @@ def cluster_auth_mode(address: str) -> str | None:
         except ImportError:  # pragma: no cover - a Ray without these protos
             return None
     return "disabled"
+
+
+def _dashboard_auth_mode(url: str) -> str | None:
+    """The dashboard's own answer (``/api/authentication_mode`` needs no token)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/authentication_mode",
+                                    timeout=PROBE_TIMEOUT) as reply:
+            mode = json.loads(reply.read()).get("authentication_mode")
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RuntimeConnectError(
+            f"Could not reach the Ray dashboard at {url}: {getattr(exc, 'reason', exc)}. Check "
+            "the address (the head's dashboard, port 8265 by default) and that the head runs."
+        ) from None
+    return mode if mode in ("token", "disabled") else None
 
 
 def _is_this_machine(host: str) -> bool:
@@ -258,7 +305,7 @@ def use_cluster_auth(address: str, source: str | None = None) -> str | None:
     if mode == "disabled":
         _set_auth_mode("disabled")
     elif mode == "token":
-        host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+        host = address.split("://", 1)[-1].split("/", 1)[0].rpartition(":")[0].strip("[]")
         explicit = os.environ.get("RAY_AUTH_MODE") == "token"
         if not explicit and not _is_this_machine(host):
             raise RuntimeConnectError(

@@ -109,7 +109,12 @@ def _join(parts: Any) -> str:
 def without_path(path: Path, message: str) -> str:
     """``message`` with a leading ``<path>:`` removed (errors of lower layers often name the
     file already; the command line names it once)."""
-    for prefix in (str(path), os.path.abspath(path), path.name):
+    prefixes = [str(path), path.name]
+    try:
+        prefixes.append(os.path.abspath(path))
+    except OSError:  # the working directory is gone
+        pass
+    for prefix in prefixes:
         if message.startswith(prefix + ":"):
             return message[len(prefix) + 1 :].lstrip()
     return message

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from fsm_actors.cli.cluster import down, up
+from fsm_actors.cli.jobs import jobs, logs, stop, submit
 from fsm_actors.cli.run import run, schema, validate
+from fsm_actors.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +16,7 @@ def cli() -> None:
     """Run finite-state-machine pipelines on Ray actors (local or on a cluster)."""
 
 
-for _command in (run, validate, schema):
+for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status):
     cli.add_command(_command)
 
 

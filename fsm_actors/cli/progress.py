@@ -103,9 +103,9 @@ class RunDisplay:
         """Print one phase line: ``[  3.2s] text``."""
         line = f"[{time.monotonic() - self.started:6.1f}s] {text}"
         if self._progress is not None:
-            self._progress.console.print(line, markup=False, highlight=False)
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def count_rows(self, paths: Iterable[str | os.PathLike], has_header: bool = True) -> None:
         """Start counting the input's rows, for the bar's total."""
@@ -167,7 +167,7 @@ class RunDisplay:
         if output is not None and not result.get("output_path"):
             result = {**result, "output_path": str(output)}
         for line in summary_lines(result, time.monotonic() - self.started):
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _first(obj: Any, *names: str) -> Any:
@@ -195,8 +195,12 @@ def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
     if result.get("excluded_by_state"):
         by_state = ", ".join(f"{k} {v:,}" for k, v in result["excluded_by_state"].items())
         lines.append(f"  not written (ended in a non-output state): {by_state}")
+    if result.get("aggregations"):
+        aggs = ", ".join(f"{k} {v:,}" if isinstance(v, int | float) else f"{k} {v}"
+                         for k, v in result["aggregations"].items())
+        lines.append(f"  aggregations: {aggs}")
     if result.get("output_path"):
-        lines.append(f"  output: {result['output_path']}")
+        lines.append(f"  output: {os.path.normpath(result['output_path'])}")
     if result.get("error_file"):
         lines.append(f"  errors: {result['error_file']}")
     lines.append(f"  {rate:,.0f} records/s, {duration:.1f} s (wall {wall:.1f} s)")

@@ -102,10 +102,14 @@ def start_head(
     if dashboard:
         node.dashboard_port = free_port()
         args += ["--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                 f"--dashboard-port={node.dashboard_port}"]
+                 f"--dashboard-port={node.dashboard_port}",
+                 f"--dashboard-agent-listen-port={free_port()}"]
     else:
         args.append("--include-dashboard=false")
-    env = client_env(RAY_AUTH_MODE=auth)
+    # a job's `python` is the first on the PATH of the process that started the head: this
+    # venv's, as for a person who runs `ray start` with the venv activated
+    env = client_env(RAY_AUTH_MODE=auth,
+                     PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     with open(log, "w") as out:
         node.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      cwd=REPO)
@@ -119,8 +123,11 @@ def start_worker(head: RayNode, *, cpus: int = 1, auth: str = "token") -> RayNod
     """Start a worker node that joins ``head`` (its own temp dir); returns once it runs."""
     temp_dir = tempfile.mkdtemp(prefix="fa-rayw-", dir="/tmp")
     log = Path(temp_dir) / "worker.log"
+    # its own temp dir: two nodes' runtime-env agents sharing one would delete each other's
+    # unpacked working dirs
     args = [RAY, "start", f"--address={head.address}", f"--num-cpus={cpus}", "--block",
-            "--node-ip-address=127.0.0.1"]
+            "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
+            f"--dashboard-agent-listen-port={free_port()}"]
     with open(log, "w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                 env=client_env(RAY_AUTH_MODE=auth), cwd=REPO)

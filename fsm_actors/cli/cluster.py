@@ -1,0 +1,201 @@
+"""``fsm-actors up`` / ``down``: a persistent Ray head on this machine for people who watch.
+
+``up`` starts ``ray start --head --block`` in its own session (so it outlives the command),
+with the dashboard on 127.0.0.1, this Python's directory first on PATH (a job's ``python``
+is the one on the PATH of the process that started the head), and records it in
+``$FSM_ACTORS_HOME/head.json`` (default ``~/.fsm-actors``). ``run`` and the other commands
+then attach to it. ``down`` stops that process (which stops its node's processes), then ends
+any process of that session that is still there: nothing is left behind, and no other Ray on
+the machine is touched (``ray stop`` would stop them all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from fsm_actors import runtime
+from fsm_actors.cli.documents import UserError
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pick(port: int | None, default: int, what: str) -> int:
+    if port is not None:
+        if not _port_free(port):
+            raise UserError(f"port {port} for the {what} is in use; pick another one")
+        return port
+    return default if _port_free(default) else _free_port()
+
+
+def _wait_for(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise UserError(f"the Ray head exited ({proc.returncode}); its log ({log}) ends "
+                            f"with:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise UserError(f"the Ray head did not open port {port} within {timeout:.0f}s; see {log}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def session_processes(sid: int) -> list[int]:
+    """Pids of the processes in session ``sid`` (the head's ``ray start`` leads its own)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields[3]: session id
+            pids.append(int(entry))
+    return pids
+
+
+@click.command()
+@click.option("--port", type=int, default=None, help="GCS port (default 6379, else a free one).")
+@click.option("--dashboard-port", type=int, default=None,
+              help="Dashboard port on 127.0.0.1 (default 8265, else a free one).")
+@click.option("--client-port", type=int, default=None,
+              help="Ray Client (ray://) port (default 10001, else a free one).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs the head offers (default: all).")
+@click.option("--temp-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Ray's session directory (default: a new one under /tmp).")
+def up(port: int | None, dashboard_port: int | None, client_port: int | None,
+       num_cpus: int | None, temp_dir: Path | None) -> None:
+    """Start a persistent Ray head on this machine (dashboard on 127.0.0.1)."""
+    head = runtime.local_head()
+    if head is not None:
+        click.echo(f"already up: Ray at {head['address']}, dashboard {head['dashboard_url']} "
+                   f"(pid {head['pid']}); `fsm-actors down` stops it")
+        return
+    gcs, dash, client = (_pick(port, 6379, "GCS"), _pick(dashboard_port, 8265, "dashboard"),
+                         _pick(client_port, 10001, "Ray Client server"))
+    state = runtime.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    # short: Ray's Unix socket paths live under it
+    temp = Path(temp_dir or tempfile.mkdtemp(prefix="fsm-actors-ray-", dir="/tmp"))
+    log = state / "head.log"
+    args = [RAY, "start", "--head", "--block", f"--port={gcs}", f"--temp-dir={temp}",
+            "--node-ip-address=127.0.0.1", "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+            f"--ray-client-server-port={client}",
+            # the job agent's HTTP port defaults to 52365: a second Ray on the machine holds it
+            # and then every job submission is refused ("No available agent")
+            f"--dashboard-agent-listen-port={_pick(None, 52365, 'job agent')}"]
+    if num_cpus is not None:
+        args.append(f"--num-cpus={num_cpus}")
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                  os.environ.get("PATH", "")])}
+    for var in runtime.ADDRESS_ENV_VARS:
+        env.pop(var, None)
+    started = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        for p in (gcs, client, dash):
+            _wait_for(p, proc, log, timeout=120)
+    except BaseException:
+        _stop(proc.pid, quiet=True)
+        raise
+    head = {"pid": proc.pid, "address": f"127.0.0.1:{gcs}",
+            "dashboard_url": f"http://127.0.0.1:{dash}",
+            "client_address": f"ray://127.0.0.1:{client}", "temp_dir": str(temp),
+            "log": str(log)}
+    (state / "head.json").write_text(json.dumps(head, indent=2))
+    click.echo(
+        f"Ray head up in {time.monotonic() - started:.1f}s (pid {proc.pid})\n"
+        f"  address:   {head['address']}   (fsm-actors run ... attaches to it by itself)\n"
+        f"  dashboard: {head['dashboard_url']}\n"
+        f"  jobs:      fsm-actors submit FILE --wait   (to {head['dashboard_url']})\n"
+        f"  stop:      fsm-actors down"
+    )
+
+
+def _stop(pid: int, *, quiet: bool = False, timeout: float = 60) -> int:
+    """Stop the head process ``pid`` and every process left in its session; returns how
+    many had to be killed after the head stopped."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and session_processes(pid):
+        try:  # reap it if it is our child (up failed before it was recorded)
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if pid not in session_processes(pid):
+            break
+        time.sleep(0.3)
+    killed = 0
+    for _ in range(20):  # what the head did not stop within the time: end it
+        left = session_processes(pid)
+        if not left:
+            break
+        for other in left:
+            try:
+                os.kill(other, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.3)
+    if not quiet and killed:
+        click.echo(f"ended {killed} Ray processes the head left behind", err=True)
+    return killed
+
+
+@click.command()
+def down() -> None:
+    """Stop the Ray head started by `fsm-actors up` (and every process it started)."""
+    path = runtime.state_dir() / "head.json"
+    head = runtime.local_head()
+    if head is None:
+        path.unlink(missing_ok=True)
+        click.echo("nothing to stop: no head started by `fsm-actors up` is running")
+        return
+    started = time.monotonic()
+    _stop(int(head["pid"]))
+    path.unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(head.get("temp_dir") or "", ignore_errors=True)
+    click.echo(f"Ray head stopped in {time.monotonic() - started:.1f}s; no process left")

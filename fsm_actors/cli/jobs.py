@@ -1,0 +1,189 @@
+"""``fsm-actors submit`` / ``jobs`` / ``logs`` / ``stop``: pipelines as Ray Jobs.
+
+A job's entrypoint is ``python -m fsm_actors.cli.main run FILE ...`` on the cluster; its
+runtime env carries the working dir (``--working-dir``) and this project's packages as
+``py_modules`` directories, so the cluster needs only Ray and the project's dependencies.
+The address is the dashboard's (``http://HEAD:8265``): ``--address``, else
+``RAY_API_SERVER_ADDRESS``, else the head of ``fsm-actors up``, else http://127.0.0.1:8265.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fsm_actors import runtime
+from fsm_actors.cli.documents import UserError
+
+ADDRESS_HELP = ("Dashboard address of the cluster (http://HEAD:8265). Default: "
+                "RAY_API_SERVER_ADDRESS, the head of `fsm-actors up`, else http://127.0.0.1:8265.")
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def dashboard_address(address: str | None) -> str:
+    """The dashboard URL to talk to, by the rules in the module docstring."""
+    if address:
+        return address if "://" in address else f"http://{address}"
+    env = os.environ.get("RAY_API_SERVER_ADDRESS")
+    if env:
+        return env
+    head = runtime.local_head()
+    if head is not None:
+        return head["dashboard_url"]
+    return "http://127.0.0.1:8265"
+
+
+def job_client(address: str | None) -> Any:
+    """A ``JobSubmissionClient`` that authenticates the way the cluster wants."""
+    from ray.job_submission import JobSubmissionClient
+
+    url = dashboard_address(address)
+    # Ray's job SDK logs every package it uploads and every closed log stream at INFO
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        runtime.use_cluster_auth(url)
+        return JobSubmissionClient(url)
+    except runtime.RuntimeConnectError as exc:
+        raise UserError(str(exc)) from None
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(
+            f"cannot reach the Ray dashboard at {url}: {exc}. Check the address (the head's "
+            "dashboard, port 8265 by default), or start one with `fsm-actors up`."
+        ) from None
+
+
+def job_runtime_env(working_dir: Path | None) -> dict[str, Any]:
+    """The runtime env of a submitted job: the working dir and this project's packages."""
+    extra: dict[str, Any] = {}
+    if working_dir is not None:
+        extra["working_dir"] = str(working_dir)
+    return runtime.project_runtime_env(extra)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--address", default=None, help=ADDRESS_HELP)
+@click.option("--working-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Directory uploaded with the job (FILE must be inside it); "
+              "without it FILE and its inputs are read by path on the cluster.")
+@click.option("--wait", is_flag=True, help="Follow the job's logs; exit with its outcome.")
+@click.option("--job-id", "submission_id", default=None, help="Id for the job (default: Ray's).")
+def submit(file: Path, run_args: tuple[str, ...], address: str | None,
+           working_dir: Path | None, wait: bool, submission_id: str | None) -> None:
+    """Submit FILE (a pipeline file or an FSM config) to a cluster as a Ray Job.
+
+    Arguments after FILE go to `fsm-actors run` on the cluster, e.g.
+    `fsm-actors submit orders_fsm.yaml --wait -- -i in.csv -o out.jsonl`.
+    """
+    if working_dir is not None:
+        try:
+            target = str(file.resolve().relative_to(working_dir.resolve()))
+        except ValueError:
+            raise UserError(f"{file} is not inside --working-dir {working_dir}") from None
+    else:
+        target = str(file.resolve())
+    client = job_client(address)
+    entrypoint = shlex.join(["python", "-m", "fsm_actors.cli.main", "run", target,
+                             "--no-progress", *run_args])
+    job_id = _submit(client, entrypoint, job_runtime_env(working_dir), submission_id)
+    click.echo(job_id)
+    click.echo(f"submitted to {dashboard_address(address)}: {entrypoint}\n"
+               f"  fsm-actors logs {job_id} --follow | fsm-actors stop {job_id}", err=True)
+    if wait:
+        sys.exit(_follow(client, job_id))
+
+
+def _submit(client: Any, entrypoint: str, env: dict[str, Any], submission_id: str | None,
+            timeout: float = 60) -> str:
+    """Submit; a head that has just started has no job agent for some seconds: wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=env,
+                                     submission_id=submission_id)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise UserError(f"the cluster refused the job: {exc}") from None
+            time.sleep(1)
+
+
+def _follow(client: Any, job_id: str) -> int:
+    """Print the job's logs as they come; 0 when it succeeded, 1 otherwise."""
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            click.echo(chunk, nl=False)
+
+    try:
+        asyncio.run(tail())
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped following; the job runs on (fsm-actors stop {job_id})", err=True)
+        return 130
+    status = _final_status(client, job_id)
+    click.echo(f"job {job_id}: {status}", err=True)
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def _final_status(client: Any, job_id: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    status = str(client.get_job_status(job_id))
+    while status.split(".")[-1] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = str(client.get_job_status(job_id))
+    return status.split(".")[-1]
+
+
+@click.command()
+@click.option("--address", default=None, help=ADDRESS_HELP)
+def jobs(address: str | None) -> None:
+    """List the cluster's jobs (newest last)."""
+    client = job_client(address)
+    listed = sorted((j for j in client.list_jobs() if j.submission_id),  # not plain drivers
+                    key=lambda j: j.start_time or 0)
+    if not listed:
+        click.echo("no jobs")
+        return
+    for job in listed:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((job.start_time or 0) / 1000))
+        status = str(job.status).split(".")[-1]
+        click.echo(f"{job.submission_id:<28} {status:<10} {started}  "
+                   f"{job.entrypoint}")
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--address", default=None, help=ADDRESS_HELP)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+def logs(job_id: str, address: str | None, follow: bool) -> None:
+    """Print a job's logs."""
+    client = job_client(address)
+    try:
+        if follow:
+            sys.exit(_follow(client, job_id))
+        click.echo(client.get_job_logs(job_id), nl=False)
+    except RuntimeError as exc:
+        raise UserError(f"job {job_id}: {exc}") from None
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--address", default=None, help=ADDRESS_HELP)
+def stop(job_id: str, address: str | None) -> None:
+    """Stop a running job and wait until it has stopped."""
+    client = job_client(address)
+    try:
+        client.stop_job(job_id)
+    except RuntimeError as exc:
+        raise UserError(f"job {job_id}: {exc}") from None
+    status = _final_status(client, job_id, timeout=60)
+    click.echo(f"job {job_id}: {status}")

@@ -1,0 +1,176 @@
+"""``fsm-actors status``: this project's actors on a cluster, grouped, with live counters.
+
+Actors come from Ray's state API (alive, in the project's namespace) and are grouped by
+their names: ``fsm/<fsm>/<i>`` (FSM pools), ``<pattern>/<run id>/<role>/<i>`` (job workers
+and pattern actors), ``resource/<name>`` (providers) and ``resource-manager`` (the broker).
+Counters are read from each actor's ``status()`` method when it has one (an actor busy
+with a long call answers late and is shown as busy). With ``--watch`` the view refreshes
+and shows rates from the change between two readings. Running jobs are listed too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from fsm_actors import runtime
+from fsm_actors.cli.documents import UserError
+
+#: Counters a rate is computed for (records per second between two readings).
+RATE_KEYS = ("records", "records_read", "records_processed", "records_done")
+STATUS_TIMEOUT = 2.0
+
+
+@dataclass
+class ActorRow:
+    """One live actor: where it belongs, where it runs, what it said about itself."""
+
+    group: tuple[str, str]
+    role: str
+    name: str
+    class_name: str
+    node_id: str
+    status: dict[str, Any] | None = None
+    note: str = ""
+    rates: dict[str, float] = field(default_factory=dict)
+
+
+def group_of(name: str) -> tuple[tuple[str, str], str]:
+    """``((kind, id), role)`` for an actor name of this project."""
+    parts = name.split("/")
+    if name == "resource-manager":
+        return ("resources", "broker"), "broker"
+    if parts[0] == "resource" and len(parts) >= 2:
+        return ("resources", "providers"), "provider"
+    if parts[0] == "fsm" and len(parts) >= 3:
+        return ("fsm", "/".join(parts[1:-1])), "worker"
+    if len(parts) >= 4:
+        return (parts[0], parts[1]), "/".join(parts[2:-1])
+    return ("other", ""), parts[0] or "?"
+
+
+def collect(dashboard_url: str, namespace: str) -> list[ActorRow]:
+    """The project's live actors with their ``status()``, read from the cluster."""
+    import ray
+    from ray.util.state import list_actors
+
+    listed = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")],
+                         limit=10_000, raise_on_missing_output=False)
+    rows: list[ActorRow] = []
+    pending = []
+    for actor in listed:
+        if actor.ray_namespace != namespace or not actor.name:
+            continue
+        group, role = group_of(actor.name)
+        row = ActorRow(group, role, actor.name, actor.class_name, actor.node_id or "")
+        rows.append(row)
+        try:
+            handle = ray.get_actor(actor.name, namespace=namespace)
+            pending.append((row, handle.status.remote()))
+        except AttributeError:
+            row.note = "no status()"
+        except ValueError:  # gone between the listing and now
+            row.note = "gone"
+    for row, ref in pending:
+        try:
+            row.status = ray.get(ref, timeout=STATUS_TIMEOUT)
+        except ray.exceptions.GetTimeoutError:
+            row.note = "busy (no answer in 2s)"
+        except ray.exceptions.RayError as exc:
+            row.note = f"status failed: {type(exc).__name__}"
+    rows.sort(key=lambda r: (r.group, r.role, r.name))
+    return rows
+
+
+def running_jobs(dashboard_url: str) -> list[tuple[str, str]]:
+    """``(id, entrypoint)`` of the cluster's running jobs."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    try:
+        jobs = JobSubmissionClient(dashboard_url).list_jobs()
+    except (ConnectionError, RuntimeError):
+        return []
+    return [(j.submission_id, j.entrypoint) for j in jobs
+            if j.status == JobStatus.RUNNING and j.submission_id]  # not plain drivers
+
+
+def _counters(status: dict[str, Any] | None) -> str:
+    if not status:
+        return ""
+    shown = []
+    for key, value in status.items():
+        if key in ("fsm", "actor", "name") or isinstance(value, dict | list) or value is None:
+            continue
+        shown.append(f"{key}={value:,}" if isinstance(value, int) and not isinstance(value, bool)
+                     else f"{key}={value}")
+    return " ".join(shown)
+
+
+def render(rows: list[ActorRow], jobs: list[tuple[str, str]], where: str) -> list[str]:
+    """The status view as lines."""
+    lines = [f"cluster {where}: {len(rows)} fsm-actors actors"]
+    current = None
+    for row in rows:
+        if row.group != current:
+            current = row.group
+            members = sum(1 for r in rows if r.group == current)
+            kind, ident = current
+            title = {"fsm": f"FSM pool {ident!r}", "resources": f"resources ({ident})"}.get(
+                kind, f"{kind} run {ident}")
+            lines.append(f"{title}: {members} actor{'s' if members != 1 else ''}")
+        rates = " ".join(f"{k}/s={v:,.0f}" for k, v in row.rates.items())
+        detail = " ".join(filter(None, [_counters(row.status), rates, row.note]))
+        lines.append(f"  {row.name:<40} {row.role:<9} node {row.node_id[:8]:<8} {detail}")
+    lines.append(f"running jobs: {len(jobs)}")
+    lines += [f"  {job_id}  {entrypoint}" for job_id, entrypoint in jobs]
+    return lines
+
+
+def _rates(rows: list[ActorRow], before: dict[str, tuple[float, dict[str, Any]]]) -> None:
+    now = time.monotonic()
+    for row in rows:
+        if row.status is None:
+            continue
+        seen = before.get(row.name)
+        if seen:
+            dt = now - seen[0]
+            for key in RATE_KEYS:
+                if isinstance(row.status.get(key), int) and key in seen[1] and dt > 0:
+                    row.rates[key] = (row.status[key] - seen[1][key]) / dt
+        before[row.name] = (now, dict(row.status))
+
+
+@click.command()
+@click.option("--address", default=None,
+              help="Ray address (host:port, ray://host:10001). Default: RAY_ADDRESS, "
+              "FSM_ACTORS_ADDRESS, the head of `fsm-actors up`, a running local cluster.")
+@click.option("--watch", "-w", is_flag=True, help="Refresh every --interval seconds.")
+@click.option("--interval", type=float, default=2.0, show_default=True)
+def status(address: str | None, watch: bool, interval: float) -> None:
+    """Show this project's actors on a running cluster, grouped by pipeline and run."""
+    target = runtime.connect_target(address)
+    if "new embedded" in target:
+        raise UserError("no running Ray cluster to show: give --address, set RAY_ADDRESS, or "
+                        "start one with `fsm-actors up`")
+    info = runtime.ensure_ray(address)
+    if not info.dashboard_url:
+        raise UserError(f"the cluster at {info.address} runs without a dashboard; status needs "
+                        "it (start the head with --include-dashboard=true)")
+    runtime.use_cluster_auth(info.dashboard_url)
+    seen: dict[str, tuple[float, dict[str, Any]]] = {}
+    while True:
+        rows = collect(info.dashboard_url, info.namespace)
+        _rates(rows, seen)
+        lines = render(rows, running_jobs(info.dashboard_url), info.address)
+        if watch:
+            click.clear()
+        click.echo("\n".join(lines))
+        if not watch:
+            return
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return

@@ -1,0 +1,127 @@
+"""Operations against real Ray nodes (issue 15): a `ray start --head` on 127.0.0.1 with its
+dashboard plus one `ray start --address` worker node; submit/logs/jobs/stop/status through
+the command line, and `up`/`down` leaving no process behind.
+
+The CLI runs in subprocesses, as a person runs it (and so the suite's own Ray is untouched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from examples.make_orders import write_orders
+from fsm_actors.cli.cluster import session_processes
+from tests.ops.ray_heads import REPO, client_env, start_head, start_worker
+
+EXAMPLES = REPO / "examples"
+
+
+def fsm_actors(*args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fsm_actors.cli.main", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env=client_env(**env))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    head = start_head(auth="token", cpus=1, dashboard=True,
+                      log_dir=tmp_path_factory.mktemp("head"))
+    try:
+        start_worker(head, cpus=1)
+        yield head
+    finally:
+        head.stop()
+
+
+def _example_job(tmp_path: Path, rows: int) -> Path:
+    """examples/orders_clean.yaml with its data, in a directory of the test's own."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    job = tmp_path / "orders_clean.yaml"
+    shutil.copy(EXAMPLES / "orders_clean.yaml", job)
+    write_orders(tmp_path / "data" / "orders.csv", rows)
+    return job
+
+
+def _written(tmp_path: Path) -> list[dict]:
+    out = tmp_path.parent / "out" / "orders_clean.jsonl"
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_submit_a_file_job_and_wait_for_its_outcome(cluster, tmp_path):
+    job = _example_job(tmp_path / "w", 5000)
+    proc = fsm_actors("submit", str(job), "--address", cluster.dashboard_url, "--wait")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCEEDED" in proc.stderr and "done: 5,000 records in" in proc.stdout
+    rows = _written(tmp_path / "w")
+    assert rows and all(r["active"] and r["quantity"] > 0 for r in rows)
+    assert all(r["total"] == round(r["quantity"] * r["unit_price"], 2) for r in rows)
+
+
+def test_submit_with_a_working_dir_then_logs_and_jobs(cluster, tmp_path):
+    job = _example_job(tmp_path / "w", 3000)
+    proc = fsm_actors("submit", str(job), "--address", cluster.dashboard_url,
+                      "--working-dir", str(tmp_path / "w"), "--wait")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job_id = proc.stdout.splitlines()[0].strip()
+    logs = fsm_actors("logs", job_id, "--address", cluster.dashboard_url)
+    assert logs.returncode == 0 and "done: 3,000 records in" in logs.stdout, logs.stderr
+    listed = fsm_actors("jobs", "--address", cluster.dashboard_url)
+    assert any(line.startswith(job_id) and "SUCCEEDED" in line
+               for line in listed.stdout.splitlines()), listed.stdout
+
+
+def test_status_shows_a_running_jobs_actors_and_stop_stops_it(cluster, tmp_path):
+    job = _example_job(tmp_path / "w", 200_000)
+    slow = job.read_text().replace(
+        'transformations:\n', "chunk_size: 1000\ntransformations:\n"
+        "  - \"lambda r: (__import__('time').sleep(0.002), r)[1]\"\n")
+    job.write_text(slow)
+    proc = fsm_actors("submit", str(job), "--address", cluster.dashboard_url)
+    assert proc.returncode == 0, proc.stderr
+    job_id = proc.stdout.strip()
+    deadline, shown = time.monotonic() + 120, ""
+    while time.monotonic() < deadline:
+        shown = fsm_actors("status", "--address", cluster.address).stdout
+        if "file_processing run" in shown and job_id in shown:
+            break
+        time.sleep(1)
+    assert "file_processing run" in shown and "/worker/0" in shown, shown
+    assert f"running jobs: 1\n  {job_id}" in shown
+    stopped = fsm_actors("stop", job_id, "--address", cluster.dashboard_url)
+    assert stopped.returncode == 0 and "STOPPED" in stopped.stdout, stopped.stderr
+    after = fsm_actors("status", "--address", cluster.address).stdout
+    assert "running jobs: 0" in after and "file_processing run" not in after, after
+
+
+def test_up_then_run_attaches_then_down_leaves_no_process(tmp_path):
+    from tests.servers import free_port
+
+    home = {"FSM_ACTORS_HOME": str(tmp_path / "home")}
+    port = free_port()
+    proc = fsm_actors("up", "--port", str(port), "--dashboard-port", str(free_port()),
+                      "--client-port", str(free_port()), "--num-cpus", "1", **home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head = json.loads((tmp_path / "home" / "head.json").read_text())
+    try:
+        assert "dashboard: http://127.0.0.1:" in proc.stdout
+        job = _example_job(tmp_path / "w", 2000)
+        ran = fsm_actors("run", str(job), "--json", **home)
+        assert ran.returncode == 0, ran.stderr
+        assert f"connecting to the Ray cluster at 127.0.0.1:{port} (from `fsm-actors up`)" \
+            in ran.stderr
+        assert json.loads(ran.stdout)["lines_read"] == 2000
+        assert session_processes(head["pid"])  # the head outlives the run
+    finally:
+        down = fsm_actors("down", **home)
+    assert down.returncode == 0 and "no process left" in down.stdout, down.stderr
+    assert session_processes(head["pid"]) == []
+    assert not os.path.exists(head["temp_dir"])
+    assert "nothing to stop" in fsm_actors("down", **home).stdout
