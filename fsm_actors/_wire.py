@@ -8,7 +8,6 @@ pausing it for the duration of one ``loads`` is safe.
 
 from __future__ import annotations
 
-import io
 import pickle
 from typing import Any
 
@@ -34,9 +33,9 @@ def unpack(payload: bytes) -> Any:
 def pack_results(results: list[dict[str, Any]]) -> bytes:
     """Run results, packed column-wise: the records' data, their final states, one path per
     distinct path (records share a handful), and ``{index: (success, error)}`` for the
-    records that did not simply succeed. Pickled without the memo: results hold no
-    cycles, and the memo costs the sender 4x more than the work it saves (measured here:
-    1.22 us/record for the plain pickle of result dicts, 0.25 us for this)."""
+    records that did not simply succeed. Measured here on 12.5k results of a 3-state FSM:
+    pickling the result dicts took 15 ms, these columns 2.5 ms (the pickle memo tracks 3
+    containers per record there, 1 here), and the driver rebuilds the dicts in 2 ms."""
     datas: list[Any] = []
     states: list[Any] = []
     path_ids: list[int] = []
@@ -52,15 +51,7 @@ def pack_results(results: list[dict[str, Any]]) -> bytes:
         path_ids.append(pid)
         if r["error"] is not None or not r["success"]:
             odd[index] = (r["success"], r["error"])
-    columns = (datas, states, path_ids, list(paths), odd)
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=5)
-    pickler.fast = True  # no memo (see above)
-    try:
-        pickler.dump(columns)
-    except (RecursionError, ValueError, pickle.PicklingError, TypeError, AttributeError):
-        return pack(columns)  # a self-referencing record, or one only cloudpickle handles
-    return buffer.getvalue()
+    return pack((datas, states, path_ids, list(paths), odd))
 
 
 def unpack_results(payload: bytes) -> list[dict[str, Any]]:
