@@ -55,3 +55,15 @@ def test_on_ray_they_are_exported_with_pipeline_run_and_role(ray_session):
     records = [line for line in lines if line.startswith("ray_fsm_actors_records_total{")]
     assert records and float(records[0].rsplit(" ", 1)[1]) == 5000
     assert 'role="worker"' in records[0]
+
+
+def test_the_grafana_dashboard_has_a_panel_for_every_metric():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "dashboards" / "fsm-actors.json"
+    board = json.loads(path.read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    for name in metrics.CATALOG:
+        assert any(f"ray_fsm_actors_{name}" in e for e in exprs), name
+    assert len(board["panels"]) == len(metrics.CATALOG)  # regenerate: scripts/make_dashboard.py
