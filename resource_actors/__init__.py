@@ -1,47 +1,49 @@
 """Pooled external resources (databases, files, HTTP services) hosted by Ray actors.
 
 Public names live here; the modules hold one idea each: ``base`` (the provider contract),
-``pool``, ``database``/``sql``, ``filesystem``, ``http``, ``simple``, ``factory`` (dicts to
-providers), ``broker`` (the lease core), ``host`` (live resources), ``local`` (in-process
-driver), ``actors``/``broker_actor`` (Ray shells), ``handle``, ``remote``, ``manager`` (the
-facade) and ``binder`` (the FSM engine's view). Importing this package does not import Ray.
+``errors``, ``pool``, ``broker`` (the acquire protocol's pure core: ``LeaseBook``,
+``Registration``), ``admission`` (its one driver, for threads), ``host`` (a provider and
+its leases), ``local`` (the in-process registry), ``database``/``sql``, ``filesystem``,
+``http``, ``simple``, ``factory`` (dicts to providers), ``actors``/``broker_actor`` (Ray
+shells), ``handle``, ``remote`` (the cluster client), ``manager`` (the facade) and ``binder``
+(the FSM engine's view). Names are imported on first use, so importing this package (or
+one of its cores) loads neither Ray nor SQLAlchemy nor aiohttp.
 """
 
-from resource_actors.base import (
-    BaseResourceProvider,
-    IResourceProvider,
-    ResourceHealth,
-    ResourceMetrics,
-    ResourceStatus,
-)
-from resource_actors.binder import ManagerResourceBinder, register_fsm_resources
-from resource_actors.database import DatabaseResourceAdapter
-from resource_actors.errors import ResourceError
-from resource_actors.factory import create_provider_from_dict, register_resource_type
-from resource_actors.filesystem import (
-    FileSystemResource,
-    FileSystemResourceAdapter,
-    FileSystemSession,
-)
-from resource_actors.http import (
-    HTTPClient,
-    HTTPResourceAdapter,
-    HTTPResponse,
-    HTTPServiceResource,
-    RetryPolicy,
-)
-from resource_actors.manager import ResourceManager
-from resource_actors.pool import PoolConfig, PoolMetrics, ResourcePool
-from resource_actors.requirements import ResourceConfig
-from resource_actors.simple import SimpleResourceProvider, UnavailableResourceProvider
-from resource_actors.sql import DatabaseConnection
+from __future__ import annotations
 
-__all__ = [
-    "BaseResourceProvider", "DatabaseConnection", "DatabaseResourceAdapter",
-    "FileSystemResource", "FileSystemResourceAdapter", "FileSystemSession", "HTTPClient",
-    "HTTPResourceAdapter", "HTTPResponse", "HTTPServiceResource", "IResourceProvider",
-    "ManagerResourceBinder", "PoolConfig", "PoolMetrics", "ResourceConfig", "ResourceError",
-    "ResourceHealth", "ResourceManager", "ResourceMetrics", "ResourcePool", "ResourceStatus",
-    "RetryPolicy", "SimpleResourceProvider", "UnavailableResourceProvider",
-    "create_provider_from_dict", "register_fsm_resources", "register_resource_type",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "BaseResourceProvider": "base", "IResourceProvider": "base", "ResourceHealth": "base",
+    "ResourceMetrics": "base", "ResourceStatus": "base",
+    "ManagerResourceBinder": "binder", "register_fsm_resources": "binder",
+    "DatabaseResourceAdapter": "database",
+    "NotAProviderError": "errors", "RegistrationConflict": "errors", "ResourceError": "errors",
+    "create_provider_from_dict": "factory", "register_resource_type": "factory",
+    "FileSystemResource": "filesystem", "FileSystemResourceAdapter": "filesystem",
+    "FileSystemSession": "filesystem",
+    "HTTPClient": "http", "HTTPResourceAdapter": "http", "HTTPResponse": "http",
+    "HTTPServiceResource": "http", "RetryPolicy": "http",
+    "ResourceManager": "manager",
+    "PoolConfig": "pool", "PoolMetrics": "pool", "ResourcePool": "pool",
+    "ResourceConfig": "requirements",
+    "SimpleResourceProvider": "simple", "UnavailableResourceProvider": "simple",
+    "DatabaseConnection": "sql",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resource_actors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"resource_actors.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -29,18 +29,13 @@ from sqlalchemy import URL, Engine, create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from resource_actors.backends import BACKENDS, normalize_backend  # noqa: F401 (BACKENDS: re-exported)
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus
 from resource_actors.errors import ResourceError
 from resource_actors.sql import DatabaseConnection, error_text
 
 log = logging.getLogger(__name__)
 
-BACKENDS = {
-    "postgresql": "postgresql", "postgres": "postgresql", "psql": "postgresql",
-    "mysql": "mysql", "mariadb": "mysql",
-    "sqlite": "sqlite", "sqlite3": "sqlite", "file": "sqlite",
-    "memory": "memory",
-}
 DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
            "sqlite": "sqlite+pysqlite", "memory": "sqlite+pysqlite"}
 ENV = {
@@ -49,16 +44,6 @@ ENV = {
     "mysql": {"host": "MYSQL_HOST", "port": "MYSQL_TCP_PORT", "user": "MYSQL_USER",
               "password": "MYSQL_PWD", "database": "MYSQL_DATABASE"},
 }
-
-
-def normalize_backend(backend: str) -> str:
-    """Canonical backend name; ``ResourceError`` for unknown ones."""
-    key = backend.lower().split("+", 1)[0]
-    if key not in BACKENDS:
-        raise ResourceError(
-            f"unknown database backend {backend!r}; use one of: postgresql, mysql, mariadb, "
-            "sqlite, memory", None, "configure")
-    return BACKENDS[key]
 
 
 def _sqlite_accepts_decimal() -> None:

@@ -14,17 +14,17 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from resource_actors.backends import BACKENDS
 from resource_actors.base import IResourceProvider
-from resource_actors.database import BACKENDS, DatabaseResourceAdapter
 from resource_actors.errors import ResourceError
-from resource_actors.filesystem import FileSystemResourceAdapter
-from resource_actors.http import HTTPResourceAdapter
 from resource_actors.simple import SimpleResourceProvider
 
 ProviderFactory = Callable[[str, dict[str, Any]], IResourceProvider]
 
 
 def _database(name: str, params: dict[str, Any]) -> IResourceProvider:
+    from resource_actors.database import DatabaseResourceAdapter  # SQLAlchemy: on first use
+
     backend = params.pop("backend", None) or params.pop("provider", None) or "memory"
     if "connection" in params and isinstance(params["connection"], str):
         params["connection_string"] = params.pop("connection")
@@ -46,14 +46,22 @@ def _custom(name: str, params: dict[str, Any]) -> IResourceProvider:
     return cls(name=name, **kwargs)
 
 
+def _filesystem(name: str, params: dict[str, Any]) -> IResourceProvider:
+    from resource_actors.filesystem import FileSystemResourceAdapter
+
+    return FileSystemResourceAdapter(name, **params)
+
+
+def _http(name: str, params: dict[str, Any]) -> IResourceProvider:
+    from resource_actors.http import HTTPResourceAdapter  # aiohttp: on first use
+
+    return HTTPResourceAdapter(name, **params)
+
+
 _TYPES: dict[str, ProviderFactory] = {
     "database": _database, "db": _database, "sql": _database, "async_database": _database,
-    "filesystem": lambda n, p: FileSystemResourceAdapter(n, **p),
-    "file_system": lambda n, p: FileSystemResourceAdapter(n, **p),
-    "fs": lambda n, p: FileSystemResourceAdapter(n, **p),
-    "http": lambda n, p: HTTPResourceAdapter(n, **p),
-    "api": lambda n, p: HTTPResourceAdapter(n, **p),
-    "rest": lambda n, p: HTTPResourceAdapter(n, **p),
+    "filesystem": _filesystem, "file_system": _filesystem, "fs": _filesystem,
+    "http": _http, "api": _http, "rest": _http,
     "custom": _custom,
     "simple": lambda n, p: SimpleResourceProvider(n, p.get("data", {})),
     "static": lambda n, p: SimpleResourceProvider(n, p.get("data", {})),

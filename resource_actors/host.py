@@ -1,9 +1,11 @@
-"""``ProviderHost``: one provider, its optional pool and the live resources leased from it.
+"""``ProviderHost``: one provider, its optional pool, its lease book and the live resources
+leased from it.
 
-The host is where live resources stay. In-process (``local=True``) callers get the resources
-themselves; across processes the ``ProviderActor`` hosts it and callers reach the leased
-resource through a handle, whose calls arrive here as ``call``/``stream``/``get_attribute``
-with the lease id. Thread-safe: one thread per concurrent holder may call in.
+The host is where live resources and the truth about their leases stay together. In-process
+(``local=True``) callers get the resources themselves; across processes a ``ProviderActor``
+hosts it and callers reach the leased resource through a handle, whose calls arrive here as
+``call``/``stream``/``get_attribute`` with the lease id. Thread-safe: one thread per
+concurrent holder or waiter may call in.
 """
 
 from __future__ import annotations

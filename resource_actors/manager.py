@@ -1,10 +1,12 @@
 """``ResourceManager``: the facade of the resource layer (the seed's whole API).
 
-By default it talks to the cluster-wide ``resource-manager`` actor (created on first use and
-shared by every driver and worker of the cluster): providers live in ``resource/<name>``
-actors and ``acquire`` returns serializable handles. ``ResourceManager(local=True)`` keeps
-everything in this process and returns live resources. Both enforce the same caps, keep the
-same metrics and raise the same ``ResourceError``.
+By default it works on the cluster's resources: providers live in ``resource/<name>``
+actors (which own their leases, cap and FIFO waiters, and restart by themselves), leases
+are taken there directly, and ``acquire`` returns serializable handles; whole-cluster reads
+go through the restartable ``resource-manager`` broker (see ``resource_actors.broker_actor``).
+``ResourceManager(local=True)`` keeps everything in this process and returns live resources.
+Both enforce the same caps, serve waiters first come first served, keep the same metrics and
+raise the same ``ResourceError``.
 
 A facade owns what it registered: ``close()`` releases the leases of the owners it acquired
 for and unregisters its providers (a provider registered identically by several facades

@@ -1,10 +1,13 @@
 """``PoolConfig`` and ``ResourcePool``: a bounded pool of live resources from one provider.
 
-The pool behaves like SQLAlchemy's ``QueuePool``: at most ``max_size`` resources exist; an
-``acquire`` past that waits up to ``acquire_timeout`` and then raises ``ResourceError`` naming
-the limit, the holders and the remedy; idle resources are validated before hand-out
-(pre-ping) and dead ones replaced; resources idle past ``max_idle_time`` (or older than
-``max_lifetime``) are closed while the pool keeps ``min_size``.
+The pool behaves like SQLAlchemy's ``QueuePool``: at most ``max_size`` resources are handed
+out; an ``acquire`` past that waits (first come, first served) up to ``acquire_timeout`` and
+then raises ``ResourceError`` naming the limit, the holders and the remedy; idle resources
+are validated before hand-out (pre-ping) and dead ones replaced; resources idle past
+``max_idle_time`` (or older than ``max_lifetime``) are closed while the pool keeps
+``min_size``. The cap is the pool's ``admission`` (the broker core's ``LeaseBook``): the
+resource manager leases a pooled resource through that same admission (``checkout`` /
+``checkin``), so a resource has one cap and one "exhausted" error.
 """
 
 from __future__ import annotations
@@ -104,7 +107,9 @@ class ResourcePool:
     ``acquire(timeout=None, owner_id=None)`` returns a live resource (LIFO, so cold resources
     age out); ``release(resource)`` returns it (``provider.reset(resource)`` runs first when the
     provider has one; a failing reset discards the resource); ``discard(resource)`` closes it
-    instead. A provider managed by a pool is told so through its optional ``attach_pool(config)``.
+    instead. ``checkout``/``checkin``/``checkout_discard`` do the same for a caller that holds
+    a slot of ``admission`` already. A provider managed by a pool is told so through its
+    optional ``attach_pool(config)``.
     """
 
     def __init__(
@@ -148,11 +153,6 @@ class ResourcePool:
         """Resources handed out and not yet returned."""
         with self._lock:
             return len(self._out)
-
-    def holders(self) -> list[str]:
-        """Owner ids of the resources handed out (``'?'`` when none was given)."""
-        with self._lock:
-            return [out.owner_id or "?" for out in self._out.values()]
 
     # -- acquire / release -------------------------------------------------------------------
     def acquire(self, timeout: float | None = None, owner_id: str | None = None) -> Any:

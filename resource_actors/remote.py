@@ -70,9 +70,10 @@ def owner_identity() -> tuple[str, Any]:
 
 
 def _threads_for(pool_config: PoolConfig | None) -> int:
-    """Threads of a provider actor: every holder and every waiter blocks one."""
+    """Threads of a provider actor: a holder's call and a waiter each block one (waiters
+    past that queue in Ray; their timeout still counts from when they were sent)."""
     cap = pool_config.max_size if pool_config else 8
-    return min(512, max(32, 4 * cap + 16))
+    return min(256, 2 * cap + 8)
 
 
 class BrokerClient:

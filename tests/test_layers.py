@@ -34,12 +34,17 @@ CORES = [
     "patterns._files.functions",
     "patterns._files.validation",
     "patterns._files.aggregate",
+    "resource_actors",
+    "resource_actors.base",
+    "resource_actors.pool",
+    "resource_actors.broker",
+    "resource_actors.admission",
+    "resource_actors.host",
+    "resource_actors.local",
+    "resource_actors.manager",
+    "resource_actors.binder",
+    "resource_actors.factory",
 ]
-
-# Cores of another owner that still import the resource adapters through
-# resource_actors/__init__.py (it imports every adapter eagerly). Strict: the day they pass,
-# this list must shrink.
-OTHERS_PENDING = ["resource_actors.base", "resource_actors.pool", "resource_actors.broker"]
 
 ENTRY_POINTS = ["fsm_actors", "fsm_actors.functions"]
 
@@ -58,12 +63,6 @@ def _loaded_after_import(module: str) -> list[str]:
 
 @pytest.mark.parametrize("module", CORES)
 def test_core_imports_no_ray_sqlalchemy_or_aiohttp(module):
-    assert _loaded_after_import(module) == []
-
-
-@pytest.mark.parametrize("module", OTHERS_PENDING)
-@pytest.mark.xfail(strict=True, reason="resource_actors/__init__ imports every adapter")
-def test_resource_cores_import_no_ray_sqlalchemy_or_aiohttp(module):
     assert _loaded_after_import(module) == []
 
 
