@@ -7,6 +7,8 @@ Prints one JSON line per measurement:
   one run; ``overhead_us`` = protected - bare.
 - ``shared_policy_overhead``: microseconds added per call by a cluster-scope breaker and a
   cluster-scope limiter (rate high enough never to wait) in the driver (target < 50 us).
+- ``breaker_propagation``: seconds from a cluster breaker opening (the report that crossed
+  the threshold answered) to each of 2 other busy workers refusing calls (target < 0.5 s).
 - ``cluster_limiter``: granted calls per second of 4 actors sharing one cluster limiter of
   ``--rate`` per second, and the ratio to the limit.
 
@@ -107,6 +109,51 @@ def shared_policy_overhead(n: int) -> None:
          **{k: round(v, 3) for k, v in figures.items()}, target_us=50)
 
 
+def breaker_propagation(trials: int = 5) -> None:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Worker:
+        def __init__(self, name: str) -> None:
+            self.breaker = CircuitBreaker(name=name, scope="cluster", failure_threshold=5,
+                                          timeout=60)
+
+        async def fail(self) -> float:
+            for _ in range(5):
+                try:
+                    await self.breaker.call(_boom)
+                except ZeroDivisionError:
+                    pass
+            await self.breaker.close()  # its reply carries the OPEN state
+            return time.time()
+
+        async def until_refused(self) -> float:
+            while True:
+                try:
+                    await self.breaker.call(asyncio.sleep, 0.001)
+                except Exception:
+                    return time.time()
+
+    lags: list[float] = []
+    for _ in range(trials):
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        CircuitBreaker(name=name, scope="cluster", failure_threshold=5, timeout=60)
+        workers = [Worker.remote(name) for _ in range(3)]
+        watchers = [w.until_refused.remote() for w in workers[1:]]
+        time.sleep(0.5)
+        opened = ray.get(workers[0].fail.remote())
+        lags += [t - opened for t in ray.get(watchers)]
+        for w in workers:
+            ray.kill(w)
+    lags.sort()
+    emit(bench="breaker_propagation", workers=3, trials=trials,
+         p50_s=round(lags[len(lags) // 2], 4), max_s=round(lags[-1], 4), target_s=0.5)
+
+
+def _boom() -> float:
+    return 1 / 0
+
+
 def cluster_limiter(rate: float, seconds: float, actors: int = 4) -> None:
     import ray
 
@@ -156,6 +203,7 @@ def main() -> None:
 
     runtime.ensure_ray(include_dashboard=False)
     shared_policy_overhead(args.calls)
+    breaker_propagation()
     cluster_limiter(args.rate, args.seconds)
     cluster_limiter(100_000, args.seconds)
     runtime.shutdown()

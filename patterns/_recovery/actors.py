@@ -31,7 +31,9 @@ from patterns._recovery.permits import PermitBook
 
 log = logging.getLogger(__name__)
 
-GROUPS = {"acquire": 10_000, "control": 64}
+# Each group of a threaded actor is a pool of real threads, made when the actor starts:
+# 10,000 of them per policy actor exhausted the machine. Waiters beyond 256 queue in Ray.
+GROUPS = {"acquire": 256, "control": 16}
 SWEEP_INTERVAL = 0.5
 _STATE_CODE = {CircuitBreakerState.CLOSED: 0, CircuitBreakerState.HALF_OPEN: 1,
                CircuitBreakerState.OPEN: 2}
@@ -104,13 +106,13 @@ class LimiterActor:
         return granted
 
     @ray.method(concurrency_group="control")
-    def pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         with self._lock:
             self._bucket.pause(seconds)
             self._save()
 
     @ray.method(concurrency_group="control")
-    def metrics(self) -> dict[str, Any]:
+    async def metrics(self) -> dict[str, Any]:
         with self._lock:
             return {"available_tokens": self._bucket.available(), "waiting": self._waiting,
                     "granted": self._bucket.granted, "timed_out": self._timed_out,
@@ -155,8 +157,7 @@ class BreakerActor:
     def _save(self) -> None:
         self._journal.save({"fingerprint": self._fingerprint, "breaker": self._core.snapshot()})
 
-    @ray.method(concurrency_group="control")
-    def report(self, codes: list[int], refused: int) -> tuple[str, float]:
+    async def report(self, codes: list[int], refused: int) -> tuple[str, float]:
         """Closed-state outcomes and locally refused calls of one worker; the state now."""
         with self._lock:
             if codes:
@@ -166,8 +167,7 @@ class BreakerActor:
                 self._save()
             return self._view()
 
-    @ray.method(concurrency_group="control")
-    def probe(self) -> tuple[str | None, str, float]:
+    async def probe(self) -> tuple[str | None, str, float]:
         """A permit for a call while the breaker is not CLOSED (a HALF_OPEN probe, or a
         CLOSED permit if it closed meanwhile), or ``None``; and the state."""
         with self._lock:
@@ -175,22 +175,19 @@ class BreakerActor:
             self._save()
             return (permit, *self._view())
 
-    @ray.method(concurrency_group="control")
-    def record_probe(self, permit: str, code: int) -> tuple[str, float]:
+    async def record_probe(self, permit: str, code: int) -> tuple[str, float]:
         with self._lock:
             self._core.record(permit, code)
             self._save()
             return self._view()
 
-    @ray.method(concurrency_group="control")
-    def force(self, state: str) -> tuple[str, float]:
+    async def force(self, state: str) -> tuple[str, float]:
         with self._lock:
             self._core.force(CircuitBreakerState(state))
             self._save()
             return self._view()
 
-    @ray.method(concurrency_group="control")
-    def metrics(self) -> dict[str, Any]:
+    async def metrics(self) -> dict[str, Any]:
         with self._lock:
             self._view()
             return self._core.metrics()
@@ -259,7 +256,7 @@ class BulkheadActor:
         return await self._waiters.acquire(holder, timeout)
 
     @ray.method(concurrency_group="control")
-    def release(self, lease: str) -> None:
+    async def release(self, lease: str) -> None:
         self._waiters.release(lease)
 
     @ray.method(concurrency_group="control")
@@ -313,6 +310,9 @@ class BulkheadActor:
         return f"BulkheadActor({self._name})"
 
 
-REMOTE = {kind: ray.remote(concurrency_groups=GROUPS)(cls) for kind, cls in (
-    ("rate_limiter", LimiterActor), ("circuit_breaker", BreakerActor),
-    ("bulkhead", BulkheadActor))}
+# Every shell is an asyncio actor (each has async methods): a concurrency group is then one
+# event loop, its size a bound on calls in flight, not a thread pool. The breaker never
+# waits, so it needs no groups.
+REMOTE = {"rate_limiter": ray.remote(concurrency_groups=GROUPS)(LimiterActor),
+          "bulkhead": ray.remote(concurrency_groups=GROUPS)(BulkheadActor),
+          "circuit_breaker": ray.remote(BreakerActor)}
