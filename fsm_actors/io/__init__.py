@@ -30,7 +30,7 @@ from fsm_actors.io.detect import (
     output_compression,
     split_extensions,
 )
-from fsm_actors.io.errors import FormatError, MalformedRecordError, RowError
+from fsm_actors.io.errors import CorruptStreamError, FormatError, MalformedRecordError, RowError
 from fsm_actors.io.fsync import fsync_path
 from fsm_actors.io.join import atomic_write, compress_bytes, concat_parts, join_parts
 from fsm_actors.io.parquet_stitch import stitch_parquet, stitchable
@@ -40,6 +40,7 @@ from fsm_actors.io.writers import ArrowWriter, RecordWriter, document_frame
 
 __all__ = [
     "ByteRange",
+    "CorruptStreamError",
     "RangeScan",
     "csv_file_types",
     "merge_scans",

@@ -8,35 +8,103 @@ from typing import Any
 import pyarrow as pa
 
 
-def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
+def records_to_table(records: list[dict[str, Any]], *, exact: bool = False) -> pa.Table | None:
     """A table with one column per key seen in any record (in order of first appearance).
 
     A record missing a key gets null there. A key whose values have clashing types (``1`` and
-    ``"x"``) keeps every value, non-strings as their JSON text, instead of failing the batch.
+    ``"x"``) keeps every value, non-strings as their JSON text, instead of failing the batch;
+    integers of 2**63 and more become ``uint64`` (or text past it).
+
+    With ``exact=True`` the table is returned only when ``table.to_pylist() == records``
+    holds with the same types, keys and key order: every record has the same ``str`` keys
+    in the same order, each key one kind of value, integers within 64 bits, nested values
+    that read back unchanged, at least one key. Otherwise ``None``: keep the dicts.
     """
+    if exact:
+        return _exact_table(records)
     if not records:
         return pa.table({})
     first = records[0].keys()
     if set().union(*records) == first:
         try:
             return pa.Table.from_pylist(records)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass
     keys = list(dict.fromkeys(k for r in records for k in r))
+    return pa.table({key: _column([r.get(key) for r in records]) for key in keys})
+
+
+def _column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except OverflowError:
+        try:
+            return pa.array(values, pa.uint64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    return pa.array(
+        [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values],
+        pa.string(),
+    )
+
+
+_SCALARS = (str, float, bool, bytes)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _exact_table(records: list[dict[str, Any]]) -> pa.Table | None:
+    if not records or any(type(r) is not dict for r in records):
+        return None
+    keys = tuple(records[0])
+    if not keys or any(type(k) is not str for k in keys):
+        return None
+    if any(tuple(r) != keys for r in records):
+        return None
     columns = {}
     for key in keys:
-        values = [r.get(key) for r in records]
-        try:
-            columns[key] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[key] = pa.array(
-                [
-                    v if v is None or isinstance(v, str) else json.dumps(v, default=str)
-                    for v in values
-                ],
-                pa.string(),
-            )
+        values = [r[key] for r in records]
+        column = _exact_column(values)
+        if column is None:
+            return None
+        columns[key] = column
     return pa.table(columns)
+
+
+def _exact_column(values: list[Any]) -> pa.Array | None:
+    kinds = {type(v) for v in values if v is not None}
+    if len(kinds) > 1:
+        return None
+    kind = kinds.pop() if kinds else None
+    try:
+        if kind is None:
+            return pa.nulls(len(values))
+        if kind is int:
+            present = [v for v in values if v is not None]
+            low, high = min(present), max(present)
+            if low >= _INT64[0] and high <= _INT64[1]:
+                return pa.array(values, pa.int64())
+            return pa.array(values, pa.uint64()) if low >= 0 and high < 1 << 64 else None
+        if kind in _SCALARS:
+            return pa.array(values)
+        column = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    return column if _same(column.to_pylist(), values) else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of equal types all the way down (``1 != 1.0``, key order counts)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and a != a:
+        return b != b
+    return a == b
 
 
 def _kind(value: Any) -> type:

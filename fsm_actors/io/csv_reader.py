@@ -33,7 +33,8 @@ import pyarrow.csv as pacsv
 
 from fsm_actors.io.chunks import Piece
 from fsm_actors.io.csv_types import convert_column, declared_types, kind_type, kinds_of
-from fsm_actors.io.errors import FormatError, RowError, raw_text
+from fsm_actors.io.detect import end_at_last_line
+from fsm_actors.io.errors import CorruptStreamError, FormatError, RowError, raw_text
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 MAX_BLOCK_SIZE = 1 << 30
@@ -212,23 +213,33 @@ def string_batches(
     says why."""
     block = opts.block_size
     done = 1
+    stopped: str | None = None
     while True:
+        stream = data()
+        if stopped is not None and not end_at_last_line(stream):
+            stream.close()
+            break
         try:
-            for raw in _one_pass(data(), header, opts, block):
+            for raw in _one_pass(stream, header, opts, block):
                 if raw.end <= done:
                     continue
                 yield _trim(raw, done) if raw.first < done else raw
                 done = raw.end
-            return
+            break
         except pa.ArrowInvalid as exc:
             if "straddl" in str(exc) and block < MAX_BLOCK_SIZE:
                 block *= 4
                 continue
-            yield _Raw(None, [], done, f"CSV read stopped: {exc}")
-            return
-        except (FormatError, OSError) as exc:
-            yield _Raw(None, [], done, f"read stopped: {exc}")
-            return
+            stopped = f"CSV read stopped: {exc}"
+            break
+        except (CorruptStreamError, OSError) as exc:
+            if stopped is not None:
+                break
+            # The parser reads ahead: read again up to the last whole line before the bad
+            # data so that every record before it is kept.
+            stopped = f"read stopped: {exc}"
+    if stopped is not None:
+        yield _Raw(None, [], done, stopped)
 
 
 def _one_pass(stream: BinaryIO, header: Header, opts: CsvOptions, block: int) -> Iterator[_Raw]:

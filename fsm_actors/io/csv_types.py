@@ -56,7 +56,7 @@ def column_kind(column: pa.Array, known: str = "null") -> str:
     for kind in _CANDIDATES[known]:
         # A cheap look at the first values spares the whole-column checks (a failed cast
         # of a long text column is slow).
-        if all(_SAMPLE_RE[kind].match(v) for v in sample) and _fits(values, kind):
+        if all(_SAMPLE_RE[kind].match(v) for v in sample) and fits(values, kind):
             return kind
     return "string"
 
@@ -81,7 +81,7 @@ def _non_null(column: pa.Array) -> pa.Array:
     return column.filter(pc.invert(nulls)) if pc.any(nulls).as_py() else column
 
 
-def _fits(values: pa.Array, kind: str) -> bool:
+def fits(values: pa.Array, kind: str) -> bool:
     """Whether every (non-null) text value reads as ``kind`` and back unchanged."""
     if kind == "bool":
         return pc.all(pc.is_in(pc.utf8_lower(values), pa.array(["true", "false"]))).as_py()

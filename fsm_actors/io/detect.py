@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from fsm_actors.io.errors import FormatError
+from fsm_actors.io.errors import CorruptStreamError, FormatError
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "xml", "parquet", "text", "log")
 COMPRESSIONS = ("gzip", "zstd")
@@ -51,6 +51,7 @@ COMPRESSION_EXTENSION = {"gzip": ".gz", "zstd": ".zst"}
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _SNIFF_BYTES = 64 * 1024
+_RAW_READ = 64 * 1024
 
 
 def normalize_format(fmt: str) -> str:
@@ -109,8 +110,11 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def _sniff(path: str | os.PathLike) -> str | None:
-    with open_input(path) as stream:
-        head = stream.read(_SNIFF_BYTES)
+    try:
+        with open_input(path) as stream:
+            head = stream.read(_SNIFF_BYTES)
+    except CorruptStreamError:  # truncated compressed data: the extension has to tell
+        return None
     if head.startswith(b"PAR1"):
         return "parquet"
     text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
@@ -153,23 +157,106 @@ def open_input(path: str | os.PathLike, compression: str | None = "detect") -> B
         compression = detect_compression(path)
     if compression is None:
         return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    native = pa.CompressedInputStream(pa.OSFile(os.fspath(path), mode="r"), _codec(compression))
-    return io.BufferedReader(_ArrowRaw(native), 1 << 20)
+    codec = _codec(compression)
+    native = pa.CompressedInputStream(pa.OSFile(os.fspath(path), mode="r"), codec)
+    return _CheckedReader(_ArrowRaw(native, os.fspath(path), codec), 1 << 20)
+
+
+class _CheckedReader(io.BufferedReader):
+    """A buffered reader that raises its raw stream's failure instead of ending quietly: a
+    read that gets nothing because the data turned bad raises the ``FormatError``."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._checked(super().read(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._checked(super().read1(size))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._checked(super().readline(size))
+
+    def _checked(self, data: bytes) -> bytes:
+        failed = self.raw.failed
+        if failed is not None and not data and not self.raw.quiet:
+            raise failed
+        return data
+
+
+def end_at_last_line(stream: BinaryIO) -> bool:
+    """Make a stream of ``open_input`` end cleanly at the last whole line before corrupt or
+    truncated data instead of raising (a re-read that keeps every record before a cut).
+    Call before the read reaches the bad data; ``False`` for streams it cannot change."""
+    raw = getattr(stream, "raw", None)
+    if isinstance(raw, _ArrowRaw):
+        raw.quiet = True
+        return True
+    return False
 
 
 class _ArrowRaw(io.RawIOBase):
-    """A native Arrow input stream seen as a Python raw stream."""
+    """A native Arrow input stream seen as a Python raw stream. Corrupt or truncated
+    compressed data raises ``FormatError`` naming the file (readers turn it into a row error
+    after the records read before it); with ``quiet`` it ends at the last line end before
+    the bad data instead."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, name: str, codec: str) -> None:
         self._stream = stream
+        self._name = name
+        self._codec = codec
+        self._failed: CorruptStreamError | None = None
+        self.quiet = False
+        self._ready = b""
+        self._pending = b""
+        self._done = False
+
+    @property
+    def failed(self) -> CorruptStreamError | None:
+        """Why the data stopped, once it has."""
+        return self._failed
 
     def readable(self) -> bool:
         return True
 
+    def _native(self) -> bytes | None:
+        """The next decompressed bytes (``b""`` at the end), ``None`` once they turn bad."""
+        try:
+            # Small reads: a read that fails loses its data, so lose little before a cut.
+            return self._stream.read(_RAW_READ)
+        except (OSError, pa.ArrowInvalid) as exc:
+            self._failed = CorruptStreamError(
+                f"{self._name}: {self._codec} data is truncated or corrupt ({exc})", self._name
+            )
+            return None
+
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
+        if self.quiet:
+            return self._quiet_readinto(buffer)
+        if not self._ready:
+            if self._failed is not None:
+                raise self._failed
+            data = self._native()
+            if data is None:
+                return 0  # the caller gets what was read so far, then the error
+            self._ready = data
+        n = min(len(buffer), len(self._ready))
+        buffer[:n] = self._ready[:n]
+        self._ready = self._ready[n:]
+        return n
+
+    def _quiet_readinto(self, buffer: Any) -> int:
+        while not self._ready and not self._done:
+            data = self._native()
+            if data is None:  # drop the cut line
+                self._pending, self._done = b"", True
+            elif not data:
+                self._ready, self._pending, self._done = self._pending, b"", True
+            else:
+                block = self._pending + data
+                cut = block.rfind(b"\n") + 1
+                self._ready, self._pending = block[:cut], block[cut:]
+        n = min(len(buffer), len(self._ready))
+        buffer[:n] = self._ready[:n]
+        self._ready = self._ready[n:]
         return n
 
     def close(self) -> None:

@@ -49,6 +49,11 @@ class FormatError(FSMError, ValueError):
         return (self.__class__, (str(self), self.file))
 
 
+class CorruptStreamError(FormatError):
+    """The bytes of a file stopped being readable part-way (a truncated or corrupt gzip/zstd
+    stream). Readers report it as the file's last ``RowError``, after the records before it."""
+
+
 class MalformedRecordError(FormatError):
     """Raised by a reader that was given no ``on_error`` callback when it meets a bad record."""
 

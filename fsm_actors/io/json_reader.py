@@ -61,6 +61,12 @@ def _fast_block(block: bytes | None, schema: pa.Schema | None) -> pa.Table | Non
             table = _read_block(block, read_opts, explicit)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
+        # pyarrow passes bytes that are not UTF-8 through into strings: such a block goes
+        # line by line, where the bad lines are rejected.
+        try:
+            table.validate(full=True)
+        except pa.ArrowInvalid:
+            return None
         # JSON has no timestamp type: text that pyarrow took for a timestamp stays text.
         stamped = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
         if not stamped:

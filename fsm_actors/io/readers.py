@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from fsm_actors.io.chunks import Chunk, Piece, rechunk
 from fsm_actors.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
 from fsm_actors.io.detect import detect_compression, detect_format, normalize_format, open_input
-from fsm_actors.io.errors import FormatError, MalformedRecordError, RowError
+from fsm_actors.io.errors import CorruptStreamError, FormatError, MalformedRecordError, RowError
 from fsm_actors.io.json_reader import read_json_pieces, read_jsonl_pieces
 from fsm_actors.io.text_reader import read_text_pieces
 from fsm_actors.io.xml_io import read_xml_pieces
@@ -56,7 +56,17 @@ def iter_chunks(source: Source, options: ReadOptions, chunk_size: int) -> Iterat
     Raises ``FormatError`` naming the file when its format is unknown or unreadable as a whole;
     malformed records inside a readable file are reported in the chunks' ``errors``.
     """
-    return rechunk(_pieces(source, options, chunk_size), chunk_size)
+    return rechunk(_guarded(_pieces(source, options, chunk_size), _name(source)), chunk_size)
+
+
+def _guarded(pieces: Iterator[Piece], name: str | None) -> Iterator[Piece]:
+    """``pieces``, ended by a ``RowError`` instead of an exception when the bytes run out
+    or turn bad mid-read (a truncated gzip/zstd file): the records before stay read."""
+    try:
+        yield from pieces
+    except (CorruptStreamError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, FormatError) else f"{name}: read failed: {exc}"
+        yield Piece(None, [RowError(name, f"read stopped: {reason}")])
 
 
 def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[Piece]:
