@@ -35,7 +35,13 @@ from fsm_actors.io.fsync import fsync_path
 from fsm_actors.io.join import atomic_write, compress_bytes, concat_parts, join_parts
 from fsm_actors.io.parquet_stitch import stitch_parquet, stitchable
 from fsm_actors.io.readers import ReadOptions, iter_chunks, read_arrow_batches, read_record_batches
-from fsm_actors.io.schema import cast_column, conform, unify_schemas, unify_types
+from fsm_actors.io.schema import (
+    cast_column,
+    conform,
+    require_numeric,
+    unify_schemas,
+    unify_types,
+)
 from fsm_actors.io.writers import ArrowWriter, RecordWriter, document_frame
 
 __all__ = [
@@ -76,6 +82,7 @@ __all__ = [
     "read_arrow_batches",
     "read_record_batches",
     "records_to_table",
+    "require_numeric",
     "split_extensions",
     "stitch_parquet",
     "stitchable",

@@ -133,3 +133,21 @@ def _flat(kind: pa.DataType) -> bool:
     return not (
         pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
     )
+
+
+def require_numeric(schema: pa.Schema, columns: Iterable[str], what: str = "sum") -> None:
+    """Raise ``FormatError`` naming the first of ``columns`` that is not numeric in
+    ``schema`` (a ``sum``/``mean`` over it cannot be computed), with the remedy. A column the
+    schema lacks is left to the caller (it may be all null in this batch)."""
+    for name in columns:
+        if name not in schema.names:
+            continue
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                or pa.types.is_decimal(kind) or pa.types.is_null(kind)):  # fmt: skip
+            raise FormatError(
+                f"{what} over column {name!r} needs numbers, but the column is {kind} (some "
+                "value in the file is not a number); declare its type, e.g. "
+                f"csv_column_types={{{name!r}: 'float64'}} (values that are not numbers are "
+                "then rejected rows), or aggregate it with count/min/max"
+            )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fsm_actors.io import FormatError, ReadOptions, RowError, iter_chunks
+from fsm_actors.io import FormatError, ReadOptions, RowError, iter_chunks, require_numeric
 
 
 def read(path, chunk_size=65536, **options):
@@ -146,3 +146,13 @@ def test_bad_utf8_row_has_its_line(tmp_path):
     rows, errors, _ = read(path)
     assert [r["a"] for r in rows] == [1, 3]
     assert errors[0].line == 4 and "UTF-8" in errors[0].reason and "\\xff" in errors[0].raw
+
+
+def test_a_sum_over_a_text_column_is_a_clear_error(tmp_path):
+    """Issue 9 item 9: what the file steps check before ``sum:``/``mean:``."""
+    path = tmp_path / "t.csv"
+    path.write_text("n,m\n1,1\nC2,2\n")
+    schema = next(iter_chunks(path, ReadOptions(), 10)).batch.schema
+    require_numeric(schema, ["m", "absent"])
+    with pytest.raises(FormatError, match="column 'n'.*csv_column_types"):
+        require_numeric(schema, ["m", "n"], "sum")
