@@ -105,6 +105,8 @@ class BatchPipeline:
         self._stages: list[tuple[bool, list[tuple[str, Any]]]] = []
         for kind, step in steps:
             batch = is_batch_level(step)
+            if not batch and inspect.iscoroutinefunction(step):
+                step = _bridged(step)
             if self._stages and not batch and not self._stages[-1][0]:
                 self._stages[-1][1].append((kind, step))
             else:
@@ -203,6 +205,17 @@ def _run_record_steps(records, numbers, steps, file, errors) -> tuple[list[dict]
             out_originals.append(original)
         records, numbers, originals = out, out_numbers, out_originals
     return records, numbers, skipped
+
+
+def _bridged(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``async def`` step run to completion through the project's one sync bridge."""
+    from fsm_actors._sync import run_sync
+
+    def call(record: Any) -> Any:
+        return run_sync(fn(record))
+
+    call.__name__ = getattr(fn, "__name__", "step")
+    return call
 
 
 def _checked(out: Any) -> dict:

@@ -55,3 +55,15 @@ def test_an_invalid_record_does_not_rerun_the_others():
     assert result.table.num_rows == 8 and len(result.errors) == 2
     assert calls == Counter({i: 1 for i in range(8)})
     assert all(e.stage == "validate" for e in result.errors)
+
+
+def test_async_record_steps_run_through_the_sync_bridge():
+    async def add(r):
+        return {**r, "w": r["v"] + 1}
+
+    async def keep_even(r):
+        return r["id"] % 2 == 0
+
+    result = BatchPipeline(filters=[keep_even], transformations=[add]).apply(TABLE, None, 0)
+    assert result.table.column("id").to_pylist() == [0, 2, 4, 6, 8]
+    assert result.table.column("w").to_pylist() == [2.0] * 5 and not result.errors
