@@ -155,7 +155,10 @@ def status(address: str | None, watch: bool, interval: float) -> None:
     if "new embedded" in target:
         raise UserError("no running Ray cluster to show: give --address, set RAY_ADDRESS, or "
                         "start one with `fsm-actors up`")
-    info = runtime.ensure_ray(address)
+    try:
+        info = runtime.ensure_ray(address)
+    except runtime.RuntimeConnectError as exc:
+        raise UserError(str(exc)) from None
     if not info.dashboard_url:
         raise UserError(f"the cluster at {info.address} runs without a dashboard; status needs "
                         "it (start the head with --include-dashboard=true)")

@@ -125,3 +125,13 @@ def test_up_then_run_attaches_then_down_leaves_no_process(tmp_path):
     assert session_processes(head["pid"]) == []
     assert not os.path.exists(head["temp_dir"])
     assert "nothing to stop" in fsm_actors("down", **home).stdout
+
+
+def test_a_missing_token_is_reported_with_what_to_set(cluster, tmp_path):
+    env = {"HOME": str(tmp_path)}  # no ~/.ray/auth_token here
+    for args in (["jobs", "--address", cluster.dashboard_url],
+                 ["status", "--address", cluster.address]):
+        proc = fsm_actors(*args, **env)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "uses token authentication" in proc.stderr and "RAY_AUTH_TOKEN" in proc.stderr
+        assert "Traceback" not in proc.stderr
