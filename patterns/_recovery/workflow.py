@@ -32,6 +32,7 @@ from patterns._recovery.errors import (
 )
 from patterns._recovery.invoke import invoke
 from patterns._recovery.limiter import RateLimiter
+from patterns._recovery.metrics import WorkflowCounts
 from patterns._recovery.retrying import RetryPolicy
 from patterns._recovery.saga import SagaStep, as_steps, compensate, run_saga
 from patterns._recovery.workflow_config import ErrorRecoveryConfig
@@ -53,20 +54,6 @@ class _Call:
     deadline: float | None = None
 
 
-@dataclass(slots=True)
-class _Counts:
-    executions: int = 0
-    calls: int = 0
-    successes: int = 0
-    failures: int = 0
-    fallbacks: int = 0
-    compensations: int = 0
-    deadlines_exceeded: int = 0
-    consecutive_failures: int = 0
-    last_execution_time: float = 0.0
-    total_execution_time: float = 0.0
-
-
 Layer = Callable[[_Call], Awaitable[Any]]
 
 
@@ -78,8 +65,9 @@ class ErrorRecoveryWorkflow:
     ``await execute_saga(steps, *args)`` runs a saga and returns what ran. ``get_metrics()``
     gives the seed's keys (``total_attempts`` = calls of the function, ``success_rate``,
     ``avg_retry_count``), dataknobs' keys (``attempts`` = retries, ``successes``,
-    ``failures``, ``fallbacks``, ``compensations``) and one dict per policy. Counts are
-    exact for calls from one event loop at a time.
+    ``failures``, ``fallbacks``, ``compensations``) and one dict per policy. An execution
+    the fallback answered counts as a success and a fallback. Counts are exact for calls
+    from one event loop at a time.
     """
 
     def __init__(self, config: ErrorRecoveryConfig | dict[str, Any], *,
@@ -88,7 +76,7 @@ class ErrorRecoveryWorkflow:
             config = ErrorRecoveryConfig(**config)
         self.config = config
         self._clock = clock
-        self._m = _Counts()
+        self._m = WorkflowCounts()
         self.strategies = config.strategies
         name, scope = config.name, config.scope
         on = self.strategies.__contains__
@@ -341,24 +329,9 @@ class ErrorRecoveryWorkflow:
     # -- reports -------------------------------------------------------------------------
     def get_metrics(self) -> dict[str, Any]:
         """The seed's, dataknobs' and per-policy figures (see the class docstring)."""
-        m = self._m
         retries = self.retry.core.stats.retries if self.retry else 0
-        out: dict[str, Any] = {
-            "name": self.config.name,
-            "executions": m.executions,
-            "total_attempts": m.calls,
-            "success_rate": m.successes / m.executions if m.executions else 0.0,
-            "avg_retry_count": retries / m.executions if m.executions else 0.0,
-            "attempts": retries,
-            "successes": m.successes,
-            "failures": m.failures,
-            "fallbacks": m.fallbacks,
-            "compensations": m.compensations,
-            "consecutive_failures": m.consecutive_failures,
-            "last_execution_time": m.last_execution_time,
-            "total_execution_time": m.total_execution_time,
-            "strategies": sorted(s.value for s in self.strategies),
-        }
+        out = {"name": self.config.name, **self._m.summary(retries),
+               "strategies": sorted(s.value for s in self.strategies)}
         if self.retry:
             out["retry"] = self.retry.metrics()
         if self.breaker:
@@ -371,12 +344,12 @@ class ErrorRecoveryWorkflow:
             out["cache"] = self.cache.metrics()
         if S.DEADLINE in self.strategies:
             out["deadline"] = {"budget": self.config.global_timeout,
-                               "exceeded": m.deadlines_exceeded}
+                               "exceeded": self._m.deadlines_exceeded}
         return out
 
     def reset_metrics(self) -> None:
         """Zero the workflow's own counts (policy state is kept)."""
-        self._m = _Counts()
+        self._m = WorkflowCounts()
 
     async def close(self) -> None:
         """Flush cluster reports and stop timers and thread pools."""
