@@ -2,7 +2,7 @@
 
 ``EndpointCall`` is compiled once per endpoint (templates, auth, parser) and is picklable, so
 FANOUT ships it to worker actors. ``attempt`` sends one HTTP request on a given aiohttp
-session and classifies the answer: 2xx/3xx parse into a result; 5xx, 429, timeouts and
+session (or ``LeanClient``, FANOUT's hot-path client) and classifies the answer: 2xx/3xx parse into a result; 5xx, 429, timeouts and
 connection errors raise ``TransientCallError`` (retried by the endpoint's retry policy; a
 429 carries ``retry_after``); other 4xx raise ``PermanentCallError`` unless the status is in
 ``retry_on_status``. ``call`` runs the whole call under the endpoint's policies and never
@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 from patterns._api.auth import scrub
 from patterns._api.config import APIEndpoint, APIOrchestrationConfig
 from patterns._api.errors import APICallError, PermanentCallError, TransientCallError
 from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value
+from patterns._api.wire import LeanClient
 from resource_actors.base import is_secret_key, redact
 from resource_actors.http import HTTPResponse, safe_url
 
@@ -167,21 +169,30 @@ class EndpointCall:
                 kw["json"] = body
         return kw
 
-    async def attempt(self, session: aiohttp.ClientSession, url: str, kw: dict[str, Any],
+    async def attempt(self, session: aiohttp.ClientSession | LeanClient, url: str,
+                      kw: dict[str, Any],
                       outcome: CallOutcome, on_429: Any = None) -> Any:
         """Send one request and return the parsed body, or raise Transient/PermanentCallError."""
         outcome.attempts += 1
         if self.log_requests:
             log.info("%s %s headers=%s", self.method, safe_url(url), redact(kw["headers"]))
         try:
-            async with session.request(self.method, url, timeout=self._client_timeout,
-                                       **kw) as resp:
-                body = await resp.read()
-                status = resp.status
-                headers = resp.headers
+            if isinstance(session, LeanClient):
+                status, raw, body = await session.fetch(self.method, url, timeout=self.timeout,
+                                                        **kw)
+                headers = CIMultiDict(raw)
+            else:
+                async with session.request(self.method, url, timeout=self._client_timeout,
+                                           **kw) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    headers = CIMultiDict(resp.headers)
         except TimeoutError:
             raise TransientCallError(f"timed out after {self.timeout:g}s") from None
-        except aiohttp.ClientError as exc:
+        except ValueError as exc:  # a URL no client can send (aiohttp's InvalidURL too)
+            reason = scrub(f"{type(exc).__name__}: {exc}", self.secrets)
+            raise PermanentCallError(reason.replace(url, safe_url(url))) from None
+        except (aiohttp.ClientError, OSError) as exc:
             reason = scrub(f"{type(exc).__name__}: {exc}", self.secrets)
             raise TransientCallError(reason.replace(url, safe_url(url))) from None
         outcome.status = status
@@ -199,7 +210,7 @@ class EndpointCall:
             if status in _RETRY_STATUSES or status in self.retry_on_status:
                 raise TransientCallError(reason, status)
             raise PermanentCallError(reason, status)
-        response = HTTPResponse(status, dict(headers), body, safe_url(url), 0.0,
+        response = HTTPResponse(status, headers, body, safe_url(url), 0.0,  # type: ignore[arg-type]
                                 outcome.attempts, "utf-8")
         try:
             return self.parser(response)
@@ -207,7 +218,7 @@ class EndpointCall:
             raise PermanentCallError(
                 f"malformed response body: {type(exc).__name__}: {exc}"[:300], status) from None
 
-    async def call(self, session: aiohttp.ClientSession, policy: Any, data: Any,
+    async def call(self, session: aiohttp.ClientSession | LeanClient, policy: Any, data: Any,
                    results: Mapping[str, Any], item: Any = NO_ITEM) -> CallOutcome:
         """Run the call under ``policy`` (retries, limiters, breaker); never raises."""
         outcome = CallOutcome(self.name, False, method=self.method, started=time.time())

@@ -248,7 +248,9 @@ class APIOrchestrationConfig:
     ``batch_size`` items per task. With ``sink`` (a file path; format from ``sink_format`` or
     the extension) results are streamed there instead of returned; ``checkpoint_id`` makes the
     run resumable; ``error_threshold`` (a count, or a share < 1) stops a run with too many
-    failed items.
+    failed items. ``http_client``: ``"auto"`` sends FANOUT requests with the lean keep-alive
+    client of ``patterns._api.wire`` (no redirects, cookies or proxies) and everything else
+    with aiohttp; ``"aiohttp"`` or ``"lean"`` choose one for all.
     """
 
     endpoints: Sequence[APIEndpoint | Mapping[str, Any]]
@@ -278,6 +280,7 @@ class APIOrchestrationConfig:
     sink_format: str | None = None
     checkpoint_id: str | None = None
     error_threshold: float | None = None
+    http_client: str = "auto"
     metrics_enabled: bool = True
     log_requests: bool = False
     log_responses: bool = False
@@ -307,6 +310,9 @@ class APIOrchestrationConfig:
                                       or value < 1):
                 raise APIConfigError(f"config {self.name!r}: {name} must be an integer >= 1, "
                                      f"got {value!r}")
+        if self.http_client not in ("auto", "aiohttp", "lean"):
+            raise APIConfigError(f"config {self.name!r}: http_client must be 'auto', 'aiohttp' "
+                                 f"or 'lean', got {self.http_client!r}")
         if self.scope not in ("auto", "process", "cluster"):
             raise APIConfigError(f"config {self.name!r}: scope must be 'auto', 'process' or "
                                  f"'cluster', got {self.scope!r}")

@@ -8,6 +8,7 @@ HTTP worker actors (``patterns._api.fanout``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from patterns._api.errors import APICallError
 from patterns._api.metrics import run_metrics
 from patterns._api.modes import Run
 from patterns._api.policies import Limits
+from patterns._api.wire import LeanClient
 
 
 class APIOrchestrator:
@@ -83,8 +85,7 @@ class APIOrchestrator:
             runtime.ensure_ray(self.address)
         policies = self.limits.policies()
         started = time.perf_counter()
-        connector = aiohttp.TCPConnector(limit=config.max_concurrent, limit_per_host=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with self._client() as session:
             run = Run(self.calls, policies, session, max_concurrent=config.max_concurrent,
                       fail_fast=config.fail_fast)
             try:
@@ -93,6 +94,13 @@ class APIOrchestrator:
             except TimeoutError:
                 self._timed_out(run)
         return self._result(run, time.perf_counter() - started)
+
+    def _client(self) -> Any:
+        """The run's HTTP client (an async context manager): aiohttp unless ``lean`` asked."""
+        if self.config.http_client == "lean":
+            return _closing(LeanClient(self.config.max_concurrent))
+        connector = aiohttp.TCPConnector(limit=self.config.max_concurrent, limit_per_host=0)
+        return aiohttp.ClientSession(connector=connector)
 
     def _timed_out(self, run: Run) -> None:
         reason = f"not finished within total_timeout ({self.config.total_timeout:g}s)"
@@ -124,3 +132,11 @@ class APIOrchestrator:
 
     def __repr__(self) -> str:
         return f"APIOrchestrator(name={self.name!r}, mode={self.mode.value!r})"
+
+
+@contextlib.asynccontextmanager
+async def _closing(client: LeanClient):
+    try:
+        yield client
+    finally:
+        await client.close()

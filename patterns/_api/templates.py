@@ -203,7 +203,8 @@ def compile_value(value: Any, *, url: bool = False) -> Renderer:
         return _Const(value.value)
     if isinstance(value, str):
         template = Template(value, url=url)
-        return template if template.fields else _Const(value)
+        # no placeholder: the text itself, with escaped braces ({{ }}) made plain
+        return template if template.fields else _Const("".join(template.parts))  # type: ignore[arg-type]
     if callable(value):
         return _Call(value)
     if isinstance(value, Mapping):

@@ -98,6 +98,9 @@ class APITestServer:
         r.add_post("/status/{code}", self.status)
         r.add_get("/secret/{kind}", self.secret)
         r.add_post("/graphql", self.graphql)
+        r.add_get("/chunked/{key}", self.chunked)
+        r.add_get("/gzip/{key}", self.gzipped)
+        r.add_get("/close/{key}", self.close)
         r.add_get("/users", self.users)
         r.add_get("/posts", self.posts)
         return app
@@ -174,6 +177,24 @@ class APITestServer:
         if isinstance(body, list):
             return web.json_response([answer(q) for q in body])
         return web.json_response(answer(body))
+
+    async def chunked(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for part in (b'{"chunked": ', b'"' + request.match_info["key"].encode() + b'"', b"}"):
+            await response.write(part)
+        await response.write_eof()
+        return response
+
+    async def gzipped(self, request: web.Request) -> web.Response:
+        response = web.json_response({"gzip": request.match_info["key"], "pad": "x" * 2000})
+        response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def close(self, request: web.Request) -> web.Response:
+        return web.json_response({"closed": request.match_info["key"]},
+                                 headers={"Connection": "close"})
 
     async def users(self, request: web.Request) -> web.Response:
         return web.json_response({"users": [{"id": 1}], "auth": bool(request.headers.get(

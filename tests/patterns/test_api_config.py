@@ -107,6 +107,7 @@ def test_templates_render_values_paths_and_urls():
     assert compile_value("{n}").render(scope) == 5  # a lone placeholder keeps its type
     assert compile_value("{items.0.id}-{auth.token}").render(scope) == "9-t"
     assert compile_value("{results.auth.token}{{x}}").render(scope) == "t{x}"
+    assert compile_value('{{"raw": 1}}').render(scope) == '{"raw": 1}'
     assert compile_value("/u/{user}", url=True).render(scope) == "/u/a%20b"
     assert compile_value({"k": ["{n:03d}", 1]}).render(scope) == {"k": ["005", 1]}
     assert compile_value(lambda data, results: data["n"] + 1).render(scope) == 6
