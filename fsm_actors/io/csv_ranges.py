@@ -165,7 +165,8 @@ def _window(path: str | os.PathLike, start: int, end: int) -> BinaryIO:
 
 
 def scan_csv_range(path: str | os.PathLike, start: int, end: int, options: Any = None) -> RangeScan:
-    """The kinds of the undeclared columns over one range (a worker's share of the type scan)."""
+    """The kinds of the undeclared columns over one range (a worker's share of the type
+    scan; with ``infer="sample"`` over the range's first block only)."""
     opts = csv_options(options) if options is not None else CsvOptions()
     _check(path, opts)
     header = _header(path, opts)
@@ -188,7 +189,7 @@ def merge_scans(
     for scan in scans:
         for column, kind in scan.kinds.items():
             kinds[column] = unify_kinds(kinds.get(column, "null"), kind)
-    fallback = "null" if opts.infer == "file" else "string"
+    fallback = "null" if opts.infer != "text" else "string"
     types = {c: declared.get(c) or kind_type(kinds.get(c, fallback)) for c in names}
     return types, any(s.multiline for s in scans)
 

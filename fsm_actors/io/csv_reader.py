@@ -6,7 +6,10 @@ field is parsed as text; types come from ``fsm_actors.io.csv_types``:
 
 * ``infer="file"`` (the default) reads the file once before the first record is returned and
   gives each column the one type all of its values fit without changing (a column that holds
-  ``C70000`` in row 70,000 is text from row 1); ``infer="text"`` keeps every column text;
+  ``C70000`` in row 70,000 is text from row 1); ``infer="sample"`` decides the types from
+  the first block alone (no scan: for speed), and a later value that does not fit its
+  column's type rejects its row instead of changing the type; ``infer="text"`` keeps every
+  column text;
 * ``column_types`` declares types for some or all columns (declared columns are not
   inferred); a value that does not fit its declared type rejects its row.
 
@@ -54,8 +57,8 @@ class CsvOptions:
     infer: str = "file"
 
     def __post_init__(self) -> None:
-        if self.infer not in ("file", "text"):
-            raise FormatError(f"csv infer={self.infer!r}: expected 'file' or 'text'")
+        if self.infer not in ("file", "sample", "text"):
+            raise FormatError(f"csv infer={self.infer!r}: expected 'file', 'sample' or 'text'")
 
 
 @dataclass
@@ -152,12 +155,12 @@ def file_types(
             f"(its columns: {header.names})",
             name,
         )
-    if opts.infer == "file" and len(declared) < len(header.names):
+    if opts.infer != "text" and len(declared) < len(header.names):
         kinds, multiline = scan_kinds(data, header, opts, skip=declared)
     else:
         kinds, multiline = {}, True
     types = {
-        c: declared.get(c) or kind_type(kinds.get(c, "null") if opts.infer == "file" else "string")
+        c: declared.get(c) or kind_type(kinds.get(c, "null") if opts.infer != "text" else "string")
         for c in header.names
     }
     return types, multiline
@@ -169,22 +172,30 @@ def scan_kinds(
     opts: CsvOptions,
     skip: Mapping[str, Any] = {},  # noqa: B006 - read only
 ) -> tuple[dict[str, str], bool]:
-    """The kind of every column not in ``skip`` over all of ``data``, and whether any value
-    holds a line break (then record lines must be counted)."""
+    """The kind of every column not in ``skip`` over all of ``data`` (over its first block
+    with ``infer="sample"``), and whether any value holds a line break (then record lines
+    must be counted; always ``True`` for a sample)."""
     kinds: dict[str, str] = {}
-    multiline = False
-    for raw in string_batches(data, header, opts, None):
+    multiline = opts.infer == "sample"
+    for seen, raw in enumerate(string_batches(data, header, opts, None)):
+        if opts.infer == "sample" and seen:
+            break
         batch = raw.batch
         if batch is None or not batch.num_rows:
             continue
-        bad = _bad_utf8(batch)
+        bad = _bad_utf8(batch, [c for c in batch.schema.names if kinds.get(c) != "string"])
         if bad:
             batch = batch.filter(pa.array([i not in bad for i in range(batch.num_rows)]))
-        if opts.skip_empty_lines:
-            batch = batch.filter(pc.invert(_blank(batch)))
+        blank = _blank(batch) if opts.skip_empty_lines else None
+        if blank is not None:
+            batch = batch.filter(pc.invert(blank))
         kinds = kinds_of(batch, kinds, skip)
-        if not multiline:
-            multiline = any(pc.any(pc.match_substring(c, "\n")).as_py() for c in batch.columns)
+        if not multiline:  # typed kinds hold no line breaks: look at text columns only
+            multiline = any(
+                pc.any(pc.match_substring(batch.column(c), "\n")).as_py()
+                for c in batch.schema.names
+                if kinds.get(c, "string") == "string"
+            )
     return kinds, multiline
 
 
@@ -343,21 +354,27 @@ def _typed(
     breaks = _breaks(batch) if multiline and batch.num_rows else None
     invalid_breaks = [text.count("\n") for _, text, _ in raw.invalid]
     rejected: dict[int, str] = {}  # valid-row index -> reason
-    raw_values = _bad_utf8(batch)
+    # Only text columns need a UTF-8 check: a typed value that is not UTF-8 fails its cast.
+    texts = [f.name for f in schema if pa.types.is_string(f.type)]
+    raw_values = _bad_utf8(batch, texts)
     if raw_values:
         rejected.update((i, "invalid UTF-8 bytes") for i in raw_values)
         batch = _blank_rows(batch, raw_values)
     columns = []
-    for column, target in zip(batch.columns, schema.types, strict=True):
-        converted, bad = convert_column(column, target)
+    for column, target in zip(batch.columns, schema, strict=True):
+        converted, bad = convert_column(column, target.type)
         for i in bad:
-            rejected.setdefault(
-                i,
-                f"column {batch.schema.names[len(columns)]!r}: {column[i].as_py()!r} is not {target}",
-            )
+            value = column.cast(pa.binary())[i].as_py()
+            try:
+                shown = repr(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                raw_values.setdefault(i, _row_bytes(batch, i))
+                rejected.setdefault(i, "invalid UTF-8 bytes")
+                continue
+            rejected.setdefault(i, f"column {target.name!r}: {shown} is not {target.type}")
         columns.append(converted)
     table = pa.RecordBatch.from_arrays(columns, schema=schema)
-    drop = pc.fill_null(_blank(batch), False) if opts.skip_empty_lines else None
+    drop = _blank(batch) if opts.skip_empty_lines else None
     errors: list[RowError] = []
     if raw.invalid or rejected:
         ordinals = _valid_ordinals(raw.first, batch.num_rows, {o for o, _, _ in raw.invalid})
@@ -365,9 +382,7 @@ def _typed(
         for (_, text, reason), line in zip(raw.invalid, lines["invalid"], strict=True):
             errors.append(RowError(name, reason, raw_text(text), line=line))
         for i, reason in sorted(rejected.items()):
-            values = raw_values.get(i) or [
-                _as_bytes(v) for v in batch.slice(i, 1).to_pylist()[0].values()
-            ]
+            values = raw_values.get(i) or _row_bytes(batch, i)
             text = opts.delimiter.encode().join(values)
             errors.append(RowError(name, reason, raw_text(text), line=lines["valid"][i]))
         errors.sort(key=lambda e: e.line or 0)
@@ -405,13 +420,17 @@ def _breaks(batch: pa.RecordBatch) -> pa.Array | None:
     return pc.fill_null(total, 0) if total is not None else None
 
 
-def _blank(batch: pa.RecordBatch) -> pa.Array:
-    """Rows whose every field is empty: blank lines (or lines of only delimiters)."""
-    mask = None
-    for column in batch.columns:
-        test = pc.equal(column, "")
-        mask = test if mask is None else pc.and_(mask, test)
-    return mask if mask is not None else pa.array([False] * batch.num_rows, pa.bool_())
+def _blank(batch: pa.RecordBatch) -> pa.Array | None:
+    """Rows whose every field is empty: blank lines (or lines of only delimiters); ``None``
+    when there are none."""
+    if not batch.num_columns or not batch.num_rows:
+        return None
+    mask = pc.equal(batch.column(0), "")
+    if not pc.any(mask).as_py():
+        return None
+    for column in batch.columns[1:]:
+        mask = pc.and_(mask, pc.equal(column, ""))
+    return pc.fill_null(mask, False)
 
 
 def _empty(header: Header) -> pa.RecordBatch:
@@ -420,10 +439,12 @@ def _empty(header: Header) -> pa.RecordBatch:
     )
 
 
-def _bad_utf8(batch: pa.RecordBatch) -> dict[int, list[bytes]]:
-    """Rows holding bytes that are not UTF-8, with their fields as bytes."""
+def _bad_utf8(batch: pa.RecordBatch, names: list[str]) -> dict[int, list[bytes]]:
+    """Rows holding bytes that are not UTF-8 in the columns ``names``, with every field of
+    the row as bytes."""
     bad: set[int] = set()
-    for column in batch.columns:
+    for name in names:
+        column = batch.column(name)
         try:
             column.validate(full=True)
         except pa.ArrowInvalid:
@@ -433,10 +454,11 @@ def _bad_utf8(batch: pa.RecordBatch) -> dict[int, list[bytes]]:
                         value.decode("utf-8")
                     except UnicodeDecodeError:
                         bad.add(i)
-    if not bad:
-        return {}
-    binary = [c.cast(pa.binary()) for c in batch.columns]
-    return {i: [_as_bytes(c[i].as_py()) for c in binary] for i in sorted(bad)}
+    return {i: _row_bytes(batch, i) for i in sorted(bad)}
+
+
+def _row_bytes(batch: pa.RecordBatch, i: int) -> list[bytes]:
+    return [_as_bytes(c.cast(pa.binary())[i].as_py()) for c in batch.columns]
 
 
 def _blank_rows(batch: pa.RecordBatch, rows: Mapping[int, Any]) -> pa.RecordBatch:

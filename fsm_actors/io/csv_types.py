@@ -85,12 +85,21 @@ def fits(values: pa.Array, kind: str) -> bool:
     """Whether every (non-null) text value reads as ``kind`` and back unchanged."""
     if kind == "bool":
         return pc.all(pc.is_in(pc.utf8_lower(values), pa.array(["true", "false"]))).as_py()
-    pattern = _INT if kind == "int" else _FLOAT
-    if not pc.all(pc.match_substring_regex(values, pattern)).as_py():
+    # Arrow's parse does the heavy check; a few prefix tests reject what it accepts but a
+    # writer would not give back: "+1", "007", "-01", "inf", "nan".
+    if not _casts(values, pa.int64() if kind == "int" else pa.float64()):
         return False
-    if kind == "int":  # 19 digits may still be past int64
-        long = values.filter(pc.greater_equal(pc.utf8_length(values), 19))
-        return not len(long) or _casts(long, pa.int64())
+    if pc.any(pc.starts_with(values, "+")).as_py():
+        return False
+    unsigned = pc.utf8_ltrim(values, "-")
+    leading_zero = pc.and_(pc.starts_with(unsigned, "0"), pc.greater(pc.utf8_length(unsigned), 1))
+    if kind == "int":
+        return not pc.any(pc.or_(leading_zero, pc.starts_with(values, "-0"))).as_py()
+    leading_zero = pc.and_(leading_zero, pc.invert(pc.starts_with(unsigned, "0.")))
+    if pc.any(leading_zero).as_py() or pc.any(pc.match_substring(values, "n")).as_py():
+        return False  # "n": inf, nan, Infinity, NaN in any case but upper
+    if pc.any(pc.match_substring(values, "N")).as_py():
+        return False
     long = values.filter(pc.greater(pc.utf8_length(values), 15))
     if not len(long):
         return True
@@ -163,30 +172,37 @@ def declared_types(spec: Mapping[str, Any] | None) -> dict[str, pa.DataType]:
 
 def convert_column(column: pa.Array, kind: pa.DataType) -> tuple[pa.Array, list[int]]:
     """The text ``column`` as ``kind``, and the indices of the values that do not fit it
-    (null in the result). Null spellings are null in every type but text."""
+    (null in the result; bytes that are not UTF-8 do not fit any type but text). Null
+    spellings are null in every type but text."""
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return column.cast(kind) if not column.type.equals(kind) else column, []
     if pa.types.is_null(kind):
         return pa.nulls(len(column)), []
-    nulls = pc.is_in(column, NULL_SPELLINGS)
-    values = pc.if_else(nulls, None, column) if pc.any(nulls).as_py() else column
-    if pa.types.is_boolean(kind):
-        lowered = pc.utf8_lower(values)
-        bad = pc.invert(pc.fill_null(pc.is_in(lowered, pa.array(["true", "false"])), True))
-        return _with_bad(pc.equal(lowered, "true"), bad)
     try:
+        nulls = pc.is_in(column, NULL_SPELLINGS)
+        values = pc.if_else(nulls, None, column) if pc.any(nulls).as_py() else column
+        if pa.types.is_boolean(kind):
+            lowered = pc.utf8_lower(values)
+            bad = pc.invert(pc.fill_null(pc.is_in(lowered, pa.array(["true", "false"])), True))
+            return _with_bad(pc.equal(lowered, "true"), bad)
         return pc.cast(values, kind), []
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     out: list[Any] = []
     bad_rows: list[int] = []
-    for i, value in enumerate(values.to_pylist()):
-        if value is None:
-            out.append(None)
-            continue
+    spellings = set(NULL_SPELLINGS.to_pylist())
+    for i, raw in enumerate(column.cast(pa.binary()).to_pylist()):
         try:
-            out.append(pc.cast(pa.array([value]), kind)[0].as_py())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            value = raw.decode("utf-8") if raw is not None else None
+            if value is None or value in spellings:
+                out.append(None)
+            elif pa.types.is_boolean(kind):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(value)
+                out.append(value.lower() == "true")
+            else:
+                out.append(pc.cast(pa.array([value]), kind)[0].as_py())
+        except (UnicodeDecodeError, ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
             out.append(None)
             bad_rows.append(i)
     return pa.array(out, kind), bad_rows

@@ -32,8 +32,9 @@ class ReadOptions:
     """How to parse a file; ``None`` fields are detected or defaulted per format.
 
     ``csv_column_types`` declares CSV column types (``{"zip": "string", "n": "int64"}``);
-    ``csv_infer`` is ``"file"`` (one type per column from a scan of the whole file) or
-    ``"text"`` (undeclared columns stay text); see ``fsm_actors.io.csv_types``.
+    ``csv_infer`` is ``"file"`` (one type per column from a scan of the whole file),
+    ``"sample"`` (from the first block; later misfits are rejected rows) or ``"text"``
+    (undeclared columns stay text); see ``fsm_actors.io.csv_reader``.
     """
 
     format: str | None = None

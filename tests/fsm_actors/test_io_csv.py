@@ -156,3 +156,15 @@ def test_a_sum_over_a_text_column_is_a_clear_error(tmp_path):
     require_numeric(schema, ["m", "absent"])
     with pytest.raises(FormatError, match="column 'n'.*csv_column_types"):
         require_numeric(schema, ["m", "n"], "sum")
+
+
+def test_sampled_types_reject_misfits_instead_of_changing_type(tmp_path):
+    path = tmp_path / "s.csv"
+    with open(path, "w") as out:
+        out.write("n,s\n")
+        out.writelines(f"{i},x\n" for i in range(60000))
+        out.write("C1,late\n")
+    rows, errors, schemas = read(path, csv_infer="sample", csv_block_size=1 << 16)
+    assert len(rows) == 60000 and schemas == {pa.schema([("n", pa.int64()), ("s", pa.string())])}
+    assert [(e.line, e.raw) for e in errors] == [(60002, "C1,late")]
+    assert "'C1' is not int64" in errors[0].reason
