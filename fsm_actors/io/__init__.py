@@ -4,6 +4,14 @@ Read any supported file as Arrow chunks or lists of dicts, write Arrow or dicts 
 supported format. Formats: CSV, TSV, JSON (array), JSON Lines, XML, Parquet, text and log (one
 record per line); gzip and zstd compression on any of them but Parquet (which compresses its
 pages). Malformed records never stop a read: they are reported as ``RowError``s.
+
+One of each: ``join_parts`` joins part files into one output (atomic, fsynced; Parquet by
+``stitch_parquet``, row groups copied as bytes), ``compress_bytes`` is the compression helper,
+``unify_schemas``/``conform`` the schema policy, ``output_compression`` the rule for
+compression against an output's name. ``plan_byte_ranges``/``read_csv_range`` let workers
+parse one large CSV together (one type per column via ``csv_file_types`` or
+``scan_csv_range`` + ``merge_scans``). ``records_to_table(records, exact=True)`` converts
+only records that Arrow gives back unchanged.
 """
 
 from fsm_actors.io.chunks import Chunk
