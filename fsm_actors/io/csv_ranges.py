@@ -31,15 +31,8 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from fsm_actors.io.chunks import Chunk, rechunk
-from fsm_actors.io.csv_reader import (
-    CsvOptions,
-    Header,
-    file_types,
-    read_header,
-    record_end,
-    scan_kinds,
-    typed_pieces,
-)
+from fsm_actors.io.csv_parse import CsvOptions, Header, read_header, record_end
+from fsm_actors.io.csv_reader import file_types, scan_kinds, typed_pieces
 from fsm_actors.io.csv_types import declared_types, kind_type, unify_kinds
 from fsm_actors.io.detect import detect_compression, normalize_format
 from fsm_actors.io.errors import FormatError
