@@ -21,9 +21,12 @@ from fsm_actors.progress import BatchProgress
 ConfigSource = str | Path | dict[str, Any] | FSMConfig
 
 #: Chunks of ``process_batch`` when ``batch_size`` is not given: enough records per actor call
-#: that the call costs (~1 ms) stay small next to the work, and enough chunks to spread.
+#: that the call costs (~1 ms) stay small next to the work, and enough chunks to spread. The
+#: cap keeps a chunk of small records and its results under Ray's 100 KB inline limit (no
+#: object-store round trip): measured on 2 cores, 100k records, 2 actors: 2,500 per call
+#: 0.25 s, 5,000 0.29 s, 12,500 0.37 s (best of 4).
 AUTO_CHUNK_MIN = 256
-AUTO_CHUNK_MAX = 20_000
+AUTO_CHUNK_MAX = 2_500
 
 
 class AsyncSimpleFSM:
