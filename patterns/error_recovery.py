@@ -20,7 +20,7 @@ STABLE API for other patterns (names and signatures kept; add keywords only with
         CircuitBreakerConfig, CircuitBreaker, CircuitBreakerState,
         RateLimiter, RateLimiterConfig,                      # await limiter.acquire()
         RecoveryError, RecoveryConfigError, CallNotPermittedError, CircuitOpenError,
-        RateLimitTimeout, AttemptTimeout, DeadlineExceeded,
+        RateLimitTimeout, AttemptTimeout, DeadlineExceeded, PolicyUnavailableError,
     )
 
 - ``RetryPolicy(RetryConfig | dict | None, **fields)``: ``await call(fn, *args, **kw)``,
@@ -60,6 +60,7 @@ from patterns._recovery.errors import (
     CallNotPermittedError,
     CircuitOpenError,
     DeadlineExceeded,
+    PolicyUnavailableError,
     RateLimitTimeout,
     RecoveryConfigError,
     RecoveryError,
@@ -102,6 +103,7 @@ __all__ = [
     "ErrorRecoveryWorkflow",
     "FallbackConfig",
     "Kind",
+    "PolicyUnavailableError",
     "RateLimitTimeout",
     "RateLimiter",
     "RateLimiterConfig",

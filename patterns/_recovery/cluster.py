@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 
 from fsm_actors import runtime
 from fsm_actors._sync import run_sync
@@ -41,7 +41,11 @@ from patterns._recovery.breaker import (
     outcome_of,
 )
 from patterns._recovery.config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
-from patterns._recovery.errors import RecoveryConfigError, RecoveryError
+from patterns._recovery.errors import (
+    PolicyUnavailableError,
+    RecoveryConfigError,
+    RecoveryError,
+)
 from patterns._recovery.limiter import _timeout
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,13 @@ def _unwrap(exc: BaseException) -> BaseException:
     while isinstance(exc, RayTaskError) and isinstance(getattr(exc, "cause", None), BaseException):
         exc = exc.cause
     return exc
+
+
+def _unavailable(name: str, kind: str, exc: BaseException) -> PolicyUnavailableError:
+    return PolicyUnavailableError(
+        f"{kind} {name!r}: its policy actor {actor_name(name, kind)} cannot be reached "
+        f"({type(exc).__name__}); the call was not made. Ray restarts it with its state: try "
+        "again, or keep the process that created the policy alive", policy=name)
 
 
 class ClusterLimiter:
@@ -147,9 +158,10 @@ class ClusterLimiter:
                 self.waiting += 1
             try:
                 got = await asyncio.wrap_future(future)
-            except Exception as exc:
-                raise RecoveryError(f"rate limiter {self.name!r}: its policy actor failed: "
-                                    f"{_unwrap(exc)}", policy=self.name) from None
+            except RayActorError as exc:
+                raise _unavailable(self.name, "rate_limiter", exc) from None
+            except RayTaskError as exc:
+                raise _unwrap(exc) from None
             finally:
                 with self._lock:
                     self.waiting -= 1
@@ -264,7 +276,12 @@ class ClusterBreaker:
             with self._lock:
                 codes, refused = self._pending, self._refused
                 self._pending, self._refused = [], 0
-            self._apply(await self._actor.report.remote(codes, refused))
+            try:
+                self._apply(await self._actor.report.remote(codes, refused))
+            except RayActorError:  # restarting: decide on the last state heard, report later
+                with self._lock:
+                    self._pending[:0], self._refused = codes, self._refused + refused
+                    self._heard = time.monotonic()
             with self._lock:
                 state, retry_at = self._state, self._retry_at
         if state is CircuitBreakerState.CLOSED:
@@ -273,7 +290,10 @@ class ClusterBreaker:
             with self._lock:
                 self._refused += 1
             raise self._refusal(state, max(retry_at, hold) - now)
-        permit, *reply = await self._actor.probe.remote()
+        try:
+            permit, *reply = await self._actor.probe.remote()
+        except RayActorError as exc:
+            raise _unavailable(self.name, "circuit_breaker", exc) from None
         self._apply(tuple(reply))  # type: ignore[arg-type]
         if permit is None:
             with self._lock:
@@ -338,6 +358,8 @@ class ClusterBulkhead:
         send = handle if key not in self._introduced else None
         try:
             lease = await self._actor.acquire.remote(key, send, timeout)
+        except RayActorError as exc:
+            raise _unavailable(self.name, "bulkhead", exc) from None
         except RayTaskError as exc:
             raise _unwrap(exc) from None
         self._introduced.add(key)

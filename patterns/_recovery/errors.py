@@ -50,6 +50,11 @@ class BulkheadFullError(CallNotPermittedError):
     """No bulkhead permit: the queue is full, or the wait for a permit timed out."""
 
 
+class PolicyUnavailableError(CallNotPermittedError):
+    """A cluster policy's actor could not be reached (restarting, or its owner is gone);
+    the call was not made. Safe to try again once the actor is back."""
+
+
 class RateLimitTimeout(CallNotPermittedError, TimeoutError):
     """No rate-limit token could be had within the acquire timeout."""
 

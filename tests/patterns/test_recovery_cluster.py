@@ -18,9 +18,9 @@ from patterns.error_recovery import (
     CircuitBreaker,
     CircuitOpenError,
     ErrorRecoveryWorkflow,
+    PolicyUnavailableError,
     RateLimiter,
     RateLimitTimeout,
-    RecoveryError,
 )
 from tests.servers import HTTPTestServer
 
@@ -201,14 +201,14 @@ def test_policy_actors_restart_with_their_state(ray_session, uid):
         return await bulkhead.acquire(timeout=0.3)
 
     with pytest.raises(BulkheadFullError):  # the restarted actor grants no second permit
-        asyncio.run(acquire())
+        _eventually(lambda: asyncio.run(acquire()), retry_on=PolicyUnavailableError)
     ray.kill(holder)
 
     limiter = RateLimiter(1, period=60, burst=1, name=uid, scope="cluster")
     limiter.acquire_sync(timeout=10)  # the one token of the next minute
     ray.kill(policy_handle(uid, "rate_limiter"), no_restart=False)
     with pytest.raises(RateLimitTimeout):  # a fresh bucket would grant one more now
-        _eventually(lambda: limiter.acquire_sync(timeout=0.2), retry_on=RecoveryError)
+        _eventually(lambda: limiter.acquire_sync(timeout=0.2), retry_on=PolicyUnavailableError)
     assert _eventually(lambda: limiter.metrics()["granted"]) == 1
 
 
@@ -232,7 +232,7 @@ def _eventually(read, timeout: float = 30.0, retry_on: type[BaseException] = Exc
     while True:
         try:
             return read()
-        except RateLimitTimeout:
+        except (RateLimitTimeout, BulkheadFullError):
             raise
         except retry_on:
             if time.monotonic() > deadline:
