@@ -317,7 +317,7 @@ DRIVER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     from fsm_actors import runtime
-    runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)
+    runtime.ensure_ray(address={address!r})
     from patterns.etl import DatabaseETL
 
     def slow(record):
@@ -332,8 +332,10 @@ DRIVER = textwrap.dedent("""
 
 
 def _run_and_kill_driver(tmp_path, src, tgt, path, mode, checkpoint, until):
+    """Run the ETL in a driver process attached to this session's Ray, SIGKILL it once
+    ``until()`` holds (its worker actors die with it)."""
     script = DRIVER.format(root=ROOT, src=src, tgt=tgt, mode=mode, work=str(tmp_path / "w"),
-                           checkpoint=checkpoint)
+                           checkpoint=checkpoint, address=runtime.ensure_ray().address)
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -346,10 +348,9 @@ def _run_and_kill_driver(tmp_path, src, tgt, path, mode, checkpoint, until):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
-        try:  # the embedded Ray that driver started (its own session)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("mode", ["append", "upsert"])
