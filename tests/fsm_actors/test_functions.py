@@ -250,7 +250,7 @@ def test_one_resolver_serves_configs_and_pipeline_files():
     import pyarrow.compute as pc
 
     from fsm_actors.engine.functions import resolve_function
-    from patterns.pipeline import _function
+    from patterns._pipeline.values import function as _function
 
     assert resolve_function("json:dumps")({"a": 1}) == '{"a": 1}'
     assert resolve_function("os.path.join")("a", "b") == "a/b"
