@@ -77,7 +77,7 @@ def main(workdir: str) -> None:
                       "auth": runtime.cluster_auth_mode(cluster.address)}), flush=True)
 
     # 1. SimpleFSM.process_batch over both workers; one worker removed mid-run
-    n = 6000
+    n = 4000
     killer = NodeKiller(cluster, workers[0], "fsm/multinode/")
     with SimpleFSM(FSM, custom_functions={"work": work}, actors=4) as fsm:
         results = fsm.process_batch(
@@ -100,7 +100,7 @@ def main(workdir: str) -> None:
     worker_ids = sorted(w.node_id for w in workers)
     from patterns.file_processing import FileProcessor
 
-    rows = 120_000
+    rows = 80_000
     src = Path(workdir) / "in.csv"
     src.write_text("x\n" + "".join(f"{i}\n" for i in range(rows)))
     out = Path(workdir) / "out.jsonl"

@@ -28,12 +28,12 @@ def test_work_spreads_over_nodes_and_survives_losing_one(tmp_path):
     assert proc.returncode == 0 and "file_job" in lines, proc.stdout + proc.stderr[-4000:]
 
     batch = lines["process_batch"]
-    assert batch["actor_nodes"] == batch["worker_nodes"]  # actors on both workers, none on the head
-    assert batch["removed_after"] is not None and batch["removed_after"] < 6000
-    assert batch["results"] == batch["ok"] == 6000
-    assert batch["in_order"] and batch["values_right"]
+    assert batch["actor_nodes"] == batch["worker_nodes"], batch
+    assert batch["removed_after"] is not None and batch["removed_after"] < 4000, batch
+    assert batch["results"] == batch["ok"] == 4000, batch
+    assert batch["in_order"] and batch["values_right"], batch
 
     job = lines["file_job"]
     assert job["actor_nodes"] == job["worker_nodes"], job
-    assert job["removed_after"] is not None and job["removed_after"] < 120_000
-    assert job["rows"] == job["distinct"] == job["records_written"] == 120_000 and job["all"]
+    assert job["removed_after"] is not None and job["removed_after"] < 80_000, job
+    assert job["rows"] == job["distinct"] == job["records_written"] == 80_000 and job["all"], job

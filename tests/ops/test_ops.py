@@ -50,29 +50,23 @@ def _example_job(tmp_path: Path, rows: int) -> Path:
     return job
 
 
-def _written(tmp_path: Path) -> list[dict]:
-    out = tmp_path.parent / "out" / "orders_clean.jsonl"
-    return [json.loads(line) for line in out.read_text().splitlines()]
-
-
-def test_submit_a_file_job_and_wait_for_its_outcome(cluster, tmp_path):
+def test_submit_with_a_working_dir_wait_then_logs_and_jobs(cluster, tmp_path):
+    """The job file and its data travel in --working-dir; its output path is absolute, so
+    the test can read what the job wrote on this machine."""
     job = _example_job(tmp_path / "w", 5000)
-    proc = fsm_actors("submit", str(job), "--address", cluster.dashboard_url, "--wait")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCEEDED" in proc.stderr and "done: 5,000 records in" in proc.stdout
-    rows = _written(tmp_path / "w")
-    assert rows and all(r["active"] and r["quantity"] > 0 for r in rows)
-    assert all(r["total"] == round(r["quantity"] * r["unit_price"], 2) for r in rows)
-
-
-def test_submit_with_a_working_dir_then_logs_and_jobs(cluster, tmp_path):
-    job = _example_job(tmp_path / "w", 3000)
+    out = tmp_path / "out" / "orders_clean.jsonl"
+    job.write_text(job.read_text().replace("../out/orders_clean.jsonl", str(out)))
     proc = fsm_actors("submit", str(job), "--address", cluster.dashboard_url,
                       "--working-dir", str(tmp_path / "w"), "--wait")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCEEDED" in proc.stderr and "done: 5,000 records in" in proc.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(r["active"] and r["quantity"] > 0 for r in rows)
+    assert all(r["total"] == round(r["quantity"] * r["unit_price"], 2) for r in rows)
+
     job_id = proc.stdout.splitlines()[0].strip()
     logs = fsm_actors("logs", job_id, "--address", cluster.dashboard_url)
-    assert logs.returncode == 0 and "done: 3,000 records in" in logs.stdout, logs.stderr
+    assert logs.returncode == 0 and "done: 5,000 records in" in logs.stdout, logs.stderr
     listed = fsm_actors("jobs", "--address", cluster.dashboard_url)
     assert any(line.startswith(job_id) and "SUCCEEDED" in line
                for line in listed.stdout.splitlines()), listed.stdout
