@@ -126,8 +126,8 @@ def _interrupted(display: RunDisplay, resume: str) -> None:
 @click.option("--functions", "function_modules", multiple=True,
               help="Module whose functions the config may name (repeatable).")
 @click.option("--checkpoint-id", default=None,
-              help="Save progress under this id (pipeline files); a re-run with the same id "
-              "resumes an interrupted run.")
+              help="Save progress under this id; a re-run with the same id resumes an "
+              "interrupted run.")
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as JSON on stdout (for scripts) instead of a summary.")
@@ -143,11 +143,9 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
     display = RunDisplay(bar=not no_progress)
     try:
         if kind == "fsm_config":
-            if checkpoint_id:
-                raise UserError("--checkpoint-id applies to pipeline files; an FSM config "
-                                "run over --input starts from the beginning")
             result = _run_fsm(config, spec, display, input_path, output_path, address, actors,
-                              local, chunk_size, load_functions(function_modules))
+                              local, chunk_size, load_functions(function_modules),
+                              checkpoint_id)
         else:
             if input_path or output_path:
                 raise UserError(
@@ -170,7 +168,8 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
 
 def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path: Path | None,
              output_path: Path | None, address: str | None, actors: int | None, local: bool,
-             chunk_size: int, functions: dict[str, Any]) -> dict[str, Any]:
+             chunk_size: int, functions: dict[str, Any],
+             checkpoint_id: str | None) -> dict[str, Any]:
     from fsm_actors.simple import SimpleFSM
 
     if input_path is None:
@@ -185,11 +184,19 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
     try:
         with fsm:
             return fsm.process_stream(str(input_path), output_path, chunk_size=chunk_size,
-                                      on_progress=display.on_progress)
+                                      on_progress=display.on_progress,
+                                      checkpoint_id=checkpoint_id)
     except KeyboardInterrupt:
-        _interrupted(display, "nothing was written to the output; run the same command again "
-                     "to start over")
+        _interrupted(display, _resume_hint(checkpoint_id))
         raise  # not reached: _interrupted exits
+
+
+def _resume_hint(checkpoint_id: str | None) -> str:
+    if checkpoint_id:
+        return (f"progress is saved under checkpoint {checkpoint_id!r}: run the same command "
+                "again to resume")
+    return ("the output was left untouched; run again with --checkpoint-id NAME to be able to "
+            "resume an interrupted run")
 
 
 def _inputs(job: Any) -> list[str]:
@@ -220,13 +227,7 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
         return run_pipeline_file(config, on_progress=display.on_progress, address=address,
                                  checkpoint_id=checkpoint_id)
     except KeyboardInterrupt:
-        if checkpoint_id:
-            hint = (f"progress is saved under checkpoint {checkpoint_id!r}: run the same command "
-                    "again to resume")
-        else:
-            hint = ("the output was left untouched; run again with --checkpoint-id NAME to be "
-                    "able to resume an interrupted run")
-        _interrupted(display, hint)
+        _interrupted(display, _resume_hint(checkpoint_id))
         raise  # not reached
 
 

@@ -163,14 +163,33 @@ def test_run_under_a_terminal_shows_phases_a_bar_with_a_total_and_a_summary(
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 60_000
 
 
+SLOW_FSM = """name: slow
+states:
+  - {name: start, is_start: true}
+  - name: work
+    transforms: ["lambda data, ctx: (__import__('time').sleep(0.0003), data)[1]"]
+  - {name: done, is_end: true}
+arcs:
+  - {from: start, to: work}
+  - {from: work, to: done}
+"""
+
+
 @pytest.mark.ray
+@pytest.mark.parametrize("kind", ["pipeline file", "FSM config"])
 def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(
-        ray_session, tmp_path):
-    _csv(tmp_path / "in.csv", 20_000)
-    job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
-               "output_path: out.jsonl\nchunk_size: 500\n"
-               "transformations: [\"lambda r: (__import__('time').sleep(0.0003), r)[1]\"]\n")
-    args = ["run", str(job), "--address", ray_session.address, "--checkpoint-id", "cc1"]
+        ray_session, tmp_path, kind):
+    _csv(tmp_path / "in.csv", 10_000)
+    if kind == "pipeline file":
+        job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
+                   "output_path: out.jsonl\nchunk_size: 250\n"
+                   "transformations: [\"lambda r: (__import__('time').sleep(0.0003), r)[1]\"]\n")
+        args = ["run", str(job)]
+    else:
+        job = _job(tmp_path, "fsm.yaml", SLOW_FSM)
+        args = ["run", str(job), "-i", str(tmp_path / "in.csv"), "-o",
+                str(tmp_path / "out.jsonl"), "--chunk-size", "250"]
+    args += ["--address", ray_session.address, "--checkpoint-id", "cc1"]
     out, code = _run_in_pty(args, interrupt_when=b"actors ready")
     assert code == 130, out
     assert "interrupted after" in out and "run the same command again to resume" in out
@@ -180,4 +199,4 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(
     out, code = _run_in_pty([*args, "--json"])
     assert code == 0, out
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert sorted(int(r["a"]) for r in rows) == list(range(20_000))  # each exactly once
+    assert sorted(int(r["a"]) for r in rows) == list(range(10_000))  # each exactly once
