@@ -210,7 +210,7 @@ class EndpointCall:
             if status in _RETRY_STATUSES or status in self.retry_on_status:
                 raise TransientCallError(reason, status)
             raise PermanentCallError(reason, status)
-        response = HTTPResponse(status, headers, body, safe_url(url), 0.0,  # type: ignore[arg-type]
+        response = HTTPResponse(status, headers, body, _shown(url), 0.0,  # type: ignore[arg-type]
                                 outcome.attempts, "utf-8")
         try:
             return self.parser(response)
@@ -263,6 +263,11 @@ class EndpointCall:
                 return outcome
             outcome.ok = outcome.handled = True
         return outcome
+
+
+def _shown(url: str) -> str:
+    """``safe_url(url)``, with the common case (no user info) kept cheap on the hot path."""
+    return safe_url(url) if "@" in url else url.split("?", 1)[0].split("#", 1)[0]
 
 
 def _param(value: Any) -> str | int | float:
