@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,21 @@ def project_runtime_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return env
 
 
+def _init_attached(address: str, namespace: str, init_kw: dict[str, Any]) -> Any:
+    """``ray.init`` for an address. Ray Client's per-connection server sometimes fails to
+    start on a loaded head ("Starting Ray client server failed"); a second try gets a new one.
+    """
+    try:
+        return ray.init(address=address, namespace=namespace, **init_kw)
+    except (ConnectionError, RuntimeError) as exc:
+        if not address.startswith("ray://") or "client server failed" not in str(exc):
+            raise
+        log.warning("Ray Client server at %s failed to start; trying once more", address)
+        ray.shutdown()
+        time.sleep(1.0)
+    return ray.init(address=address, namespace=namespace, **init_kw)
+
+
 def connect_target(address: str | None = None) -> str:
     """What ``ensure_ray(address)`` would connect to, in words (for "starting Ray" lines)."""
     if ray.is_initialized():
@@ -182,7 +198,7 @@ def ensure_ray(
             if address not in ("local",):
                 for key in _RESOURCE_KWARGS:
                     init_kw.pop(key, None)
-            ctx = ray.init(address=address, namespace=namespace, **init_kw)
+            ctx = _init_attached(address, namespace, init_kw)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"address {address!r} (from {source})" if address else "a local Ray instance"
         raise RuntimeConnectError(
