@@ -90,7 +90,8 @@ class FileStep:
                 index, path, task.seq, task.first_record, task.payload,
                 list(task.meta.get("errors", ())),
             )
-            return TaskResult(task.partition, {task.seq: counts}, side=side)
+            sides = {task.seq: side} if side is not None else None
+            return TaskResult(task.partition, {task.seq: counts}, side=sides)
         size = task.meta.get("chunk_size") or (1 << 62)
         skip = task.meta.get("skip", frozenset())
         read = replace(self.spec.read, format=task.meta["format"])

@@ -47,7 +47,7 @@ class TaskResult:
 
     ``total_batches`` is set when the task learned how many batches its partition has.
     ``output`` is small data for ``JobKind.on_result`` (e.g. API results); ``side`` is
-    kind-specific (e.g. whole-file aggregates)."""
+    kind-specific (file jobs: batch number -> the stage's side result)."""
 
     partition: str
     batches: dict[int, dict[str, int]]
