@@ -144,8 +144,12 @@ async def run_pipeline(
         return results[pipeline.jobs[0].name]
     last = results[pipeline.jobs[-1].name]
     total: dict[str, Any] = {"steps": results, "output_path": last.get("output_path")}
-    for key in ("records_processed", "records_written", "errors"):
+    first = results[pipeline.jobs[0].name]
+    for key in ("lines_read", "total_processed"):  # what went in: the first step's input
+        total[key] = int(first.get(key) or 0)
+    for key in ("records_processed", "records_written", "errors", "failed", "skipped"):
         total[key] = sum(int(r.get(key) or 0) for r in results.values())
+    total["duration"] = sum(float(r.get("duration") or 0) for r in results.values())
     return total
 
 
