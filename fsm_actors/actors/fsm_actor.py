@@ -11,6 +11,7 @@ from ray.util.metrics import Counter, Histogram
 
 from fsm_actors._wire import pack_results, unpack
 from fsm_actors.engine import DataHandlingMode
+from fsm_actors.engine.gc_pause import gc_paused
 from fsm_actors.worker import ChunkOutcome, FSMWorker, batch_summary
 
 
@@ -96,9 +97,12 @@ class FSMActor:
         execution_id_prefix: str | None = None,
     ) -> tuple[int, int, str | None, bytes]:
         """``process_batch`` with records and results as packed bytes (see ``_wire``);
-        returns ``(records, failed, last final state, packed results)``."""
-        results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
-        return (*batch_summary(results), pack_results(results))
+        returns ``(records, failed, last final state, packed results)``. The cyclic GC is
+        held for the whole call (records in, results out): collections over the just-made
+        results cost more than packing them."""
+        with gc_paused():
+            results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
+            return (*batch_summary(results), pack_results(results))
 
     def process_chunk(
         self,
