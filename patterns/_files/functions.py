@@ -162,7 +162,10 @@ class BatchPipeline:
             result.table.to_pylist(), numbers, steps, file, result.errors
         )
         result.skipped += skipped
-        result.table = records_to_table(kept) if kept else result.table.slice(0, 0)
+        source = result.table.schema
+        result.table = (
+            keep_types(records_to_table(kept), source) if kept else result.table.slice(0, 0)
+        )
         return kept_numbers
 
 
@@ -216,6 +219,26 @@ def _bridged(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     call.__name__ = getattr(fn, "__name__", "step")
     return call
+
+
+def keep_types(table: pa.Table, source: pa.Schema) -> pa.Table:
+    """``table`` (rebuilt from dicts) with each column the input had cast back to the input's
+    type when the values fit it exactly (int8 stays int8, decimal128(10,3) stays so, a
+    dictionary column stays one); a column whose values no longer fit keeps its new type."""
+    columns = []
+    changed = False
+    for col in table.schema:
+        column = table[col.name]
+        if col.name in source.names:
+            want = source.field(col.name).type
+            if not col.type.equals(want):
+                try:
+                    column = pc.cast(column, want, safe=True)
+                    changed = True
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                    pass
+        columns.append(column)
+    return pa.table(columns, names=table.column_names) if changed else table
 
 
 def _checked(out: Any) -> dict:

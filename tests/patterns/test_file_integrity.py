@@ -103,3 +103,29 @@ def test_large_csv_is_parsed_by_workers_in_byte_ranges(ray_session, tmp_path, mo
     assert ids == sorted(ids) and len(ids) == len(set(ids)) == result["records_written"]
     assert result["lines_read"] == result["records_written"] + result["errors"]
     assert rows[0]["text"] == "multi\nline 0"
+
+
+def test_record_steps_keep_the_parquet_types(ray_session, tmp_path):
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src, out = tmp_path / "t.parquet", tmp_path / "o.parquet"
+    table = pa.table({
+        "a": pa.array([1, 2], pa.int8()),
+        "f": pa.array([1.5, 2.5], pa.float32()),
+        "d": pa.array([decimal.Decimal("1.250"), decimal.Decimal("2.000")],
+                      pa.decimal128(10, 3)),
+        "ts": pa.array([datetime.datetime(2020, 1, 1), datetime.datetime(2021, 1, 1)],
+                       pa.timestamp("ms")),
+        "c": pa.array(["x", "y"]).dictionary_encode(),
+    })
+    pq.write_table(table, src)
+    FileProcessor(FileProcessingConfig(input_path=str(src), output_path=str(out),
+                                       transformations=[lambda r: {**r, "n": 1}])).run()
+    written = pq.read_table(out)
+    for name in table.column_names:
+        assert written.schema.field(name).type == table.schema.field(name).type, name
+    assert written.column("n").to_pylist() == [1, 1]
