@@ -310,7 +310,8 @@ class ActorPool:
                 room.cancel()
             if ready is not None and ready.done():
                 self._ready_task = None
-                ready.result()  # raises PoolError when the actors cannot be placed
+                if not ready.cancelled():  # cancelled: the pool is shutting down
+                    ready.result()  # raises PoolError when the actors cannot be placed
             for fut in done:
                 p = pending.pop(fut, None)
                 if p is None:
@@ -329,7 +330,14 @@ class ActorPool:
                     yield next_yield, done_results.pop(next_yield)
                     next_yield += 1
 
-    def _settle_result(self, p, fut, pending, suspects, retries) -> bool:
+    def _settle_result(
+        self,
+        p: _Pending,
+        fut: asyncio.Future,
+        pending: dict[asyncio.Future, _Pending],
+        suspects: dict[tuple[int, int], int],
+        retries: deque[tuple[int, Any, int]],
+    ) -> bool:
         """Settle a finished call: True when it has a result (or its own error) to report;
         False when its actor died and it was queued again. An item that killed too many
         actors fails the map."""
