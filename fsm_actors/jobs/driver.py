@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -215,6 +216,8 @@ class _LocalRunner:
         self.staging = staging
         self.step: Any = None
         self.depth = 2
+        # one thread, joined on close: a cancelled run must not write after its clean-up
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="job-local")
 
     async def start(self, address: str | None, workers: int | None) -> None:
         context = StepContext(
@@ -232,10 +235,12 @@ class _LocalRunner:
             if self.kind.async_step:
                 result = await self.step.run(task)
             else:
-                result = await asyncio.to_thread(self.step.run, task)
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._thread, self.step.run, task)
             yield result
 
     def close(self) -> None:
+        self._thread.shutdown(wait=True)
         if self.step is not None:
             self.step.close()
             self.step = None

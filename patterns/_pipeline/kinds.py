@@ -66,9 +66,10 @@ def prepare(kind: str, job: dict[str, Any], base: Path, where: str) -> dict[str,
             spec = job.get(side)
             if isinstance(spec, dict) and spec.get("type") == "file" and "path" in spec:
                 job[side] = {**spec, "path": relative(base, spec["path"])}
-            if isinstance(spec, str) and spec.startswith("sqlite:///") and not spec.startswith(
-                    "sqlite:////"):
-                job[side] = "sqlite:///" + relative(base, spec[len("sqlite:///"):])
+            elif isinstance(spec, dict) and isinstance(spec.get("connection"), str):
+                job[side] = {**spec, "connection": _sqlite_relative(base, spec["connection"])}
+            elif isinstance(spec, str):
+                job[side] = _sqlite_relative(base, spec)
         if "transformations" in job:
             job["transformations"] = [function(f, loc(where, f"transformations[{i}]"))
                                       for i, f in enumerate(job["transformations"] or [])]
@@ -89,6 +90,16 @@ def prepare(kind: str, job: dict[str, Any], base: Path, where: str) -> dict[str,
             endpoints.append(endpoint)
         job["endpoints"] = endpoints
     return job
+
+
+def _sqlite_relative(base: Path, url: str) -> str:
+    """A relative SQLite file URL made relative to the pipeline file's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+        rest = url[len(prefix):]
+        if rest != ":memory:":
+            return prefix + relative(base, rest)
+    return url
 
 
 def build(kind: str, job: dict[str, Any], where: str) -> Any:
