@@ -21,7 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from fsm_actors.checkpoint import CheckpointStore
+from fsm_actors.errors import FSMError
 from fsm_actors.jobs.commit import concat_errors
+from fsm_actors.jobs.errors import JobError
 from fsm_actors.jobs.model import (
     JobKind,
     PartitionTotal,
@@ -103,13 +105,20 @@ async def run_job(
         apply_totals()
         state.save()
         _check(kind, state, staging, error_threshold, final=True)
-    except BaseException:
+    except BaseException as exc:
         items.close()
         runner.close()
         kind.abort()
         if store is None and staging is not None:  # nothing can resume this run
             staging.remove()
             kind.cleanup()
+        cause = getattr(exc, "cause", exc)  # a worker's error arrives wrapped by Ray
+        if isinstance(cause, FSMError) and not isinstance(cause, JobError):
+            raise kind.error(
+                f"{kind.pattern} stopped: {cause.message or cause}"
+                + (f" ({cause.source})" if getattr(cause, "source", None) else ""),
+                run_id=kind.run_id,
+            ) from None
         raise
     unfinished = state.unfinished()
     if unfinished:

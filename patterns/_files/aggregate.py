@@ -67,6 +67,7 @@ def partial(table: pa.Table, specs: Sequence[AggSpec], group_by: Sequence[str]) 
     missing = [k for k in keys if k not in table.column_names]
     for k in missing:
         table = table.append_column(k, pa.nulls(table.num_rows, pa.string()))
+    table = _numeric_text(table, specs)
     wanted: list[tuple[Any, str]] = []
     renames: dict[str, str] = {}
     for spec in specs:
@@ -97,6 +98,32 @@ def partial(table: pa.Table, specs: Sequence[AggSpec], group_by: Sequence[str]) 
             if name not in columns:
                 columns[name] = pa.nulls(grouped.num_rows, pa.int64())
     return pa.table(columns)
+
+
+def _numeric_text(table: pa.Table, specs: Sequence[AggSpec]) -> pa.Table:
+    """Text columns that sum/mean/min/max read, as numbers when every value is one (log
+    groups and CSV columns that stayed text compare as numbers: ``max`` of 99 and 1000 is
+    1000). A sum or mean over text that is not numbers raises ``FormatError`` naming it."""
+    from fsm_actors.io.schema import require_numeric
+
+    for spec in specs:
+        name = spec.field
+        if spec.op == "count" or name is None or name not in table.column_names:
+            continue
+        column = table[name]
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        for kind in (pa.int64(), pa.float64()):
+            try:
+                numbers = pc.cast(column, kind)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            table = table.set_column(table.column_names.index(name), name, numbers)
+            break
+        else:
+            if spec.op in ("sum", "mean"):
+                require_numeric(table.schema, [name], spec.op)
+    return table
 
 
 def merge(

@@ -129,3 +129,23 @@ def test_record_steps_keep_the_parquet_types(ray_session, tmp_path):
     for name in table.column_names:
         assert written.schema.field(name).type == table.schema.field(name).type, name
     assert written.column("n").to_pylist() == [1, 1]
+
+
+def test_log_groups_aggregate_as_numbers(ray_session, tmp_path):
+    from patterns.file_processing import create_log_analyzer
+
+    log = tmp_path / "access.log"
+    log.write_text("GET /a 200 99\nGET /b 200 1000\nGET /c 404 5\n")
+    result = create_log_analyzer(
+        str(log), patterns=[r"(?P<method>\S+) (?P<path>\S+) (?P<status>\d+) (?P<bytes>\d+)"],
+        aggregations={"biggest": "max:bytes", "total": "sum:bytes", "n": "count"},
+    ).run()
+    assert result["aggregations"] == {"biggest": 1000, "total": 1104, "n": 3}
+
+
+def test_sum_over_text_names_the_column(ray_session, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,code\n1,A7\n2,B9\n")
+    with pytest.raises(PatternError, match="'code'"):
+        FileProcessor(FileProcessingConfig(input_path=str(src),
+                                           aggregations={"s": "sum:code"})).run()
