@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _THREAD_NAME = "fsm-actors-sync-bridge"
+#: seconds a cancelled ``run_sync`` waits for the coroutine's own clean-up
+CANCEL_GRACE = 30.0
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -48,12 +50,23 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
             "run_sync was called from the sync bridge's own loop, where it would wait on "
             "itself; await the coroutine there instead (or run this code in a worker thread)"
         )
-    future = asyncio.run_coroutine_threadsafe(coro, _background_loop())
+    settled = threading.Event()
+    future = asyncio.run_coroutine_threadsafe(_settling(coro, settled), _background_loop())
     try:
         return future.result(timeout)
     except BaseException:
         future.cancel()
+        # Let the coroutine run its clean-up (an interrupted job stops its workers and drops
+        # its temp files) before the caller goes on, or the process exits under it.
+        settled.wait(CANCEL_GRACE)
         raise
+
+
+async def _settling(coro: Coroutine[Any, Any, T], settled: threading.Event) -> T:
+    try:
+        return await coro
+    finally:
+        settled.set()
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:

@@ -167,7 +167,7 @@ SLOW_FSM = """name: slow
 states:
   - {name: start, is_start: true}
   - name: work
-    transforms: ["lambda data, ctx: (__import__('time').sleep(0.0003), data)[1]"]
+    transforms: ["lambda data, ctx: (__import__('time').sleep(0.001), data)[1]"]
   - {name: done, is_end: true}
 arcs:
   - {from: start, to: work}
@@ -183,7 +183,7 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(
     if kind == "pipeline file":
         job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
                    "output_path: out.jsonl\nchunk_size: 250\n"
-                   "transformations: [\"lambda r: (__import__('time').sleep(0.0003), r)[1]\"]\n")
+                   "transformations: [\"lambda r: (__import__('time').sleep(0.001), r)[1]\"]\n")
         args = ["run", str(job)]
     else:
         job = _job(tmp_path, "fsm.yaml", SLOW_FSM)
