@@ -41,10 +41,12 @@ class PeakSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _workers(self) -> int:
+        # a job worker's process title is its actor class when idle and the task's name
+        # ("file_processing <run id> <file> batch N") while it runs one
         total = 0
         for proc in psutil.process_iter(["cmdline"]):
             cmd = " ".join(proc.info["cmdline"] or [])
-            if cmd.startswith(("ray::SyncJobWorker", "ray::FileWorker")):
+            if cmd.startswith(("ray::SyncJobWorker", "ray::file_processing")):
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:
