@@ -22,6 +22,8 @@ class Piece:
 
     batch: pa.RecordBatch | pa.Table | None
     errors: list[RowError] = field(default_factory=list)
+    #: the file line of each good record, when the reader knows it (CSV)
+    lines: pa.Array | None = None
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Chunk:
     batch: pa.RecordBatch
     errors: list[RowError]
     first_record: int
+    #: the file line of each record of ``batch`` when the reader knows it (CSV), else None
+    lines: pa.Array | None = None
 
     @property
     def rows_read(self) -> int:
@@ -61,23 +65,37 @@ def rechunk(pieces: Iterable[Piece], chunk_size: int) -> Iterator[Chunk]:
     first = 0
     schema: pa.Schema | None = None
 
+    lines: list[pa.Array] | None = []  # None once a piece came without line numbers
+
     def emit(n: int) -> Chunk:
-        nonlocal buffered, rows, errors, index, first
+        nonlocal buffered, rows, errors, index, first, lines
         whole = pa.concat_batches(buffered) if len(buffered) > 1 else buffered[0]
         out, rest = whole.slice(0, n), whole.slice(n)
         buffered = [rest] if rest.num_rows else []
+        out_lines = None
+        if lines is not None:
+            joined = pa.concat_arrays(lines) if len(lines) != 1 else lines[0]
+            out_lines, rest_lines = joined.slice(0, n), joined.slice(n)
+            lines = [rest_lines] if len(rest_lines) else []
         rows -= n
-        chunk = Chunk(index, out, errors, first)
+        chunk = Chunk(index, out, errors, first, out_lines)
         errors, index, first = [], index + 1, first + n
         return chunk
 
     for piece in pieces:
         errors.extend(piece.errors)
-        for batch in _batches(piece.batch):
+        batches = _batches(piece.batch)
+        if lines is not None and piece.lines is None and batches:
+            lines = None
+        offset = 0
+        for batch in batches:
             if schema is not None and rows and not batch.schema.equals(schema):
                 yield emit(rows)
             schema = batch.schema
             buffered.append(batch)
+            if lines is not None:
+                lines.append(piece.lines.slice(offset, batch.num_rows))  # type: ignore[union-attr]
+            offset += batch.num_rows
             rows += batch.num_rows
             while rows >= chunk_size:
                 yield emit(chunk_size)

@@ -184,9 +184,11 @@ def _typed(
     table = pa.RecordBatch.from_arrays(columns, schema=schema)
     drop = _blank(batch) if opts.skip_empty_lines else None
     errors: list[RowError] = []
+    row_lines = _valid_lines(raw, header, extra, breaks, batch.num_rows)
     if raw.invalid or rejected:
         ordinals = valid_ordinals(raw.first, batch.num_rows, {o for o, _, _ in raw.invalid})
         lines = _record_lines(raw, ordinals, breaks, invalid_breaks, header, extra)
+        row_lines = pa.array(lines["valid"], pa.int64())
         for (_, text, reason), line in zip(raw.invalid, lines["invalid"], strict=True):
             errors.append(RowError(name, reason, raw_text(text), line=line))
         for i, reason in sorted(rejected.items()):
@@ -198,9 +200,24 @@ def _typed(
         bad = pa.array([i in rejected for i in range(batch.num_rows)], pa.bool_())
         drop = bad if drop is None else pc.or_(drop, bad)
     if drop is not None and pc.any(drop).as_py():
-        table = table.filter(pc.invert(drop))
+        keep = pc.invert(drop)
+        table = table.filter(keep)
+        row_lines = row_lines.filter(keep)
     total_breaks = (pc.sum(breaks).as_py() or 0 if breaks is not None else 0) + sum(invalid_breaks)
-    return Piece(table, errors), extra + total_breaks
+    return Piece(table, errors, row_lines), extra + total_breaks
+
+
+def _valid_lines(
+    raw: RawBatch, header: Header, extra: int, breaks: pa.Array | None, n: int
+) -> pa.Array:
+    """The file line of each row of a batch without invalid rows: its ordinal's line plus
+    the line breaks inside the rows before it (``_record_lines`` handles the others)."""
+    base = _line(header, raw.first, extra)
+    lines = pa.array(range(base, base + n), pa.int64())
+    if breaks is not None and n:
+        before = pc.subtract(pc.cumulative_sum(breaks), breaks)
+        lines = pc.add(lines, pc.cast(before, pa.int64()))
+    return lines
 
 
 def _record_lines(raw, ordinals, breaks, invalid_breaks, header, extra) -> dict[str, list[int]]:

@@ -133,7 +133,7 @@ class FileJobKind(JobKind):
                     chunk.index,
                     chunk.batch,
                     chunk.first_record,
-                    meta={**meta, "errors": chunk.errors},
+                    meta={**meta, "errors": chunk.errors, "lines": chunk.lines},
                 )
             yield PartitionTotal(key, total)
 

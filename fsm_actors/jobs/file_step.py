@@ -88,7 +88,7 @@ class FileStep:
         if task.seq is not None:
             counts, side = self._process(
                 index, path, task.seq, task.first_record, task.payload,
-                list(task.meta.get("errors", ())),
+                list(task.meta.get("errors", ())), task.meta.get("lines"),
             )
             sides = {task.seq: side} if side is not None else None
             return TaskResult(task.partition, {task.seq: counts}, side=sides)
@@ -107,7 +107,8 @@ class FileStep:
             if chunk.index in skip:
                 continue
             counts, side = self._process(
-                index, path, chunk.index, chunk.first_record, chunk.batch, chunk.errors
+                index, path, chunk.index, chunk.first_record, chunk.batch, chunk.errors,
+                getattr(chunk, "lines", None),
             )
             batches[chunk.index] = counts
             if side is not None:
@@ -130,6 +131,7 @@ class FileStep:
         first_record: int,
         batch: Any,
         errors: list[RowError],
+        lines: pa.Array | None = None,
     ) -> tuple[dict[str, int], Any]:
         spec = self.spec
         parse_errors = len(errors)
@@ -137,7 +139,7 @@ class FileStep:
             batch = pa.Table.from_batches([batch])
         rows_in = len(batch) if isinstance(batch, list) else batch.num_rows
         result: StageOutput = self.stage.apply(batch, file, first_record)
-        errors = errors + result.errors
+        errors = errors + _with_lines(result.errors, first_record, lines)
         written = result.rows_out
         if file_index in spec.outputs and written:
             self._write(file_index, batch_no, result)
@@ -189,6 +191,21 @@ class FileStep:
                 text_field_name=spec.text_field_name,
                 xml_record=spec.xml_record,
             )
+
+
+def _with_lines(
+    errors: list[RowError], first_record: int, lines: pa.Array | None
+) -> list[RowError]:
+    """Rejected records with the file line the reader gave their record, when it gave one."""
+    if lines is None or not errors:
+        return errors
+    out = []
+    for error in errors:
+        at = (error.record or 0) - 1 - first_record
+        if error.line is None and error.record is not None and 0 <= at < len(lines):
+            error = replace(error, line=lines[at].as_py())
+        out.append(error)
+    return out
 
 
 def safe_chunks(

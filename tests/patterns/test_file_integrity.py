@@ -149,3 +149,16 @@ def test_sum_over_text_names_the_column(ray_session, tmp_path):
     with pytest.raises(PatternError, match="'code'"):
         FileProcessor(FileProcessingConfig(input_path=str(src),
                                            aggregations={"s": "sum:code"})).run()
+
+
+def test_a_record_rejected_by_a_function_has_its_csv_line(ray_session, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    src.write_text('a,b\n1,"x\ny"\n0,z\n\n2,w\n')
+
+    def invert(r):
+        return {**r, "i": 1 / r["a"]}
+
+    result = FileProcessor(FileProcessingConfig(input_path=str(src), output_path=str(out),
+                                                transformations=[invert])).run()
+    (entry,) = [json.loads(x) for x in open(result["error_file"])]
+    assert entry["line"] == 4 and entry["record"] == 2 and entry["function"] == "invert"
