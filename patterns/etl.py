@@ -95,6 +95,11 @@ class DatabaseETL:
 
     def run_sync(self, checkpoint_id: str | None = None) -> dict[str, Any]:
         """``run`` from synchronous code."""
+        if not self.local:
+            from fsm_actors import runtime
+
+            # connect on the caller's thread: Ray installs its signal handlers only there
+            runtime.ensure_ray(self.address)
         return run_sync(self.run(checkpoint_id))
 
     def __repr__(self) -> str:

@@ -101,6 +101,10 @@ class FileProcessor:
         self, checkpoint_id: str | None = None, on_progress: ProgressCallback | None = None
     ) -> dict[str, Any]:
         """Synchronous ``process``."""
+        from fsm_actors import runtime
+
+        # connect on the caller's thread: Ray installs its signal handlers only there
+        runtime.ensure_ray(self.address)
         return run_sync(self.process(checkpoint_id, on_progress))
 
 
