@@ -11,7 +11,9 @@ cannot do is wait on itself: code running on the bridge loop must ``await``, not
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -20,6 +22,8 @@ T = TypeVar("T")
 _THREAD_NAME = "fsm-actors-sync-bridge"
 #: seconds a cancelled ``run_sync`` waits for the coroutine's own clean-up
 CANCEL_GRACE = 30.0
+#: how often a waiting ``run_sync`` wakes to let a pending Ctrl-C through
+POLL = 0.1
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -53,13 +57,29 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     settled = threading.Event()
     future = asyncio.run_coroutine_threadsafe(_settling(coro, settled), _background_loop())
     try:
-        return future.result(timeout)
+        return _wait(future, timeout)
     except BaseException:
         future.cancel()
         # Let the coroutine run its clean-up (an interrupted job stops its workers and drops
         # its temp files) before the caller goes on, or the process exits under it.
-        settled.wait(CANCEL_GRACE)
+        end = time.monotonic() + CANCEL_GRACE
+        while not settled.wait(POLL) and time.monotonic() < end:
+            pass
         raise
+
+
+def _wait(future: concurrent.futures.Future[T], timeout: float | None) -> T:
+    """``future.result(timeout)`` in short waits: Python runs signal handlers only in the
+    main thread and only between bytecodes, and a Ctrl-C that the kernel hands to another
+    thread does not wake a blocked wait, so a single long wait would not see it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = POLL if deadline is None else min(POLL, max(0.0, deadline - time.monotonic()))
+        try:
+            return future.result(step)
+        except concurrent.futures.TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
 
 
 async def _settling(coro: Coroutine[Any, Any, T], settled: threading.Event) -> T:
@@ -76,7 +96,7 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
         while True:
             future = asyncio.run_coroutine_threadsafe(agen.__anext__(), loop)
             try:
-                yield future.result()
+                yield _wait(future, None)
             except StopAsyncIteration:
                 return
     finally:
