@@ -15,6 +15,7 @@ that, and saves the checkpoint only over durable work.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ class DoneSet(Protocol):
     def complete(self, partition: str) -> bool: ...
 
 
-class JobKind:
+class JobKind(ABC):
     """Driver-side description of one job; subclasses override what they need.
 
     Contract: ``partitions`` is known before any task runs; ``tasks`` is lazy and skips
@@ -129,30 +130,32 @@ class JobKind:
         """Partition id -> its source fingerprint (a changed source is re-done)."""
         return {}
 
+    @abstractmethod
     def tasks(self, done: DoneSet) -> Iterator[Task]:
-        raise NotImplementedError(f"{type(self).__name__} must yield tasks")
+        """The tasks not yet done, lazily (``PartitionTotal`` once a partition ends)."""
 
+    @abstractmethod
     def step_spec(self) -> StepSpec:
-        raise NotImplementedError(f"{type(self).__name__} must give a step spec")
+        """The picklable recipe of this job's step."""
 
     def workers(self, cluster_cpus: int) -> int:
         """How many worker actors this job wants."""
         return max(1, cluster_cpus)
 
-    def on_result(self, result: TaskResult) -> None:
+    def on_result(self, result: TaskResult) -> None:  # noqa: B027 - an optional hook
         """Called on the driver for each result, after it was recorded."""
 
-    def partition_changed(self, partition: str) -> None:
+    def partition_changed(self, partition: str) -> None:  # noqa: B027 - an optional hook
         """A partition's source changed since the checkpoint: drop its staged work."""
 
     def commit(self, counts: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
         """Make the output final; returns the kind's own result keys."""
         return {}
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 - an optional hook
         """The run failed: drop what cannot be resumed, keep the old output."""
 
-    def cleanup(self) -> None:
+    def cleanup(self) -> None:  # noqa: B027 - an optional hook
         """After a commit (or a resumed run found committed): drop staged work."""
 
     def task_name(self, task: Task) -> str:
