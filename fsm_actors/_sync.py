@@ -75,11 +75,11 @@ def _wait(future: concurrent.futures.Future[T], timeout: float | None) -> T:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         step = POLL if deadline is None else min(POLL, max(0.0, deadline - time.monotonic()))
-        try:
-            return future.result(step)
-        except concurrent.futures.TimeoutError:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise
+        done, _ = concurrent.futures.wait([future], step)
+        if done:  # its own TimeoutError, if it raised one, is the caller's to see
+            return future.result()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"no result within {timeout} seconds")
 
 
 async def _settling(coro: Coroutine[Any, Any, T], settled: threading.Event) -> T:
