@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,9 @@ def _run_in_pty(args: list[str], *, interrupt_when: bytes | None = None,
         os.chdir(REPO)
         os.environ.pop("RAY_ADDRESS", None)
         os.environ["COLUMNS"] = "120"
+        # a person's shell starts the CLI with Ctrl-C at its default; a test runner started
+        # in the background (bash ``&``) would hand down an ignored SIGINT through exec
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, [sys.executable, "-m", "fsm_actors.cli.main", *args])
     out, sent, deadline = b"", False, time.monotonic() + timeout
     while time.monotonic() < deadline:
