@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm_actors.io import RowError
+from fsm_actors.io.errors import raw_text
 from fsm_actors.io.json_encode import json_default
 from fsm_actors.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
 
@@ -89,9 +90,8 @@ class FSMStage:
         return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "binder")}
 
 
-def _raw(data: Any) -> str:
-    text = json.dumps(data, default=json_default, ensure_ascii=False)
-    return text if len(text) <= 4096 else text[:4096] + "..."
+def _raw(data: Any) -> str | None:
+    return raw_text(json.dumps(data, default=json_default, ensure_ascii=False))
 
 
 def _finish(staging: Any, meta: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from fsm_actors.io.detect import open_input
+from fsm_actors.io.errors import RAW_LIMIT as _RAW_LIMIT
 from fsm_actors.io.errors import FormatError, RowError
-
-_RAW_LIMIT = 4096
 
 
 def iter_json_records(path: str, read: Any) -> Iterator[dict[str, Any] | RowError]:
