@@ -1,0 +1,206 @@
+"""What the seed examples need around a block: paths, a database, a local HTTP API.
+
+- ``here(*parts)``: a path inside ``examples/``; ``out(*parts)``: one inside ``examples/out/``
+  (gitignored), its parent directory created.
+- ``example_db_url(name)``: a fresh, empty database for one example. With the environment
+  variable ``FSM_ACTORS_EXAMPLE_POSTGRES`` set to a PostgreSQL server URL without a database
+  (``postgresql://user:password@127.0.0.1:5432``; the tests point it at their own server),
+  database ``name`` is (re)created on that server; otherwise it is the SQLite file
+  ``examples/out/<name>.db``, deleted first. ``run_sql(url, *statements)`` sets tables up and
+  ``query(url, sql)`` reads them back, on either.
+- ``http_server()``: a small aiohttp app on a free port of 127.0.0.1, served from a background
+  thread for the ``with`` block; it yields a ``LocalAPI`` (``.url``, ``.calls``) and answers
+  the routes the seeds' API blocks call (see ``LocalAPI``).
+
+Examples run from the repository root (``python examples/<dir>/<file>.py``): importing this
+module also puts the repository root on ``sys.path`` so ``patterns`` etc. import from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).resolve().parent
+REPO = EXAMPLES.parent
+POSTGRES_ENV = "FSM_ACTORS_EXAMPLE_POSTGRES"
+
+if str(REPO) not in sys.path:  # an example run as a script sees only its own directory
+    sys.path.insert(0, str(REPO))
+
+
+def here(*parts: str) -> Path:
+    """A path inside ``examples/``."""
+    return EXAMPLES.joinpath(*parts)
+
+
+def out(*parts: str) -> Path:
+    """A path inside ``examples/out/`` (gitignored); its parent directory exists."""
+    path = EXAMPLES.joinpath("out", *parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _driver_url(url: str) -> str:
+    """The SQLAlchemy URL of a user-style ``postgresql://`` URL (psycopg 3 driver)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def example_db_url(name: str) -> str:
+    """A URL of an empty database named ``name`` (see the module docstring)."""
+    if not name.isidentifier():
+        raise ValueError(f"example database name {name!r}: use letters, digits and '_'")
+    server = os.environ.get(POSTGRES_ENV, "").strip().rstrip("/")
+    if not server:
+        path = out(f"{name}.db")
+        path.unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(_driver_url(server + "/postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return f"{server}/{name}"
+
+
+def run_sql(url: str, *statements: str, rows: list[dict[str, Any]] | None = None) -> None:
+    """Run ``statements`` in one transaction; with ``rows``, the last one runs once per row
+    (named ``:parameters``)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_driver_url(url))
+    try:
+        with engine.begin() as conn:
+            for i, statement in enumerate(statements):
+                last = i == len(statements) - 1
+                conn.execute(text(statement), rows if last and rows else None)
+    finally:
+        engine.dispose()
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` returns, as tuples."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_driver_url(url))
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Call:
+    """One request the local API answered: wall-clock start and end."""
+
+    method: str
+    path: str
+    start: float
+    end: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class LocalAPI:
+    """The running local API: its base ``url`` and every request it answered (``calls``).
+
+    Routes: ``GET /users`` -> ``{"users": [{"id": 1}], "auth": <Authorization sent>}``,
+    ``GET /users/{id}`` -> ``{"id": id, "name": "user<id>"}``, ``GET /posts`` ->
+    ``{"posts": [{"id": 7}]}``, ``POST /auth`` (JSON body) -> ``{"token": "tok-<user>"}``,
+    ``GET /data`` -> ``{"data": [1, 2, 3]}``, ``POST|PUT /echo`` -> ``{"method", "json"}``.
+    """
+
+    url: str
+    calls: list[Call] = field(default_factory=list)
+
+    def calls_to(self, path: str) -> list[Call]:
+        """The calls whose path starts with ``path``."""
+        return [c for c in list(self.calls) if c.path.startswith(path)]
+
+
+def _api_app(api: LocalAPI) -> Any:
+    from aiohttp import web
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        call = Call(request.method, request.path, time.time(), headers=dict(request.headers))
+        api.calls.append(call)
+        try:
+            return await handler(request)
+        finally:
+            call.end = time.time()
+
+    async def users(request: web.Request) -> web.Response:
+        sent = bool(request.headers.get("Authorization"))
+        return web.json_response({"users": [{"id": 1}], "auth": sent})
+
+    async def user(request: web.Request) -> web.Response:
+        uid = int(request.match_info["uid"])
+        return web.json_response({"id": uid, "name": f"user{uid}"})
+
+    async def posts(request: web.Request) -> web.Response:
+        return web.json_response({"posts": [{"id": 7}]})
+
+    async def auth(request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        return web.json_response({"token": f"tok-{body.get('user', 'anon')}"})
+
+    async def data(request: web.Request) -> web.Response:
+        return web.json_response({"data": [1, 2, 3]})
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"method": request.method, "json": await request.json()})
+
+    app = web.Application(middlewares=[record])
+    app.router.add_get("/users", users)
+    app.router.add_get("/users/{uid}", user)
+    app.router.add_get("/posts", posts)
+    app.router.add_post("/auth", auth)
+    app.router.add_get("/data", data)
+    app.router.add_post("/echo", echo)
+    app.router.add_put("/echo", echo)
+    return app
+
+
+@contextmanager
+def http_server() -> Iterator[LocalAPI]:
+    """Serve the local API (``LocalAPI``) on 127.0.0.1 for the ``with`` block."""
+    from aiohttp import web
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True, name="example-api")
+    thread.start()
+    api = LocalAPI(url="")
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(_api_app(api), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        api.url = f"http://127.0.0.1:{port}"
+        return runner
+
+    runner = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield api
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
