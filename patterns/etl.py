@@ -80,7 +80,9 @@ class DatabaseETL:
             workers = 1
             manager = ResourceManager(local=True)
         else:
-            await asyncio.to_thread(runtime.ensure_ray, self.address)
+            # connect on this thread: Ray ties the processes of a local start to the thread
+            # that started them, and asyncio.run's executor threads end with the loop
+            runtime.ensure_ray(self.address)
             workers = cfg.parallel_workers or max(1, runtime.cluster_cpus())
             manager = await asyncio.to_thread(ResourceManager, address=self.address)
         try:
