@@ -1,13 +1,17 @@
 """What the seed examples need around a block: paths, a database, a local HTTP API.
 
-- ``here(*parts)``: a path inside ``examples/``; ``out(*parts)``: one inside ``examples/out/``
-  (gitignored), its parent directory created.
+- ``here(*parts)``: a path inside ``examples/``; ``out(*parts)``: one inside the output
+  directory, ``examples/out/`` (gitignored) or ``$FSM_ACTORS_EXAMPLE_OUT`` (tests set it to a
+  temp dir), its parent directory created; ``workdir(name)``: a fresh ``out(name)`` directory.
 - ``example_db_url(name)``: a fresh, empty database for one example. With the environment
   variable ``FSM_ACTORS_EXAMPLE_POSTGRES`` set to a PostgreSQL server URL without a database
   (``postgresql://user:password@127.0.0.1:5432``; the tests point it at their own server),
   database ``name`` is (re)created on that server; otherwise it is the SQLite file
-  ``examples/out/<name>.db``, deleted first. ``run_sql(url, *statements)`` sets tables up and
-  ``query(url, sql)`` reads them back, on either.
+  ``out(name + ".db")``, deleted first. ``example_db_url(name, prefer="postgresql")`` (for
+  blocks that say ``"provider": "postgresql"``) without that variable starts a PostgreSQL
+  server of this machine's binaries on a free port of 127.0.0.1 for this process (the test
+  suite's ``tests/servers.py``), and only without binaries falls back to SQLite.
+  ``run_sql(url, *statements)`` sets tables up and ``query(url, sql)`` reads them back.
 - ``http_server()``: a small aiohttp app on a free port of 127.0.0.1, served from a background
   thread for the ``with`` block; it yields a ``LocalAPI`` (``.url``, ``.calls``) and answers
   the routes the seeds' API blocks call (see ``LocalAPI``).
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import threading
 import time
@@ -32,6 +37,8 @@ from typing import Any
 EXAMPLES = Path(__file__).resolve().parent
 REPO = EXAMPLES.parent
 POSTGRES_ENV = "FSM_ACTORS_EXAMPLE_POSTGRES"
+OUT_ENV = "FSM_ACTORS_EXAMPLE_OUT"
+_local_postgres: Any = None  # the server example_db_url(prefer="postgresql") started
 
 if str(REPO) not in sys.path:  # an example run as a script sees only its own directory
     sys.path.insert(0, str(REPO))
@@ -43,9 +50,19 @@ def here(*parts: str) -> Path:
 
 
 def out(*parts: str) -> Path:
-    """A path inside ``examples/out/`` (gitignored); its parent directory exists."""
-    path = EXAMPLES.joinpath("out", *parts)
+    """A path inside the output directory (see the module docstring); its parent exists."""
+    root = os.environ.get(OUT_ENV) or EXAMPLES / "out"
+    path = Path(root).joinpath(*parts)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def workdir(name: str) -> Path:
+    """A fresh, empty directory ``out(name)``."""
+    path = out(name)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir()
     return path
 
 
@@ -56,11 +73,30 @@ def _driver_url(url: str) -> str:
     return url
 
 
-def example_db_url(name: str) -> str:
+def _postgres_server(prefer: str) -> str:
+    """The PostgreSQL server URL to use (no database), or "" for SQLite."""
+    global _local_postgres
+    server = os.environ.get(POSTGRES_ENV, "").strip().rstrip("/")
+    if server or prefer != "postgresql":
+        return server
+    if _local_postgres is None:
+        from tests.servers import ServerUnavailable, start_postgres
+
+        try:
+            _local_postgres = start_postgres()  # stopped (data deleted) when this process exits
+        except ServerUnavailable as exc:
+            print(f"no PostgreSQL server here ({exc}); using SQLite", file=sys.stderr)
+            _local_postgres = False
+    if not _local_postgres:
+        return ""
+    return _local_postgres.plain_url.rsplit("/", 1)[0]
+
+
+def example_db_url(name: str, prefer: str = "sqlite") -> str:
     """A URL of an empty database named ``name`` (see the module docstring)."""
     if not name.isidentifier():
         raise ValueError(f"example database name {name!r}: use letters, digits and '_'")
-    server = os.environ.get(POSTGRES_ENV, "").strip().rstrip("/")
+    server = _postgres_server(prefer)
     if not server:
         path = out(f"{name}.db")
         path.unlink(missing_ok=True)
