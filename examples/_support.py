@@ -16,6 +16,9 @@
   thread for the ``with`` block; it yields a ``LocalAPI`` (``.url``, ``.calls``) and answers
   the routes the seeds' API blocks call (see ``LocalAPI``).
 
+``run_example(*parts)`` runs an example file's ``main()`` in this process (the tests do, in
+their one Ray) and returns what it returns.
+
 Examples run from the repository root (``python examples/<dir>/<file>.py``): importing this
 module also puts the repository root on ``sys.path`` so ``patterns`` etc. import from there.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import runpy
 import shutil
 import sys
 import threading
@@ -64,6 +68,11 @@ def workdir(name: str) -> Path:
         shutil.rmtree(path)
     path.mkdir()
     return path
+
+
+def run_example(*parts: str) -> Any:
+    """Load ``examples/<parts>`` (not as ``__main__``) and return what its ``main()`` returns."""
+    return runpy.run_path(str(here(*parts)), run_name="example")["main"]()
 
 
 def _driver_url(url: str) -> str:

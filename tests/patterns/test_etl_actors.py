@@ -1,13 +1,14 @@
-"""ETL on actors: the seed's ETL blocks run literally (import prefix and connection URLs
-changed), and chaos: a worker actor killed mid-run, the driver process SIGKILLed mid-run.
+"""ETL on actors: the seed's ETL blocks, run from their example files, and chaos: a worker
+actor killed mid-run, the driver process SIGKILLed mid-run.
 
-Seed blocks are from ``shared/seeds/000_875e407f129ea33b.txt``: "Quick Start" (1.),
-"Pattern Composition", "Example: Complete ETL Pipeline" and the import reference.
+The seed blocks (``shared/seeds/000_875e407f129ea33b.txt``: "Quick Start" 1., "Pattern
+Composition", "Example: Complete ETL Pipeline" and the import reference) live once, in
+``examples/patterns/``; these tests run those files' ``main()`` in the session's Ray against
+the test PostgreSQL server and check the rows they wrote.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
@@ -17,14 +18,12 @@ import textwrap
 import threading
 import time
 import uuid
-from datetime import datetime
 
 import pytest
 import ray
-from sqlalchemy import create_engine, text
 
+from examples._support import OUT_ENV, POSTGRES_ENV, query, run_example
 from fsm_actors import runtime
-from patterns.errors import PatternError
 from tests.patterns.test_etl_support import postgres_server, sqlite_db, sqlite_rows  # noqa: F401
 
 pytestmark = [pytest.mark.ray]
@@ -37,192 +36,56 @@ def _ray(ray_session):
 
 
 @pytest.fixture
-def pg_db(postgres_server):  # noqa: F811
-    """A fresh PostgreSQL database: ``(user URL, engine)``."""
-    name = f"seed_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_server.url)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = postgres_server.plain_url.rsplit("/", 1)[0] + "/" + name
-    engine = create_engine(postgres_server.url.rsplit("/", 1)[0] + "/" + name)
-    yield url, engine
-    engine.dispose()
+def example_pg(postgres_server, tmp_path, monkeypatch):  # noqa: F811
+    """The ETL examples' databases on the test PostgreSQL server; their files in tmp_path."""
+    monkeypatch.setenv(POSTGRES_ENV, postgres_server.plain_url.rsplit("/", 1)[0])
+    monkeypatch.setenv(OUT_ENV, str(tmp_path))
+    return postgres_server
 
 
-def rows_of(engine, sql):
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
-
-
-def test_seed_quick_start(pg_db):
-    url, engine = pg_db
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT)"))
-        conn.execute(text("INSERT INTO events SELECT g, 'k' || g FROM generate_series(1, 500) g"))
-        conn.execute(text("CREATE TABLE events_copy (id INTEGER PRIMARY KEY, kind TEXT, "
-                          "processed_at TIMESTAMP)"))
-    # --- the seed block, literally (URLs replaced) -----------------------------------------
-    from patterns.etl import ETLMode, create_etl_pipeline
-
-    def quick_start(source_url, target_url, **tables):
-        etl = create_etl_pipeline(
-            source={
-                "type": "database",
-                "provider": "postgresql",
-                "connection": source_url,
-                **tables.get("source", {}),
-            },
-            target={
-                "type": "database",
-                "provider": "postgresql",
-                "connection": target_url,
-                **tables.get("target", {}),
-            },
-            mode=ETLMode.INCREMENTAL,
-            transformations=[
-                lambda row: {**row, "processed_at": datetime.now()}
-            ]
-        )
-        return asyncio.run(etl.run())
-
-    # the block names no table: a config error that says what to add
-    with pytest.raises(PatternError, match='add "table"'):
-        quick_start(url, url)
-    tables = {"source": {"table": "events"}, "target": {"table": "events_copy"}}
-    result = quick_start(url, url, **tables)
-    assert result["records_processed"] == 500 and result["errors"] == 0
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO events VALUES (501, 'new')"))
-    again = quick_start(url, url, **tables)
+def test_seed_quick_start(example_pg):
+    out = run_example("patterns", "quick_start_etl.py")
+    # the block names no table: as written it stops with a config error that says what to add
+    assert out["error"] and 'add "table"' in out["error"]
+    assert example_pg.password not in out["error"]
+    first, again = out["first"], out["again"]
+    assert first["records_processed"] == 500 and first["loaded"] == 500 and first["errors"] == 0
     assert again["extracted"] == 2  # the watermark row again (de-duplicated) and the new one
-    assert rows_of(engine, "SELECT COUNT(*), COUNT(processed_at) FROM events_copy") == [(501, 501)]
+    assert query(out["target_db"], "SELECT COUNT(*), COUNT(processed_at), MAX(id) FROM events") \
+        == [(501, 501, 501)]
+    assert query(out["source_db"], "SELECT COUNT(*) FROM events") == [(501,)]
 
 
-def test_seed_pattern_composition(pg_db, tmp_path, monkeypatch):
-    url, engine = pg_db
-    monkeypatch.chdir(tmp_path)
-    with open("raw_data.csv", "w") as fh:
-        fh.write("id,name,score\n" + "".join(f"{i},name {i},{i * 1.5}\n" for i in range(1, 301)))
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE processed (id INTEGER PRIMARY KEY, name TEXT, "
-                          "score DOUBLE PRECISION, validated BOOLEAN)"))
-    # --- the seed block, literally (the connection URL replaced) ---------------------------
-    from patterns.error_recovery import create_retry_workflow
-    from patterns.etl import ETLMode, create_etl_pipeline
-    from patterns.file_processing import create_csv_processor
-
-    async def complex_workflow():
-        """Compose multiple patterns in a workflow."""
-
-        # Step 1: Process CSV file with retry logic
-        csv_processor = create_csv_processor(
-            input_file="raw_data.csv",
-            output_file="processed.json",
-            transformations=[lambda row: {**row, "validated": True}]
-        )
-
-        retry_wrapper = create_retry_workflow(
-            max_attempts=3,
-            backoff_strategy="exponential"
-        )
-
-        # Execute with retry
-        file_result = await retry_wrapper.execute(
-            csv_processor.process
-        )
-
-        # Step 2: Load to database
-        etl = create_etl_pipeline(
-            source={"type": "file", "path": "processed.json"},
-            target={"type": "database", "connection": url},
-            mode=ETLMode.UPSERT
-        )
-
-        etl_result = await etl.run()
-
-        return {
-            "file_processing": file_result,
-            "etl": etl_result
-        }
-
-    # Run the composed workflow
-    result = asyncio.run(complex_workflow())
-    # --------------------------------------------------------------------------------------
+def test_seed_pattern_composition(example_pg, tmp_path):
+    out = run_example("patterns", "pattern_composition.py")
+    result = out["result"]
+    assert result["file_processing"]["records_written"] == 300
     assert result["etl"]["loaded"] == 300 and result["etl"]["errors"] == 0
-    assert rows_of(engine, "SELECT COUNT(*), SUM(score), BOOL_AND(validated) FROM processed") \
-        == [(300, sum(i * 1.5 for i in range(1, 301)), True)]
+    assert out["db_url"].startswith("postgresql://")
+    assert query(out["db_url"], "SELECT COUNT(*), SUM(score), BOOL_AND(validated) "
+                                "FROM processed") == [(300, sum(i * 1.5 for i in range(1, 301)),
+                                                       True)]
+    assert (tmp_path / "pattern_composition" / "processed.json").exists()
 
 
-def test_seed_complete_etl_pipeline(pg_db, capsys):
-    url, engine = pg_db
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE users (user_id INTEGER PRIMARY KEY, user_name TEXT, "
-                          "user_email TEXT)"))
-        conn.execute(text("INSERT INTO users SELECT g, 'user ' || g, 'u' || g || '@x.org' "
-                          "FROM generate_series(1, 400) g"))
-        conn.execute(text("CREATE TABLE users_v2 (id INTEGER PRIMARY KEY, name TEXT, email TEXT, "
-                          "migrated_at TIMESTAMP, version TEXT)"))
-        conn.execute(text("INSERT INTO users_v2 (id, name) VALUES (9999, 'stale')"))
-    # --- the seed block, literally (URLs replaced) -----------------------------------------
-    from patterns.etl import create_data_migration
-
-    async def run_migration():
-        """Example of a complete data migration."""
-
-        # Create migration with field mappings and transformations
-        migration = create_data_migration(
-            source={
-                "provider": "postgresql",
-                "connection": url,
-                "table": "users"
-            },
-            target={
-                "provider": "postgresql",
-                "connection": url,
-                "table": "users_v2"
-            },
-            field_mappings={
-                "user_id": "id",
-                "user_name": "name",
-                "user_email": "email"
-            },
-            transformations=[
-                lambda record: {
-                    **record,
-                    "migrated_at": datetime.now(),
-                    "version": "2.0"
-                }
-            ]
-        )
-
-        # Run with checkpoint for resumability
-        result = await migration.run(checkpoint_id="migration_2024")
-
-        print(f"Migrated {result['records_processed']} records")
-        print(f"Errors: {result['errors']}")
-
-        return result
-
-    result = asyncio.run(run_migration())
-    # --------------------------------------------------------------------------------------
-    assert "Migrated 400 records" in capsys.readouterr().out and result["errors"] == 0
-    assert rows_of(engine, "SELECT COUNT(*), MIN(id), MAX(id), COUNT(DISTINCT version) "
-                           "FROM users_v2") == [(400, 1, 400, 1)]
-    assert rows_of(engine, "SELECT name, email FROM users_v2 WHERE id = 7") == [("user 7",
-                                                                                  "u7@x.org")]
+def test_seed_complete_etl_pipeline(example_pg, capsys):
+    out = run_example("patterns", "data_migration.py")
+    printed = capsys.readouterr().out
+    assert "Migrated 400 records" in printed and "Errors: 0" in printed
+    assert out["result"]["errors"] == 0
+    assert query(out["target_db"], "SELECT COUNT(*), MIN(id), MAX(id), COUNT(DISTINCT version), "
+                                   "COUNT(migrated_at) FROM users_v2") == [(400, 1, 400, 1, 400)]
+    assert query(out["target_db"], "SELECT name, email, version FROM users_v2 WHERE id = 7") \
+        == [("user 7", "u7@example.org", "2.0")]
 
 
-def test_seed_import_reference_and_warehouse_load(tmp_path):
-    from patterns.etl import (  # noqa: F401
-        DatabaseETL,
-        ETLConfig,
-        ETLMode,
-        create_data_migration,
-        create_data_warehouse_load,
-        create_database_sync,
-        create_etl_pipeline,
-    )
+def test_seed_import_reference_and_warehouse_load(tmp_path, monkeypatch):
+    monkeypatch.setenv(OUT_ENV, str(tmp_path))
+    etl_names = run_example("patterns", "import_reference.py")["patterns.etl"]
+    (DatabaseETL, ETLConfig, ETLMode, create_etl_pipeline, create_database_sync,  # noqa: N806
+     create_data_migration, create_data_warehouse_load) = etl_names
+    assert isinstance(ETLConfig, type) and callable(create_etl_pipeline)
+    assert callable(create_data_migration)
 
     ddl = "CREATE TABLE sales (id INTEGER PRIMARY KEY, region TEXT, amount INTEGER);"
     ins = "INSERT INTO sales VALUES (?, ?, ?)"
