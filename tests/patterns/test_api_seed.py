@@ -1,121 +1,36 @@
-"""The seed's API orchestration blocks (shared/seeds/000), run as written.
+"""The seed's API orchestration blocks (shared/seeds/000), run from their example files.
 
-Only the import prefix (``dataknobs_fsm.patterns.`` -> ``patterns.``) and the service URL
-(``https://api.example.com`` -> the local test server) are changed; the server logs what it
-was asked, so each block is checked against what really went over the wire.
+``examples/patterns/customizing_api.py`` holds the "Customizing Patterns" block (import prefix
+and URLs changed, served by ``examples._support.http_server``); its ``main()`` returns the
+result and the requests the local API answered, so the block is checked against what really
+went over the wire. The Quick Start API part is ``factory_functions.py`` (tests/ops/
+test_examples.py); the API names of the import reference are checked here.
 """
 
 from __future__ import annotations
 
-import ast
-import asyncio
-
-import pytest
-
-from tests.patterns.api_servers import APITestServer
-
-QUICK_START = '''
-# API Orchestration
-from dataknobs_fsm.patterns.api_orchestration import create_rest_api_orchestrator
-from dataknobs_fsm.patterns.api_orchestration import OrchestrationMode
-
-api_orchestrator = create_rest_api_orchestrator(
-    base_url="https://api.example.com",
-    endpoints=[
-        {"name": "users", "path": "/users", "method": "GET"},
-        {"name": "posts", "path": "/posts", "method": "GET"}
-    ],
-    auth_token="your-api-token",
-    rate_limit=100,  # requests per second
-    mode=OrchestrationMode.PARALLEL
-)
-'''
-
-CUSTOMIZING = '''
-from dataknobs_fsm.patterns.api_orchestration import APIOrchestrator, APIOrchestrationConfig
-from dataknobs_fsm.patterns.api_orchestration import OrchestrationMode, APIEndpoint
-
-# Create custom configuration
-config = APIOrchestrationConfig(
-    name="custom_api_workflow",
-    mode=OrchestrationMode.HYBRID,
-    endpoints=[
-        APIEndpoint(
-            name="auth",
-            url="https://api.example.com/auth",
-            method="POST",
-            headers={"Content-Type": "application/json"},
-            retry_config={"max_attempts": 5}
-        ),
-        APIEndpoint(
-            name="data",
-            url="https://api.example.com/data",
-            method="GET",
-            depends_on=["auth"],  # Sequential dependency
-            transform=lambda resp: resp.get("data", [])
-        )
-    ],
-    rate_limit=100,
-    timeout=30.0
-)
-
-# Create orchestrator with custom config
-orchestrator = APIOrchestrator(config)
-result = await orchestrator.orchestrate({"user": "test"})
-'''
-
-IMPORTS = '''
-from dataknobs_fsm.patterns.api_orchestration import (
-    APIOrchestrator, APIOrchestrationConfig, OrchestrationMode,
-    APIEndpoint, create_rest_api_orchestrator, create_graphql_orchestrator
-)
-'''
+from examples._support import run_example
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
-
-
-def run_block(block: str, server: APITestServer) -> dict:
-    source = block.replace("dataknobs_fsm.patterns.", "patterns.").replace(
-        "https://api.example.com", server.url)
-    code = compile(source, "<seed>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    scope: dict = {}
-
-    async def go() -> None:
-        made = eval(code, scope)
-        if made is not None:
-            await made
-
-    asyncio.run(go())
-    return scope
-
-
-def test_quick_start_block(server):
-    scope = run_block(QUICK_START, server)
-    result = asyncio.run(scope["api_orchestrator"].orchestrate())
-    assert result["users"]["users"] == [{"id": 1}] and result["users"]["auth"] is True
-    assert result["posts"] == {"posts": [{"id": 7}]}
-    assert result["errors"] == {}
-    assert "your-api-token" not in repr(result) + repr(scope["api_orchestrator"].config)
-    assert server.count("/users") == 1 and server.count("/posts") == 1
-    assert result["_metrics"]["read_count"] == 2
-
-
-def test_customizing_block(server):
-    scope = run_block(CUSTOMIZING, server)
-    result = scope["result"]
+def test_customizing_block():
+    out = run_example("patterns", "customizing_api.py")
+    result = out["result"]
     assert result["auth"] == {"token": "tok-test"}  # the POST's body came back
     assert result["data"] == [1, 2, 3]              # transform applied
-    auth, data = server.calls_to("/auth")[-1], server.calls_to("/data")[-1]
-    assert data.start >= auth.end                  # depends_on held
+    assert result["errors"] == {}
+    auth = [c for c in out["served"] if c.path == "/auth"]
+    data = [c for c in out["served"] if c.path == "/data"]
+    assert [c.method for c in auth] == ["POST"] and [c.method for c in data] == ["GET"]
+    assert data[0].start >= auth[0].end             # depends_on held
+    assert auth[0].headers["Content-Type"].startswith("application/json")
     assert result["_metrics"]["read_count"] == 1 and result["_metrics"]["write_count"] == 1
 
 
-def test_import_reference_block(server):
-    scope = run_block(IMPORTS, server)
-    assert {"APIOrchestrator", "APIOrchestrationConfig", "OrchestrationMode", "APIEndpoint",
-            "create_rest_api_orchestrator", "create_graphql_orchestrator"} <= set(scope)
+def test_import_reference_block_api_names():
+    names = run_example("patterns", "import_reference.py")["patterns.api_orchestration"]
+    assert [n.__name__ for n in names] == [
+        "APIOrchestrator", "APIOrchestrationConfig", "OrchestrationMode", "APIEndpoint",
+        "create_rest_api_orchestrator", "create_graphql_orchestrator"]
+    from patterns import api_orchestration
+
+    assert all(getattr(api_orchestration, n.__name__) is n for n in names)

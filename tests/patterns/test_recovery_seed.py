@@ -1,55 +1,29 @@
-"""The seed's Pattern Composition block, step 1 (file processing under a retry workflow),
-literally; a processor that fails once is retried by the same workflow."""
+"""The seed's error-recovery blocks, run from their example files: "Monitoring and Metrics"
+(``examples/patterns/monitoring_metrics.py``) here; the Pattern Composition block's retried
+file step is ``pattern_composition.py`` (tests/patterns/test_etl_actors.py). Plus: a
+processor that fails once is retried by the same workflow."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
-pytestmark = pytest.mark.ray
+from examples._support import run_example
 
 
-def test_seed_pattern_composition_file_step_with_retry(ray_session, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "raw_data.csv").write_text(
-        "id,name\n" + "".join(f"{i},n{i}\n" for i in range(1, 51)))
-    # -- the seed's block (step 1), import prefix changed only --
-    from patterns.error_recovery import create_retry_workflow
-    from patterns.file_processing import create_csv_processor
-
-    async def complex_workflow():
-        """Compose multiple patterns in a workflow."""
-
-        # Step 1: Process CSV file with retry logic
-        csv_processor = create_csv_processor(
-            input_file="raw_data.csv",
-            output_file="processed.json",
-            transformations=[lambda row: {**row, "validated": True}]
-        )
-
-        retry_wrapper = create_retry_workflow(
-            max_attempts=3,
-            backoff_strategy="exponential"
-        )
-
-        # Execute with retry
-        file_result = await retry_wrapper.execute(
-            csv_processor.process
-        )
-        return {"file_processing": file_result, "metrics": retry_wrapper.get_metrics()}
-
-    result = asyncio.run(complex_workflow())
-    # --
-    assert result["file_processing"]["records_written"] == 50
-    assert result["metrics"]["total_attempts"] == 1 and result["metrics"]["attempts"] == 0
-    text = (tmp_path / "processed.json").read_text()
-    rows = json.loads(text) if text.lstrip().startswith("[") else [
-        json.loads(line) for line in text.splitlines() if line.strip()]
-    assert len(rows) == 50 and all(r["validated"] for r in rows)
+def test_seed_monitoring_and_metrics_block(capsys):
+    out = run_example("patterns", "monitoring_metrics.py")
+    metrics = out["metrics"]
+    assert out["calls"] == [(20, 22), (20, 22)]     # the first call failed, the retry ran
+    assert metrics["total_attempts"] == 2
+    assert metrics["success_rate"] == 1.0 and metrics["avg_retry_count"] == 1.0
+    assert metrics["name"] == "monitored_workflow" and metrics["strategies"] == ["retry"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["Total attempts: 2", "Success rate: 1.0", "Average retry count: 1.0"]
 
 
+@pytest.mark.ray
 def test_a_failing_processor_is_retried(ray_session, tmp_path):
     from patterns.error_recovery import create_retry_workflow
     from patterns.file_processing import create_csv_processor
