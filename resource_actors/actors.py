@@ -122,6 +122,24 @@ class ProviderActor:
         lease = self._host.acquire(owner_id, max(0.0, wait), owner_key)
         return self._host.describe(lease), owner_key is None or owner_key in self._owners
 
+    def acquire_here(self, owner_id: str, timeout: float | None, sent_at: float,
+                     owner_key: str | None, owner_handle: Any
+                     ) -> tuple[LeaseInfo | None, bool, IResourceProvider | None]:
+        """``acquire`` for a lessee that makes the resource itself: ``(None, knows, provider
+        copy)`` with a slot of the cap taken, or, when the provider has no ``lessee_copy``,
+        ``acquire``'s ``(lease info, knows, None)``."""
+        copier = getattr(self._host.provider, "lessee_copy", None)
+        dup = copier() if callable(copier) else None
+        if dup is None:
+            info, knows = self.acquire(owner_id, timeout, sent_at, owner_key, owner_handle)
+            return info, knows, None
+        if owner_key and owner_handle is not None:
+            self._owners[owner_key] = owner_handle
+        wait = (self._host.default_timeout if timeout is None else timeout) - max(
+            0.0, time.time() - sent_at)
+        self._host.admit_lessee(owner_id, max(0.0, wait), owner_key)
+        return None, owner_key is None or owner_key in self._owners, dup
+
     def introduce(self, owner_key: str, owner_handle: Any) -> None:
         """Learn the handle that stands for the owner process ``owner_key``."""
         self._owners[owner_key] = owner_handle

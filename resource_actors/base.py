@@ -180,6 +180,12 @@ class BaseResourceProvider(ABC):
         """The provider's own counters (the manager keeps lease-level metrics separately)."""
         return self.metrics
 
+    def lessee_copy(self) -> IResourceProvider | None:
+        """A copy of this provider that a lessee in another process may make its own resources
+        with (``ResourceManager.acquire_here``), or None when resources must stay in the
+        provider's process (the default: in-memory data, files on one node, sessions)."""
+        return None
+
     def fingerprint(self) -> str:
         """A digest identifying this provider's class, name and config (credentials included,
         so two registrations with other passwords differ; the digest reveals none of them)."""

@@ -16,6 +16,7 @@ unlike ``sqlite:///:memory:`` it is shared by all of the adapter's connections.
 
 from __future__ import annotations
 
+import copy
 import decimal
 import logging
 import os
@@ -173,6 +174,16 @@ class DatabaseResourceAdapter(BaseResourceProvider):
         opts.update(extra)
         log.debug("creating engine for resource %r at %s", self.name, self.safe_url)
         return create_engine(url, **opts)
+
+    def lessee_copy(self) -> DatabaseResourceAdapter | None:
+        """For PostgreSQL and MySQL servers: a copy whose engine does not pool (the lessee's
+        connection closes with its lease, so the cap bounds open connections too). SQLite and
+        ``memory`` databases live on the provider's node: None."""
+        if self.backend not in ("postgresql", "mysql"):
+            return None
+        dup = copy.copy(self)
+        dup._external_pool = True
+        return dup
 
     # -- provider ----------------------------------------------------------------------------
     def acquire(self, **kwargs: Any) -> DatabaseConnection:

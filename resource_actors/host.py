@@ -29,6 +29,9 @@ from resource_actors.pool import PoolConfig, PoolMetrics, ResourcePool
 
 log = logging.getLogger(__name__)
 
+#: The grant of a lease whose resource the lessee made in its own process.
+IN_LESSEE = "<made in the lessee's process>"
+
 #: Acquire timeout (seconds) of a resource registered without a pool config.
 DEFAULT_ACQUIRE_TIMEOUT = 30.0
 
@@ -159,6 +162,24 @@ class ProviderHost:
         except ResourceError:
             self._give_back(lease, discard=True)
             raise
+        return lease
+
+    def admit_lessee(self, owner_id: str, timeout: float | None = None,
+                     owner_key: str | None = None) -> Lease:
+        """A lease that takes a slot of the cap but leaves making the resource to the lessee
+        (``provider.lessee_copy()`` in its own process); waits like ``acquire``. Releasing
+        and reclaiming it free the slot. ``ResourceError`` when ``owner_id`` holds a lease on
+        a resource made here."""
+        wait = self.default_timeout if timeout is None else timeout
+        lease, existing = self.admission.admit(owner_id, owner_key, wait)
+        if existing:
+            if lease.grant != IN_LESSEE:
+                raise ResourceError(
+                    f"{owner_id!r} already holds a lease on resource {self.name!r} whose "
+                    "resource lives in the provider; release it before acquire_here",
+                    self.name, "acquire", owner_id=owner_id)
+            return lease
+        self.admission.complete(lease, IN_LESSEE)
         return lease
 
     def _lease_resource(self, owner_id: str, started: float) -> Any:

@@ -149,6 +149,18 @@ class ResourceManager:
         self._owners.add(owner_id)
         return resource
 
+    def acquire_here(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
+        """Like ``acquire``, but the live resource is made in this process when its provider
+        allows it (PostgreSQL and MySQL databases): the lease still takes a slot of the
+        resource's one cap (first come first served, reclaimed when this process dies, seen by
+        status and metrics), and calls on the resource skip the provider actor, for bulk data
+        paths. Other providers (and local managers): the same as ``acquire``. ``release``
+        closes the resource and frees the slot."""
+        self._check_open(name, "acquire", owner_id)
+        resource = self._impl.acquire_here(name, owner_id, timeout)
+        self._owners.add(owner_id)
+        return resource
+
     def release(self, name: str, owner_id: str) -> None:
         """End ``owner_id``'s lease on ``name``: its resource goes back to the pool (reset:
         transaction rolled back) before the slot is given to the next waiter.

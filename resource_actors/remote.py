@@ -84,6 +84,8 @@ class BrokerClient:
         get_broker()  # the cluster has one from the first client on
         self._providers: dict[str, Any] = {}
         self._introduced: dict[str, str] = {}  # resource -> owner key whose handle it has
+        #: (resource, owner) -> (provider copy, resource) of leases made in this process
+        self._here: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -196,13 +198,42 @@ class BrokerClient:
 
     # -- leases ------------------------------------------------------------------------------
     def acquire(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
+        info, _, actor = self._admit(name, owner_id, timeout, "acquire")
+        return build_handle(info, actor)
+
+    def acquire_here(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
+        """A lease on ``name``'s cap whose resource is made in this process from the
+        provider's ``lessee_copy`` (a handle when the provider has none)."""
+        with self._lock:
+            held = self._here.get((name, owner_id))
+        if held is not None:
+            return held[1]
+        info, provider, actor = self._admit(name, owner_id, timeout, "acquire_here")
+        if provider is None:
+            return build_handle(info, actor)
+        try:
+            resource = provider.acquire()
+        except BaseException:
+            self.release(name, owner_id)  # give the slot back
+            raise
+        with self._lock:
+            self._here[(name, owner_id)] = (provider, resource)
+        return resource
+
+    def _admit(self, name: str, owner_id: str, timeout: float | None,
+               method: str) -> tuple[Any, Any, Any]:
+        """``(lease info or None, provider copy or None, provider actor)`` of one lease."""
         key, handle = owner_identity()
         sent_at = time.time()
+        provider = None
         while True:
             send = handle if self._introduced.get(name) != key else None
             actor = self._provider(name, "acquire", owner_id)
             try:
-                info, knows = ray.get(actor.acquire.remote(owner_id, timeout, sent_at, key, send))
+                reply = ray.get(getattr(actor, method).remote(owner_id, timeout, sent_at, key, send))
+                info, knows = reply[0], reply[1]
+                if len(reply) > 2:
+                    provider = reply[2]
                 break
             except RayTaskError as exc:
                 raise cause_of(exc) from None
@@ -217,9 +248,22 @@ class BrokerClient:
         if not knows:
             actor.introduce.remote(key, handle)
         self._introduced[name] = key
-        return build_handle(info, actor)
+        return info, provider, actor
+
+    def _drop_here(self, name: str, owner_id: str) -> None:
+        """Close the resource this process made for ``owner_id``'s lease on ``name``."""
+        with self._lock:
+            held = self._here.pop((name, owner_id), None)
+        if held is None:
+            return
+        provider, resource = held
+        try:
+            provider.release(resource)
+        finally:
+            provider.close()
 
     def release(self, name: str, owner_id: str) -> bool:
+        self._drop_here(name, owner_id)
         actor = self._provider(name, "release", owner_id)
         try:
             return ray.get(actor.release.remote(owner_id))
@@ -230,6 +274,10 @@ class BrokerClient:
             return False
 
     def release_all(self, owner_id: str) -> list[str]:
+        with self._lock:
+            mine = [name for name, owner in self._here if owner == owner_id]
+        for name in mine:
+            self._drop_here(name, owner_id)
         return self._broker("release_all", owner_id, operation="release_all")
 
     def get_resource(self, name: str, owner_id: str) -> Any:

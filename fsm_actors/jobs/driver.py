@@ -39,6 +39,8 @@ from fsm_actors.jobs.state import JobState, threshold_verdict
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 1.0
+#: Seconds the idle workers of a finished job get to close their steps before they are killed.
+CLOSE_WAIT = 5.0
 #: payloads at least this big travel through the object store by reference
 PUT_BYTES = 64 << 10
 
@@ -213,8 +215,20 @@ class _PoolRunner:
             yield result
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        if self.pool is None:
+            return
+        import ray
+
+        if self.pool.busy == 0:
+            # idle steps release their leases themselves (else providers reclaim them once
+            # they see the killed actors gone, and warn); busy ones (a cancelled run) are
+            # killed at once and reclaimed
+            refs = [actor.close.remote() for actor in self.pool.actors]
+            try:
+                ray.wait(refs, num_returns=len(refs), timeout=CLOSE_WAIT)
+            except Exception:  # a dead worker holds nothing: the kill below is all it needs
+                pass
+        self.pool.shutdown()
 
 
 class _LocalRunner:

@@ -33,6 +33,12 @@ class _Shell:
             "current": self.current,
         }
 
+    def close(self) -> None:
+        """Let the step give back what it holds (leases, connections) before the actor ends."""
+        close = getattr(self.step, "close", None)
+        if callable(close):
+            close()
+
     def _done(self, result: TaskResult) -> TaskResult:
         self.tasks_done += 1
         self.records_read += sum(c.get("read", 0) for c in result.batches.values())

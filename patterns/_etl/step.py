@@ -6,9 +6,11 @@ the partition's checkpoint row from the target database and goes on after the la
 records, so a task sent again after its actor died neither repeats nor loses a batch. Each
 batch, its rejects and the new checkpoint row commit in one transaction (``Loader``).
 
-Connections are leased from the resource layer (``ResourceManager``): in a worker on the
-cluster they are handles to the ``resource/<name>`` provider actors, so pool caps hold
-cluster-wide; in-process (``spec.manager`` set) they are live connections.
+Connections are leased from the resource layer (``ResourceManager.acquire_here``): in a
+worker on the cluster each lease takes a slot of the ``resource/<name>`` provider's cap (so
+pool caps hold cluster-wide) and, for PostgreSQL and MySQL, the connection itself is opened in
+the worker, so batches go straight between the worker and the database (SQLite: handles to
+the provider actor); in-process (``spec.manager`` set) they are live connections.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class ETLStep:
     # -- connections -------------------------------------------------------------------------
     def _target_conn(self) -> Any:
         if self._target is None:
-            self._target = self._manager.acquire(self.spec.target.resource_name, self.owner)
+            self._target = self._manager.acquire_here(self.spec.target.resource_name, self.owner)
         return self._target
 
     def _source_conn(self) -> Any:
@@ -114,9 +116,9 @@ class ETLStep:
             if src.resource_name == self.spec.target.resource_name:
                 # a second lease of the same database: its own connection, so reads never
                 # join the load transaction
-                self._source = self._manager.acquire(src.resource_name, self.owner + "/read")
+                self._source = self._manager.acquire_here(src.resource_name, self.owner + "/read")
             else:
-                self._source = self._manager.acquire(src.resource_name, self.owner)
+                self._source = self._manager.acquire_here(src.resource_name, self.owner)
         return self._source
 
     # -- one task ----------------------------------------------------------------------------

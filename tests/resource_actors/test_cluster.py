@@ -289,3 +289,56 @@ def test_process_batch_leases_each_resource_once_per_batch(uid, tmp_path, local)
         fsm.close()
     if not local:
         assert name not in ResourceManager().resource_names()
+
+
+@ray.remote(num_cpus=0)
+class HereHolder:
+    """Holds an ``acquire_here`` lease of a PostgreSQL resource and reports what it got."""
+
+    def hold(self, name: str) -> tuple[str, int, int]:
+        import os
+
+        self.manager = ResourceManager()
+        self.db = self.manager.acquire_here(name, "here-holder")
+        pid = self.db.query("SELECT pg_backend_pid() AS pid")[0]["pid"]
+        return type(self.db).__name__, pid, os.getpid()
+
+
+def test_acquire_here_takes_a_slot_of_the_cap_and_connects_in_the_caller(manager, uid,
+                                                                         postgres_server):
+    import os
+
+    name = f"here{uid}"
+    manager.register_provider(name, DatabaseResourceAdapter(name, "postgresql",
+                                                            postgres_server.plain_url),
+                              PoolConfig(min_size=0, max_size=1, acquire_timeout=30))
+    db = manager.acquire_here(name, "driver")
+    assert type(db).__name__ == "DatabaseConnection"  # a live connection, not a handle
+    assert db.query("SELECT 7 AS x") == [{"x": 7}]
+    assert manager.acquire_here(name, "driver") is db  # the same lease while held
+    assert manager.get_resource_status(name)["owners"] == ["driver"]
+    with pytest.raises(ResourceError, match="held by 'driver'"):
+        manager.acquire(name, "other", timeout=0.3)  # the slot counts against the one cap
+    manager.release(name, "driver")
+    assert db.closed  # its connection ends with the lease
+    holder = HereHolder.remote()
+    kind, backend_pid, holder_pid = ray.get(holder.hold.remote(name))
+    assert kind == "DatabaseConnection" and holder_pid != os.getpid()
+    with pytest.raises(ResourceError, match="held by 'here-holder'"):
+        manager.acquire_here(name, "waiter", timeout=0.3)
+    ray.kill(holder)  # its process dies: the provider reclaims the slot, the waiter goes on
+    again = manager.acquire_here(name, "waiter", timeout=30)
+    assert again.query("SELECT 1 AS one") == [{"one": 1}]
+    assert manager.get_resource_status(name)["total_reclaims"] == 1
+    manager.release(name, "waiter")
+    assert manager.get_resource_status(name)["owners"] == []
+
+
+def test_acquire_here_of_a_provider_without_lessee_copy_is_a_handle(manager, uid, tmp_path):
+    name = f"herelite{uid}"
+    manager.register_provider(name, DatabaseResourceAdapter(name, "sqlite",
+                                                            database=str(tmp_path / "h.db")),
+                              PoolConfig(min_size=0, max_size=2))
+    db = manager.acquire_here(name, "o")
+    assert isinstance(db, DatabaseHandle) and db.query("SELECT 2 AS x") == [{"x": 2}]
+    manager.release(name, "o")
