@@ -1,0 +1,1 @@
+"""The resource-management seed's code blocks (shared/seeds/003), one runnable file each."""
