@@ -12,9 +12,10 @@
   server of this machine's binaries on a free port of 127.0.0.1 for this process (the test
   suite's ``tests/servers.py``), and only without binaries falls back to SQLite.
   ``run_sql(url, *statements)`` sets tables up and ``query(url, sql)`` reads them back.
-- ``http_server()``: a small aiohttp app on a free port of 127.0.0.1, served from a background
-  thread for the ``with`` block; it yields a ``LocalAPI`` (``.url``, ``.calls``) and answers
-  the routes the seeds' API blocks call (see ``LocalAPI``).
+- ``http_server()``: an aiohttp server on a free port of 127.0.0.1, served from a background
+  thread for the ``with`` block (the test suite's ``tests/servers.HTTPTestServer`` with the
+  seeds' routes added); it yields a ``LocalAPI`` (``.url``, ``.calls``) and answers the
+  routes the seeds' API blocks call (see ``LocalAPI``).
 
 ``run_example(*parts)`` runs an example file's ``main()`` in this process (the tests do, in
 their one Ray) and returns what it returns.
@@ -25,12 +26,10 @@ module also puts the repository root on ``sys.path`` so ``patterns`` etc. import
 
 from __future__ import annotations
 
-import asyncio
 import os
 import runpy
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,7 +166,9 @@ class LocalAPI:
     Routes: ``GET /users`` -> ``{"users": [{"id": 1}], "auth": <Authorization sent>}``,
     ``GET /users/{id}`` -> ``{"id": id, "name": "user<id>"}``, ``GET /posts`` ->
     ``{"posts": [{"id": 7}]}``, ``POST /auth`` (JSON body) -> ``{"token": "tok-<user>"}``,
-    ``GET /data`` -> ``{"data": [1, 2, 3]}``, ``POST|PUT /echo`` -> ``{"method", "json"}``.
+    ``GET /data`` -> ``{"data": [1, 2, 3]}``, ``POST|PUT /echo`` -> ``{"method", "json"}``,
+    and ``HTTPTestServer``'s others (``/``, ``/health``, ``DELETE /users/{id}``, ``/slow``,
+    ``/secret``).
     """
 
     url: str
@@ -178,7 +179,8 @@ class LocalAPI:
         return [c for c in list(self.calls) if c.path.startswith(path)]
 
 
-def _api_app(api: LocalAPI) -> Any:
+def _add_routes(app: Any, api: LocalAPI) -> None:
+    """The seed routes ``tests/servers.py``'s ``HTTPTestServer`` lacks, and the call log."""
     from aiohttp import web
 
     @web.middleware
@@ -194,10 +196,6 @@ def _api_app(api: LocalAPI) -> Any:
         sent = bool(request.headers.get("Authorization"))
         return web.json_response({"users": [{"id": 1}], "auth": sent})
 
-    async def user(request: web.Request) -> web.Response:
-        uid = int(request.match_info["uid"])
-        return web.json_response({"id": uid, "name": f"user{uid}"})
-
     async def posts(request: web.Request) -> web.Response:
         return web.json_response({"posts": [{"id": 7}]})
 
@@ -208,44 +206,30 @@ def _api_app(api: LocalAPI) -> Any:
     async def data(request: web.Request) -> web.Response:
         return web.json_response({"data": [1, 2, 3]})
 
-    async def echo(request: web.Request) -> web.Response:
-        return web.json_response({"method": request.method, "json": await request.json()})
-
-    app = web.Application(middlewares=[record])
+    app.middlewares.insert(0, record)
     app.router.add_get("/users", users)
-    app.router.add_get("/users/{uid}", user)
     app.router.add_get("/posts", posts)
     app.router.add_post("/auth", auth)
     app.router.add_get("/data", data)
-    app.router.add_post("/echo", echo)
-    app.router.add_put("/echo", echo)
-    return app
 
 
 @contextmanager
 def http_server() -> Iterator[LocalAPI]:
-    """Serve the local API (``LocalAPI``) on 127.0.0.1 for the ``with`` block."""
-    from aiohttp import web
+    """Serve the local API (``LocalAPI``) on 127.0.0.1 for the ``with`` block: the test
+    suite's ``HTTPTestServer`` (a thread of this process) with the seeds' routes added."""
+    from tests.servers import HTTPTestServer
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True, name="example-api")
-    thread.start()
     api = LocalAPI(url="")
 
-    async def start() -> web.AppRunner:
-        runner = web.AppRunner(_api_app(api), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        api.url = f"http://127.0.0.1:{port}"
-        return runner
+    class Server(HTTPTestServer):
+        def _app(self) -> Any:
+            app = super()._app()
+            _add_routes(app, api)
+            return app
 
-    runner = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    server = Server().start()
+    api.url = server.url
     try:
         yield api
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+        server.stop()
