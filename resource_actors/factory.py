@@ -97,7 +97,7 @@ def create_provider_from_dict(name: str, config: Mapping[str, Any]) -> IResource
         raise ResourceError(
             f"unknown resource type {kind!r} for {name!r}; known types: "
             f"{', '.join(known_types())}; for others use {{'type': 'custom', 'class': "
-            "'package.module.ProviderClass'}}", name, "configure")
+            "'package.module.ProviderClass'}", name, "configure")
     try:
         return factory(name, params)
     except TypeError as exc:
