@@ -89,7 +89,7 @@ class DatabaseETL:
             job = await asyncio.to_thread(plan_run, cfg, checkpoint_id, manager, workers)
             if isinstance(job, dict):
                 return job
-            return await run_job(job, error_threshold=cfg.error_threshold,
+            return await run_job(job, resumable=True, error_threshold=cfg.error_threshold,
                                  on_progress=on_progress, address=self.address,
                                  workers=job.workers(workers), local=self.local)
         finally:

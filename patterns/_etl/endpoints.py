@@ -147,6 +147,12 @@ def parse_endpoint(spec: Any, role: str) -> Endpoint:
         raise config_error(f"unknown {role} provider {provider!r}; use postgresql, mysql, "
                            "mariadb, sqlite or memory")
     backend = BACKENDS[backend]
+    if url is not None and "://" in str(url):
+        scheme = str(url).split(":", 1)[0].split("+", 1)[0].lower()
+        if _SCHEMES.get(scheme, backend) != backend:
+            # the URL says which database it is (a "provider" left from another setup, e.g. a
+            # PostgreSQL config pointed at an SQLite file): connect to what the URL names
+            backend = _SCHEMES[scheme]
     table = spec.pop("table", None) or spec.pop("table_name", None)
     query = spec.pop("query", None) or spec.pop("source_query", None)
     if url is None:

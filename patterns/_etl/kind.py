@@ -22,6 +22,7 @@ from patterns._etl import dialect as sql
 from patterns._etl.catalog import sqlite_ddl, table_exists
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import DatabaseEndpoint
+from patterns._etl.file_target import reject_line
 from patterns._etl.step import ETLStepSpec
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
@@ -154,11 +155,8 @@ class ETLJob(JobKind):
         tmp = self.error_file.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             for r in rows:
-                fh.write(json.dumps({
-                    "file": None, "line": None, "record": None, "partition": r["part"],
-                    "batch": r["seq"], "key": r["record_key"], "raw": r["record"],
-                    "stage": r["stage"], "function": None, "state": None,
-                    "reason": r["reason"]}, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(reject_line(r["part"], r["seq"], r),
+                                    ensure_ascii=False) + "\n")
         os.replace(tmp, self.error_file)
         return self.error_file
 

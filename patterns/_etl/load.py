@@ -170,6 +170,10 @@ class Loader:
                                   {"run_id": self.run_id, "part": part, "state": _json(state)}), {}))
         self.conn.run_batch(calls)
 
+    def state(self, part: str) -> dict[str, Any] | None:
+        """The checkpoint row of ``part`` of this run, or None."""
+        return load_state(self.conn, self.backend, self.run_id, part)
+
     def put_state(self, part: str, state: dict[str, Any]) -> None:
         """Save one checkpoint row on its own."""
         self.conn.execute(sql.checkpoint_put(self.backend),

@@ -33,6 +33,7 @@ from patterns._etl.catalog import (
 )
 from patterns._etl.config import ETLConfig, ETLMode
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
+from patterns._etl.file_target import ETLFileJob, finished_result, output_of
 from patterns._etl.kind import RUN_PART, ETLJob
 from patterns._etl.load import load_state, plain_values, unplain_values
 from patterns._etl.step import ETLStepSpec
@@ -49,7 +50,7 @@ def _fail(message: str, run_id: str | None = None) -> PatternError:
 class Databases:
     """The run's database resources in one ``ResourceManager`` (cluster-wide or local)."""
 
-    def __init__(self, manager: Any, source: Endpoint, target: DatabaseEndpoint,
+    def __init__(self, manager: Any, source: Endpoint, target: DatabaseEndpoint | None,
                  pool_size: int) -> None:
         self.manager = manager
         self.owner = f"etl/driver/{uuid.uuid4().hex[:8]}"
@@ -90,12 +91,14 @@ def _scrub(text: str, ep: DatabaseEndpoint) -> str:
     return text.replace(password, "***") if password and len(password) >= 3 else text
 
 
-def settings_of(cfg: ETLConfig, source: Endpoint, target: DatabaseEndpoint) -> dict[str, Any]:
+def settings_of(cfg: ETLConfig, source: Endpoint, target: Endpoint) -> dict[str, Any]:
     """What a checkpoint depends on (no credentials: URLs with the password hidden)."""
-    src = ({"url": source.safe_url, "table": source.table, "query": source.query}
-           if isinstance(source, DatabaseEndpoint) else {"path": source.path})
-    return {"mode": cfg.mode.value, "source": src,
-            "target": {"url": target.safe_url, "table": target.table},
+    def where(ep: Endpoint) -> dict[str, Any]:
+        if isinstance(ep, DatabaseEndpoint):
+            return {"url": ep.safe_url, "table": ep.table, "query": ep.query}
+        return {"path": os.path.abspath(ep.path)}
+
+    return {"mode": cfg.mode.value, "source": where(source), "target": where(target),
             "key_columns": cfg.key_columns, "watermark_column": cfg.watermark_column,
             "field_mappings": cfg.field_mappings}
 
@@ -117,9 +120,8 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
     """An ``ETLJob`` ready for the job layer, or the stored result of a run that finished."""
     source = cfg.source_endpoint()
     target = cfg.target_endpoint(source)
-    if not isinstance(target, DatabaseEndpoint):
-        raise _fail("file targets are not supported by patterns.etl yet: load into a database, "
-                    "or use patterns.file_processing to write files")
+    if isinstance(target, FileEndpoint):
+        return plan_file_run(cfg, checkpoint_id, manager, workers, source, target)
     settings = settings_of(cfg, source, target)
     run_id, keep = run_id_for(cfg, checkpoint_id, settings)
     dbs = Databases(manager, source, target, pool_size=workers + 3)
@@ -168,9 +170,7 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
         write_table=state.get("staging") or target.table, target_columns=tcols,
         source_columns=scols, read_key=read_key, upsert_key=write_key if upsert else None,
         batch_size=cfg.batch_size,
-        pipeline={"key": read_key or [k for k in write_key], "validation_schema": cfg.validation_schema,
-                  "filters": cfg.filters or [], "field_mappings": cfg.field_mappings,
-                  "transformations": cfg.transformations or []},
+        pipeline=_pipeline_of(cfg, read_key, write_key),
         where=state.get("where"), where_params=_unplain_params(state.get("where_params") or {}),
         manager=manager if getattr(manager, "local", False) else None)
     work = Path(cfg.work_dir or os.path.join(".fsm_actors", "etl"))
@@ -179,6 +179,46 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
                   connect=lambda: dbs.connect(target, "target"), workers=cfg.parallel_workers,
                   error_file=work / f"{run_id}.errors.jsonl", keep_checkpoint=keep,
                   label=f"etl {cfg.name or target.table}")
+
+
+def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, workers: int,
+                  source: Endpoint, target: FileEndpoint) -> ETLFileJob | dict[str, Any]:
+    """An ``ETLFileJob``: the source's partitions written as parts, joined into ``target``
+    at the end (see ``patterns._etl.file_target``); the driver's checkpoint resumes it. An
+    APPEND that finished under ``checkpoint_id`` returns its stored result."""
+    settings = settings_of(cfg, source, target)
+    run_id, keep = run_id_for(cfg, checkpoint_id, settings)
+    work = Path(cfg.work_dir or os.path.join(".fsm_actors", "etl"))
+    done = finished_result(work, run_id, settings) if keep else None
+    if done is not None and cfg.mode is ETLMode.APPEND:
+        return {**done, "run_id": run_id, "already_done": True}
+    output = output_of(target, cfg.mode)
+    dbs = Databases(manager, source, None, pool_size=workers + 3)
+    scols, read_key = _source_shape(cfg, dbs, source)
+    mappings = cfg.field_mappings or {}
+    for name in mappings:
+        if scols and name not in scols:
+            raise _fail(f"field_mappings maps {name!r}, which the source has no column for "
+                        f"(source columns: {', '.join(scols)})")
+    state = {"where": None, "where_params": {}}
+    partitions = _plan_partitions(cfg, dbs, source, read_key, 1, state, workers)
+    for i, p in enumerate(partitions):
+        p["payload"]["index"] = i
+    spec = ETLStepSpec(
+        run_id=run_id, source=source, target=target, write_table="", target_columns=[],
+        source_columns=scols, read_key=read_key, upsert_key=None, batch_size=cfg.batch_size,
+        pipeline=_pipeline_of(cfg, read_key, list(cfg.key_columns or [])), output=output,
+        manager=manager if getattr(manager, "local", False) else None)
+    return ETLFileJob(run_id=run_id, spec=spec, partitions=partitions, settings=settings,
+                      target=target, output=output, work=work, workers=cfg.parallel_workers,
+                      keep_checkpoint=keep, label=f"etl {cfg.name or os.path.basename(target.path)}")
+
+
+def _pipeline_of(cfg: ETLConfig, read_key: list[str], write_key: list[str]) -> dict[str, Any]:
+    """The ``RecordPipeline`` arguments of a run."""
+    return {"key": read_key or list(write_key), "validation_schema": cfg.validation_schema,
+            "filters": cfg.filters or [], "field_mappings": cfg.field_mappings,
+            "transformations": cfg.transformations or []}
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:

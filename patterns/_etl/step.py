@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fsm_actors.jobs.model import StepContext, Task, TaskResult
+from fsm_actors.jobs.parts import OutputSpec
 from patterns._etl import dialect as sql
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
-from patterns._etl.load import Loader, load_state, plain_values, unplain_values
+from patterns._etl.file_target import FileSink
+from patterns._etl.load import Loader, plain_values, unplain_values
 from patterns._etl.records import RecordPipeline, Reject
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class ETLStepSpec:
 
     run_id: str
     source: Endpoint
-    target: DatabaseEndpoint
+    target: Endpoint
     write_table: str
     target_columns: list[str]
     source_columns: list[str]
@@ -70,6 +72,9 @@ class ETLStepSpec:
     where: str | None = None
     where_params: dict[str, Any] = field(default_factory=dict)
     manager: Any = field(default=None, repr=False)
+    #: a file target: how to write it, and the run's staging directory (set by the job)
+    output: OutputSpec | None = None
+    staging: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -113,7 +118,7 @@ class ETLStep:
         if self._source is None:
             src = self.spec.source
             assert isinstance(src, DatabaseEndpoint)
-            if src.resource_name == self.spec.target.resource_name:
+            if src.resource_name == getattr(self.spec.target, "resource_name", None):
                 # a second lease of the same database: its own connection, so reads never
                 # join the load transaction
                 self._source = self._manager.acquire_here(src.resource_name, self.owner + "/read")
@@ -123,14 +128,11 @@ class ETLStep:
 
     # -- one task ----------------------------------------------------------------------------
     def run(self, task: Task) -> TaskResult:
-        """Load partition ``task.partition`` from where its checkpoint row says it stopped."""
-        spec = self.spec
-        target = self._target_conn()
-        loader = Loader(target, spec.target.backend, spec.write_table, spec.target_columns,
-                        spec.upsert_key, spec.run_id)
+        """Load partition ``task.partition`` from where its checkpoint row says it stopped
+        (a file target's partition starts over)."""
         part = task.partition
-        state = load_state(target, spec.target.backend, spec.run_id, part) or {
-            "seq": 0, "cursor": {}, "done": False, "batches": {}}
+        loader = self._sink(task)
+        state = loader.state(part) or {"seq": 0, "cursor": {}, "done": False, "batches": {}}
         batches = {int(k): v for k, v in state["batches"].items()}
         if state["done"]:
             return TaskResult(part, batches, total_batches=len(batches))
@@ -161,6 +163,17 @@ class ETLStep:
             state["done"] = True
             loader.put_state(part, state)
         return TaskResult(part, batches, total_batches=len(batches))
+
+    def _sink(self, task: Task) -> Loader | FileSink:
+        """Where this partition's batches go: the target table (with its checkpoint rows), or
+        staged parts of a file target."""
+        spec = self.spec
+        if spec.output is not None:
+            assert spec.staging is not None
+            return FileSink(spec.staging, spec.output, int(task.payload["index"]))
+        assert isinstance(spec.target, DatabaseEndpoint)
+        return Loader(self._target_conn(), spec.target.backend, spec.write_table,
+                      spec.target_columns, spec.upsert_key, spec.run_id)
 
     # -- reading -----------------------------------------------------------------------------
     def _pages(self, payload: dict[str, Any], cursor: dict[str, Any]) -> Iterator[Page]:

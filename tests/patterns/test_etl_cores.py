@@ -292,3 +292,16 @@ def test_incremental_with_nothing_new_loads_nothing(dbs):
     again = etl.run_sync("quiet")
     assert again["extracted"] == 1 and again["loaded"] == 1  # the watermark row, upserted
     assert count_distinct(dbs) == (N, N)
+
+
+def test_the_url_scheme_names_the_database_when_the_provider_says_otherwise(tmp_path):
+    from patterns._etl.endpoints import parse_endpoint
+
+    # a PostgreSQL config pointed at an SQLite file (how the seed's blocks run on a laptop)
+    ep = parse_endpoint({"type": "database", "provider": "postgresql",
+                         "connection": f"sqlite:///{tmp_path}/x.db", "table": "t"}, "source")
+    assert (ep.backend, ep.table) == ("sqlite", "t")
+    assert parse_endpoint({"provider": "mysql", "connection": "mariadb://u:pw@h/db",
+                           "table": "t"}, "target").backend == "mysql"
+    assert parse_endpoint({"provider": "postgresql", "host": "h", "database": "d",
+                           "table": "t"}, "target").backend == "postgresql"
