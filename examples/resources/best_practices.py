@@ -26,7 +26,8 @@ from examples.resources._db import users_database  # noqa: E402
 
 
 def main() -> dict[str, Any]:
-    """Block 1's ``result``, the owners block 2 leaves, and block 4's pools' metrics."""
+    """Block 1's ``result``, the owners block 2 leaves, block 4's configs and the metrics of
+    the pools they make."""
     from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.manager import ResourceManager
 
@@ -65,7 +66,7 @@ def main() -> dict[str, Any]:
         manager.release_all(owner_id)
         manager.release_all("state")
 
-        pools: dict[str, Any] = {}
+        configs: dict[str, Any] = {}
         # -- seed block: "4. Configure Appropriate Pools" ----------------------------------
         from resource_actors.pool import PoolConfig
         # High-throughput configuration
@@ -74,21 +75,22 @@ def main() -> dict[str, Any]:
             max_size=20,
             acquire_timeout=10
         )
-        pools["high"] = pool_config
+        configs["high"] = pool_config
         # Low-throughput configuration
         pool_config = PoolConfig(
             min_size=1,
             max_size=5,
             max_idle_time=600  # Longer idle time
         )
-        pools["low"] = pool_config
+        configs["low"] = pool_config
         # -- end of seed block -------------------------------------------------------------
-        for workload, config in pools.items():
+        pools: dict[str, Any] = {}
+        for workload, config in configs.items():
             name = f"database_{workload}"
             manager.register_provider(name, DatabaseResourceAdapter(
                 name, backend=DB.backend, **DB.params), pool_config=config)
             pools[workload] = manager.get_metrics(f"{name}_pool")[f"{name}_pool"]
-        seen["pools"] = pools
+        seen.update(pool_configs=configs, pools=pools)
     print(f"1. {seen['result']}, owners after: {seen['owners_after_1']}")
     print(f"2. owners: {sorted(seen['owners_after_2'])}")
     for workload, metrics in pools.items():
