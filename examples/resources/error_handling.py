@@ -22,6 +22,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from examples.resources._db import example_database  # noqa: E402
+from examples.resources._logs import collect_logs  # noqa: E402
 
 logger = logging.getLogger("examples.resources.errors")
 UNREACHABLE_PASSWORD = "not-in-any-message"
@@ -41,43 +42,25 @@ def acquire_database(manager: Any, owner_id: str) -> Any:
     return resource
 
 
-class Collect(logging.Handler):
-    """Keeps the messages logged."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 def main() -> dict[str, Any]:
     """What each attempt gave (None or the resource) and the errors logged."""
     from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.manager import ResourceManager
 
     DB = example_database("res_errors")
-    collected = Collect()
-    logger.addHandler(collected)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     seen: dict[str, Any] = {}
-    try:
-        with ResourceManager() as manager:
-            seen["unregistered"] = acquire_database(manager, "state_e1")
-            manager.register_provider("database", DatabaseResourceAdapter(
-                "database", backend="postgresql", host="127.0.0.1", port=1, user="app",
-                password=UNREACHABLE_PASSWORD, connect_timeout=1))
-            seen["unreachable"] = acquire_database(manager, "state_e2")
-            manager.unregister_provider("database")
-            manager.register_provider("database", DatabaseResourceAdapter(
-                "db", backend=DB.backend, **DB.params))
-            resource = acquire_database(manager, "state_e3")
-            seen["registered"] = resource.query("SELECT 1 AS ok") if resource else None
-    finally:
-        logger.removeHandler(collected)
-    seen["logged"] = list(collected.messages)
+    with collect_logs(logger) as logged, ResourceManager() as manager:
+        seen["unregistered"] = acquire_database(manager, "state_e1")
+        manager.register_provider("database", DatabaseResourceAdapter(
+            "database", backend="postgresql", host="127.0.0.1", port=1, user="app",
+            password=UNREACHABLE_PASSWORD, connect_timeout=1))
+        seen["unreachable"] = acquire_database(manager, "state_e2")
+        manager.unregister_provider("database")
+        manager.register_provider("database", DatabaseResourceAdapter(
+            "db", backend=DB.backend, **DB.params))
+        resource = acquire_database(manager, "state_e3")
+        seen["registered"] = resource.query("SELECT 1 AS ok") if resource else None
+    seen["logged"] = list(logged)
     return seen
 
 

@@ -24,19 +24,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from examples.resources._db import example_database  # noqa: E402
+from examples.resources._logs import collect_logs  # noqa: E402
 
 logger = logging.getLogger("examples.resources.monitor")
-
-
-class Collect(logging.Handler):
-    """Keeps the messages logged."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def main(wait: float = 30.0) -> dict[str, Any]:
@@ -46,12 +36,7 @@ def main(wait: float = 30.0) -> dict[str, Any]:
     from resource_actors.manager import ResourceManager
 
     DB = example_database("res_monitor")
-    collected = Collect()
-    logger.addHandler(collected)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    manager = ResourceManager(local=True)
-    try:
+    with collect_logs(logger) as warnings, ResourceManager(local=True) as manager:
         manager.register_provider("database", DatabaseResourceAdapter(
             "db", backend=DB.backend, **DB.params))
         manager.register_provider("broken", DatabaseResourceAdapter(
@@ -72,12 +57,9 @@ def main(wait: float = 30.0) -> dict[str, Any]:
         monitor_thread.start()
         # -- end of seed block -------------------------------------------------------------
         deadline = time.monotonic() + wait
-        while not collected.messages and time.monotonic() < deadline:
+        while not warnings and time.monotonic() < deadline:
             time.sleep(0.05)
-    finally:
-        manager.close()
-        logger.removeHandler(collected)
-    return {"warnings": list(collected.messages), "alive": monitor_thread.is_alive()}
+    return {"warnings": list(warnings), "alive": monitor_thread.is_alive()}
 
 
 if __name__ == "__main__":
