@@ -6,11 +6,11 @@ Resource", including its "Use in FSM" lines.
 Changed from the seed: the import prefixes (``dataknobs_fsm.resources`` -> ``resource_actors``,
 ``dataknobs_fsm.api.simple`` -> ``fsm_actors``); the adapter's backend and connection values
 are those of this example's database (``DB``: PostgreSQL when one can be had, else SQLite,
-see ``_db.py``). The names the seed leaves undefined are defined first: ``manager``, ``db_config`` and an
-FSM ``config`` whose ``lookup`` state uses the ``database`` resource the config declares
-(a config cannot lean on the manager's registration: ``SimpleFSM`` refuses a resource
-that is neither declared nor given). Each
-FSM processes one record before the next line replaces it.
+see ``_db.py``). The names the seed leaves undefined are defined first: ``manager``,
+``db_config`` and an FSM ``config`` whose ``lookup`` state uses the ``database`` resource
+the config declares (a config cannot lean on the manager's registration: ``SimpleFSM``
+refuses a resource that is neither declared nor given). Each FSM processes one record
+before the next line replaces it.
 """
 
 from __future__ import annotations

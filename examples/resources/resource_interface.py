@@ -56,6 +56,7 @@ class NotAProvider:
 def main() -> dict[str, dict[str, bool]]:
     """``{adapter class: {"seed": isinstance of the seed's protocol, "library": of the
     library's}}`` for the three built-in adapters and one object that is not a provider."""
+    from examples._support import out
     from resource_actors import base
     from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.filesystem import FileSystemResourceAdapter
@@ -63,7 +64,7 @@ def main() -> dict[str, dict[str, bool]]:
 
     candidates = [
         DatabaseResourceAdapter("d", backend="memory"),
-        FileSystemResourceAdapter("f", base_path=str(Path(ROOT, "examples", "out"))),
+        FileSystemResourceAdapter("f", base_path=str(out("interface"))),
         HTTPResourceAdapter("h", base_url="http://127.0.0.1:1"),
         NotAProvider(),
     ]
