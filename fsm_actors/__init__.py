@@ -22,6 +22,9 @@ _EXPORTS = {
     "FSMError": "fsm_actors.errors",
     "BatchProgress": "fsm_actors.progress",
     "StreamProgress": "fsm_actors.jobs.progress",
+    # the seed's ``dataknobs_fsm.functions.base`` names
+    "ResourceConfig": "fsm_actors.functions",
+    "ResourceError": "fsm_actors.functions",
 }
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "BatchProgress",
     "DataHandlingMode",
     "FSMError",
+    "ResourceConfig",
+    "ResourceError",
     "SimpleFSM",
     "StreamProgress",
     "batch_process",
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from fsm_actors.async_simple import AsyncSimpleFSM, create_async_fsm
     from fsm_actors.engine import DataHandlingMode
     from fsm_actors.errors import FSMError
+    from fsm_actors.functions import ResourceConfig, ResourceError
     from fsm_actors.jobs.progress import StreamProgress
     from fsm_actors.progress import BatchProgress
     from fsm_actors.simple import (

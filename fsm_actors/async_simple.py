@@ -72,8 +72,22 @@ class AsyncSimpleFSM:
         self._resource_names: list[str] = []
         binder = None
         self._binder = None
-        specs = resolve_resources(self._config, resources)  # the config's own, then given
-        if specs:
+        cluster: set[str] = set()
+
+        def registered(names: list[str]) -> set[str]:
+            # a state may use what the cluster's ResourceManager has registered (by name)
+            from resource_actors.manager import ResourceManager
+
+            manager = ResourceManager(address=address)
+            try:
+                cluster.update(set(manager.resource_names()) & set(names))
+            finally:
+                manager.close()
+            return cluster
+
+        # the config's own, then given, then (on the cluster) registered by name
+        specs = resolve_resources(self._config, resources, None if local else registered)
+        if specs or cluster:
             from resource_actors.binder import prepare_fsm_resources
 
             self._resource_spec, binder = prepare_fsm_resources(specs, local=local)

@@ -8,8 +8,8 @@ Changed from the seed: the import prefixes (``dataknobs_fsm.resources`` -> ``res
 are those of this example's database (``DB``: PostgreSQL when one can be had, else SQLite,
 see ``_db.py``). The names the seed leaves undefined are defined first: ``manager``,
 ``db_config`` and an FSM ``config`` whose ``lookup`` state uses the ``database`` resource
-the config declares (a config cannot lean on the manager's registration: ``SimpleFSM``
-refuses a resource that is neither declared nor given). Each FSM processes one record
+(declared nowhere in the config: the first FSM's state reaches the one registered with the
+manager, the second FSM's its own from ``resources=``). Each FSM processes one record
 before the next line replaces it.
 """
 
@@ -26,12 +26,11 @@ if ROOT not in sys.path:
 from examples.resources._db import users_database  # noqa: E402
 
 
-def users_fsm_config(db_config: dict[str, Any]) -> dict[str, Any]:
+def users_fsm_config() -> dict[str, Any]:
     """The FSM the seed's ``SimpleFSM(config)`` runs: its ``lookup`` state reads the user's
-    name from the ``database`` resource, which the config declares (``db_config``)."""
+    name from the ``database`` resource."""
     return {
         "name": "users",
-        "resources": [{"name": "database", "type": "database", "config": db_config}],
         "states": [
             {"name": "lookup", "is_start": True, "resources": ["database"],
              "transform": {"code": (
@@ -50,7 +49,7 @@ def main() -> dict[str, Any]:
 
     DB = users_database("res_database")
     db_config = {"backend": DB.backend, **DB.params}
-    config = users_fsm_config(db_config)
+    config = users_fsm_config()
     seen: dict[str, Any] = {}
     manager = ResourceManager()
     try:
@@ -71,7 +70,7 @@ def main() -> dict[str, Any]:
         # Use in FSM
         from fsm_actors import SimpleFSM
         fsm = SimpleFSM(config)
-        seen["declared_resource"] = fsm.process({"id": 1})  # the config's "database"
+        seen["manager_resource"] = fsm.process({"id": 1})  # the manager's "database"
         fsm.close()
         # Resources can be passed to SimpleFSM constructor
         fsm = SimpleFSM(config, resources={"database": db_config})
@@ -84,7 +83,7 @@ def main() -> dict[str, Any]:
         seen["repr"] = repr(db_resource)
     finally:
         manager.close()
-    for key in ("declared_resource", "own_resource"):
+    for key in ("manager_resource", "own_resource"):
         print(f"{key}: {seen[key]['data']}")
     return seen
 

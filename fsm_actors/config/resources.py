@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fsm_actors.config.models import FSMConfig
@@ -33,11 +33,14 @@ def needed_resources(config: FSMConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve_resources(config: FSMConfig, given: Mapping[str, Any] | None) -> dict[str, Any]:
+def resolve_resources(config: FSMConfig, given: Mapping[str, Any] | None,
+                      elsewhere: Callable[[list[str]], set[str]] | None = None) -> dict[str, Any]:
     """``{name: provider or provider dict}`` for the runner to register: the config's own
-    declarations (environment variables expanded) with ``given`` on top. Raises
-    ``FSMConfigError`` for a resource that is used but neither declared nor given, and for
-    an unset environment variable."""
+    declarations (environment variables expanded) with ``given`` on top. ``elsewhere(names)``
+    answers which of the remaining names are registered already (with the cluster's
+    ``ResourceManager``): states reach those by name. Raises ``FSMConfigError`` for a resource
+    that is used but neither declared, given nor registered, and for an unset environment
+    variable."""
     given = dict(given or {})
     resolved: dict[str, Any] = {}
     for index, definition in enumerate(config.resources):
@@ -48,14 +51,19 @@ def resolve_resources(config: FSMConfig, given: Mapping[str, Any] | None) -> dic
         resolved[definition.name] = {"type": definition.type, **spec}
     resolved.update(given)
     missing = [name for name in needed_resources(config) if name not in resolved]
+    if missing and elsewhere is not None:
+        found = elsewhere(missing)
+        missing = [name for name in missing if name not in found]
     if missing:
         example = ", ".join(f"'{n}': {{'type': 'database', 'backend': 'sqlite', ...}}"
                             for n in missing[:1])
         raise FSMConfigError(
             f"the FSM uses resource(s) {', '.join(map(repr, missing))}, which neither the "
-            "config's 'resources:' section declares nor resources= gives; declare them "
-            "under 'resources:' (name, type, config; credentials as ${ENV_VAR}), or pass "
-            f"SimpleFSM(config, resources={{{example}}})",
+            "config's 'resources:' section declares nor resources= gives (nor, on the "
+            "cluster, a ResourceManager registered); declare them under 'resources:' (name, "
+            "type, config; credentials as ${ENV_VAR}), pass SimpleFSM(config, "
+            f"resources={{{example}}}), or register them first with "
+            "ResourceManager().register_provider(name, provider)",
             key_path="resources",
             source=config.source,
         )

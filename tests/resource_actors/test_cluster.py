@@ -342,3 +342,33 @@ def test_acquire_here_of_a_provider_without_lessee_copy_is_a_handle(manager, uid
     db = manager.acquire_here(name, "o")
     assert isinstance(db, DatabaseHandle) and db.query("SELECT 2 AS x") == [{"x": 2}]
     manager.release(name, "o")
+
+
+def test_a_state_uses_a_resource_registered_with_the_cluster_manager(manager, uid, tmp_path):
+    """The seed's order: ``manager.register_provider("database", ...)``, then
+    ``SimpleFSM(config)`` whose states name it (no ``resources:`` section, no resources=)."""
+    from fsm_actors import SimpleFSM
+    from fsm_actors.errors import FSMConfigError
+
+    name = f"shareddb{uid}"
+    config = {"name": f"fsm-shared-{uid}",
+              "states": [{"name": "start", "is_start": True},
+                         {"name": "lookup", "resources": [name], "functions": {"transform": "lookup"}},
+                         {"name": "end", "is_end": True}],
+              "arcs": [{"from": "start", "to": "lookup"}, {"from": "lookup", "to": "end"}]}
+
+    def lookup(data, context):
+        return {**data, "n": context.resources[name].query("SELECT 8 AS n")[0]["n"]}
+
+    with pytest.raises(FSMConfigError, match="register them first"):
+        SimpleFSM(config, custom_functions={"lookup": lookup}, actors=1)
+    manager.register_provider(name, DatabaseResourceAdapter(name, "sqlite",
+                                                            database=str(tmp_path / "s.db")))
+    fsm = SimpleFSM(config, custom_functions={"lookup": lookup}, actors=1)
+    try:
+        result = fsm.process({"x": 1})
+        assert result["success"], result
+        assert result["data"] == {"x": 1, "n": 8}
+    finally:
+        fsm.close()
+    assert name in manager.resource_names()  # the FSM does not own (or end) it

@@ -118,7 +118,7 @@ def test_database_resource_with_simple_fsm(db, postgres_server):
     seen = run_example("database_resource")
     assert seen["query"] == [{"name": "ada"}]
     assert postgres_server.password not in seen["repr"]
-    assert seen["declared_resource"]["data"] == {"id": 1, "name": "ada"}
+    assert seen["manager_resource"]["data"] == {"id": 1, "name": "ada"}
     assert seen["own_resource"]["data"] == {"id": 2, "name": "bob"}
     assert seen["fsm_resources"] == ["database"]
     assert db.rows("res_database", "SELECT count(*) FROM users") == [(2,)]
