@@ -17,20 +17,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from fsm_actors.io import atomic_write, records_to_table
+from fsm_actors.io import atomic_write
 from fsm_actors.io.detect import normalize_format, split_extensions
 from fsm_actors.jobs.commit import commit
-from fsm_actors.jobs.model import DoneSet, JobKind, Task
-from fsm_actors.jobs.parts import OutputSpec, Staging, part_stem
+from fsm_actors.jobs.parts import OutputSpec, Staging
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import FileEndpoint
-from patterns._etl.records import Reject
+from patterns._etl.kind import PartitionedETL, etl_counts
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
 WRITABLE = ("jsonl", "json", "csv", "tsv", "parquet", "xml")
@@ -59,61 +55,6 @@ def output_of(target: FileEndpoint, mode: ETLMode) -> OutputSpec:
     return OutputSpec(fmt, compression if fmt != "parquet" else None, delimiter)
 
 
-class FileSink:
-    """The ``Loader`` of a file target: one partition's batches as staged parts."""
-
-    def __init__(self, staging: str, output: OutputSpec, index: int) -> None:
-        self.staging = Staging(staging)
-        self.output = output
-        self.index = index
-
-    def state(self, part: str) -> None:
-        """A partition always starts over (its parts come out the same): drop old ones."""
-        self.staging.drop_file(self.index)
-
-    def rows_for(self, records: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
-        return (list(dict.fromkeys(k for r in records for k in r)), records)
-
-    def tuples_for(self, names: list[str], rows: list[tuple]) -> tuple[list[str], list[Any]]:
-        return list(names), rows
-
-    def commit_batch(self, part: str, seq: int, columns: list[str], rows: list[Any],
-                     rejects: Sequence[Reject], state: dict[str, Any]) -> None:
-        """Write the batch's part (rows: dicts or tuples in ``columns`` order) and its
-        rejects' part."""
-        if rows:
-            out = self.output
-            self.staging.write_data(self.index, seq, _table(columns, rows), out.format, out.ext,
-                                    compression=out.compression, csv_delimiter=out.csv_delimiter)
-        if rejects:
-            lines = "".join(json.dumps(reject_line(part, seq, r), ensure_ascii=False) + "\n"
-                            for r in rejects)
-            path = self.staging.root / "errors" / f"{part_stem(self.index, seq)}.jsonl"
-            atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
-
-    def put_state(self, part: str, state: dict[str, Any]) -> None:
-        """The driver's checkpoint records finished partitions: nothing to keep here."""
-
-
-def reject_line(part: str, seq: int | None, r: Any) -> dict[str, Any]:
-    """One line of an ETL error file (``r``: a ``Reject`` or a reject-table row)."""
-    get = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
-    key = r["record_key"] if isinstance(r, dict) else r.key
-    return {"file": None, "line": None, "record": None, "partition": part, "batch": seq,
-            "key": key, "raw": get("record"), "stage": get("stage"), "function": None,
-            "state": None, "reason": get("reason")}
-
-
-def _table(columns: list[str], rows: list[Any]) -> pa.Table:
-    if rows and isinstance(rows[0], dict):
-        return records_to_table(rows)
-    try:
-        return pa.Table.from_arrays([pa.array(list(c)) for c in zip(*rows, strict=True)],
-                                    names=columns)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds in a column: the lenient path
-        return records_to_table([dict(zip(columns, r, strict=True)) for r in rows])
-
-
 def result_path(work: Path, run_id: str) -> Path:
     return work / f"{run_id}.result.json"
 
@@ -127,10 +68,8 @@ def finished_result(work: Path, run_id: str, settings: dict[str, Any]) -> dict[s
     return record["result"] if record.get("settings") == settings else None
 
 
-class ETLFileJob(JobKind):
+class ETLFileJob(PartitionedETL):
     """An ETL run into a file (built by ``patterns._etl.runner.plan_run``)."""
-
-    pattern = "etl"
 
     def __init__(self, *, run_id: str, spec: Any, partitions: list[dict[str, Any]],
                  settings: dict[str, Any], target: FileEndpoint, output: OutputSpec,
@@ -153,24 +92,6 @@ class ETLFileJob(JobKind):
     def fingerprint(self) -> dict[str, Any]:
         return dict(self.settings)
 
-    def partitions(self) -> dict[str, dict[str, Any]]:
-        return {p["id"]: {} for p in self._partitions}
-
-    def tasks(self, done: DoneSet) -> Iterator[Task]:
-        for p in self._partitions:
-            if not done.complete(p["id"]):
-                yield Task(p["id"], None, payload=p["payload"])
-
-    def step_spec(self) -> Any:
-        return self.spec
-
-    def workers(self, cluster_cpus: int) -> int:
-        wanted = self._workers or max(1, cluster_cpus)
-        return max(1, min(wanted, len(self._partitions) or 1))
-
-    def task_name(self, task: Task) -> str:
-        return f"{self.label} {task.partition}"[:200]
-
     def error(self, message: str, *, threshold: bool = False, **context: Any) -> Exception:
         known = {k: context[k] for k in ("file", "line", "record", "error_file") if k in context}
         cls = ErrorThresholdExceeded if threshold else PatternError
@@ -182,8 +103,6 @@ class ETLFileJob(JobKind):
 
     def commit(self, counts: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
         """Join the parts into the target file (atomically); returns the ETL result keys."""
-        from patterns._etl.kind import etl_counts
-
         staging, out = Staging(self.staging), self.output
         parts = [p for i in range(len(self._partitions))
                  for p in staging.data_parts(out.ext, file_index=i)]

@@ -22,7 +22,7 @@ from patterns._etl import dialect as sql
 from patterns._etl.catalog import sqlite_ddl, table_exists
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import DatabaseEndpoint
-from patterns._etl.file_target import reject_line
+from patterns._etl.records import reject_line
 from patterns._etl.step import ETLStepSpec
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
@@ -31,10 +31,37 @@ log = logging.getLogger(__name__)
 RUN_PART = "@run"
 
 
-class ETLJob(JobKind):
-    """One planned ETL run (built by ``patterns._etl.runner.plan_run``)."""
+class PartitionedETL(JobKind):
+    """What every ETL kind shares: one task per planned partition (``_partitions``: dicts
+    with ``id`` and ``payload``), the step recipe ``spec``, ``_workers`` wanted, ``label``."""
 
     pattern = "etl"
+    _partitions: list[dict[str, Any]]
+    _workers: int | None
+    spec: Any
+    label: str
+
+    def partitions(self) -> dict[str, dict[str, Any]]:
+        return {p["id"]: {} for p in self._partitions}
+
+    def tasks(self, done: DoneSet) -> Iterator[Task]:
+        for p in self._partitions:
+            if not done.complete(p["id"]):
+                yield Task(p["id"], None, payload=p["payload"])
+
+    def step_spec(self) -> Any:
+        return self.spec
+
+    def workers(self, cluster_cpus: int) -> int:
+        wanted = self._workers or max(1, cluster_cpus)
+        return max(1, min(wanted, len(self._partitions) or 1))
+
+    def task_name(self, task: Task) -> str:
+        return f"{self.label} {task.partition}"[:200]
+
+
+class ETLJob(PartitionedETL):
+    """One planned ETL run into a database (built by ``patterns._etl.runner.plan_run``)."""
 
     def __init__(self, *, run_id: str, mode: ETLMode, spec: ETLStepSpec,
                  partitions: list[dict[str, Any]], run_state: dict[str, Any],
@@ -57,24 +84,6 @@ class ETLJob(JobKind):
     # -- planning ----------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         return dict(self.run_state.get("settings") or {})
-
-    def partitions(self) -> dict[str, dict[str, Any]]:
-        return {p["id"]: {} for p in self._partitions}
-
-    def tasks(self, done: DoneSet) -> Iterator[Task]:
-        for p in self._partitions:
-            if not done.complete(p["id"]):
-                yield Task(p["id"], None, payload=p["payload"])
-
-    def step_spec(self) -> ETLStepSpec:
-        return self.spec
-
-    def workers(self, cluster_cpus: int) -> int:
-        wanted = self._workers or max(1, cluster_cpus)
-        return max(1, min(wanted, len(self._partitions) or 1))
-
-    def task_name(self, task: Task) -> str:
-        return f"{self.label} {task.partition}"[:200]
 
     def error(self, message: str, *, threshold: bool = False, **context: Any) -> Exception:
         known = {k: context[k] for k in ("file", "line", "record", "error_file") if k in context}

@@ -49,6 +49,15 @@ def record_text(record: Any) -> str:
     return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
 
 
+def reject_line(part: str, seq: int | None, r: Any) -> dict[str, Any]:
+    """One line of an ETL error file (``r``: a ``Reject`` or a reject-table row)."""
+    get = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
+    key = r["record_key"] if isinstance(r, dict) else r.key
+    return {"file": None, "line": None, "record": None, "partition": part, "batch": seq,
+            "key": key, "raw": get("record"), "stage": get("stage"), "function": None,
+            "state": None, "reason": get("reason")}
+
+
 def key_text(values: Any, key: Sequence[str]) -> str:
     """A record's key values (one value, or a tuple for several columns) as JSON text
     (``{"id": 7}``); empty when keyless."""

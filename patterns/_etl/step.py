@@ -26,7 +26,7 @@ from fsm_actors.jobs.model import StepContext, Task, TaskResult
 from fsm_actors.jobs.parts import OutputSpec
 from patterns._etl import dialect as sql
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
-from patterns._etl.file_target import FileSink
+from patterns._etl.file_sink import FileSink
 from patterns._etl.load import Loader, plain_values, unplain_values
 from patterns._etl.records import RecordPipeline, Reject
 

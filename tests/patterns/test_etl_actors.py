@@ -10,21 +10,22 @@ the test PostgreSQL server and check the rows they wrote.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 import uuid
 
 import pytest
-import ray
 
 from examples._support import OUT_ENV, POSTGRES_ENV, query, run_example
 from fsm_actors import runtime
-from tests.patterns.test_etl_support import postgres_server, sqlite_db, sqlite_rows  # noqa: F401
+from tests.patterns.test_etl_support import (  # noqa: F401
+    kill_actor_when,
+    postgres_server,
+    run_and_sigkill,
+    sqlite_db,
+    sqlite_rows,
+)
 
 pytestmark = [pytest.mark.ray]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -151,24 +152,7 @@ def test_a_worker_actor_killed_mid_run_loses_and_doubles_nothing(tmp_path, mode)
                       target={"connection": tgt, "table": "items"}, mode=mode,
                       transformations=[slow], batch_size=250, checkpoint_interval=3_000,
                       parallel_workers=2, work_dir=str(tmp_path / "work"))
-    killed: list[str] = []
-
-    def killer():
-        name = f"etl/{checkpoint}/worker/0"
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            if _count(path) >= 1_000:
-                try:
-                    actor = ray.get_actor(name, namespace=runtime.namespace())
-                except ValueError:
-                    time.sleep(0.05)
-                    continue
-                ray.kill(actor, no_restart=True)
-                killed.append(name)
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    thread, killed = kill_actor_when(f"etl/{checkpoint}/worker/0", lambda: _count(path) >= 1_000)
     result = etl.run_sync(checkpoint)
     thread.join(timeout=5)
     assert killed, "the worker was not killed mid-run (the run ended first)"
@@ -199,21 +183,7 @@ def _run_and_kill_driver(tmp_path, src, tgt, path, mode, checkpoint, until):
     ``until()`` holds (its worker actors die with it)."""
     script = DRIVER.format(root=ROOT, src=src, tgt=tgt, mode=mode, work=str(tmp_path / "w"),
                            checkpoint=checkpoint, address=runtime.ensure_ray().address)
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and proc.poll() is None and not until():
-            time.sleep(0.05)
-        assert proc.poll() is None, "the driver finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    run_and_sigkill(script, ROOT, until)
 
 
 @pytest.mark.parametrize("mode", ["append", "upsert"])

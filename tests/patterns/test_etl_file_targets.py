@@ -8,11 +8,7 @@ import decimal
 import gzip
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,12 +17,16 @@ import psycopg
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-import ray
 
 from fsm_actors import runtime
 from patterns.errors import ErrorThresholdExceeded, PatternError
 from patterns.etl import DatabaseETL, ETLMode, create_etl_pipeline
-from tests.patterns.test_etl_support import postgres_server, sqlite_db  # noqa: F401
+from tests.patterns.test_etl_support import (  # noqa: F401
+    kill_actor_when,
+    postgres_server,
+    run_and_sigkill,
+    sqlite_db,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -176,24 +176,8 @@ def test_a_worker_killed_mid_run_leaves_every_row_once_in_the_file(tmp_path):
                       target={"type": "file", "path": str(out)}, mode="full_refresh",
                       transformations=[slow], batch_size=250, checkpoint_interval=3_000,
                       parallel_workers=2, work_dir=str(work))
-    killed: list[str] = []
-
-    def killer():
-        name = f"etl/{checkpoint}/worker/0"
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            if _staged_parts(work, checkpoint) >= 4:
-                try:
-                    actor = ray.get_actor(name, namespace=runtime.namespace())
-                except ValueError:
-                    time.sleep(0.05)
-                    continue
-                ray.kill(actor, no_restart=True)
-                killed.append(name)
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    thread, killed = kill_actor_when(f"etl/{checkpoint}/worker/0",
+                                     lambda: _staged_parts(work, checkpoint) >= 4)
     result = etl.run_sync(checkpoint)
     thread.join(timeout=5)
     assert killed, "the worker was not killed mid-run (the run ended first)"
@@ -225,23 +209,7 @@ def test_a_driver_sigkilled_mid_run_resumes_and_the_file_holds_every_row_once(tm
     checkpoint = f"file-kill-driver-{uuid.uuid4().hex[:6]}"
     script = DRIVER.format(root=ROOT, src=src, out=str(out), work=str(work),
                            checkpoint=checkpoint, address=runtime.ensure_ray().address)
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "RAY_ADDRESS": ""},
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 180
-        while (time.time() < deadline and proc.poll() is None
-               and not (work / checkpoint / "checkpoint").exists()):
-            time.sleep(0.05)
-        while time.time() < deadline and proc.poll() is None and _staged_parts(work, checkpoint) < 16:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the driver finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    run_and_sigkill(script, ROOT, lambda: _staged_parts(work, checkpoint) >= 16)
     assert not out.exists()  # nothing committed yet
     result = DatabaseETL(source={"connection": src, "table": "items"},
                          target={"type": "file", "path": str(out)}, mode="full_refresh",

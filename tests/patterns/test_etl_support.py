@@ -77,3 +77,58 @@ def sqlite_rows(path: str, sql: str) -> list[tuple]:
 
 def tmp_db(tmp_path: Any, name: str) -> str:
     return os.fspath(tmp_path / name)
+
+
+def kill_actor_when(name: str, ready: Any, timeout: float = 120) -> tuple[Any, list[str]]:
+    """A started thread that ``ray.kill``s the actor ``name`` once ``ready()`` holds; the
+    list gets its name when it was killed."""
+    import threading
+    import time
+
+    import ray
+
+    from fsm_actors import runtime
+
+    killed: list[str] = []
+
+    def killer() -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline and not killed:
+            if ready():
+                try:
+                    actor = ray.get_actor(name, namespace=runtime.namespace())
+                except ValueError:
+                    time.sleep(0.05)
+                    continue
+                ray.kill(actor, no_restart=True)
+                killed.append(name)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread, killed
+
+
+def run_and_sigkill(script: str, cwd: str, ready: Any, timeout: float = 180) -> None:
+    """Run ``script`` in a new Python process; SIGKILL it once ``ready()`` holds (it must
+    still be running then)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        assert proc.poll() is None, "the driver finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -64,35 +64,6 @@ class Flaky:
         return {"calls": self.calls, "args": args}
 
 
-async def test_seed_monitoring_block_runs_literally():
-    async def some_function(a, b):
-        return a + b
-
-    arg1, arg2 = 2, 3
-    # -- the seed's block, import prefix changed only --
-    config = ErrorRecoveryConfig(
-        name="monitored_workflow",
-        primary_strategy="retry",
-        retry_config={
-            "max_attempts": 3,
-            "backoff_strategy": "exponential"
-        }
-    )
-
-    workflow = ErrorRecoveryWorkflow(config)
-
-    # Execute and get metrics
-    await workflow.execute(some_function, arg1, arg2)
-    metrics = workflow.get_metrics()
-
-    print(f"Total attempts: {metrics['total_attempts']}")
-    print(f"Success rate: {metrics['success_rate']}")
-    print(f"Average retry count: {metrics['avg_retry_count']}")
-    # --
-    assert (metrics["total_attempts"], metrics["success_rate"], metrics["avg_retry_count"]) == \
-        (1, 1.0, 0.0)
-
-
 def test_seed_error_recovery_block_runs_literally():
     from patterns.error_recovery import BackoffStrategy, create_retry_workflow
 

@@ -1,0 +1,62 @@
+"""The ``Loader`` of a file target: a partition's batches as staged parts (plain core).
+
+See ``patterns._etl.file_target`` for how the parts become the target file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from fsm_actors.io import atomic_write, records_to_table
+from fsm_actors.jobs.parts import OutputSpec, Staging, part_stem
+from patterns._etl.records import Reject, reject_line
+
+
+class FileSink:
+    """The ``Loader`` of a file target: one partition's batches as staged parts."""
+
+    def __init__(self, staging: str, output: OutputSpec, index: int) -> None:
+        self.staging = Staging(staging)
+        self.output = output
+        self.index = index
+
+    def state(self, part: str) -> None:
+        """A partition always starts over (its parts come out the same): drop old ones."""
+        self.staging.drop_file(self.index)
+
+    def rows_for(self, records: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
+        return (list(dict.fromkeys(k for r in records for k in r)), records)
+
+    def tuples_for(self, names: list[str], rows: list[tuple]) -> tuple[list[str], list[Any]]:
+        return list(names), rows
+
+    def commit_batch(self, part: str, seq: int, columns: list[str], rows: list[Any],
+                     rejects: Sequence[Reject], state: dict[str, Any]) -> None:
+        """Write the batch's part (rows: dicts or tuples in ``columns`` order) and its
+        rejects' part."""
+        if rows:
+            out = self.output
+            self.staging.write_data(self.index, seq, _table(columns, rows), out.format, out.ext,
+                                    compression=out.compression, csv_delimiter=out.csv_delimiter)
+        if rejects:
+            lines = "".join(json.dumps(reject_line(part, seq, r), ensure_ascii=False) + "\n"
+                            for r in rejects)
+            path = self.staging.root / "errors" / f"{part_stem(self.index, seq)}.jsonl"
+            atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
+
+    def put_state(self, part: str, state: dict[str, Any]) -> None:
+        """The driver's checkpoint records finished partitions: nothing to keep here."""
+
+
+def _table(columns: list[str], rows: list[Any]) -> pa.Table:
+    if rows and isinstance(rows[0], dict):
+        return records_to_table(rows)
+    try:
+        return pa.Table.from_arrays([pa.array(list(c)) for c in zip(*rows, strict=True)],
+                                    names=columns)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds in a column: the lenient path
+        return records_to_table([dict(zip(columns, r, strict=True)) for r in rows])
