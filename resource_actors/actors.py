@@ -123,13 +123,14 @@ class ProviderActor:
         return self._host.describe(lease), owner_key is None or owner_key in self._owners
 
     def acquire_here(self, owner_id: str, timeout: float | None, sent_at: float,
-                     owner_key: str | None, owner_handle: Any
+                     owner_key: str | None, owner_handle: Any, node_id: str | None = None
                      ) -> tuple[LeaseInfo | None, bool, IResourceProvider | None]:
-        """``acquire`` for a lessee that makes the resource itself: ``(None, knows, provider
-        copy)`` with a slot of the cap taken, or, when the provider has no ``lessee_copy``,
-        ``acquire``'s ``(lease info, knows, None)``."""
+        """``acquire`` for a lessee (on node ``node_id``) that makes the resource itself:
+        ``(None, knows, provider copy)`` with a slot of the cap taken, or, when the provider
+        has no ``lessee_copy`` for it, ``acquire``'s ``(lease info, knows, None)``."""
         copier = getattr(self._host.provider, "lessee_copy", None)
-        dup = copier() if callable(copier) else None
+        same_node = node_id is not None and node_id == ray.get_runtime_context().get_node_id()
+        dup = copier(same_node=same_node) if callable(copier) else None
         if dup is None:
             info, knows = self.acquire(owner_id, timeout, sent_at, owner_key, owner_handle)
             return info, knows, None

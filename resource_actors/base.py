@@ -180,10 +180,11 @@ class BaseResourceProvider(ABC):
         """The provider's own counters (the manager keeps lease-level metrics separately)."""
         return self.metrics
 
-    def lessee_copy(self) -> IResourceProvider | None:
-        """A copy of this provider that a lessee in another process may make its own resources
-        with (``ResourceManager.acquire_here``), or None when resources must stay in the
-        provider's process (the default: in-memory data, files on one node, sessions)."""
+    def lessee_copy(self, same_node: bool = False) -> IResourceProvider | None:
+        """A copy of this provider that a lessee in another process (on the provider's node
+        when ``same_node``) may make its own resources with (``ResourceManager.acquire_here``),
+        or None when resources must stay in the provider's process (the default: in-memory
+        data, sessions)."""
         return None
 
     def fingerprint(self) -> str:

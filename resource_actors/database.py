@@ -175,11 +175,13 @@ class DatabaseResourceAdapter(BaseResourceProvider):
         log.debug("creating engine for resource %r at %s", self.name, self.safe_url)
         return create_engine(url, **opts)
 
-    def lessee_copy(self) -> DatabaseResourceAdapter | None:
-        """For PostgreSQL and MySQL servers: a copy whose engine does not pool (the lessee's
-        connection closes with its lease, so the cap bounds open connections too). SQLite and
-        ``memory`` databases live on the provider's node: None."""
-        if self.backend not in ("postgresql", "mysql"):
+    def lessee_copy(self, same_node: bool = False) -> DatabaseResourceAdapter | None:
+        """A copy whose engine does not pool (the lessee's connection closes with its lease,
+        so the cap bounds open connections too), for PostgreSQL and MySQL servers and, for a
+        lessee on the provider's node, an SQLite file (SQLite's own locks order the writers).
+        ``memory`` and ``:memory:`` databases live in the provider's process: None."""
+        file_db = self.backend == "sqlite" and self.url.database not in (None, "", ":memory:")
+        if not (self.backend in ("postgresql", "mysql") or (file_db and same_node)):
             return None
         dup = copy.copy(self)
         dup._external_pool = True

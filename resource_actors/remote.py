@@ -208,7 +208,8 @@ class BrokerClient:
             held = self._here.get((name, owner_id))
         if held is not None:
             return held[1]
-        info, provider, actor = self._admit(name, owner_id, timeout, "acquire_here")
+        info, provider, actor = self._admit(name, owner_id, timeout, "acquire_here",
+                                            ray.get_runtime_context().get_node_id())
         if provider is None:
             return build_handle(info, actor)
         try:
@@ -221,7 +222,7 @@ class BrokerClient:
         return resource
 
     def _admit(self, name: str, owner_id: str, timeout: float | None,
-               method: str) -> tuple[Any, Any, Any]:
+               method: str, *extra: Any) -> tuple[Any, Any, Any]:
         """``(lease info or None, provider copy or None, provider actor)`` of one lease."""
         key, handle = owner_identity()
         sent_at = time.time()
@@ -230,7 +231,8 @@ class BrokerClient:
             send = handle if self._introduced.get(name) != key else None
             actor = self._provider(name, "acquire", owner_id)
             try:
-                reply = ray.get(getattr(actor, method).remote(owner_id, timeout, sent_at, key, send))
+                reply = ray.get(getattr(actor, method).remote(owner_id, timeout, sent_at, key, send,
+                                                              *extra))
                 info, knows = reply[0], reply[1]
                 if len(reply) > 2:
                     provider = reply[2]

@@ -334,13 +334,19 @@ def test_acquire_here_takes_a_slot_of_the_cap_and_connects_in_the_caller(manager
     assert manager.get_resource_status(name)["owners"] == []
 
 
-def test_acquire_here_of_a_provider_without_lessee_copy_is_a_handle(manager, uid, tmp_path):
+def test_acquire_here_of_sqlite_on_this_node_connects_here_and_of_memory_is_a_handle(
+        manager, uid, tmp_path):
     name = f"herelite{uid}"
     manager.register_provider(name, DatabaseResourceAdapter(name, "sqlite",
                                                             database=str(tmp_path / "h.db")),
                               PoolConfig(min_size=0, max_size=2))
-    db = manager.acquire_here(name, "o")
-    assert isinstance(db, DatabaseHandle) and db.query("SELECT 2 AS x") == [{"x": 2}]
+    db = manager.acquire_here(name, "o")  # a file on this node: opened here
+    assert type(db).__name__ == "DatabaseConnection" and db.query("SELECT 2 AS x") == [{"x": 2}]
+    manager.release(name, "o")
+    name = f"heremem{uid}"
+    manager.register_provider(name, DatabaseResourceAdapter(name, "memory"))
+    db = manager.acquire_here(name, "o")  # lives in the provider's process: a handle
+    assert isinstance(db, DatabaseHandle) and db.query("SELECT 3 AS x") == [{"x": 3}]
     manager.release(name, "o")
 
 
