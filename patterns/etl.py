@@ -60,10 +60,39 @@ class DatabaseETL:
     """
 
     def __init__(self, config: ETLConfig | dict[str, Any] | None = None, *,
-                 address: str | None = None, local: bool = False, **kwargs: Any) -> None:
+                 address: str | None = None, local: bool = False,
+                 sync_interval: float | None = None, **kwargs: Any) -> None:
         self.config = coerce_config(config, kwargs)
         self.address = address
         self.local = local
+        #: seconds between the runs of ``run_periodically``
+        self.sync_interval = sync_interval
+
+    async def run_periodically(self, checkpoint_id: str | None = None, *,
+                               runs: int | None = None,
+                               on_result: Callable[[dict[str, Any]], Any] | None = None
+                               ) -> list[dict[str, Any]]:
+        """``run`` every ``sync_interval`` seconds (counted from each run's start), ``runs``
+        times (None: until cancelled); ``on_result`` hears each result. Returns the results.
+        A run that fails ends the loop with its error (the next start resumes it)."""
+        import asyncio
+        import time
+
+        if not self.sync_interval or self.sync_interval <= 0:
+            raise PatternError("run_periodically needs sync_interval > 0 (seconds between "
+                               "runs): create_database_sync(..., sync_interval=300)",
+                               pattern="etl")
+        results: list[dict[str, Any]] = []
+        while runs is None or len(results) < runs:
+            started = time.monotonic()
+            result = await self.run(checkpoint_id)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+            if runs is not None and len(results) >= runs:
+                break
+            await asyncio.sleep(max(0.0, self.sync_interval - (time.monotonic() - started)))
+        return results
 
     async def run(self, checkpoint_id: str | None = None,
                   on_progress: Callable[[Any], Any] | None = None) -> dict[str, Any]:
@@ -122,14 +151,10 @@ def create_etl_pipeline(source: str | dict[str, Any], target: str | dict[str, An
 
 def create_database_sync(source: str | dict[str, Any], target: str | dict[str, Any],
                          sync_interval: float | None = None, **kwargs: Any) -> DatabaseETL:
-    """An INCREMENTAL pipeline: each ``run()`` moves the rows past the last watermark.
-
-    ``sync_interval`` (seconds) is not a scheduler here: run it from your scheduler; it is
-    accepted so dataknobs-fsm calls keep working and is otherwise unused.
-    """
-    del sync_interval
+    """An INCREMENTAL pipeline: each ``run()`` moves the rows past the last watermark;
+    ``run_periodically()`` does that every ``sync_interval`` seconds."""
     kwargs.setdefault("mode", ETLMode.INCREMENTAL)
-    return DatabaseETL(source=source, target=target, **kwargs)
+    return DatabaseETL(source=source, target=target, sync_interval=sync_interval, **kwargs)
 
 
 def create_data_migration(source: str | dict[str, Any], target: str | dict[str, Any],

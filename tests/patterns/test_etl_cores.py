@@ -305,3 +305,29 @@ def test_the_url_scheme_names_the_database_when_the_provider_says_otherwise(tmp_
                            "table": "t"}, "target").backend == "mysql"
     assert parse_endpoint({"provider": "postgresql", "host": "h", "database": "d",
                            "table": "t"}, "target").backend == "postgresql"
+
+
+def test_a_database_sync_runs_every_sync_interval_moving_only_new_rows(dbs):
+    import asyncio
+    import time
+
+    from patterns.etl import create_database_sync
+
+    sync = create_database_sync({"connection": dbs["src"], "table": "items"},
+                                {"connection": dbs["tgt"], "table": "items"},
+                                sync_interval=0.3, work_dir=dbs["work"], local=True)
+    starts: list[float] = []
+
+    def between(result):
+        starts.append(time.monotonic())
+        new = len(starts) * 1_000 + N
+        sqlite_db(dbs["src_path"], "", [(i, 1, "new", 10_000 + i) for i in range(new, new + 5)],
+                  INSERT)
+
+    results = asyncio.run(sync.run_periodically(runs=3, on_result=between))
+    assert results[0]["loaded"] == N
+    assert count_distinct(dbs)[0] == N + 10  # the rows added after the first two runs
+    # each later run: the 5 new rows and the 1 row at the saved watermark (upserted again)
+    assert [r["extracted"] for r in results[1:]] == [6, 6] and len(starts) == 3
+    with pytest.raises(PatternError, match="sync_interval"):
+        asyncio.run(create_database_sync(dbs["src"], dbs["tgt"]).run_periodically(runs=1))
