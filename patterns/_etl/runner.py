@@ -188,7 +188,9 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
     APPEND that finished under ``checkpoint_id`` returns its stored result."""
     settings = settings_of(cfg, source, target)
     run_id, keep = run_id_for(cfg, checkpoint_id, settings)
-    work = Path(cfg.work_dir or os.path.join(".fsm_actors", "etl"))
+    # staged parts beside the target: one filesystem, so the final rename is atomic
+    work = Path(cfg.work_dir or os.path.join(os.path.dirname(os.path.abspath(target.path)),
+                                             ".fsm_actors", "etl"))
     done = finished_result(work, run_id, settings) if keep else None
     if done is not None and cfg.mode is ETLMode.APPEND:
         return {**done, "run_id": run_id, "already_done": True}
