@@ -170,6 +170,13 @@ class RunDisplay:
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _counts(result: dict[str, Any]) -> str:
+    read = _first(result, "lines_read", "total_processed") or 0
+    written = _first(result, "records_written", "emitted") or 0
+    return (f"{read:,} records in, {written:,} written, {result.get('errors') or 0:,} rejected, "
+            f"{result.get('failed') or 0:,} failed")
+
+
 def _first(obj: Any, *names: str) -> Any:
     for name in names:
         value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
@@ -179,7 +186,29 @@ def _first(obj: Any, *names: str) -> Any:
 
 
 def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
-    """The human summary of a run's result dict (FSM stream or file job keys)."""
+    """The human summary of a run's result dict (FSM stream or file job keys; a ``steps``
+    pipeline: a line per step)."""
+    steps = result.get("steps")
+    if isinstance(steps, dict) and steps:
+        failed = sum(int(r.get("failed") or 0) for r in steps.values())
+        lines = [("done: " if not failed else "done with failures: ") + f"{len(steps)} steps"]
+        for name, step in steps.items():
+            counts = _counts(step)
+            where = step.get("output_path") or step.get("table")
+            lines.append(f"  {name}: {counts}" + (f" -> {os.path.normpath(where)}" if where else ""))
+            if step.get("error_file"):
+                lines.append(f"    errors: {step['error_file']}")
+        duration = float(result.get("duration") or wall)
+        lines.append(f"  {duration:.1f} s in the steps (wall {wall:.1f} s)")
+        return lines
+    if "endpoints" in result and "results" in result:  # an API job
+        errors = int(result.get("errors") or 0)
+        lines = [("done: " if not errors else "done with failures: ")
+                 + f"{result['endpoints']:,} endpoints called, {errors:,} failed"]
+        if result.get("output_path"):
+            lines.append(f"  output: {os.path.normpath(result['output_path'])}")
+        lines.append(f"  wall {wall:.1f} s")
+        return lines
     read = _first(result, "lines_read", "total_processed") or 0
     written = _first(result, "records_written", "emitted") or 0
     rejected = result.get("errors")

@@ -162,8 +162,8 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
         click.echo(json.dumps(result, default=str, indent=2))
     else:
         display.summary(result, output=output_path)
-    if result.get("failed"):
-        sys.exit(1)
+    if result.get("failed") or ("endpoints" in result and result.get("errors")):
+        sys.exit(1)  # rejected records, or endpoints that failed
 
 
 def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path: Path | None,
@@ -199,10 +199,18 @@ def _resume_hint(checkpoint_id: str | None) -> str:
             "resume an interrupted run")
 
 
+def _reads_files(job: Any) -> bool:
+    """A file-processing or FSM job, whose input files the CLI checks and counts."""
+    return getattr(job, "kind", "file_processing") in ("file_processing", "fsm")
+
+
 def _inputs(job: Any) -> list[str]:
+    if not _reads_files(job) or job.input_path is None:
+        return []
     paths = job.input_path if isinstance(job.input_path, list) else [job.input_path]
     found: list[str] = []
     for entry in paths:
+        entry = os.fspath(entry)
         if any(ch in entry for ch in "*?["):
             found += sorted(glob.glob(entry, recursive=True))
         elif os.path.isdir(entry):
@@ -222,7 +230,10 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
         raise UserError("\n".join(problems))
     display.count_rows(_inputs(job), has_header=getattr(job, "csv_has_header", True))
     _connect(display, address)
-    display.phase("starting the job's workers (file_processing/<run id>/worker/<i>)")
+    kind = getattr(job, "kind", "file_processing")
+    display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
+                  if kind == "steps" else
+                  f"starting the job's workers ({kind}/<run id>/worker/<i>)")
     try:
         return run_pipeline_file(config, on_progress=display.on_progress, address=address,
                                  checkpoint_id=checkpoint_id)
@@ -234,7 +245,7 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
 def static_problems(config: Path, job: Any) -> list[str]:
     """What a pipeline file's job would fail on at run time that can be seen now."""
     problems = []
-    if not _inputs(job):
+    if _reads_files(job) and "${steps." not in str(job.input_path) and not _inputs(job):
         problems.append(at(config, "input_path", f"no input files match {job.input_path!r}"))
     aggregations = getattr(job, "aggregations", None)
     if aggregations:

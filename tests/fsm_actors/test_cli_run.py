@@ -204,3 +204,39 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(
     assert code == 0, out
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(int(r["a"]) for r in rows) == list(range(10_000))  # each exactly once
+
+
+@pytest.mark.ray
+def test_run_of_etl_steps_and_api_pipeline_files_prints_their_summaries(ray_session, tmp_path):
+    import sqlite3
+
+    from tests.patterns.api_servers import APITestServer
+
+    _csv(tmp_path / "in.csv", 500)
+    etl = _job(tmp_path, "etl.yaml", "kind: etl\nsource: {type: file, path: in.csv}\n"
+               "target: {type: file, path: out/ab.parquet}\nmode: full_refresh\n")
+    result = _invoke("run", str(etl), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "500 records in, 500 written" in result.output and "ab.parquet" in result.output
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b INTEGER, c INTEGER)")
+    steps = _job(tmp_path, "steps.yaml", "kind: steps\nsteps:\n"
+                 "  - {name: clean, kind: file_processing, input_path: in.csv,"
+                 " output_path: out/c.jsonl, transformations: [\"lambda r: {**r, 'c': 1}\"]}\n"
+                 "  - {name: load, kind: etl, source: {type: file, path: '${steps.clean.output_path}'},"
+                 " target: 'sqlite:///t.db', target_table: t, mode: upsert}\n")
+    result = _invoke("run", str(steps), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "done: 2 steps" in result.output
+    assert "clean: 500 records in, 500 written" in result.output
+    assert "load: 500 records in, 500 written" in result.output
+    server = APITestServer().start()
+    try:
+        api = _job(tmp_path, "api.yaml", f"kind: api\nbase_url: {server.url}\nmode: parallel\n"
+                   "endpoints: [{name: users, url: /users}, {name: gone, url: /status/404}]\n"
+                   "output: out/api.json\n")
+        result = _invoke("run", str(api), "--no-progress")
+    finally:
+        server.stop()
+    assert result.exit_code == 1, result.output  # an endpoint failed
+    assert "2 endpoints called, 1 failed" in result.output
