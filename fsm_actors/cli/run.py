@@ -23,7 +23,6 @@ from fsm_actors.cli.documents import (
     UserError,
     at,
     document_kind,
-    pipeline_kinds,
     read_document,
     without_path,
 )
@@ -309,18 +308,22 @@ def validate(config: Path, function_modules: tuple[str, ...]) -> None:
     )
 
 
+SCHEMA_KINDS = ["fsm", "pipeline", "file_processing", "fsm-job", "etl", "api", "steps"]
+
+
 @click.command()
-@click.option("--kind", type=click.Choice(["fsm", "pipeline"]), default="fsm", show_default=True,
-              help="fsm: FSM configs; pipeline: pipeline files.")
+@click.option("--kind", type=click.Choice(SCHEMA_KINDS), default="fsm", show_default=True,
+              help="fsm: FSM configs; pipeline: any pipeline file; file_processing, fsm-job "
+                   "(kind: fsm), etl, api, steps: a pipeline file of that kind.")
 def schema(kind: str) -> None:
-    """Print the JSON schema of FSM configs (or of pipeline files)."""
+    """Print a JSON schema (FSM configs, or pipeline files) for editors and validators."""
     if kind == "fsm":
         from fsm_actors.config import config_json_schema
 
         click.echo(json.dumps(config_json_schema(), indent=2))
         return
-    from patterns._files.config import FileProcessingConfig
+    from patterns._pipeline.schema import kind_schema, pipeline_schema
 
-    job = FileProcessingConfig.model_json_schema()
-    job.setdefault("properties", {})["kind"] = {"enum": list(pipeline_kinds())}
-    click.echo(json.dumps(job, indent=2))
+    out = pipeline_schema() if kind == "pipeline" else kind_schema(
+        "fsm" if kind == "fsm-job" else kind)
+    click.echo(json.dumps(out, indent=2))

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from examples.make_orders import write_orders
 from fsm_actors.cli.main import cli
 
+REPO = Path(__file__).resolve().parents[2]
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders_fsm.yaml"
 
 
@@ -75,3 +77,33 @@ def test_run_on_actors_matches_local(ray_session, tmp_path):
         if extra[0] == "--actors":  # says where it runs, for finding the actors in the dashboard
             assert "FSM 'orders': starting its actors (fsm/orders/<i>" in result.output
     assert outs[0] == outs[1]
+
+
+def test_pipeline_schemas_accept_every_example_and_name_what_is_wrong():
+    import glob
+
+    import jsonschema
+    import yaml
+
+    result = CliRunner().invoke(cli, ["schema", "--kind", "pipeline"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    files = [p for p in sorted(glob.glob(str(REPO / "examples" / "*.yaml")))
+             if {"kind", "file_processing"} & set(yaml.safe_load(open(p)))]
+    assert len(files) >= 5  # a pipeline file for each job kind
+    for path in files:
+        assert not list(validator.iter_errors(yaml.safe_load(open(path)))), path
+    assert list(validator.iter_errors({"kind": "etl", "source": "a", "target": "b",
+                                       "batch_size": "big"}))
+    for kind in ("file_processing", "fsm-job", "etl", "api", "steps"):
+        result = CliRunner().invoke(cli, ["schema", "--kind", kind])
+        one = jsonschema.Draft202012Validator(json.loads(result.output))
+        errors = list(one.iter_errors({"kind": "steps" if kind == "steps" else "x", "nope": 1}))
+        assert any("nope" in e.message or "const" in str(e.schema) for e in errors), kind
+    etl = jsonschema.Draft202012Validator(json.loads(
+        CliRunner().invoke(cli, ["schema", "--kind", "etl"]).output))
+    [error] = list(etl.iter_errors({"kind": "etl", "source": "a", "target": "b",
+                                    "batch_size": "big"}))
+    assert error.json_path == "$.batch_size"

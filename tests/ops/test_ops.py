@@ -72,6 +72,27 @@ def test_submit_with_a_working_dir_wait_then_logs_and_jobs(cluster, tmp_path):
                for line in listed.stdout.splitlines()), listed.stdout
 
 
+def test_submit_of_an_etl_job_wait_writes_its_file(cluster, tmp_path):
+    """examples/orders_to_parquet.yaml (an ETL job into a file) as a Ray Job on the two nodes."""
+    import pyarrow.parquet as pq
+
+    work = tmp_path / "w"
+    work.mkdir()
+    job = work / "orders_to_parquet.yaml"
+    out = tmp_path / "out" / "orders.parquet"
+    job.write_text((EXAMPLES / "orders_to_parquet.yaml").read_text()  # no rejects: exit 0
+                   .replace("../out/orders.parquet", str(out)).replace("minimum: 0", "minimum: -1"))
+    write_orders(work / "data" / "orders.csv", 3000)
+    proc = fsm_actors("submit", str(job), "--address", cluster.dashboard_url,
+                      "--working-dir", str(work), "--wait")
+    assert proc.returncode == 0 and "SUCCEEDED" in proc.stderr, proc.stdout + proc.stderr
+    assert "3,000 records in, 3,000 written" in proc.stdout, proc.stdout + proc.stderr
+    table = pq.read_table(out)
+    assert table.num_rows == 3000 and "total" in table.column_names
+    ids = table.column("id").to_pylist()
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
 def test_status_shows_a_running_jobs_actors_and_stop_stops_it(cluster, tmp_path):
     job = _example_job(tmp_path / "w", 200_000)
     slow = job.read_text().replace(
