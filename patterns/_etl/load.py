@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import logging
 import operator
 import uuid
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from fsm_actors.io.json_encode import json_default
 from patterns._etl import dialect as sql
 from patterns._etl.records import Reject
 from patterns.errors import PatternError
+
+log = logging.getLogger(__name__)
 
 
 def _json(value: Any) -> str:
@@ -159,16 +162,38 @@ class Loader:
                      rejects: Sequence[Reject], state: dict[str, Any]) -> None:
         """Write ``rows``, ``rejects`` and the partition's checkpoint ``state`` in one
         transaction."""
-        calls: list[tuple[str, tuple, dict[str, Any]]] = []
-        if rows:
-            calls += self._write(columns, rows)
+        tail: list[tuple[str, tuple, dict[str, Any]]] = []
         if rejects:
-            calls.append(("execute_many", (sql.reject_insert(self.backend), [
+            tail.append(("execute_many", (sql.reject_insert(self.backend), [
                 (self.run_id, part, seq, r.index, r.key, r.stage, r.reason, r.record)
                 for r in rejects]), {}))
-        calls.append(("execute", (sql.checkpoint_put(self.backend),
-                                  {"run_id": self.run_id, "part": part, "state": _json(state)}), {}))
-        self.conn.run_batch(calls)
+        tail.append(("execute", (sql.checkpoint_put(self.backend),
+                                 {"run_id": self.run_id, "part": part, "state": _json(state)}), {}))
+        if rows and self._fresh_range(columns, rows):
+            try:
+                self.conn.run_batch([("insert_batch", (self.table, rows), {"columns": columns}),
+                                     *tail])
+                return
+            except Exception as exc:  # a row of the range came meanwhile: the upsert decides
+                log.debug("fresh-range insert into %s fell back to the upsert: %s", self.table,
+                          exc)
+        self.conn.run_batch((self._write(columns, rows) if rows else []) + tail)
+
+    def _fresh_range(self, columns: list[str], rows: list[tuple]) -> bool:
+        """PostgreSQL UPSERT on one integer key: True when the target has no row in the key
+        range of this batch (one index probe). Then the upsert is an insert and COPY does it;
+        should a row of that range appear before the commit, the COPY fails and the batch is
+        upserted after all (same transaction rules, nothing written twice)."""
+        key = self.upsert_key
+        if self.backend != "postgresql" or not key or len(key) != 1 or key[0] not in columns:
+            return False
+        at = columns.index(key[0])
+        keys = [r[at] for r in rows]
+        if not all(type(k) is int for k in keys):
+            return False
+        probe = (f"SELECT 1 AS found FROM {sql.quote(self.backend, self.table)} WHERE "
+                 f"{sql.quote(self.backend, key[0])} BETWEEN :lo AND :hi LIMIT 1")
+        return not self.conn.query(probe, {"lo": min(keys), "hi": max(keys)})
 
     def state(self, part: str) -> dict[str, Any] | None:
         """The checkpoint row of ``part`` of this run, or None."""

@@ -37,7 +37,7 @@ def substitute(value: Any, where: str, steps: dict[str, dict[str, Any]] | None =
     """``value`` with every ``${...}`` reference resolved, recursively; with ``steps=None``
     the ``${steps...}`` references are left for run time."""
     if isinstance(value, dict):
-        return {k: substitute(v, f"{where}.{k}", steps) for k, v in value.items()}
+        return {k: substitute(v, loc(where, str(k)), steps) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, f"{where}[{i}]", steps) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:

@@ -29,9 +29,10 @@ def out_dir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_file_validates(path):
+    # the API example reads its server and token from the environment, as its header says
+    env = client_env(API_BASE_URL="http://127.0.0.1:8900", API_TOKEN="dev-token")
     proc = subprocess.run([sys.executable, "-m", "fsm_actors.cli.main", "validate", str(path)],
-                          capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env=client_env())
+                          capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
     if "data/orders.csv" in path.read_text() and proc.returncode:
         # a pipeline file's input is made by make_orders.py; the message must say so
         assert "input_path: no input files match" in proc.stderr

@@ -209,3 +209,41 @@ def test_config_repr_hides_credentials(postgres_server):  # noqa: F811
                     target=postgres_server.plain_url, target_table="b")
     for text_ in (repr(cfg), str(cfg), repr(DatabaseETL(cfg))):
         assert postgres_server.password not in text_ and "***" in text_
+
+
+def test_postgres_upsert_copies_into_a_fresh_key_range_and_upserts_when_one_appears(
+        postgres_server):  # noqa: F811
+    """The fresh-range fast path (COPY when the batch's key range is empty in the target),
+    and its fallback when a row of the range is there after all (here: the probe is made to
+    miss it, as a concurrent writer would): the batch is upserted, nothing doubled."""
+    from patterns._etl import dialect as sql
+    from patterns._etl.load import Loader
+    from resource_actors.database import DatabaseResourceAdapter
+
+    _, table = names()
+    engine = create_engine(postgres_server.url)
+    make(engine, table, SIMPLE, [(5, -5, "old", 0)], ["id", "a", "b", "updated"])
+    adapter = DatabaseResourceAdapter("pg", "postgresql", postgres_server.plain_url)
+    conn = adapter.acquire()
+    try:
+        conn.execute(sql.checkpoint_ddl("postgresql"))
+        loader = Loader(conn, "postgresql", table, ["id", "a", "b", "updated"], ["id"], "run1")
+        rows = [(i, i, "new", 1) for i in range(10, 20)]
+        assert loader._fresh_range(["id", "a", "b", "updated"], rows)  # 10..19: empty
+        loader.commit_batch("p", 0, ["id", "a", "b", "updated"], rows, [], {"seq": 1})
+        clash = [(i, i, "newer", 2) for i in range(1, 12)]  # 5, 10 and 11 are there
+        assert not loader._fresh_range(["id", "a", "b", "updated"], clash)
+
+        class Blind(Loader):
+            def _fresh_range(self, columns, rows):
+                return True  # as if another writer added the rows after the probe
+
+        Blind(conn, "postgresql", table, ["id", "a", "b", "updated"], ["id"], "run1") \
+            .commit_batch("p", 1, ["id", "a", "b", "updated"], clash, [], {"seq": 2})
+    finally:
+        adapter.release(conn)
+        adapter.close()
+    got = fetch(engine, f"SELECT id, b FROM {table} ORDER BY id")
+    assert [r[0] for r in got] == list(range(1, 20))
+    assert dict(got)[5] == dict(got)[10] == "newer" and dict(got)[15] == "new"
+    engine.dispose()
