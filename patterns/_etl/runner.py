@@ -18,6 +18,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,21 @@ class Databases:
         self.manager = manager
         self.owner = f"etl/driver/{uuid.uuid4().hex[:8]}"
         registered = set(manager.resource_names())
-        for ep in (source, target):
-            if isinstance(ep, DatabaseEndpoint) and ep.resource_name not in registered:
-                try:
-                    manager.register_from_dict(ep.resource_name, ep.provider_config(),
-                                               {"max_size": pool_size, "acquire_timeout": 120})
-                except (ValueError, ResourceError) as exc:
-                    # registered meanwhile by another run (shared), or not buildable: then
-                    # the first acquire says why
-                    log.debug("registering %s: %s", ep.resource_name, exc)
-                registered.add(ep.resource_name)
+        wanted = {ep.resource_name: ep for ep in (source, target)
+                  if isinstance(ep, DatabaseEndpoint) and ep.resource_name not in registered}
+
+        def register(ep: DatabaseEndpoint) -> None:
+            try:
+                manager.register_from_dict(ep.resource_name, ep.provider_config(),
+                                           {"max_size": pool_size, "acquire_timeout": 120})
+            except (ValueError, ResourceError) as exc:
+                # registered meanwhile by another run (shared), or not buildable: then the
+                # first acquire says why
+                log.debug("registering %s: %s", ep.resource_name, exc)
+
+        # each provider actor starts in its own process: start them side by side
+        with ThreadPoolExecutor(max(1, len(wanted)), thread_name_prefix="etl-register") as pool:
+            list(pool.map(register, wanted.values()))
 
     @contextmanager
     def connect(self, ep: DatabaseEndpoint, role: str) -> Iterator[Any]:
