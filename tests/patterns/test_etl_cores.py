@@ -331,3 +331,36 @@ def test_a_database_sync_runs_every_sync_interval_moving_only_new_rows(dbs):
     assert [r["extracted"] for r in results[1:]] == [6, 6] and len(starts) == 3
     with pytest.raises(PatternError, match="sync_interval"):
         asyncio.run(create_database_sync(dbs["src"], dbs["tgt"]).run_periodically(runs=1))
+
+
+def test_rejects_keep_their_keys_through_filters_mappings_and_several_stages():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from patterns._etl.records import RecordPipeline
+
+    def add(r):
+        if r["id"] % 7 == 0:
+            raise ValueError("seven")
+        r["b"] = r["a"] * 2
+        return r
+
+    def double(table: pa.Table) -> pa.Table:
+        return table.set_column(table.column_names.index("b"), "b", pc.multiply(table["b"], 2))
+
+    def late(r):
+        if r["id"] % 5 == 0:
+            raise ValueError("five")
+        return None  # keep the (mutated) record
+
+    pipeline = RecordPipeline(key=["id"], filters=[lambda r: r["id"] % 3 != 0],
+                              field_mappings={"x": "a"}, transformations=[add, double, late])
+    out = pipeline.apply([{"id": i, "x": i} for i in range(1, 31)])
+    kept = [i for i in range(1, 31) if i % 3 and i % 7 and i % 5]
+    assert [r["id"] for r in out.records] == kept
+    assert all(r["b"] == r["a"] * 4 for r in out.records)
+    assert out.skipped == 10
+    rejected = {json.loads(r.key)["id"]: r.reason for r in out.rejects}
+    assert sorted(rejected) == sorted({i for i in range(1, 31) if i % 3 and (i % 7 == 0 or i % 5 == 0)})
+    assert all(("seven" in v) == (k % 7 == 0) for k, v in rejected.items())
+    assert [r.index for r in out.rejects if "seven" in r.reason] == [6, 13, 27]  # batch positions
