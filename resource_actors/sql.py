@@ -8,9 +8,12 @@ the credentials. Not thread-safe: one holder at a time, which the lease guarante
 
 from __future__ import annotations
 
+import hashlib
 import operator
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -18,6 +21,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from resource_actors.errors import ResourceError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: SQLite's own locking alone
+    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 Rows = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]] | pa.Table | pa.RecordBatch
@@ -29,6 +37,17 @@ def error_text(exc: BaseException) -> str:
     raw = str(orig if orig is not None else exc)
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip() and not ln.startswith("(Background")]
     return " ".join(lines[:3]) or type(exc).__name__
+
+
+@contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing) for the ``with`` block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def rows_to_tuples(rows: Rows, columns: Sequence[str] | None) -> tuple[list[str], list[tuple]]:
@@ -241,17 +260,30 @@ class DatabaseConnection:
         if unknown:
             raise ValueError(f"run_batch runs {', '.join(sorted(allowed))}, not {unknown[0]!r}")
         nested = self._tx is not None
-        if not nested:
-            self.begin()
-        try:
-            out = [allowed[name](*args, **kwargs) for name, args, kwargs in calls]
-        except BaseException:
+        with nullcontext() if nested else self._writers_turn():
             if not nested:
-                self.rollback()
-            raise
-        if not nested:
-            self.commit()
+                self.begin()
+            try:
+                out = [allowed[name](*args, **kwargs) for name, args, kwargs in calls]
+            except BaseException:
+                if not nested:
+                    self.rollback()
+                raise
+            if not nested:
+                self.commit()
         return out
+
+    def _writers_turn(self) -> Any:
+        """SQLite files: the processes of this machine that write batches take turns by an OS
+        file lock, so a waiting writer goes on the moment the last one commits (SQLite's own
+        busy handler polls, sleeping up to 100 ms at a time). Other backends: no-op."""
+        if self.backend != "sqlite" or fcntl is None:
+            return nullcontext()
+        database = self._conn.engine.url.database
+        if not database or database == ":memory:":
+            return nullcontext()
+        digest = hashlib.sha256(os.path.realpath(database).encode()).hexdigest()[:16]
+        return _file_lock(os.path.join(tempfile.gettempdir(), f"fsm-actors-sqlite-{digest}.lock"))
 
     def read_batches(self, sql: str, params: Mapping[str, Any] | None = None,
                      batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
