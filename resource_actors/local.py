@@ -107,6 +107,9 @@ class LocalBroker:
         """The live resource leased to ``owner_id`` (the same one while it holds it)."""
         return self._host(name, "acquire", owner_id).acquire(owner_id, timeout).grant
 
+    def warm_up(self) -> None:
+        """Nothing to prepare in-process."""
+
     def acquire_here(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
         """In-process resources are made here anyway: ``acquire``."""
         return self.acquire(name, owner_id, timeout)

@@ -149,6 +149,12 @@ class ResourceManager:
         self._owners.add(owner_id)
         return resource
 
+    def warm_up(self) -> None:
+        """Make what this process's first lease needs now (on the cluster: the actor that
+        stands for this process, so providers can reclaim its leases should it die), so a
+        caller can overlap it with other start-up work. Local managers: nothing to do."""
+        self._impl.warm_up()
+
     def acquire_here(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
         """Like ``acquire``, but the live resource is made in this process when its provider
         allows it (PostgreSQL and MySQL databases): the lease still takes a slot of the

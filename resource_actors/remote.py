@@ -201,6 +201,10 @@ class BrokerClient:
         info, _, actor = self._admit(name, owner_id, timeout, "acquire")
         return build_handle(info, actor)
 
+    def warm_up(self) -> None:
+        """Create this process's owner identity (``owner_identity``) ahead of its first lease."""
+        owner_identity()
+
     def acquire_here(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
         """A lease on ``name``'s cap whose resource is made in this process from the
         provider's ``lessee_copy`` (a handle when the provider has none)."""

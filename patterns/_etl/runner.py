@@ -68,9 +68,12 @@ class Databases:
                 # first acquire says why
                 log.debug("registering %s: %s", ep.resource_name, exc)
 
-        # each provider actor starts in its own process: start them side by side
-        with ThreadPoolExecutor(max(1, len(wanted)), thread_name_prefix="etl-register") as pool:
+        # each provider actor starts in its own process: start them side by side, and the
+        # actor that stands for this process in its leases too
+        with ThreadPoolExecutor(len(wanted) + 1, thread_name_prefix="etl-register") as pool:
+            warm = pool.submit(manager.warm_up)
             list(pool.map(register, wanted.values()))
+            warm.result()
 
     @contextmanager
     def connect(self, ep: DatabaseEndpoint, role: str) -> Iterator[Any]:
