@@ -52,7 +52,8 @@ class ETLConfig(BaseModel):
     transaction; ``checkpoint_interval``: rows per partition (one worker task);
     ``parallel_workers``: worker actors (default: the cluster's CPUs); ``error_threshold``:
     the share (< 1) or number (>= 1) of rejected records that stops the run (None: never).
-    ``work_dir``: where the run's error file and job checkpoint go (default ``.fsm_actors/etl``).
+    ``work_dir``: where the run's error file and job checkpoint go (default ``.fsm_actors/etl``;
+    for a file target, ``.fsm_actors/etl`` beside the target file, where its parts are staged).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)

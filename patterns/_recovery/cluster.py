@@ -118,11 +118,15 @@ class ClusterLimiter:
         self.waiting = 0
         self.granted = 0
 
-    def _fetch(self, need: int, deadline: float | None, now: float) -> None:
+    def _fetch(self, need: int, deadline: float | None, now: float
+               ) -> concurrent.futures.Future[int]:
+        """Ask for a block of tokens (under the lock). The caller hands the future
+        ``_landed`` once it let go of the lock: a reply that is already there runs the
+        callback at once, and ``_landed`` takes the lock."""
         left = None if deadline is None else max(0.0, deadline - now)
         future = self._actor.take.remote(max(need, self._block), need, left).future()
         self._inflight = (future, deadline)
-        future.add_done_callback(self._landed)
+        return future
 
     def _landed(self, future: concurrent.futures.Future[int]) -> None:
         with self._lock:
@@ -148,14 +152,17 @@ class ClusterLimiter:
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         while True:
+            fetched = None
             with self._lock:
                 now = time.monotonic()
                 if self._take_local(tokens, now):
                     return now - start
                 if self._inflight is None:
-                    self._fetch(tokens, deadline, now)
+                    fetched = self._fetch(tokens, deadline, now)
                 future, asked = self._inflight  # type: ignore[misc]
                 self.waiting += 1
+            if fetched is not None:
+                fetched.add_done_callback(self._landed)
             try:
                 got = await asyncio.wrap_future(future)
             except RayActorError as exc:
@@ -177,9 +184,10 @@ class ClusterLimiter:
             now = time.monotonic()
             if self._take_local(tokens, now):
                 return True
-            if self._inflight is None:
-                self._fetch(tokens, now, now)
-            return False
+            fetched = self._fetch(tokens, now, now) if self._inflight is None else None
+        if fetched is not None:
+            fetched.add_done_callback(self._landed)
+        return False
 
     def pause(self, seconds: float) -> None:
         with self._lock:
@@ -254,24 +262,29 @@ class ClusterBreaker:
         if not future.cancelled() and future.exception() is None:
             self._apply(future.result())
 
-    def _report_if_due(self, now: float) -> None:
+    def _report_if_due(self, now: float) -> concurrent.futures.Future[Any] | None:
         """Send the batch (under the lock) when it is full or ``FLUSH_INTERVAL`` old, or ask
-        for the state when nothing was heard for that long."""
+        for the state when nothing was heard for that long. Returns the reply's future: the
+        caller hands it ``_reported`` once it let go of the lock (a reply that is already
+        there runs the callback at once, and ``_reported`` takes the lock)."""
         if self._reporting or now - self._sent < FLUSH_INTERVAL and len(self._pending) < MAX_BATCH:
-            return
+            return None
         codes, refused = self._pending, self._refused
         self._pending, self._refused = [], 0
         self._reporting, self._sent = True, now
-        self._actor.report.remote(codes, refused).future().add_done_callback(self._reported)
+        return self._actor.report.remote(codes, refused).future()
 
     # -- calls ---------------------------------------------------------------------------
     async def acquire(self) -> str:
         now = time.monotonic()
+        sent = None
         with self._lock:
             stale = now - self._heard > STALE_AFTER
             if not stale:
-                self._report_if_due(now)
+                sent = self._report_if_due(now)
             state, retry_at, hold = self._state, self._retry_at, self._hold_until
+        if sent is not None:
+            sent.add_done_callback(self._reported)
         if stale:
             with self._lock:
                 codes, refused = self._pending, self._refused
@@ -316,7 +329,9 @@ class ClusterBreaker:
             return
         with self._lock:
             self._pending.append(code)
-            self._report_if_due(time.monotonic())
+            sent = self._report_if_due(time.monotonic())
+        if sent is not None:
+            sent.add_done_callback(self._reported)
 
     def state(self) -> CircuitBreakerState:
         with self._lock:

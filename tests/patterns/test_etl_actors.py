@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import textwrap
 import time
 import uuid
 
 import pytest
 
 from examples._support import OUT_ENV, POSTGRES_ENV, query, run_example
-from fsm_actors import runtime
 from tests.patterns.test_etl_support import (  # noqa: F401
+    etl_driver,
     kill_actor_when,
     postgres_server,
     run_and_sigkill,
@@ -160,29 +159,12 @@ def test_a_worker_actor_killed_mid_run_loses_and_doubles_nothing(tmp_path, mode)
     _exactly_once(path)
 
 
-DRIVER = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {root!r})
-    from fsm_actors import runtime
-    runtime.ensure_ray(address={address!r})
-    from patterns.etl import DatabaseETL
-
-    def slow(record):
-        time.sleep(0.0003)
-        return record
-
-    DatabaseETL(source={{"connection": {src!r}, "table": "items"}},
-                target={{"connection": {tgt!r}, "table": "items"}}, mode={mode!r},
-                transformations=[slow], batch_size=250, checkpoint_interval=3000,
-                parallel_workers=2, work_dir={work!r}).run_sync({checkpoint!r})
-""")
-
-
 def _run_and_kill_driver(tmp_path, src, tgt, path, mode, checkpoint, until):
     """Run the ETL in a driver process attached to this session's Ray, SIGKILL it once
     ``until()`` holds (its worker actors die with it)."""
-    script = DRIVER.format(root=ROOT, src=src, tgt=tgt, mode=mode, work=str(tmp_path / "w"),
-                           checkpoint=checkpoint, address=runtime.ensure_ray().address)
+    script = etl_driver(ROOT, {"connection": src, "table": "items"},
+                        {"connection": tgt, "table": "items"}, mode, str(tmp_path / "w"),
+                        checkpoint)
     run_and_sigkill(script, ROOT, until)
 
 

@@ -8,7 +8,6 @@ import decimal
 import gzip
 import json
 import os
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -18,10 +17,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from fsm_actors import runtime
 from patterns.errors import ErrorThresholdExceeded, PatternError
 from patterns.etl import DatabaseETL, ETLMode, create_etl_pipeline
 from tests.patterns.test_etl_support import (  # noqa: F401
+    etl_driver,
     kill_actor_when,
     postgres_server,
     run_and_sigkill,
@@ -185,30 +184,12 @@ def test_a_worker_killed_mid_run_leaves_every_row_once_in_the_file(tmp_path):
     assert read_ids(out) == list(range(1, ROWS + 1))
 
 
-DRIVER = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {root!r})
-    from fsm_actors import runtime
-    runtime.ensure_ray(address={address!r})
-    from patterns.etl import DatabaseETL
-
-    def slow(record):
-        time.sleep(0.0003)
-        return record
-
-    DatabaseETL(source={{"connection": {src!r}, "table": "items"}},
-                target={{"type": "file", "path": {out!r}}}, mode="full_refresh",
-                transformations=[slow], batch_size=250, checkpoint_interval=3000,
-                parallel_workers=2, work_dir={work!r}).run_sync({checkpoint!r})
-""")
-
-
 def test_a_driver_sigkilled_mid_run_resumes_and_the_file_holds_every_row_once(tmp_path):
     src = items_db(tmp_path)
     out, work = tmp_path / "out.jsonl", tmp_path / "w"
     checkpoint = f"file-kill-driver-{uuid.uuid4().hex[:6]}"
-    script = DRIVER.format(root=ROOT, src=src, out=str(out), work=str(work),
-                           checkpoint=checkpoint, address=runtime.ensure_ray().address)
+    script = etl_driver(ROOT, {"connection": src, "table": "items"},
+                        {"type": "file", "path": str(out)}, "full_refresh", str(work), checkpoint)
     run_and_sigkill(script, ROOT, lambda: _staged_parts(work, checkpoint) >= 16)
     assert not out.exists()  # nothing committed yet
     result = DatabaseETL(source={"connection": src, "table": "items"},

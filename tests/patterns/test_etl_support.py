@@ -132,3 +132,29 @@ def run_and_sigkill(script: str, cwd: str, ready: Any, timeout: float = 180) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+_DRIVER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from fsm_actors import runtime
+runtime.ensure_ray(address={address!r})
+from patterns.etl import DatabaseETL
+
+def slow(record):
+    time.sleep(0.0003)
+    return record
+
+DatabaseETL(source={source!r}, target={target!r}, mode={mode!r}, transformations=[slow],
+            batch_size=250, checkpoint_interval=3000, parallel_workers=2,
+            work_dir={work!r}).run_sync({checkpoint!r})
+"""
+
+
+def etl_driver(root: str, source: dict[str, Any], target: dict[str, Any], mode: str,
+               work: str, checkpoint: str) -> str:
+    """A driver script that runs a slowed-down ETL on this session's Ray (to be killed)."""
+    from fsm_actors import runtime
+
+    return _DRIVER.format(root=root, address=runtime.ensure_ray().address, source=source,
+                          target=target, mode=mode, work=work, checkpoint=checkpoint)
