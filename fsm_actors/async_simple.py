@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm_actors.config import FSMConfig, load_config
-from fsm_actors.config.resources import resolve_resources
+from fsm_actors.config.resources import needed_resources, resolve_resources
 from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
 from fsm_actors.engine.gc_pause import gc_paused
 from fsm_actors.executors import ActorExecutor, Executor, LocalExecutor
@@ -72,22 +72,9 @@ class AsyncSimpleFSM:
         self._resource_names: list[str] = []
         binder = None
         self._binder = None
-        cluster: set[str] = set()
-
-        def registered(names: list[str]) -> set[str]:
-            # a state may use what the cluster's ResourceManager has registered (by name)
-            from resource_actors.manager import ResourceManager
-
-            manager = ResourceManager(address=address)
-            try:
-                cluster.update(set(manager.resource_names()) & set(names))
-            finally:
-                manager.close()
-            return cluster
-
         # the config's own, then given, then (on the cluster) registered by name
-        specs = resolve_resources(self._config, resources, None if local else registered)
-        if specs or cluster:
+        specs = resolve_resources(self._config, resources, None if local else _registered(address))
+        if specs or needed_resources(self._config):
             from resource_actors.binder import prepare_fsm_resources
 
             self._resource_spec, binder = prepare_fsm_resources(specs, local=local)
@@ -337,6 +324,21 @@ async def create_async_fsm(
     except BaseException:
         await fsm.close()
         raise
+
+
+def _registered(address: str | None) -> Callable[[list[str]], set[str]]:
+    """``names -> those registered with the cluster's ResourceManager`` (a state reaches them
+    by name)."""
+    def found(names: list[str]) -> set[str]:
+        from resource_actors.manager import ResourceManager
+
+        manager = ResourceManager(address=address)
+        try:
+            return set(manager.resource_names()) & set(names)
+        finally:
+            manager.close()
+
+    return found
 
 
 def _record(data: Any) -> Any:

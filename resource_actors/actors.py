@@ -115,12 +115,8 @@ class ProviderActor:
                 owner_key: str | None, owner_handle: Any) -> tuple[LeaseInfo, bool]:
         """``(lease info, provider knows the owner's handle)``. ``timeout`` counts from
         ``sent_at`` (the caller's clock), so time spent queued counts against it."""
-        if owner_key and owner_handle is not None:
-            self._owners[owner_key] = owner_handle
-        wait = (self._host.default_timeout if timeout is None else timeout) - max(
-            0.0, time.time() - sent_at)
-        lease = self._host.acquire(owner_id, max(0.0, wait), owner_key)
-        return self._host.describe(lease), owner_key is None or owner_key in self._owners
+        wait, knows = self._prologue(timeout, sent_at, owner_key, owner_handle)
+        return self._host.describe(self._host.acquire(owner_id, wait, owner_key)), knows
 
     def acquire_here(self, owner_id: str, timeout: float | None, sent_at: float,
                      owner_key: str | None, owner_handle: Any, node_id: str | None = None
@@ -132,14 +128,19 @@ class ProviderActor:
         same_node = node_id is not None and node_id == ray.get_runtime_context().get_node_id()
         dup = copier(same_node=same_node) if callable(copier) else None
         if dup is None:
-            info, knows = self.acquire(owner_id, timeout, sent_at, owner_key, owner_handle)
-            return info, knows, None
+            return (*self.acquire(owner_id, timeout, sent_at, owner_key, owner_handle), None)
+        wait, knows = self._prologue(timeout, sent_at, owner_key, owner_handle)
+        self._host.admit_lessee(owner_id, wait, owner_key)
+        return None, knows, dup
+
+    def _prologue(self, timeout: float | None, sent_at: float, owner_key: str | None,
+                  owner_handle: Any) -> tuple[float, bool]:
+        """Learn the owner's handle (when sent); ``(seconds left to wait, handle known)``."""
         if owner_key and owner_handle is not None:
             self._owners[owner_key] = owner_handle
         wait = (self._host.default_timeout if timeout is None else timeout) - max(
             0.0, time.time() - sent_at)
-        self._host.admit_lessee(owner_id, max(0.0, wait), owner_key)
-        return None, owner_key is None or owner_key in self._owners, dup
+        return max(0.0, wait), owner_key is None or owner_key in self._owners
 
     def introduce(self, owner_key: str, owner_handle: Any) -> None:
         """Learn the handle that stands for the owner process ``owner_key``."""

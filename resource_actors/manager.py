@@ -157,11 +157,12 @@ class ResourceManager:
 
     def acquire_here(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
         """Like ``acquire``, but the live resource is made in this process when its provider
-        allows it (PostgreSQL and MySQL databases): the lease still takes a slot of the
-        resource's one cap (first come first served, reclaimed when this process dies, seen by
-        status and metrics), and calls on the resource skip the provider actor, for bulk data
-        paths. Other providers (and local managers): the same as ``acquire``. ``release``
-        closes the resource and frees the slot."""
+        allows it (PostgreSQL and MySQL databases; SQLite files on the provider's node): the
+        lease still takes a slot of the resource's one cap (first come first served,
+        reclaimed when this process dies, seen by status and metrics), and calls on the
+        resource skip the provider actor, for bulk data paths. Other providers (and local
+        managers): the same as ``acquire``. ``release`` closes the resource and frees the
+        slot."""
         self._check_open(name, "acquire", owner_id)
         resource = self._impl.acquire_here(name, owner_id, timeout)
         self._owners.add(owner_id)

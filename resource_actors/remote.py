@@ -198,7 +198,7 @@ class BrokerClient:
 
     # -- leases ------------------------------------------------------------------------------
     def acquire(self, name: str, owner_id: str, timeout: float | None = None) -> Any:
-        info, _, actor = self._admit(name, owner_id, timeout, "acquire")
+        (info, _), actor = self._admit(name, owner_id, timeout, "acquire")
         return build_handle(info, actor)
 
     def warm_up(self) -> None:
@@ -212,8 +212,8 @@ class BrokerClient:
             held = self._here.get((name, owner_id))
         if held is not None:
             return held[1]
-        info, provider, actor = self._admit(name, owner_id, timeout, "acquire_here",
-                                            ray.get_runtime_context().get_node_id())
+        (info, _, provider), actor = self._admit(name, owner_id, timeout, "acquire_here",
+                                                 ray.get_runtime_context().get_node_id())
         if provider is None:
             return build_handle(info, actor)
         try:
@@ -226,20 +226,17 @@ class BrokerClient:
         return resource
 
     def _admit(self, name: str, owner_id: str, timeout: float | None,
-               method: str, *extra: Any) -> tuple[Any, Any, Any]:
-        """``(lease info or None, provider copy or None, provider actor)`` of one lease."""
+               method: str, *extra: Any) -> tuple[tuple[Any, ...], Any]:
+        """``(the provider actor's reply to method, the actor)`` of one lease; every reply
+        starts with ``(lease info, provider knows this process's handle)``."""
         key, handle = owner_identity()
         sent_at = time.time()
-        provider = None
         while True:
             send = handle if self._introduced.get(name) != key else None
             actor = self._provider(name, "acquire", owner_id)
             try:
                 reply = ray.get(getattr(actor, method).remote(owner_id, timeout, sent_at, key, send,
                                                               *extra))
-                info, knows = reply[0], reply[1]
-                if len(reply) > 2:
-                    provider = reply[2]
                 break
             except RayTaskError as exc:
                 raise cause_of(exc) from None
@@ -251,10 +248,10 @@ class BrokerClient:
                         f"acquired it ({type(exc).__name__}) and did not come back in time",
                         name, "acquire", owner_id=owner_id) from None
                 time.sleep(0.1)
-        if not knows:
+        if not reply[1]:
             actor.introduce.remote(key, handle)
         self._introduced[name] = key
-        return info, provider, actor
+        return reply, actor
 
     def _drop_here(self, name: str, owner_id: str) -> None:
         """Close the resource this process made for ``owner_id``'s lease on ``name``."""

@@ -171,10 +171,17 @@ class RunDisplay:
 
 
 def _counts(result: dict[str, Any]) -> str:
+    """``N records in, N written, N rejected, N failed[, N skipped]`` of one result."""
     read = _first(result, "lines_read", "total_processed") or 0
     written = _first(result, "records_written", "emitted") or 0
-    return (f"{read:,} records in, {written:,} written, {result.get('errors') or 0:,} rejected, "
-            f"{result.get('failed') or 0:,} failed")
+    rejected = result.get("errors")
+    if rejected is None:
+        rejected = sum((result.get("excluded_by_state") or {}).values())
+    failed = result.get("failed") or 0
+    counts = f"{read:,} records in, {written:,} written, {rejected:,} rejected, {failed:,} failed"
+    if result.get("skipped"):
+        counts += f", {result['skipped']:,} skipped"
+    return counts
 
 
 def _first(obj: Any, *names: str) -> Any:
@@ -210,17 +217,9 @@ def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
         lines.append(f"  wall {wall:.1f} s")
         return lines
     read = _first(result, "lines_read", "total_processed") or 0
-    written = _first(result, "records_written", "emitted") or 0
-    rejected = result.get("errors")
-    if rejected is None:
-        rejected = sum((result.get("excluded_by_state") or {}).values())
-    failed = result.get("failed") or 0
     duration = float(result.get("duration") or wall)
     rate = read / duration if duration > 0 else 0.0
-    counts = f"{read:,} records in, {written:,} written, {rejected:,} rejected, {failed:,} failed"
-    if result.get("skipped"):
-        counts += f", {result['skipped']:,} skipped"
-    lines = [("done: " if not failed else "done with failures: ") + counts]
+    lines = [("done: " if not result.get("failed") else "done with failures: ") + _counts(result)]
     if result.get("excluded_by_state"):
         by_state = ", ".join(f"{k} {v:,}" for k, v in result["excluded_by_state"].items())
         lines.append(f"  not written (ended in a non-output state): {by_state}")

@@ -108,7 +108,7 @@ class FileStep:
                 continue
             counts, side = self._process(
                 index, path, chunk.index, chunk.first_record, chunk.batch, chunk.errors,
-                getattr(chunk, "lines", None),
+                chunk.lines,
             )
             batches[chunk.index] = counts
             if side is not None:

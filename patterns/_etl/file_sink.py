@@ -29,7 +29,7 @@ class FileSink:
         self.staging.drop_file(self.index)
 
     def rows_for(self, records: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
-        return (list(dict.fromkeys(k for r in records for k in r)), records)
+        return [], records  # dicts name their own fields (``_table``)
 
     def tuples_for(self, names: list[str], rows: list[tuple]) -> tuple[list[str], list[Any]]:
         return list(names), rows

@@ -206,11 +206,7 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
     output = output_of(target, cfg.mode)
     dbs = Databases(manager, source, None, pool_size=workers + 3)
     scols, read_key = _source_shape(cfg, dbs, source)
-    mappings = cfg.field_mappings or {}
-    for name in mappings:
-        if scols and name not in scols:
-            raise _fail(f"field_mappings maps {name!r}, which the source has no column for "
-                        f"(source columns: {', '.join(scols)})")
+    _check_mapped_fields(cfg, scols)
     state = {"where": None, "where_params": {}}
     partitions = _plan_partitions(cfg, dbs, source, read_key, 1, state, workers)
     for i, p in enumerate(partitions):
@@ -253,13 +249,20 @@ def _source_shape(cfg: ETLConfig, dbs: Databases, source: Endpoint) -> tuple[lis
     return scols, keys if keys and all(k in scols for k in keys) else []
 
 
-def _check_columns(cfg: ETLConfig, source: Endpoint, target: DatabaseEndpoint,
-                   scols: list[str], tcols: list[str], write_key: list[str]) -> None:
+def _check_mapped_fields(cfg: ETLConfig, scols: list[str]) -> dict[str, str]:
+    """The field mappings, each of a field the source has (when its columns are known)."""
     mappings = cfg.field_mappings or {}
-    for field, column in mappings.items():
+    for field in mappings:
         if scols and field not in scols:
             raise _fail(f"field_mappings maps {field!r}, which the source has no column for "
                         f"(source columns: {', '.join(scols)})")
+    return mappings
+
+
+def _check_columns(cfg: ETLConfig, source: Endpoint, target: DatabaseEndpoint,
+                   scols: list[str], tcols: list[str], write_key: list[str]) -> None:
+    mappings = _check_mapped_fields(cfg, scols)
+    for field, column in mappings.items():
         if column not in tcols:
             raise _fail(f"field_mappings maps {field!r} to column {column!r}, which target table "
                         f"{target.table!r} does not have (its columns: {', '.join(tcols)}); "

@@ -8,9 +8,10 @@ batch, its rejects and the new checkpoint row commit in one transaction (``Loade
 
 Connections are leased from the resource layer (``ResourceManager.acquire_here``): in a
 worker on the cluster each lease takes a slot of the ``resource/<name>`` provider's cap (so
-pool caps hold cluster-wide) and, for PostgreSQL and MySQL, the connection itself is opened in
-the worker, so batches go straight between the worker and the database (SQLite: handles to
-the provider actor); in-process (``spec.manager`` set) they are live connections.
+pool caps hold cluster-wide) and, for PostgreSQL, MySQL and SQLite files on the worker's
+node, the connection itself is opened in the worker, so batches go straight between the
+worker and the database (else handles to the provider actor); in-process (``spec.manager``
+set) they are live connections.
 """
 
 from __future__ import annotations

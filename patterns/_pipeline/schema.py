@@ -116,7 +116,7 @@ def pipeline_schema() -> dict[str, Any]:
     kinds = [kind_schema(k, defs) for k in ("file_processing", "fsm", "etl", "api", "steps")]
     legacy = {"type": "object", "required": ["file_processing"],
               "properties": {"file_processing": {"$ref": "#/$defs/FileProcessingJob"}}}
-    defs["FileProcessingJob"] = {k: v for k, v in kinds[0].items()}
+    defs["FileProcessingJob"] = dict(kinds[0])
     defs["FileProcessingJob"]["required"] = [r for r in kinds[0]["required"] if r != "kind"]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "fsm-actors pipeline file", "oneOf": [*kinds, legacy], "$defs": defs}
