@@ -31,6 +31,12 @@ class ExampleDatabase:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
 
+    def adapter(self, name: str = "db") -> Any:
+        """A ``DatabaseResourceAdapter`` for this database."""
+        from resource_actors.database import DatabaseResourceAdapter
+
+        return DatabaseResourceAdapter(name, backend=self.backend, **self.params)
+
     @property
     def params(self) -> dict[str, Any]:
         values = {"host": self.host, "port": self.port, "database": self.database,

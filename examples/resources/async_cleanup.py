@@ -22,13 +22,11 @@ from examples.resources._db import example_database  # noqa: E402
 
 def main() -> dict[str, Any]:
     """The cluster's resource names before and after the cleanup."""
-    from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.manager import ResourceManager
 
     DB = example_database("res_async_cleanup")
     manager = ResourceManager()
-    manager.register_provider("database", DatabaseResourceAdapter(
-        "db", backend=DB.backend, **DB.params))
+    manager.register_provider("database", DB.adapter())
     manager.acquire("database", "state_1")
     before = manager.resource_names()
     # -- seed block: "Async Cleanup" -------------------------------------------------------

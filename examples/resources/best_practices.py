@@ -34,8 +34,7 @@ def main() -> dict[str, Any]:
     DB = users_database("res_best_practices")
     seen: dict[str, Any] = {}
     with ResourceManager() as manager:
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         owner_id, sql = "state_bp_1", "SELECT count(*) AS n FROM users"
 
         def use_resource(db: Any) -> Any:

@@ -24,13 +24,11 @@ from examples.resources._db import users_database  # noqa: E402
 
 def main() -> dict[str, Any]:
     """``resources`` the requirements gave, and the ``users`` count read through them."""
-    from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.manager import ResourceManager
 
     DB = users_database("res_code_req")
     with ResourceManager() as manager:
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         # -- seed block: "Code-Based Requirements" -----------------------------------------
         from fsm_actors.functions import ResourceConfig
         # Define resource requirements

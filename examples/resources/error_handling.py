@@ -56,8 +56,7 @@ def main() -> dict[str, Any]:
             password=UNREACHABLE_PASSWORD, connect_timeout=1))
         seen["unreachable"] = acquire_database(manager, "state_e2")
         manager.unregister_provider("database")
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         resource = acquire_database(manager, "state_e3")
         seen["registered"] = resource.query("SELECT 1 AS ok") if resource else None
     seen["logged"] = list(logged)

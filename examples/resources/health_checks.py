@@ -26,7 +26,6 @@ from examples.resources._db import example_database  # noqa: E402
 def main(api_url: str | None = None) -> dict[str, Any]:
     """``health`` of the database and ``all_health`` of every resource."""
     from resource_actors.base import ResourceHealth
-    from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.http import HTTPResourceAdapter
     from resource_actors.manager import ResourceManager
 
@@ -34,8 +33,7 @@ def main(api_url: str | None = None) -> dict[str, Any]:
     with ExitStack() as stack:
         API_URL = api_url or stack.enter_context(http_server()).url
         manager = stack.enter_context(ResourceManager())
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         manager.register_provider("api", HTTPResourceAdapter("api", base_url=API_URL))
         # -- seed block: "Health Checks" ---------------------------------------------------
         # Check specific resource health

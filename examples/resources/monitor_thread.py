@@ -37,8 +37,7 @@ def main(wait: float = 30.0) -> dict[str, Any]:
 
     DB = example_database("res_monitor")
     with collect_logs(logger) as warnings, ResourceManager(local=True) as manager:
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         manager.register_provider("broken", DatabaseResourceAdapter(
             "broken", backend="postgresql", host="127.0.0.1", port=1, connect_timeout=1))
         # -- seed block: "3. Monitor Resource Health" --------------------------------------

@@ -23,14 +23,12 @@ from examples.resources._db import users_database  # noqa: E402
 def main() -> dict[str, Any]:
     """What ``db`` answered, the owners, whether ``state_123`` still holds it after, and
     what using ``db`` after the release gives."""
-    from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.errors import ResourceError
     from resource_actors.manager import ResourceManager
 
     DB = users_database("res_owners")
     with ResourceManager() as manager:
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         manager.acquire("database", "state_123")
         # -- seed block: "Owner Tracking" --------------------------------------------------
         # Check if owner has resource

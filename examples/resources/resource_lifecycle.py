@@ -78,14 +78,12 @@ def broken(data: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
 def main() -> dict[str, Any]:
     """The lookup's result, the failure's text, and the database's owners after each."""
     global manager
-    from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.manager import ResourceManager
 
     DB = users_database("res_lifecycle")
     seen: dict[str, Any] = {}
     with ResourceManager() as manager:
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         seen["result"] = StateExecution().execute(State("lookup", lookup), Context("e1", {"id": 2}))
         seen["owners_after_success"] = manager.get_resource_owners("database")
         try:

@@ -24,13 +24,11 @@ from examples.resources._db import example_database  # noqa: E402
 
 def main() -> dict[str, Any]:
     """``db_metrics`` of the database and ``all_metrics``."""
-    from resource_actors.database import DatabaseResourceAdapter
     from resource_actors.manager import ResourceManager
 
     DB = example_database("res_metrics")
     with ResourceManager() as manager:
-        manager.register_provider("database", DatabaseResourceAdapter(
-            "db", backend=DB.backend, **DB.params))
+        manager.register_provider("database", DB.adapter())
         with manager.resource_context("database", "state_1") as db:
             db.query("SELECT 1")
         # -- seed block: "Resource Metrics" ------------------------------------------------
