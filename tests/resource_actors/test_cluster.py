@@ -237,10 +237,8 @@ def test_binder_is_all_or_nothing(manager, uid, tmp_path):
     assert manager.get_resource_owners(names[0]) == set()
 
 
-def _lookup_fsm(name: str, db: str, local: bool):
-    """A SimpleFSM whose middle state queries the SQLite resource ``name``."""
-    from fsm_actors import SimpleFSM
-
+def _lookup_config(name: str, n: int) -> tuple[dict, dict]:
+    """``(config, functions)`` of an FSM whose middle state reads ``n`` from resource ``name``."""
     config = {"name": f"fsm-{name}",
               "states": [{"name": "start", "is_start": True},
                          {"name": "lookup", "resources": [name], "functions": {"transform": "lookup"}},
@@ -248,10 +246,18 @@ def _lookup_fsm(name: str, db: str, local: bool):
               "arcs": [{"from": "start", "to": "lookup"}, {"from": "lookup", "to": "end"}]}
 
     def lookup(data, context):
-        return {**data, "n": context.resources[name].query("SELECT 7 AS n")[0]["n"]}
+        return {**data, "n": context.resources[name].query(f"SELECT {n} AS n")[0]["n"]}
 
+    return config, {"lookup": lookup}
+
+
+def _lookup_fsm(name: str, db: str, local: bool):
+    """A SimpleFSM whose middle state queries the SQLite resource ``name``."""
+    from fsm_actors import SimpleFSM
+
+    config, functions = _lookup_config(name, 7)
     return SimpleFSM(config, resources={name: {"backend": "sqlite", "database": db}},
-                     custom_functions={"lookup": lookup}, local=local, actors=2)
+                     custom_functions=functions, local=local, actors=2)
 
 
 @pytest.mark.parametrize("local", [True, False])
@@ -357,20 +363,12 @@ def test_a_state_uses_a_resource_registered_with_the_cluster_manager(manager, ui
     from fsm_actors.errors import FSMConfigError
 
     name = f"shareddb{uid}"
-    config = {"name": f"fsm-shared-{uid}",
-              "states": [{"name": "start", "is_start": True},
-                         {"name": "lookup", "resources": [name], "functions": {"transform": "lookup"}},
-                         {"name": "end", "is_end": True}],
-              "arcs": [{"from": "start", "to": "lookup"}, {"from": "lookup", "to": "end"}]}
-
-    def lookup(data, context):
-        return {**data, "n": context.resources[name].query("SELECT 8 AS n")[0]["n"]}
-
+    config, functions = _lookup_config(name, 8)
     with pytest.raises(FSMConfigError, match="register them first"):
-        SimpleFSM(config, custom_functions={"lookup": lookup}, actors=1)
+        SimpleFSM(config, custom_functions=functions, actors=1)
     manager.register_provider(name, DatabaseResourceAdapter(name, "sqlite",
                                                             database=str(tmp_path / "s.db")))
-    fsm = SimpleFSM(config, custom_functions={"lookup": lookup}, actors=1)
+    fsm = SimpleFSM(config, custom_functions=functions, actors=1)
     try:
         result = fsm.process({"x": 1})
         assert result["success"], result
