@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks._peer import run_peer  # noqa: E402
-from fsm_actors import runtime  # noqa: E402
+from fsm_actors.platform import runtime  # noqa: E402
 from patterns.api_orchestration import (  # noqa: E402
     APIEndpoint,
     APIOrchestrationConfig,

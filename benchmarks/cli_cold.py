@@ -103,7 +103,7 @@ def main() -> None:
             address = f"127.0.0.1:{port}"
             attach = [sys.executable, "-c",
                       "import time, sys; t=time.perf_counter();"
-                      "from fsm_actors import runtime; runtime.ensure_ray(sys.argv[1]);"
+                      "from fsm_actors.platform import runtime; runtime.ensure_ray(sys.argv[1]);"
                       "print(time.perf_counter()-t)", address]
             deadline = time.time() + 60
             while True:

@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true")
     args = parser.parse_args()
     modes = args.modes.split(",")
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     runtime.ensure_ray(address="local", include_dashboard=False)
     sqlite_rates: dict[str, float] = {}

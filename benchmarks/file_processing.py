@@ -58,7 +58,7 @@ def run_ours(csv: str, out: str, vectorized: bool) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
     from patterns.file_processing import FileProcessingConfig, FileProcessor
     from patterns.file_processing import vectorized as batch_level
 
@@ -82,7 +82,7 @@ def run_ray_data(csv: str, out: str) -> int:
     import pyarrow as pa
     import ray
 
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)
 

@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true")
     args = parser.parse_args()
 
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     runtime.ensure_ray()
     actors = bench_ours(args.rows, local=False)

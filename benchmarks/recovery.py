@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     retry_overhead(args.calls)
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     runtime.ensure_ray(include_dashboard=False)
     shared_policy_overhead(args.calls)

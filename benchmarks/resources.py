@@ -32,7 +32,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_e
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fsm_actors import runtime  # noqa: E402
+from fsm_actors.platform import runtime  # noqa: E402
 from resource_actors import (  # noqa: E402
     DatabaseResourceAdapter,
     PoolConfig,

@@ -2,7 +2,7 @@
 
 The seed's ``dataknobs_fsm.api.simple`` surface lives here: ``SimpleFSM``, ``AsyncSimpleFSM``,
 ``create_fsm``, ``process_file``, ``batch_process``, ``validate_data``, ``DataHandlingMode``.
-Names are imported on first use, so ``import fsm_actors.runtime`` stays light.
+Names are imported on first use, so ``import fsm_actors.platform.runtime`` stays light.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ _EXPORTS = {
     "batch_process": "fsm_actors.simple",
     "validate_data": "fsm_actors.simple",
     "DataHandlingMode": "fsm_actors.engine",
-    "FSMError": "fsm_actors.errors",
-    "BatchProgress": "fsm_actors.progress",
-    "StreamProgress": "fsm_actors.jobs.progress",
+    "FSMError": "fsm_actors.platform.errors",
+    "BatchProgress": "fsm_actors.platform.progress",
+    "StreamProgress": "fsm_actors.platform.jobs.progress",
     # the seed's ``dataknobs_fsm.functions.base`` names
     "ResourceConfig": "fsm_actors.functions",
     "ResourceError": "fsm_actors.functions",
@@ -46,10 +46,10 @@ __all__ = [
 if TYPE_CHECKING:
     from fsm_actors.async_simple import AsyncSimpleFSM, create_async_fsm
     from fsm_actors.engine import DataHandlingMode
-    from fsm_actors.errors import FSMError
     from fsm_actors.functions import ResourceConfig, ResourceError
-    from fsm_actors.jobs.progress import StreamProgress
-    from fsm_actors.progress import BatchProgress
+    from fsm_actors.platform.errors import FSMError
+    from fsm_actors.platform.jobs.progress import StreamProgress
+    from fsm_actors.platform.progress import BatchProgress
     from fsm_actors.simple import (
         SimpleFSM,
         batch_process,

@@ -15,9 +15,10 @@ from typing import Any
 from fsm_actors.config import FSMConfig, load_config
 from fsm_actors.config.resources import needed_resources, resolve_resources
 from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
-from fsm_actors.engine.gc_pause import gc_paused
+from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.executors import ActorExecutor, Executor, LocalExecutor
-from fsm_actors.progress import BatchProgress
+from fsm_actors.platform import extensions
+from fsm_actors.platform.progress import BatchProgress
 
 ConfigSource = str | Path | dict[str, Any] | FSMConfig
 
@@ -44,7 +45,7 @@ class AsyncSimpleFSM:
     registered for the states that use them, and a used resource that is neither declared
     nor given fails here, naming it. ``local=True`` runs in this process without Ray;
     otherwise ``actors`` FSM actors (default: the cluster's CPU count) on the Ray cluster
-    found by ``address`` (see ``fsm_actors.runtime.ensure_ray``).
+    found by ``address`` (see ``fsm_actors.platform.runtime.ensure_ray``).
     """
 
     def __init__(
@@ -75,9 +76,8 @@ class AsyncSimpleFSM:
         # the config's own, then given, then (on the cluster) registered by name
         specs = resolve_resources(self._config, resources, None if local else _registered(address))
         if specs or needed_resources(self._config):
-            from resource_actors.binder import prepare_fsm_resources
-
-            self._resource_spec, binder = prepare_fsm_resources(specs, local=local)
+            hooks = extensions.lookup("fsm_resources")
+            self._resource_spec, binder = hooks.prepare_fsm_resources(specs, local=local)
             self._binder = binder
             self._resource_names = list(specs)
         self._executor: Executor
@@ -330,13 +330,7 @@ def _registered(address: str | None) -> Callable[[list[str]], set[str]]:
     """``names -> those registered with the cluster's ResourceManager`` (a state reaches them
     by name)."""
     def found(names: list[str]) -> set[str]:
-        from resource_actors.manager import ResourceManager
-
-        manager = ResourceManager(address=address)
-        try:
-            return set(manager.resource_names()) & set(names)
-        finally:
-            manager.close()
+        return extensions.lookup("fsm_resources").registered_names(address, names)
 
     return found
 

@@ -15,10 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from fsm_actors._sync import aiter_any
-from fsm_actors._wire import pack, unpack_results
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.errors import WorkerError
+from fsm_actors.engine.resources import ResourceSpec
+from fsm_actors.platform.errors import WorkerError
+from fsm_actors.platform.event_loop import aiter_any
+from fsm_actors.platform.pickling import pack, unpack_results
 from fsm_actors.worker import ChunkOutcome, FSMWorker, WorkerCounters
 
 #: Worker methods a chunk may be mapped onto.
@@ -122,7 +123,7 @@ class ActorExecutor:
         actors: int | None = None,
         address: str | None = None,
         max_in_flight: int = 2,
-        resource_spec: Mapping[str, Any] | None = None,
+        resource_spec: ResourceSpec | None = None,
         actor_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._config = config
@@ -136,7 +137,7 @@ class ActorExecutor:
         self._pool = None
         self._base_name: str | None = None
         self._calls = 0
-        from fsm_actors import runtime
+        from fsm_actors.platform import runtime
 
         # connect now, on the caller's thread: ray.init from the bridge thread cannot install
         # its signal handlers
@@ -146,9 +147,9 @@ class ActorExecutor:
     def _ensure_pool(self):
         if self._pool is not None:
             return self._pool
-        from fsm_actors import runtime
         from fsm_actors.actors.fsm_actor import FSMActor
-        from fsm_actors.pool import ActorPool, pool_actor_name
+        from fsm_actors.platform import runtime
+        from fsm_actors.platform.actor_pool import ActorPool, pool_actor_name
 
         runtime.ensure_ray(self._address)
         ship_user_modules_by_value(self._functions.values())
@@ -318,7 +319,7 @@ def _free_base_name(base: str) -> str:
     """``base`` if no actor uses ``base/0`` in the namespace yet, else ``base#2``, ``base#3``…"""
     import ray
 
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     candidate, n = base, 1
     while True:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fsm_actors._sync import run_sync
 from fsm_actors.async_simple import AsyncSimpleFSM, ConfigSource
 from fsm_actors.config import FSMConfig
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.jobs.progress import StreamProgress
-from fsm_actors.progress import BatchProgress
+from fsm_actors.platform.event_loop import run_sync
+from fsm_actors.platform.jobs.progress import StreamProgress
+from fsm_actors.platform.progress import BatchProgress
 
 
 class SimpleFSM:

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsm_actors.io import RowError
-from fsm_actors.io.errors import raw_text
-from fsm_actors.io.json_encode import json_default
-from fsm_actors.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
+from fsm_actors.engine.resources import ResourceSpec
+from fsm_actors.platform.io import RowError
+from fsm_actors.platform.io.errors import raw_text
+from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
 
 
 @dataclass
@@ -35,7 +36,7 @@ class FSMStage:
     config: Any
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     data_mode: Any = None
-    resource_spec: Mapping[str, Any] | None = None
+    resource_spec: ResourceSpec | None = None
     binder: Any = None
     wants_records = True
 
@@ -44,9 +45,7 @@ class FSMStage:
 
         resources = self.binder
         if resources is None and self.resource_spec is not None:
-            from resource_actors.binder import binder_from_spec
-
-            resources = binder_from_spec(self.resource_spec)
+            resources = self.resource_spec.bind()
         self._worker = FSMWorker(
             self.config, self.functions, resources=resources, owns_inputs=True
         )

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from fsm_actors.engine import BatchLeases, DataHandlingMode, Machine, compile_machine
-from fsm_actors.io import records_to_table
+from fsm_actors.platform.io import records_to_table
 
 
 @dataclass

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fsm_actors.platform.errors import FSMActorsError
+
 _CONTEXT = ("pattern", "run_id", "file", "line", "record", "error_file")
 
 
-class PatternError(Exception):
+class PatternError(FSMActorsError):
     """A pattern run could not start or had to stop.
 
     Context attributes (each ``None`` when not known): ``pattern`` (``file_processing``,

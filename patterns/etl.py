@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fsm_actors._sync import run_sync
+from fsm_actors.platform.event_loop import run_sync
 from patterns._etl.config import ETLConfig, ETLMode, coerce_config
 from patterns._etl.runner import plan_run
 from patterns.errors import ErrorThresholdExceeded, PatternError
@@ -100,8 +100,8 @@ class DatabaseETL:
         finished APPEND/UPSERT run is a no-op returning its result)."""
         import asyncio
 
-        from fsm_actors import runtime
-        from fsm_actors.jobs.driver import run_job
+        from fsm_actors.platform import runtime
+        from fsm_actors.platform.jobs.driver import run_job
         from resource_actors.manager import ResourceManager
 
         cfg = self.config
@@ -127,7 +127,7 @@ class DatabaseETL:
     def run_sync(self, checkpoint_id: str | None = None) -> dict[str, Any]:
         """``run`` from synchronous code."""
         if not self.local:
-            from fsm_actors import runtime
+            from fsm_actors.platform import runtime
 
             # connect on the caller's thread: Ray installs its signal handlers only there
             runtime.ensure_ray(self.address)

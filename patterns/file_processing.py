@@ -28,9 +28,9 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from fsm_actors._sync import run_sync
-from fsm_actors.jobs import JobError, resolve_inputs
-from fsm_actors.jobs import JobProgress as FileProgress
+from fsm_actors.platform.event_loop import run_sync
+from fsm_actors.platform.jobs import JobError, resolve_inputs
+from fsm_actors.platform.jobs import JobProgress as FileProgress
 from patterns._files.config import FileFormat, FileProcessingConfig, ProcessingMode
 from patterns._files.functions import Vectorized, vectorized
 from patterns._files.job import FileJob
@@ -101,7 +101,7 @@ class FileProcessor:
         self, checkpoint_id: str | None = None, on_progress: ProgressCallback | None = None
     ) -> dict[str, Any]:
         """Synchronous ``process``."""
-        from fsm_actors import runtime
+        from fsm_actors.platform import runtime
 
         # connect on the caller's thread: Ray installs its signal handlers only there
         runtime.ensure_ray(self.address)

@@ -48,7 +48,8 @@ from typing import Any
 
 import yaml
 
-from fsm_actors._sync import run_sync
+from fsm_actors.platform.event_loop import run_sync
+from fsm_actors.platform.extensions import register
 from patterns._pipeline import kinds
 from patterns._pipeline.values import substitute
 from patterns.errors import PatternError
@@ -235,3 +236,36 @@ def _job_section(spec: Any, path: Path) -> tuple[str, dict[str, Any]]:
         "under a 'file_processing:' key)",
         file=str(path),
     )
+
+
+class PipelineFiles:
+    """The hooks the command line looks up as ``"pipeline_files"`` (it sits below this
+    package and never imports it): the kinds, load, run, static problems and schemas."""
+
+    kinds = KINDS
+    load = staticmethod(load_pipeline_file)
+    run = staticmethod(run_pipeline_file)
+
+    @staticmethod
+    def problems(job: Any) -> list[tuple[list[Any], str]]:
+        """What ``job`` would fail on at run time that can be seen now, as
+        ``(key path, message)`` pairs (the input files are checked by the caller)."""
+        from patterns._files.aggregate import parse_aggregations
+
+        found: list[tuple[list[Any], str]] = []
+        for name, spec in (getattr(job, "aggregations", None) or {}).items():
+            try:
+                parse_aggregations({name: spec})
+            except ValueError as exc:
+                found.append((["aggregations", name], str(exc)))
+        return found
+
+    @staticmethod
+    def schema(kind: str | None = None) -> dict[str, Any]:
+        """The JSON schema of every pipeline file (``kind=None``) or of one kind's."""
+        from patterns._pipeline.schema import kind_schema, pipeline_schema
+
+        return pipeline_schema() if kind is None else kind_schema(kind)
+
+
+register("pipeline_files", PipelineFiles)

@@ -28,7 +28,7 @@ _WHERE = {
     "HTTPServiceResource": "http", "RetryPolicy": "http",
     "ResourceManager": "manager",
     "PoolConfig": "pool", "PoolMetrics": "pool", "ResourcePool": "pool",
-    "ResourceConfig": "requirements",
+    "ResourceConfig": "fsm_actors.functions",
     "SimpleResourceProvider": "simple", "UnavailableResourceProvider": "simple",
     "DatabaseConnection": "sql",
 }
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'resource_actors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"resource_actors.{module}"), name)
+    value = getattr(importlib.import_module(module if "." in module else f"resource_actors.{module}"), name)
     globals()[name] = value
     return value
 

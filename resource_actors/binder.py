@@ -20,10 +20,13 @@ fresh lease would (a database connection's open or failed transaction is rolled 
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from fsm_actors.platform.extensions import register
 from resource_actors.errors import ResourceError
 from resource_actors.manager import ResourceManager
 from resource_actors.simple import UnavailableResourceProvider
@@ -133,10 +136,29 @@ def prepare_fsm_resources(resources: Mapping[str, Any], local: bool = False
     manager = ResourceManager(local=local)
     registered = register_fsm_resources(manager, resources, scope)
     aliases = dict(zip(resources, registered, strict=True))
-    spec = None if local else {"names": registered, "scope": aliases}
+    spec = None if local else BinderSpec(aliases)
     return spec, ManagerResourceBinder(manager, aliases)
 
 
-def binder_from_spec(spec: Mapping[str, Any]) -> ManagerResourceBinder:
-    """A binder, in this process, over the cluster's resources that ``spec`` names."""
-    return ManagerResourceBinder(ResourceManager(), spec.get("scope"))
+@dataclass(frozen=True)
+class BinderSpec:
+    """What a worker anywhere in the cluster needs to reach an FSM's registered resources
+    (``state name -> registered name``). Pickled into the worker; ``bind()`` there."""
+
+    aliases: dict[str, str]
+
+    def bind(self) -> ManagerResourceBinder:
+        """A binder, in this process, over the cluster's resources this spec names."""
+        return ManagerResourceBinder(ResourceManager(), self.aliases)
+
+
+def registered_names(address: str | None, names: list[str]) -> set[str]:
+    """Those of ``names`` registered with the cluster's ``ResourceManager``."""
+    manager = ResourceManager(address=address)
+    try:
+        return set(manager.resource_names()) & set(names)
+    finally:
+        manager.close()
+
+
+register("fsm_resources", sys.modules[__name__])

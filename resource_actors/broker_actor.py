@@ -25,7 +25,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from fsm_actors import runtime
+from fsm_actors.platform import runtime
 from resource_actors.actors import PROVIDER_PREFIX
 
 log = logging.getLogger(__name__)

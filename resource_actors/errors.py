@@ -1,38 +1,11 @@
-"""The base exception of the resource layer."""
+"""The resource layer's errors: ``ResourceError`` (defined with the project's error root, so
+user functions can import it from ``fsm_actors``) and its subclasses."""
 
 from __future__ import annotations
 
+from fsm_actors.platform.errors import ResourceError
 
-class ResourceError(Exception):
-    """A resource could not be registered, acquired, used or released.
-
-    ``resource_name``, ``owner_id`` and ``operation`` say which resource, for whom, doing
-    what. The message says what was wrong and what to do; it never contains credentials.
-    Accepts the seed's ``ResourceError(message, resource_name, operation)`` positional form.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        resource_name: str | None = None,
-        operation: str | None = None,
-        *,
-        owner_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.resource_name = resource_name
-        self.operation = operation
-        self.owner_id = owner_id
-
-    def __reduce__(self):  # keep the context attributes when Ray ships the error
-        return (
-            _rebuild,
-            (self.__class__, str(self), self.resource_name, self.operation, self.owner_id),
-        )
-
-
-def _rebuild(cls, message, resource_name, operation, owner_id):
-    return cls(message, resource_name, operation, owner_id=owner_id)
+__all__ = ["NotAProviderError", "RegistrationConflict", "ResourceError"]
 
 
 class RegistrationConflict(ResourceError, ValueError):

@@ -21,13 +21,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from fsm_actors.functions import ResourceConfig
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
 from resource_actors.broker import new_registration_id
 from resource_actors.errors import NotAProviderError, RegistrationConflict, ResourceError
 from resource_actors.factory import create_provider_from_dict
 from resource_actors.local import LocalBroker, fingerprint_of
 from resource_actors.pool import PoolConfig
-from resource_actors.requirements import ResourceConfig
 from resource_actors.simple import SimpleResourceProvider
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ResourceManager:
     """Registry, leases, pooling, health and metrics of resources (see the module docstring).
 
     ``ResourceManager(local=False, address=None)``: ``address`` is passed to
-    ``fsm_actors.runtime.ensure_ray`` when Ray is not connected yet. Thread-safe.
+    ``fsm_actors.platform.runtime.ensure_ray`` when Ray is not connected yet. Thread-safe.
     """
 
     def __init__(self, local: bool = False, *, address: str | None = None) -> None:

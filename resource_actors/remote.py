@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from fsm_actors import runtime
+from fsm_actors.platform import runtime
 from resource_actors.actors import OwnerAnchor, ProviderActor, provider_actor_name
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
 from resource_actors.broker_actor import forget_broker, get_broker

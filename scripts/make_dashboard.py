@@ -1,5 +1,5 @@
 """Write dashboards/fsm-actors.json: a Grafana dashboard with one panel per metric of
-fsm_actors.metrics.CATALOG (run again after adding a metric; a test checks they match)."""
+fsm_actors.platform.metrics.CATALOG (run again after adding a metric; a test checks they match)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fsm_actors.metrics import CATALOG, PREFIX  # noqa: E402
+from fsm_actors.platform.metrics import CATALOG, PREFIX  # noqa: E402
 
 BY = "pipeline, run, role"
 

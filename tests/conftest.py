@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def ray_session():
     """Start one local Ray (2 CPUs) for the whole session and stop it at the end."""
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     info = runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)

@@ -9,9 +9,10 @@ from typing import Any
 import ray
 from ray.util.metrics import Counter, Histogram
 
-from fsm_actors._wire import pack_results, unpack
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.engine.gc_pause import gc_paused
+from fsm_actors.platform.gc_pause import gc_paused
+from fsm_actors.engine.resources import ResourceSpec
+from fsm_actors.platform.pickling import pack_results, unpack
 from fsm_actors.worker import ChunkOutcome, FSMWorker, batch_summary
 
 
@@ -24,14 +25,12 @@ class FSMActor:
         config: Any,
         custom_functions: Mapping[str, Callable[..., Any]] | None = None,
         label: str = "",
-        resource_spec: Mapping[str, Any] | None = None,
+        resource_spec: ResourceSpec | None = None,
         index: int = 0,
     ) -> None:
         resources = None
         if resource_spec is not None:
-            from resource_actors.binder import binder_from_spec
-
-            resources = binder_from_spec(resource_spec)
+            resources = resource_spec.bind()
         self._worker = FSMWorker(
             config, custom_functions, resources=resources, label=label, owns_inputs=True
         )

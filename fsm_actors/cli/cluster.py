@@ -23,8 +23,8 @@ from pathlib import Path
 
 import click
 
-from fsm_actors import runtime
 from fsm_actors.cli.documents import UserError
+from fsm_actors.platform import runtime
 
 RAY = str(Path(sys.executable).with_name("ray"))
 

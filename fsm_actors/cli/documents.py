@@ -126,10 +126,10 @@ FSM_KEYS = ("states", "networks", "main_network")
 
 
 def pipeline_kinds() -> tuple[str, ...]:
-    """Job kinds the pipeline-file loader runs (``patterns.pipeline.KINDS`` when it says)."""
-    from patterns import pipeline
+    """Job kinds the pipeline-file loader runs (registered as ``"pipeline_files"``)."""
+    from fsm_actors.platform.extensions import lookup
 
-    return tuple(getattr(pipeline, "KINDS", ("file_processing",)))
+    return tuple(lookup("pipeline_files").kinds)
 
 
 def document_kind(path: Path, spec: dict[str, Any]) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from fsm_actors import runtime
 from fsm_actors.cli.documents import UserError
+from fsm_actors.platform import runtime
 
 ADDRESS_HELP = ("Dashboard address of the cluster (http://HEAD:8265). Default: "
                 "RAY_API_SERVER_ADDRESS, the head of `fsm-actors up`, else http://127.0.0.1:8265.")

@@ -33,12 +33,17 @@ INPUT_FORMATS = "CSV, TSV, JSON, JSON Lines, XML, Parquet, text (.txt/.log); .gz
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Error bases of the project's packages: each is a user-facing message."""
-    from fsm_actors.errors import FSMError
-    from patterns.errors import PatternError
-    from resource_actors.errors import ResourceError
+    """The project's error root: every error under it is a user-facing message."""
+    from fsm_actors.platform.errors import FSMActorsError
 
-    return (FSMError, PatternError, ResourceError)
+    return (FSMActorsError,)
+
+
+def pipeline_files() -> Any:
+    """The pipeline-file hooks (``patterns.pipeline.PipelineFiles``, registered by name)."""
+    from fsm_actors.platform.extensions import lookup
+
+    return lookup("pipeline_files")
 
 
 def load_functions(modules: tuple[str, ...]) -> dict[str, Any]:
@@ -66,7 +71,7 @@ def _message(path: Path, exc: BaseException) -> str:
 
 
 def _connect(display: RunDisplay, address: str | None) -> Any:
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     display.phase(f"connecting to {runtime.connect_target(address)}")
     # Ray's notice that it turned token auth on is not news to a person watching a run
@@ -95,7 +100,7 @@ def _interrupted(display: RunDisplay, resume: str) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        from fsm_actors import runtime
+        from fsm_actors.platform import runtime
 
         runtime.shutdown()
     finally:
@@ -221,9 +226,8 @@ def _inputs(job: Any) -> list[str]:
 
 def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
                   checkpoint_id: str | None) -> dict[str, Any]:
-    from patterns.pipeline import load_pipeline_file, run_pipeline_file
-
-    job = load_pipeline_file(config)
+    files = pipeline_files()
+    job = files.load(config)
     problems = static_problems(config, job)
     if problems:
         raise UserError("\n".join(problems))
@@ -234,7 +238,7 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
                   if kind == "steps" else
                   f"starting the job's workers ({kind}/<run id>/worker/<i>)")
     try:
-        return run_pipeline_file(config, on_progress=display.on_progress, address=address,
+        return files.run(config, on_progress=display.on_progress, address=address,
                                  checkpoint_id=checkpoint_id)
     except KeyboardInterrupt:
         _interrupted(display, _resume_hint(checkpoint_id))
@@ -246,15 +250,7 @@ def static_problems(config: Path, job: Any) -> list[str]:
     problems = []
     if _reads_files(job) and "${steps." not in str(job.input_path) and not _inputs(job):
         problems.append(at(config, "input_path", f"no input files match {job.input_path!r}"))
-    aggregations = getattr(job, "aggregations", None)
-    if aggregations:
-        from patterns._files.aggregate import parse_aggregations
-
-        for name, spec in aggregations.items():
-            try:
-                parse_aggregations({name: spec})
-            except ValueError as exc:
-                problems.append(at(config, ["aggregations", name], str(exc)))
+    problems += [at(config, key, what) for key, what in pipeline_files().problems(job)]
     return problems
 
 
@@ -285,10 +281,8 @@ def validate(config: Path, function_modules: tuple[str, ...]) -> None:
     spec = read_document(config)
     kind = document_kind(config, spec)
     if kind != "fsm_config":
-        from patterns.pipeline import load_pipeline_file
-
         try:
-            job = load_pipeline_file(config)
+            job = pipeline_files().load(config)
         except user_errors() as exc:
             raise UserError("\n".join(_pipeline_errors(config, exc))) from None
         problems = static_problems(config, job)
@@ -322,8 +316,6 @@ def schema(kind: str) -> None:
 
         click.echo(json.dumps(config_json_schema(), indent=2))
         return
-    from patterns._pipeline.schema import kind_schema, pipeline_schema
-
-    out = pipeline_schema() if kind == "pipeline" else kind_schema(
-        "fsm" if kind == "fsm-job" else kind)
+    out = pipeline_files().schema(
+        None if kind == "pipeline" else "fsm" if kind == "fsm-job" else kind)
     click.echo(json.dumps(out, indent=2))

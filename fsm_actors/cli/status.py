@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from fsm_actors import runtime
 from fsm_actors.cli.documents import UserError
+from fsm_actors.platform import runtime
 
 #: Counters a rate is computed for (records per second between two readings).
 RATE_KEYS = ("records", "records_read", "records_processed", "records_done")

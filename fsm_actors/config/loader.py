@@ -12,7 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from fsm_actors.config.checks import join_path
 from fsm_actors.config.models import FSMConfig
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -21,6 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from fsm_actors.config.checks import check_semantics, check_unknown_keys, join_path
+from fsm_actors.platform.errors import FSMConfigError
+
 
 class DataHandlingMode(StrEnum):
     """What the engine does with the dict a caller passes in.
@@ -250,15 +253,11 @@ class FSMConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _check_keys(cls, raw: Any, info: ValidationInfo) -> Any:
-        from fsm_actors.config.checks import check_unknown_keys
-
         check_unknown_keys(cls, raw, _source_of(info))
         return raw
 
     @model_validator(mode="after")
     def _normalize(self, info: ValidationInfo) -> FSMConfig:
-        from fsm_actors.config.checks import check_semantics, to_canonical
-
         self._source = _source_of(info)
         to_canonical(self)
         check_semantics(self)
@@ -289,3 +288,53 @@ class FSMConfig(_Model):
 def _source_of(info: ValidationInfo) -> str | None:
     context = info.context or {}
     return context.get("source")
+
+
+def to_canonical(config: FSMConfig) -> None:
+    """Rewrite the simple form into one network ``main`` and record every key path."""
+    source = config.source
+    if config.states is None:
+        if config.arcs is not None:
+            raise FSMConfigError(
+                "'arcs' given without 'states'; list the states too", key_path="arcs", source=source
+            )
+        for index, network in enumerate(config.networks):
+            _set_paths(network, f"networks[{index}]")
+        return
+    if config.networks:
+        raise FSMConfigError(
+            "give either top-level 'states'/'arcs' (simple form) or 'networks' "
+            "(canonical form), not both",
+            key_path="networks",
+            source=source,
+        )
+    network = NetworkConfig.model_construct(name="main", states=config.states, resources=[])
+    _set_paths(network, "")
+    by_name = {state.name: state for state in network.states}
+    for index, arc in enumerate(config.arcs or []):
+        key_path = f"arcs[{index}]"
+        state = by_name.get(arc.from_)
+        if state is None:
+            raise FSMConfigError(
+                f"arc source '{arc.from_}' is not a state; known states: {', '.join(by_name)}",
+                key_path=f"{key_path}.from",
+                source=source,
+            )
+        canonical = ArcConfig.model_construct(
+            target=arc.to, **{name: getattr(arc, name) for name in ArcFields.model_fields}
+        )
+        canonical._key_path = key_path
+        canonical._target_key = "to"
+        state.arcs.append(canonical)
+    config.networks = [network]
+    config.main_network = config.main_network or "main"
+    config.states = None
+    config.arcs = None
+
+
+def _set_paths(network: NetworkConfig, path: str) -> None:
+    network._key_path = path
+    for index, state in enumerate(network.states):
+        state._key_path = join_path(join_path(path, "states") if path else "states", index)
+        for arc_index, arc in enumerate(state.arcs):
+            arc._key_path = f"{state._key_path}.arcs[{arc_index}]"

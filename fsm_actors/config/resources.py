@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fsm_actors.config.models import FSMConfig
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

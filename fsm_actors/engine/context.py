@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from fsm_actors.errors import TransformError
+from fsm_actors.platform.errors import TransformError
 
 
 class FunctionType(Enum):

@@ -15,7 +15,7 @@ Whether a callable is called as ``f(data, context)`` or ``f(data)`` is decided h
 per call: the context is passed when it has two required positional parameters, ``*args``,
 or a second parameter named ``context``/``ctx``. Keyword ``params`` of a mapping reference
 are bound with ``functools.partial``. Coroutine functions run to completion on the sync
-bridge's loop (``fsm_actors._sync``), the same loop for every call in the process.
+bridge's loop (``fsm_actors.platform.event_loop``), the same loop for every call in the process.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fsm_actors._sync import run_sync
 from fsm_actors.config.models import FunctionRef, FunctionSpec
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
+from fsm_actors.platform.event_loop import run_sync
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
 """``pkg.mod:fn`` or ``pkg.mod.fn``; a bare name is not a path (it is a keyword or code)."""

@@ -6,6 +6,14 @@ from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
+class ResourceSpec(Protocol):
+    """What a worker receives to reach an FSM's resources: ``bind()`` gives its binder there
+    (``resource_actors.binder.BinderSpec``)."""
+
+    def bind(self) -> ResourceBinder: ...
+
+
+@runtime_checkable
 class ResourceBinder(Protocol):
     """Leases resources by name to an owner id.
 

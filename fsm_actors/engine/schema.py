@@ -27,7 +27,7 @@ import fastjsonschema
 from jsonschema import Draft7Validator, SchemaError
 from jsonschema.exceptions import ValidationError as _SchemaViolation
 
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
 
 _KEYWORDS = frozenset(Draft7Validator.VALIDATORS) | {
     "then", "else", "definitions", "$defs", "title", "description", "default", "examples",

@@ -22,10 +22,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fsm_actors.io import FormatError, normalize_compression, normalize_format, split_extensions
-from fsm_actors.jobs.commit import commit as join_parts
-from fsm_actors.jobs.model import DoneSet, JobKind, PartitionTotal, Task, TaskResult
-from fsm_actors.jobs.parts import Staging
+from fsm_actors.platform.io import (
+    FormatError,
+    normalize_compression,
+    normalize_format,
+    split_extensions,
+)
+from fsm_actors.platform.jobs.commit import commit as join_parts
+from fsm_actors.platform.jobs.model import DoneSet, JobKind, PartitionTotal, Task, TaskResult
+from fsm_actors.platform.jobs.parts import Staging
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.errors import PATTERN, APIConfigError
 from patterns._api.fanout_step import PARTITION, VALUES_EXT, FanoutStepSpec, SinkSpec
@@ -180,13 +185,13 @@ def _batch_size(size: int | None) -> int:
 
 async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
     """Run a FANOUT config as a job; the orchestrator's result dict (see the package doc)."""
-    from fsm_actors.jobs import run_job
+    from fsm_actors.platform.jobs import run_job
 
     config: APIOrchestrationConfig = orchestrator.config
     job = FanoutJob(orchestrator, data)
     started = time.perf_counter()
     if orchestrator.limits.scope == "cluster":
-        from fsm_actors import runtime
+        from fsm_actors.platform import runtime
 
         runtime.ensure_ray(orchestrator.address)
         orchestrator.limits.policies()  # the driver owns the shared policy actors

@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from fsm_actors.io import RowError, records_to_table
-from fsm_actors.jobs.model import StepContext, Task, TaskResult
-from fsm_actors.jobs.parts import OutputSpec, Staging, atomic_write, part_stem
+from fsm_actors.platform.io import RowError, records_to_table
+from fsm_actors.platform.jobs.model import StepContext, Task, TaskResult
+from fsm_actors.platform.jobs.parts import OutputSpec, Staging, atomic_write, part_stem
 from patterns._api.call import EndpointCall
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.metrics import Totals

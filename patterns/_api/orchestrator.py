@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from fsm_actors._sync import run_sync
+from fsm_actors.platform.event_loop import run_sync
 from patterns._api.call import CallOutcome, EndpointCall
 from patterns._api.config import APIOrchestrationConfig, OrchestrationMode
 from patterns._api.errors import APICallError
@@ -80,7 +80,7 @@ class APIOrchestrator:
     async def _in_process(self, data: Any) -> dict[str, Any]:
         config = self.config
         if self.limits.scope == "cluster":
-            from fsm_actors import runtime
+            from fsm_actors.platform import runtime
 
             runtime.ensure_ray(self.address)
         policies = self.limits.policies()

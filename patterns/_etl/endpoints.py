@@ -3,7 +3,7 @@
 A database endpoint is ``{"type": "database", "provider": ..., "connection": URL, "table":
 ..., "query": ...}`` (the seed's form), the peer's ``{"type": "postgres", ...}`` form, or a
 bare connection URL (provider from its scheme). A file endpoint is ``{"type": "file",
-"path": ...}`` (any format of ``fsm_actors.io``). Credentials stay inside ``url`` and never
+"path": ...}`` (any format of ``fsm_actors.platform.io``). Credentials stay inside ``url`` and never
 reach a repr, a log line, an error or a result: use ``safe_url``.
 """
 
@@ -67,7 +67,7 @@ class DatabaseEndpoint:
 
 @dataclass(frozen=True)
 class FileEndpoint:
-    """A file (or glob / directory) read or written through ``fsm_actors.io``."""
+    """A file (or glob / directory) read or written through ``fsm_actors.platform.io``."""
 
     path: str
     format: str | None = None

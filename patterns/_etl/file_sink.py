@@ -11,8 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from fsm_actors.io import atomic_write, records_to_table
-from fsm_actors.jobs.parts import OutputSpec, Staging, part_stem
+from fsm_actors.platform.io import atomic_write, records_to_table
+from fsm_actors.platform.jobs.parts import OutputSpec, Staging, part_stem
 from patterns._etl.records import Reject, reject_line
 
 

@@ -20,10 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fsm_actors.io import atomic_write
-from fsm_actors.io.detect import normalize_format, split_extensions
-from fsm_actors.jobs.commit import commit
-from fsm_actors.jobs.parts import OutputSpec, Staging
+from fsm_actors.platform.io import atomic_write
+from fsm_actors.platform.io.detect import normalize_format, split_extensions
+from fsm_actors.platform.jobs.commit import commit
+from fsm_actors.platform.jobs.parts import OutputSpec, Staging
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import FileEndpoint
 from patterns._etl.kind import PartitionedETL, etl_counts

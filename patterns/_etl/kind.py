@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fsm_actors.jobs.model import DoneSet, JobKind, Task
+from fsm_actors.platform.jobs.model import DoneSet, JobKind, Task
 from patterns._etl import dialect as sql
 from patterns._etl.catalog import sqlite_ddl, table_exists
 from patterns._etl.config import ETLMode

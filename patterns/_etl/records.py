@@ -17,8 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from fsm_actors.io import records_to_table
-from fsm_actors.io.json_encode import json_default
+from fsm_actors.platform.io import records_to_table
+from fsm_actors.platform.io.json_encode import json_default
 
 _RAW_LIMIT = 4096
 

@@ -23,8 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsm_actors.jobs.model import StepContext, Task, TaskResult
-from fsm_actors.jobs.parts import OutputSpec
+from fsm_actors.platform.jobs.model import StepContext, Task, TaskResult
+from fsm_actors.platform.jobs.parts import OutputSpec
 from patterns._etl import dialect as sql
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
 from patterns._etl.file_sink import FileSink
@@ -233,7 +233,7 @@ class ETLStep:
                 return
 
     def _file_pages(self, path: str, cursor: dict[str, Any]) -> Iterator[Page]:
-        from fsm_actors.io import ReadOptions, iter_chunks
+        from fsm_actors.platform.io import ReadOptions, iter_chunks
 
         src = self.spec.source
         assert isinstance(src, FileEndpoint)

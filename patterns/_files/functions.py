@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsm_actors.io import RowError, records_to_table
-from fsm_actors.io.json_encode import json_default
+from fsm_actors.platform.io import RowError, records_to_table
+from fsm_actors.platform.io.json_encode import json_default
 
 _RAW_LIMIT = 4096
 
@@ -212,7 +212,7 @@ def _run_record_steps(records, numbers, steps, file, errors) -> tuple[list[dict]
 
 def _bridged(fn: Callable[..., Any]) -> Callable[..., Any]:
     """An ``async def`` step run to completion through the project's one sync bridge."""
-    from fsm_actors._sync import run_sync
+    from fsm_actors.platform.event_loop import run_sync
 
     def call(record: Any) -> Any:
         return run_sync(fn(record))

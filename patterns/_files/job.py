@@ -15,7 +15,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from fsm_actors.jobs import FileJobKind, FileJobSpec, JobError, JobProgress, StageOutput, run_job
+from fsm_actors.platform.jobs import (
+    FileJobKind,
+    FileJobSpec,
+    JobError,
+    JobProgress,
+    StageOutput,
+    run_job,
+)
 from patterns._files.aggregate import AggSpec, merge, parse_aggregations, partial
 from patterns._files.config import FileProcessingConfig, ProcessingMode
 from patterns._files.functions import BatchPipeline

@@ -168,7 +168,7 @@ async def _run_fsm(job: dict[str, Any], on_progress: Progress, address: str | No
 
 
 async def _run_api(job: dict[str, Any], config: Any, address: str | None) -> dict[str, Any]:
-    from fsm_actors.io import atomic_write
+    from fsm_actors.platform.io import atomic_write
     from patterns.api_orchestration import APIOrchestrator
 
     results = await APIOrchestrator(config, address=address).orchestrate(job.get("input"))

@@ -103,7 +103,7 @@ def function(item: Any, where: str) -> Any:
         raise PatternError(f"{where}: expected a lambda string or a dotted path, got {item!r}")
     # the project's one resolver (fsm_actors.engine.functions): lambdas, dotted paths, code
     from fsm_actors.engine.functions import resolve_function
-    from fsm_actors.errors import FSMConfigError
+    from fsm_actors.platform.errors import FSMConfigError
 
     try:
         return resolve_function(item.strip(), scope=dict(SCOPE), where=where)

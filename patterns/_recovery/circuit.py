@@ -135,7 +135,7 @@ class CircuitBreaker:
     def call_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``call`` for a sync callable from sync code (process scope)."""
         if self.scope != "process":
-            from fsm_actors._sync import run_sync
+            from fsm_actors.platform.event_loop import run_sync
 
             return run_sync(self.call(fn, *args, **kwargs))
         permit = self._impl.acquire_now()

@@ -31,8 +31,8 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from fsm_actors import runtime
-from fsm_actors._sync import run_sync
+from fsm_actors.platform import runtime
+from fsm_actors.platform.event_loop import run_sync
 from patterns._recovery.breaker import (
     CLOSED_PERMIT,
     IGNORED,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fsm_actors._sync import run_sync
+from fsm_actors.platform.event_loop import run_sync
 from patterns._recovery.bulkhead import Bulkhead
 from patterns._recovery.cache import MISS, TTLCache, call_key
 from patterns._recovery.circuit import CircuitBreaker

@@ -16,7 +16,7 @@ from fsm_actors.config import (
     config_json_schema,
     load_config,
 )
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
 
 SIMPLE = {
     "name": "mini",

@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 
 from fsm_actors.engine import ExecutionResult, Machine, compile_machine
-from fsm_actors.errors import FSMConfigError, FSMError
+from fsm_actors.platform.errors import FSMConfigError, FSMError
 
 REFERENCE = {
     "name": "mini",

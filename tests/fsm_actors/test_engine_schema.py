@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fsm_actors.engine.schema import compile_schema
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
 
 
 def errors(schema, data):

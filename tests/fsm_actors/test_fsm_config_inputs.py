@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from fsm_actors import SimpleFSM, validate_data
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform.errors import FSMConfigError
 
 
 def process_with_db(data):

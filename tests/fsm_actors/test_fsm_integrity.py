@@ -12,8 +12,9 @@ import time
 import pytest
 import ray
 
-from fsm_actors import AsyncSimpleFSM, SimpleFSM, runtime
-from fsm_actors.errors import FSMError, PoolError, WorkerError
+from fsm_actors import AsyncSimpleFSM, SimpleFSM
+from fsm_actors.platform import runtime
+from fsm_actors.platform.errors import FSMError, PoolError, WorkerError
 
 pytestmark = pytest.mark.ray
 

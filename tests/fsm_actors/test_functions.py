@@ -6,12 +6,13 @@ import pickle
 
 import pytest
 
+import fsm_actors.functions
 import resource_actors.errors
-import resource_actors.requirements
-from fsm_actors import errors, functions
+from fsm_actors import functions
 from fsm_actors.config import FunctionSpec
 from fsm_actors.engine.functions import FunctionCompiler
-from fsm_actors.errors import FSMConfigError
+from fsm_actors.platform import errors
+from fsm_actors.platform.errors import FSMConfigError
 
 
 def add_one(data):
@@ -56,7 +57,7 @@ def config_error(ref, custom=None, **kwargs) -> FSMConfigError:
 
 def test_reexports_the_shared_resource_names():
     assert functions.ResourceError is resource_actors.errors.ResourceError
-    assert functions.ResourceConfig is resource_actors.requirements.ResourceConfig
+    assert functions.ResourceConfig is fsm_actors.functions.ResourceConfig
     assert functions.FunctionError is functions.StateTransitionError
     assert functions.FSMError is errors.FSMError
 

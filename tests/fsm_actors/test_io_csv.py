@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fsm_actors.io import FormatError, ReadOptions, RowError, iter_chunks, require_numeric
+from fsm_actors.platform.io import FormatError, ReadOptions, RowError, iter_chunks, require_numeric
 
 
 def read(path, chunk_size=65536, **options):

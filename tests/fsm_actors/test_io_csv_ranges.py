@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from fsm_actors.io import FormatError, ReadOptions, iter_chunks
-from fsm_actors.io.csv_ranges import (
+from fsm_actors.platform.io import FormatError, ReadOptions, iter_chunks
+from fsm_actors.platform.io.csv_ranges import (
     csv_file_types,
     merge_scans,
     plan_byte_ranges,

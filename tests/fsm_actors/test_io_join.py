@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fsm_actors.io import (
+from fsm_actors.platform.io import (
     ArrowWriter,
     FormatError,
     RecordWriter,

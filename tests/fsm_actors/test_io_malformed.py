@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from fsm_actors.io import MalformedRecordError, RowError, read_record_batches
+from fsm_actors.platform.io import MalformedRecordError, RowError, read_record_batches
 
 
 def read(path, **kw) -> tuple[list[dict], list[RowError]]:

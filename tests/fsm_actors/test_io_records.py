@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import zstandard
 
-from fsm_actors.io import RowError, read_record_batches, records_to_table
+from fsm_actors.platform.io import RowError, read_record_batches, records_to_table
 
 
 def read(path, **kw):

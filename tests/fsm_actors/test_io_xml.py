@@ -3,7 +3,7 @@ written XML reads back as the records it was written from."""
 
 from __future__ import annotations
 
-from fsm_actors.io import RecordWriter, RowError, read_record_batches
+from fsm_actors.platform.io import RecordWriter, RowError, read_record_batches
 
 
 def read(path, **kw):

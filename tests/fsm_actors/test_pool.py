@@ -8,8 +8,8 @@ import time
 import pytest
 import ray
 
-from fsm_actors import runtime
-from fsm_actors.pool import ActorPool, PoolError, pool_actor_name
+from fsm_actors.platform import runtime
+from fsm_actors.platform.actor_pool import ActorPool, PoolError, pool_actor_name
 
 pytestmark = pytest.mark.ray
 

@@ -8,7 +8,8 @@ import pytest
 from tests.ops.ray_heads import run_driver, start_head
 
 ATTACH = """
-from fsm_actors import SimpleFSM, runtime
+from fsm_actors import SimpleFSM
+from fsm_actors.platform import runtime
 from tests.fsm_actors.fsm_configs import ROUTER, double
 
 info = runtime.ensure_ray({address!r})
@@ -54,7 +55,7 @@ def test_attaches_through_ray_client_with_rays_defaults(heads, auth):
 
 
 def test_the_auth_mode_is_read_from_the_cluster(heads):
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     assert runtime.cluster_auth_mode(heads["token"].address) == "token"
     assert runtime.cluster_auth_mode(heads["disabled"].address) == "disabled"

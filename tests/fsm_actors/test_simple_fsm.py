@@ -8,7 +8,8 @@ import json
 import pytest
 import ray
 
-from fsm_actors import AsyncSimpleFSM, SimpleFSM, batch_process, process_file, runtime
+from fsm_actors import AsyncSimpleFSM, SimpleFSM, batch_process, process_file
+from fsm_actors.platform import runtime
 from tests.fsm_actors.fsm_configs import ROUTER, double, fragile, slow_double
 
 pytestmark = pytest.mark.ray

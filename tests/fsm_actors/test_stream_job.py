@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fsm_actors import SimpleFSM
-from fsm_actors.jobs import JobError
+from fsm_actors.platform.jobs import JobError
 
 # Routes on the presence of a key: a record without "a" must not gain one on the way.
 HAS_A = {
@@ -141,7 +141,7 @@ CRASHING_RUN = textwrap.dedent(
     """
     import sys, time
     from fsm_actors import SimpleFSM
-    from fsm_actors.jobs import driver
+    from fsm_actors.platform.jobs import driver
     driver.SAVE_EVERY = 0.0
     cfg = {"name": "count", "states": [
         {"name": "s", "is_start": True, "transforms": ["tick"]},

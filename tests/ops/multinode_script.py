@@ -16,7 +16,8 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from fsm_actors import SimpleFSM, runtime
+from fsm_actors import SimpleFSM
+from fsm_actors.platform import runtime
 
 FSM = {
     "name": "multinode",

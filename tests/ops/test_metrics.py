@@ -1,4 +1,4 @@
-"""fsm_actors.metrics: no-op (and no Ray import) off Ray; exported with their tags on Ray."""
+"""fsm_actors.platform.metrics: no-op (and no Ray import) off Ray; exported with their tags on Ray."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import uuid
 import pytest
 import ray
 
-from fsm_actors import metrics
+from fsm_actors.platform import metrics
 
 
 def test_off_ray_the_helpers_do_nothing_and_import_no_ray():
-    code = ("import sys\nfrom fsm_actors import metrics\n"
+    code = ("import sys\nfrom fsm_actors.platform import metrics\n"
             "metrics.inc('records', 5, pipeline='p')\nmetrics.observe('batch_seconds', 0.1)\n"
             "metrics.set_gauge('leases_held', 2)\nprint('ray' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fsm_actors.jobs.model import StepContext, Task
+from fsm_actors.platform.jobs.model import StepContext, Task
 from patterns._api.fanout_step import FanoutStepSpec
 from patterns.api_orchestration import APIEndpoint, APIOrchestrationConfig, APIOrchestrator
 from tests.patterns.api_servers import APITestServer
@@ -114,7 +114,7 @@ def test_fanout_of_20000_ids_survives_a_killed_worker(ray_session, server):
 def test_fanout_streams_to_a_sink_in_input_order(ray_session, server, tmp_path, sink):
     import pyarrow as pa
 
-    from fsm_actors.io import read_arrow_batches
+    from fsm_actors.platform.io import read_arrow_batches
 
     target = tmp_path / sink
     orch = fanout(server, "/status/{item}", sink=str(target), batch_size=64, workers=2)

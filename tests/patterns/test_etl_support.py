@@ -11,7 +11,7 @@ import os
 import sqlite3
 from typing import Any
 
-from fsm_actors.jobs.model import StepContext
+from fsm_actors.platform.jobs.model import StepContext
 from patterns._etl.config import coerce_config
 from patterns._etl.runner import plan_run
 from resource_actors.manager import ResourceManager
@@ -87,7 +87,7 @@ def kill_actor_when(name: str, ready: Any, timeout: float = 120) -> tuple[Any, l
 
     import ray
 
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     killed: list[str] = []
 
@@ -137,7 +137,7 @@ def run_and_sigkill(script: str, cwd: str, ready: Any, timeout: float = 180) -> 
 _DRIVER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from fsm_actors import runtime
+from fsm_actors.platform import runtime
 runtime.ensure_ray(address={address!r})
 from patterns.etl import DatabaseETL
 
@@ -154,7 +154,7 @@ DatabaseETL(source={source!r}, target={target!r}, mode={mode!r}, transformations
 def etl_driver(root: str, source: dict[str, Any], target: dict[str, Any], mode: str,
                work: str, checkpoint: str) -> str:
     """A driver script that runs a slowed-down ETL on this session's Ray (to be killed)."""
-    from fsm_actors import runtime
+    from fsm_actors.platform import runtime
 
     return _DRIVER.format(root=root, address=runtime.ensure_ray().address, source=source,
                           target=target, mode=mode, work=work, checkpoint=checkpoint)

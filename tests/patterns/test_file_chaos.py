@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 import ray
 
-from fsm_actors.io import read_record_batches
+from fsm_actors.platform.io import read_record_batches
 from patterns.file_processing import FileProcessingConfig, FileProcessor, vectorized
 
 pytestmark = pytest.mark.ray
@@ -89,7 +89,7 @@ def test_worker_process_exit_inside_a_transformation(ray_session, tmp_path):
 def test_driver_crash_resumes_from_checkpoint_without_loss_or_duplicates(
     ray_session, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("fsm_actors.jobs.driver.SAVE_EVERY", 0.0)
+    monkeypatch.setattr("fsm_actors.platform.jobs.driver.SAVE_EVERY", 0.0)
     make_input(tmp_path / "in.csv")
     out = tmp_path / "out.csv"
     config = FileProcessingConfig(

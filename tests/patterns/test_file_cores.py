@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import BaseModel
 
-from fsm_actors.io import RowError, read_record_batches
-from fsm_actors.jobs.commit import Joiner, commit, concat_errors
-from fsm_actors.jobs.parts import OutputSpec, Staging, split_partitions
+from fsm_actors.platform.io import RowError, read_record_batches
+from fsm_actors.platform.jobs.commit import Joiner, commit, concat_errors
+from fsm_actors.platform.jobs.parts import OutputSpec, Staging, split_partitions
 from patterns._files.aggregate import merge, parse_aggregations, partial
 from patterns._files.functions import BatchPipeline, is_batch_level, vectorized
 from patterns._files.validation import make_validator

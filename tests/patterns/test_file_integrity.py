@@ -82,7 +82,7 @@ def test_share_threshold_is_judged_on_the_run_not_the_first_block(ray_session, t
 
 
 def test_large_csv_is_parsed_by_workers_in_byte_ranges(ray_session, tmp_path, monkeypatch):
-    import fsm_actors.jobs.files as files
+    import fsm_actors.platform.jobs.files as files
 
     monkeypatch.setattr(files, "RANGE_FILE", 1 << 20)
     monkeypatch.setattr(files, "BYTES_PER_WORKER", 1 << 19)

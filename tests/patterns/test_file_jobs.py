@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fsm_actors.io import read_record_batches
+from fsm_actors.platform.io import read_record_batches
 from patterns.file_processing import (
     FileProcessingConfig,
     FileProcessor,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from fsm_actors.io import read_record_batches
+from fsm_actors.platform.io import read_record_batches
 from patterns.file_processing import (
     FileFormat,
     FileProcessingConfig,
@@ -89,7 +89,7 @@ INPUTS = [
 
 
 def write_inputs(directory) -> dict[str, list[dict]]:
-    from fsm_actors.io import RecordWriter
+    from fsm_actors.platform.io import RecordWriter
 
     directory.mkdir()
     expected = {}
@@ -111,7 +111,7 @@ def write_inputs(directory) -> dict[str, list[dict]]:
 def test_round_trip_every_format_and_mode(ray_session, tmp_path, monkeypatch, mode, read_on):
     """Each input keeps its format and compression in the per-file output directory."""
     if read_on == "driver":
-        monkeypatch.setattr("fsm_actors.jobs.files.SMALL_FILE", 0)
+        monkeypatch.setattr("fsm_actors.platform.jobs.files.SMALL_FILE", 0)
     expected = write_inputs(tmp_path / "in")
     out = tmp_path / "out"
     result = FileProcessor(

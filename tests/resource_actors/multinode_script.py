@@ -16,7 +16,7 @@ import time
 import ray
 from ray.cluster_utils import Cluster
 
-from fsm_actors import runtime
+from fsm_actors.platform import runtime
 from resource_actors import BaseResourceProvider, PoolConfig, ResourceError, ResourceManager
 from resource_actors.broker_actor import BROKER_NAME, get_broker
 

@@ -360,7 +360,7 @@ def test_a_state_uses_a_resource_registered_with_the_cluster_manager(manager, ui
     """The seed's order: ``manager.register_provider("database", ...)``, then
     ``SimpleFSM(config)`` whose states name it (no ``resources:`` section, no resources=)."""
     from fsm_actors import SimpleFSM
-    from fsm_actors.errors import FSMConfigError
+    from fsm_actors.platform.errors import FSMConfigError
 
     name = f"shareddb{uid}"
     config, functions = _lookup_config(name, 8)

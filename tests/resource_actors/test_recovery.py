@@ -212,7 +212,7 @@ def test_waiters_are_served_first_come_first_served(uid, local):
 
 _LIFETIME = """
 import sys
-from fsm_actors import runtime
+from fsm_actors.platform import runtime
 from resource_actors import ResourceManager
 runtime.ensure_ray(address=sys.argv[1])
 manager = ResourceManager()

@@ -165,7 +165,7 @@ def test_configuration_based_requirements(db):
 
 
 def test_code_based_requirements(pg):
-    from resource_actors.requirements import ResourceConfig
+    from fsm_actors.functions import ResourceConfig
 
     seen = run_example("code_requirements")
     assert list(seen["resources"]) == ["database"]  # the optional, unregistered cache is skipped

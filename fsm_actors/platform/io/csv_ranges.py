@@ -1,0 +1,244 @@
+"""Byte ranges of one large CSV file, so several workers can parse it at once.
+
+The contract (exactly-once output relies on it):
+
+* ``plan_byte_ranges(path, n)`` cuts the data of an uncompressed CSV file (everything after
+  the header record) into at most ``n`` ranges ``[start, end)`` that cover it without gap or
+  overlap. Every cut is at the start of a record: just past a line end that is outside
+  quotes, found by counting quote characters from the start of the file (RFC 4180 quoting:
+  a field is quoted as a whole, a quote inside is doubled). The cuts depend only on the
+  file's bytes, ``n`` and ``min_bytes``, so planning the same file again gives the same
+  ranges, and each record belongs to exactly one range: the one holding its first byte.
+* ``read_csv_range`` reads the records of one range with the file's header (column names
+  from its first record), in chunks whose boundaries depend only on the range and
+  ``chunk_size``; ``RowError.line`` is the line in the whole file.
+* One type per column for the whole file: pass the types of ``csv_file_types`` (or of
+  ``merge_scans`` over ``scan_csv_range`` of every range, which workers can run in
+  parallel) as ``types``; without them ``read_csv_range`` scans the whole file itself.
+
+Only ASCII-compatible encodings (UTF-8, Latin-1, cp1252...) can be cut by bytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import mmap
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from fsm_actors.platform.io.chunks import Chunk, rechunk
+from fsm_actors.platform.io.csv_parse import CsvOptions, Header, read_header, record_end
+from fsm_actors.platform.io.csv_reader import file_types, scan_kinds, typed_pieces
+from fsm_actors.platform.io.csv_types import declared_types, kind_type, unify_kinds
+from fsm_actors.platform.io.detect import detect_compression, normalize_format
+from fsm_actors.platform.io.errors import FormatError
+
+MIN_RANGE_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes ``[start, end)`` of a CSV file; ``first_line`` is the file line at ``start``."""
+
+    index: int
+    start: int
+    end: int
+    first_line: int
+
+
+@dataclass(frozen=True)
+class RangeScan:
+    """What a scan of one range found: each column's kind, and whether a value holds a line
+    break."""
+
+    kinds: dict[str, str]
+    multiline: bool
+
+
+def csv_options(options: Any) -> CsvOptions:
+    """``options`` (a ``ReadOptions`` or ``CsvOptions``) as ``CsvOptions``."""
+    if isinstance(options, CsvOptions):
+        return options
+    fmt = normalize_format(options.format) if options.format not in (None, "auto") else "csv"
+    return CsvOptions(
+        delimiter=options.csv_delimiter or ("\t" if fmt == "tsv" else ","),
+        has_header=options.csv_has_header,
+        encoding=options.encoding,
+        skip_empty_lines=options.skip_empty_lines,
+        block_size=options.csv_block_size,
+        column_types=options.csv_column_types,
+        infer=options.csv_infer,
+    )
+
+
+def _check(path: str | os.PathLike, opts: CsvOptions) -> str:
+    name = os.fspath(path)
+    if detect_compression(path) is not None:
+        raise FormatError(
+            f"{name}: a compressed file cannot be cut into byte ranges; read it whole", name
+        )
+    if '"\n,\t'.encode(opts.encoding) != b'"\n,\t':
+        raise FormatError(
+            f"{name}: encoding {opts.encoding!r} is not ASCII-compatible; read it whole", name
+        )
+    codecs.lookup(opts.encoding)
+    return name
+
+
+def _header(path: str | os.PathLike, opts: CsvOptions) -> Header | None:
+    return read_header(lambda: open(path, "rb"), opts, os.fspath(path))
+
+
+def plan_byte_ranges(
+    path: str | os.PathLike,
+    n: int,
+    options: Any = None,
+    *,
+    min_bytes: int = MIN_RANGE_BYTES,
+) -> list[ByteRange]:
+    """At most ``n`` ranges (each at least ``min_bytes`` but the last) covering the data of
+    ``path``; see the module docstring. An empty file or a header alone gives ``[]``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    opts = csv_options(options) if options is not None else CsvOptions()
+    _check(path, opts)
+    header = _header(path, opts)
+    size = os.path.getsize(path)
+    if header is None or header.data_offset >= size:
+        return []
+    start = header.data_offset
+    n = max(1, min(n, (size - start) // max(min_bytes, 1)))
+    cuts: list[tuple[int, int]] = [(start, header.data_line)]
+    if n > 1:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            cuts += _cuts(mm, start, header.data_line, size, n)
+    bounds = [*cuts, (size, 0)]
+    return [
+        ByteRange(i, s, e, line)
+        for i, ((s, line), (e, _)) in enumerate(zip(bounds, bounds[1:], strict=False))
+        if e > s
+    ]
+
+
+def _cuts(mm: mmap.mmap, start: int, line: int, size: int, n: int) -> list[tuple[int, int]]:
+    """``(offset, line)`` of the record starts at or after each of ``n - 1`` even targets."""
+    step = (size - start) / n
+    pos, quotes, lines = start, 0, line
+    cuts: list[tuple[int, int]] = []
+    for k in range(1, n):
+        target = int(start + k * step)
+        if target <= pos:
+            continue
+        span = mm[pos:target]
+        quotes += span.count(b'"')
+        lines += span.count(b"\n")
+        end = record_end(mm, target, quotes)
+        if end is None or end >= size:
+            break
+        tail = mm[target:end]
+        quotes += tail.count(b'"')
+        lines += tail.count(b"\n")
+        pos = end
+        cuts.append((end, lines))
+    return cuts
+
+
+def _window(path: str | os.PathLike, start: int, end: int) -> BinaryIO:
+    """Bytes ``[start, end)`` of a file as a native stream over a memory map (no copies, no
+    Python in the parser's read loop)."""
+    mapped = pa.memory_map(os.fspath(path))
+    try:
+        return pa.BufferReader(mapped.read_at(end - start, start))
+    finally:
+        mapped.close()
+
+
+def scan_csv_range(path: str | os.PathLike, start: int, end: int, options: Any = None) -> RangeScan:
+    """The kinds of the undeclared columns over one range (a worker's share of the type
+    scan; with ``infer="sample"`` over the range's first block only)."""
+    opts = csv_options(options) if options is not None else CsvOptions()
+    _check(path, opts)
+    header = _header(path, opts)
+    if header is None:
+        return RangeScan({}, False)
+    kinds, multiline = scan_kinds(
+        lambda: _window(path, start, end), header, opts, skip=declared_types(opts.column_types)
+    )
+    return RangeScan(kinds, multiline)
+
+
+def merge_scans(
+    scans: Sequence[RangeScan], names: Sequence[str], options: Any = None
+) -> tuple[dict[str, pa.DataType], bool]:
+    """One type per column of ``names`` from every range's scan (declared types win), and
+    whether any value holds a line break."""
+    opts = csv_options(options) if options is not None else CsvOptions()
+    declared = declared_types(opts.column_types)
+    kinds: dict[str, str] = {}
+    for scan in scans:
+        for column, kind in scan.kinds.items():
+            kinds[column] = unify_kinds(kinds.get(column, "null"), kind)
+    fallback = "null" if opts.infer != "text" else "string"
+    types = {c: declared.get(c) or kind_type(kinds.get(c, fallback)) for c in names}
+    return types, any(s.multiline for s in scans)
+
+
+def csv_file_types(
+    path: str | os.PathLike, options: Any = None
+) -> tuple[list[str], dict[str, pa.DataType], bool]:
+    """``(column names, one type per column, any line break in a value)`` for the whole
+    file, from one scan in this process."""
+    opts = csv_options(options) if options is not None else CsvOptions()
+    header = _header(path, opts)
+    if header is None:
+        return [], {}, False
+    data = lambda: _window(path, header.data_offset, os.path.getsize(path))  # noqa: E731
+    types, multiline = file_types(data, header, opts, os.fspath(path))
+    return header.names, types, multiline
+
+
+def read_csv_range(
+    path: str | os.PathLike,
+    start: int,
+    end: int,
+    options: Any = None,
+    *,
+    first_line: int | None = None,
+    types: Mapping[str, pa.DataType] | None = None,
+    multiline: bool = True,
+    chunk_size: int = 65536,
+) -> Iterator[Chunk]:
+    """Chunks of the records in bytes ``[start, end)`` (a ``ByteRange`` of
+    ``plan_byte_ranges``) with the file's header and ``types`` (see the module docstring).
+    ``first_line`` is the range's ``first_line`` (counted here when not given); pass
+    ``multiline=False`` when a scan found no line break in any value (saves counting)."""
+    opts = csv_options(options) if options is not None else CsvOptions()
+    name = _check(path, opts)
+    header = _header(path, opts)
+    if header is None or end <= start:
+        return iter(())
+    if types is None:
+        _, types, multiline = csv_file_types(path, opts)
+    if first_line is None:
+        first_line = _line_at(path, start)
+    local = Header(header.names, start, first_line)
+    pieces = typed_pieces(lambda: _window(path, start, end), local, opts, name, types, multiline)
+    return rechunk(pieces, chunk_size)
+
+
+def _line_at(path: str | os.PathLike, offset: int) -> int:
+    """The 1-based line number of the byte at ``offset``."""
+    lines = 1
+    with open(path, "rb") as fh:
+        remaining = offset
+        while remaining > 0:
+            data = fh.read(min(remaining, 8 << 20))
+            if not data:
+                break
+            lines += data.count(b"\n")
+            remaining -= len(data)
+    return lines

@@ -1,0 +1,294 @@
+"""One entry point for reading any supported file as Arrow chunks or as lists of dicts.
+
+``iter_chunks`` is what pipelines use: exact ``chunk_size`` chunks with the bad rows met on
+the way. ``read_arrow_batches`` and ``read_record_batches`` are the simple forms: they hand bad
+rows to ``on_error`` (or raise ``MalformedRecordError`` when there is none).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fsm_actors.platform.io.chunks import Chunk, Piece, rechunk
+from fsm_actors.platform.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
+from fsm_actors.platform.io.detect import (
+    detect_compression,
+    detect_format,
+    normalize_format,
+    open_input,
+)
+from fsm_actors.platform.io.errors import (
+    CorruptStreamError,
+    FormatError,
+    MalformedRecordError,
+    RowError,
+)
+from fsm_actors.platform.io.json_reader import read_json_pieces, read_jsonl_pieces
+from fsm_actors.platform.io.text_reader import read_text_pieces
+from fsm_actors.platform.io.xml_io import read_xml_pieces
+
+Source = str | os.PathLike | BinaryIO | io.TextIOBase
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to parse a file; ``None`` fields are detected or defaulted per format.
+
+    ``csv_column_types`` declares CSV column types (``{"zip": "string", "n": "int64"}``);
+    ``csv_infer`` is ``"file"`` (one type per column from a scan of the whole file),
+    ``"sample"`` (from the first block; later misfits are rejected rows) or ``"text"``
+    (undeclared columns stay text); see ``fsm_actors.platform.io.csv_reader``.
+    """
+
+    format: str | None = None
+    compression: str | None = "detect"
+    encoding: str = "utf-8"
+    csv_delimiter: str | None = None
+    csv_has_header: bool = True
+    skip_empty_lines: bool = True
+    text_field_name: str = "text"
+    log_patterns: Sequence[str] = field(default_factory=tuple)
+    xml_record_element: str | None = None
+    csv_column_types: Mapping[str, Any] | None = None
+    csv_infer: str = "file"
+    csv_block_size: int = DEFAULT_BLOCK_SIZE
+
+
+def iter_chunks(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[Chunk]:
+    """Chunks of ``source`` (a path, or a binary or text file object) of ``chunk_size`` records.
+
+    Raises ``FormatError`` naming the file when its format is unknown or unreadable as a whole;
+    malformed records inside a readable file are reported in the chunks' ``errors``.
+    """
+    return rechunk(_guarded(_pieces(source, options, chunk_size), _name(source)), chunk_size)
+
+
+def _guarded(pieces: Iterator[Piece], name: str | None) -> Iterator[Piece]:
+    """``pieces``, ended by a ``RowError`` instead of an exception when the bytes run out
+    or turn bad mid-read (a truncated gzip/zstd file): the records before stay read."""
+    try:
+        yield from pieces
+    except (CorruptStreamError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, FormatError) else f"{name}: read failed: {exc}"
+        yield Piece(None, [RowError(name, f"read stopped: {reason}")])
+
+
+def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[Piece]:
+    name = _name(source)
+    fmt = _resolve_format(source, options.format, name)
+    is_path = isinstance(source, str | os.PathLike)
+    compression = options.compression
+    if is_path and compression == "detect":
+        compression = detect_compression(source)
+
+    def open_stream() -> BinaryIO:
+        if is_path:
+            return open_input(source, compression)
+        return _binary(source)
+
+    batch_rows = max(1, min(chunk_size, 65536))
+    if fmt in ("csv", "tsv"):
+        if not is_path and not _seekable(source):
+            data = open_stream().read()
+            reopen = lambda: pa.BufferReader(data)  # noqa: E731 - a restart re-reads the bytes
+        else:
+            reopen = open_stream if is_path else _rewinding(source)
+        return read_csv_pieces(
+            reopen,
+            name,
+            delimiter=options.csv_delimiter or ("\t" if fmt == "tsv" else ","),
+            has_header=options.csv_has_header,
+            encoding=options.encoding,
+            skip_empty_lines=options.skip_empty_lines,
+            block_size=options.csv_block_size,
+            column_types=options.csv_column_types,
+            infer=options.csv_infer,
+        )
+    if fmt == "jsonl":
+        return read_jsonl_pieces(open_stream(), name, options.encoding)
+    if fmt == "json":
+        return read_json_pieces(open_stream(), name, options.encoding, batch_rows)
+    if fmt == "xml":
+        return read_xml_pieces(
+            open_stream(),
+            name,
+            encoding=options.encoding,
+            record_element=options.xml_record_element,
+            batch_rows=batch_rows,
+        )
+    if fmt in ("text", "log"):
+        return read_text_pieces(
+            open_stream(),
+            name,
+            encoding=options.encoding,
+            skip_empty_lines=options.skip_empty_lines,
+            text_field_name=options.text_field_name,
+            patterns=options.log_patterns,
+        )
+    return _parquet_pieces(
+        source if is_path and not compression else open_stream(), name, batch_rows
+    )
+
+
+def _parquet_pieces(source: Any, name: str | None, batch_rows: int) -> Iterator[Piece]:
+    try:
+        if not isinstance(source, str | os.PathLike) and not _seekable(source):
+            source = pa.BufferReader(source.read())
+        parquet = pq.ParquetFile(source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FormatError(f"{name}: not a readable Parquet file: {exc}", name) from exc
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            yield Piece(batch)
+    except (pa.ArrowInvalid, OSError) as exc:
+        yield Piece(None, [RowError(name, f"Parquet read stopped: {exc}")])
+
+
+def _resolve_format(source: Source, fmt: str | None, name: str | None) -> str:
+    if fmt is not None and str(getattr(fmt, "value", fmt)).lower() != "auto":
+        return normalize_format(fmt)
+    if isinstance(source, str | os.PathLike):
+        return detect_format(source)
+    if name:
+        from fsm_actors.platform.io.detect import split_extensions
+
+        guessed, _ = split_extensions(name)
+        if guessed:
+            return guessed
+    raise FormatError(f"cannot tell the format of stream {name or source!r}: pass format=", name)
+
+
+def _name(source: Source) -> str | None:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def _seekable(source: Any) -> bool:
+    try:
+        return bool(source.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _rewinding(source: Any) -> Callable[[], BinaryIO]:
+    start = source.tell()
+
+    def reopen() -> BinaryIO:
+        source.seek(start)
+        return _NoClose(_binary(source))
+
+    return reopen
+
+
+def _binary(source: Any) -> BinaryIO:
+    if isinstance(source, io.TextIOBase):
+        return _TextAsBytes(source)
+    return source
+
+
+class _NoClose(io.RawIOBase):
+    """A caller's file object that a reader may 'close' without closing it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _TextAsBytes(io.RawIOBase):
+    """A text file object read as UTF-8 bytes."""
+
+    def __init__(self, inner: io.TextIOBase) -> None:
+        self._inner = inner
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while len(self._pending) < len(buffer):
+            text = self._inner.read(1 << 16)
+            if not text:
+                break
+            self._pending += text.encode("utf-8")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _deliver(errors: list[RowError], on_error: Callable[[RowError], Any] | None) -> None:
+    for error in errors:
+        if on_error is None:
+            raise MalformedRecordError(error)
+        on_error(error)
+
+
+def read_arrow_batches(
+    source: Source,
+    format: str | None = None,
+    *,
+    chunk_size: int = 65536,
+    on_error: Callable[[RowError], Any] | None = None,
+    **options: Any,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of ``source`` of ``chunk_size`` rows; ``options`` are ``ReadOptions``
+    fields. Bad rows go to ``on_error``; without it the first one raises
+    ``MalformedRecordError``."""
+    for chunk in iter_chunks(source, ReadOptions(format=format, **options), chunk_size):
+        _deliver(chunk.errors, on_error)
+        if chunk.batch.num_rows:
+            yield chunk.batch
+
+
+def read_record_batches(
+    path_or_file: Source,
+    format: str | None = None,
+    *,
+    chunk_size: int = 1000,
+    encoding: str = "utf-8",
+    csv_delimiter: str = ",",
+    csv_has_header: bool = True,
+    skip_empty_lines: bool = True,
+    text_field_name: str = "text",
+    on_error: Callable[[RowError], Any] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Lists of up to ``chunk_size`` dicts with typed values (CSV ``"1"`` comes out as ``1``).
+
+    CSV/TSV, JSON array, JSON Lines, XML, Parquet, text (one ``{text_field_name: line}`` per
+    line); gzip/zstd detected from the name or first bytes. ``format`` ``None``/``"auto"``
+    detects it. A ``csv_delimiter`` of ``","`` on a TSV file means tab.
+    """
+    options = ReadOptions(
+        format=format,
+        encoding=encoding,
+        csv_delimiter=None if csv_delimiter == "," else csv_delimiter,
+        csv_has_header=csv_has_header,
+        skip_empty_lines=skip_empty_lines,
+        text_field_name=text_field_name,
+    )
+    pending: list[dict[str, Any]] = []
+    for chunk in iter_chunks(path_or_file, options, chunk_size):
+        _deliver(chunk.errors, on_error)
+        # Chunks end early where a field changes type; lists of dicts need not.
+        pending.extend(chunk.batch.to_pylist())
+        while len(pending) >= chunk_size:
+            yield pending[:chunk_size]
+            pending = pending[chunk_size:]
+    if pending:
+        yield pending

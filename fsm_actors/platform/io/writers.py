@@ -1,0 +1,310 @@
+"""Writing Arrow batches (``ArrowWriter``) or lists of dicts (``RecordWriter``) to any format.
+
+Output is UTF-8. A writer opened with ``fragment=True`` writes only the body of a document
+(CSV without header, JSON array elements without brackets, XML elements without the root), so
+independently written fragments can be joined later with ``document_frame``'s prologue,
+separator and epilogue; with compression every fragment is its own gzip member or zstd frame,
+and the joined bytes are still one valid compressed file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from fsm_actors.platform.io.convert import records_to_table
+from fsm_actors.platform.io.detect import (
+    normalize_compression,
+    normalize_format,
+    open_output,
+    output_compression,
+    split_extensions,
+)
+from fsm_actors.platform.io.errors import FormatError
+from fsm_actors.platform.io.fsync import fsync_path
+from fsm_actors.platform.io.json_encode import dumps_value, encode_rows
+from fsm_actors.platform.io.schema import conform
+from fsm_actors.platform.io.xml_io import record_to_xml, xml_epilogue, xml_name, xml_prologue
+
+_JSON_SEPARATOR = b",\n"
+
+
+def document_frame(
+    fmt: str,
+    schema: pa.Schema | None = None,
+    *,
+    csv_delimiter: str | None = None,
+    xml_root: str = "records",
+) -> tuple[bytes, bytes, bytes]:
+    """``(prologue, separator, epilogue)`` that join body fragments of ``fmt`` into a document.
+
+    ``schema`` gives the CSV header. Parquet has no byte-level frame (raises ``FormatError``).
+    """
+    fmt = normalize_format(fmt)
+    if fmt in ("csv", "tsv"):
+        header = b""
+        if schema is not None and len(schema):
+            sink = io.BytesIO()
+            pacsv.write_csv(
+                _csv_ready(pa.table({n: pa.array([], pa.string()) for n in schema.names})),
+                sink,
+                pacsv.WriteOptions(delimiter=_delimiter(fmt, csv_delimiter)),
+            )
+            header = sink.getvalue()
+        return header, b"", b""
+    if fmt == "json":
+        return b"[\n", _JSON_SEPARATOR, b"\n]\n"
+    if fmt == "xml":
+        return xml_prologue(xml_root).encode(), b"", xml_epilogue(xml_root).encode()
+    if fmt == "parquet":
+        raise FormatError("Parquet files are merged by row groups, not joined as bytes")
+    return b"", b"", b""
+
+
+def _delimiter(fmt: str, delimiter: str | None) -> str:
+    return delimiter or ("\t" if fmt == "tsv" else ",")
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """Nested and binary columns as JSON text: CSV holds only flat values."""
+    columns = []
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            column = pa.array([dumps_value(v) for v in column.to_pylist()], pa.string())
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+class ArrowWriter:
+    """Writes Arrow tables/batches to one file (or binary stream) in ``fmt``.
+
+    Not thread-safe. The first write fixes the columns of CSV and the schema of Parquet; later
+    writes are matched to them by column name with ``conform`` (a missing column is written
+    empty; a new column raises ``FormatError``). ``schema`` fixes them before the first write
+    instead (one type per column for the whole file). Call ``close`` (or use ``with``) to
+    finish the file; with ``fsync=True`` a path target is on stable storage when ``close``
+    returns (what a part file needs before a checkpoint vouches for it).
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike | BinaryIO,
+        fmt: str,
+        *,
+        compression: str | None = None,
+        fragment: bool = False,
+        csv_delimiter: str | None = None,
+        text_field_name: str = "text",
+        xml_root: str = "records",
+        xml_record: str = "record",
+        schema: pa.Schema | None = None,
+        fsync: bool = False,
+    ) -> None:
+        self.format = normalize_format(fmt)
+        self.compression = normalize_compression(compression)
+        self.fragment = fragment
+        self.fsync = fsync
+        self.rows_written = 0
+        self._delimiter = _delimiter(self.format, csv_delimiter)
+        self._text_field = text_field_name
+        self._xml_root, self._xml_record = xml_root, xml_name(xml_record)
+        self._schema: pa.Schema | None = schema
+        self._declared = schema is not None
+        self._started = False
+        self._parquet: pq.ParquetWriter | None = None
+        self._target = target
+        if self.format == "parquet":
+            self._stream = None
+        elif isinstance(target, str | os.PathLike):
+            self._stream = open_output(target, self.compression)
+        else:
+            self._stream = target
+        if not fragment and self.format in ("json", "xml"):
+            self._stream.write(document_frame(self.format, xml_root=xml_root)[0])
+
+    def write(self, data: pa.Table | pa.RecordBatch) -> None:
+        """Append the rows of ``data``."""
+        table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        if table.num_rows == 0 and self._schema is not None and not self._declared:
+            return
+        first = self.rows_written == 0 and not self._started
+        self._started = True
+        if self._schema is None:
+            self._schema = table.schema
+        if self._declared or (self.format == "parquet" and not first):
+            table = self._conform(table, types=True)
+        elif self.format in ("csv", "tsv") and table.column_names != self._schema.names:
+            table = self._conform(table, types=False)
+        if self.format == "parquet":
+            self._write_parquet(table)
+        elif self.format in ("csv", "tsv"):
+            self._write_csv(table, first)
+        elif self.format == "jsonl":
+            self._stream.write(encode_rows(table, "\n"))
+        elif self.format == "json":
+            self._write_json_array(table)
+        elif self.format == "xml":
+            text = "".join(record_to_xml(r, self._xml_record) + "\n" for r in table.to_pylist())
+            self._stream.write(text.encode())
+        else:
+            self._write_text(table)
+        self.rows_written += table.num_rows
+
+    def _conform(self, table: pa.Table, *, types: bool) -> pa.Table:
+        """``table`` under the fixed columns (and, with ``types``, their types)."""
+        assert self._schema is not None
+        extra = [n for n in table.column_names if n not in self._schema.names]
+        if extra:
+            raise FormatError(
+                f"{self._name()}: columns {extra} appear after the {self.format} columns were "
+                f"fixed ({self._schema.names}); write every column in the first batch, "
+                "declare the schema, or use JSON Lines output",
+                self._name(),
+            )
+        if types:
+            try:
+                return conform(table, self._schema)
+            except FormatError as exc:
+                raise FormatError(
+                    f"{self._name()}: a batch does not fit the {self.format} schema fixed by "
+                    f"the first batch or declared: {exc}",
+                    self._name(),
+                ) from exc
+        names = self._schema.names
+        return pa.table(
+            [
+                table[n] if n in table.column_names else pa.nulls(table.num_rows, f.type)
+                for n, f in zip(names, self._schema, strict=True)
+            ],
+            names=names,
+        )
+
+    def _write_parquet(self, table: pa.Table) -> None:
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(
+                self._target, table.schema, compression=self.compression or "snappy"
+            )
+        self._parquet.write_table(table)
+
+    def _write_csv(self, table: pa.Table, first: bool) -> None:
+        options = pacsv.WriteOptions(
+            include_header=first and not self.fragment, delimiter=self._delimiter
+        )
+        pacsv.write_csv(_csv_ready(table), self._stream, options)
+
+    def _write_json_array(self, table: pa.Table) -> None:
+        body = encode_rows(table, ",\n")
+        if body.size == 0:
+            return
+        if self.rows_written:
+            self._stream.write(_JSON_SEPARATOR)
+        self._stream.write(body[: body.size - len(_JSON_SEPARATOR)])
+
+    def _write_text(self, table: pa.Table) -> None:
+        if self._text_field in table.column_names:
+            lines = [("" if v is None else str(v)) for v in table[self._text_field].to_pylist()]
+            self._stream.write(("\n".join(lines) + "\n").encode() if lines else b"")
+        else:
+            self._stream.write(encode_rows(table, "\n"))
+
+    def _name(self) -> str:
+        target = self._target
+        return os.fspath(target) if isinstance(target, str | os.PathLike) else repr(target)
+
+    def close(self) -> None:
+        """Finish the document (closing brackets, root tag, Parquet footer) and the file
+        (fsynced with ``fsync=True``). A declared schema with no rows still gives the header
+        (CSV) or the columns (Parquet)."""
+        if self._declared and not self._started:
+            self.write(self._schema.empty_table())
+        if self.format == "parquet":
+            if self._parquet is None:
+                pq.write_table(pa.table({}), self._target)
+            else:
+                self._parquet.close()
+        else:
+            if not self.fragment and self.format in ("json", "xml"):
+                self._stream.write(document_frame(self.format, xml_root=self._xml_root)[2])
+            if isinstance(self._target, str | os.PathLike):
+                self._stream.close()
+            else:
+                self._stream.flush()
+        if self.fsync:
+            self._sync()
+
+    def _sync(self) -> None:
+        target = self._target
+        if isinstance(target, str | os.PathLike):
+            fsync_path(target)
+            return
+        fileno = getattr(target, "fileno", None)
+        if fileno is not None:
+            try:
+                os.fsync(fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass  # not a file (a pipe, BytesIO): nothing on disk to flush
+
+    def __enter__(self) -> ArrowWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RecordWriter:
+    """Writes lists of dicts to ``path``; the format comes from ``format`` or the extension
+    (``out.jsonl.gz`` is gzip-compressed JSON Lines). See ``ArrowWriter`` for the column rules.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        *,
+        compression: str | None = None,
+        csv_delimiter: str | None = None,
+        text_field_name: str = "text",
+        fsync: bool = False,
+    ) -> None:
+        ext_format, _ = split_extensions(path)
+        fmt = format if format not in (None, "auto") else ext_format
+        if fmt is None:
+            raise FormatError(
+                f"cannot tell the output format of {os.fspath(path)!r}: pass format=",
+                os.fspath(path),
+            )
+        self.path = os.fspath(path)
+        self._writer = ArrowWriter(
+            path,
+            fmt,
+            compression=output_compression(path, compression, fmt),
+            csv_delimiter=csv_delimiter,
+            text_field_name=text_field_name,
+            fsync=fsync,
+        )
+
+    @property
+    def records_written(self) -> int:
+        """Records written so far."""
+        return self._writer.rows_written
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` (an empty list is a no-op)."""
+        if records:
+            self._writer.write(records_to_table(records))
+
+    def close(self) -> None:
+        """Finish and close the file."""
+        self._writer.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

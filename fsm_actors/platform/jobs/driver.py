@@ -1,0 +1,330 @@
+"""The one driver of every job (Ray): tasks over the actor pool, checkpoint, threshold, commit.
+
+``run_job`` reads the kind's tasks on a thread a bounded number ahead (batches go into the
+object store once, by reference), maps them over one ``ActorPool`` of job workers
+(``<pattern>/<run id>/worker/<i>``), records each durable batch in the checkpoint (saved at
+most every ``SAVE_EVERY`` seconds, always over durable work only), stops past the error
+threshold with the rejected records in the error file, and at the end has the kind commit
+its output atomically. A run with a checkpoint id that finished already returns its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+
+from fsm_actors.platform.checkpoint import CheckpointStore
+from fsm_actors.platform.errors import FSMError
+from fsm_actors.platform.jobs.commit import concat_errors
+from fsm_actors.platform.jobs.errors import JobError
+from fsm_actors.platform.jobs.model import (
+    JobKind,
+    PartitionTotal,
+    StepContext,
+    Task,
+    TaskResult,
+    result_record,
+)
+from fsm_actors.platform.jobs.parts import Staging
+from fsm_actors.platform.jobs.prefetch import Prefetch
+from fsm_actors.platform.jobs.progress import JobProgress
+from fsm_actors.platform.jobs.state import JobState, threshold_verdict
+
+log = logging.getLogger(__name__)
+SAVE_EVERY = 1.0
+#: Seconds the idle workers of a finished job get to close their steps before they are killed.
+CLOSE_WAIT = 5.0
+#: payloads at least this big travel through the object store by reference
+PUT_BYTES = 64 << 10
+
+
+async def run_job(
+    kind: JobKind,
+    *,
+    resumable: bool = False,
+    restart: bool = False,
+    error_threshold: float | None = None,
+    on_progress: Callable[[JobProgress], Any] | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    on_phase: Callable[[str], Any] | None = None,
+    local: bool = False,
+) -> dict[str, Any]:
+    """Run ``kind`` to the end and return its result record (see ``result_record``).
+
+    ``resumable``: keep a checkpoint under ``kind.checkpoint_dir`` so a re-run with the same
+    run id resumes; otherwise a failed run drops its staged work. ``restart``: a checkpoint
+    made with other settings is discarded instead of refused. ``on_phase`` hears
+    ``"connecting"``, ``"running"`` and ``"committing"``. ``local=True`` runs the same
+    step in this process, one task at a time, without Ray.
+    """
+    started = time.time()
+    store = CheckpointStore(kind.checkpoint_dir) if resumable and kind.checkpoint_dir else None
+    state = JobState(kind, store, restart=restart, error=kind.error)
+    if state.committed:  # crashed after the commit, before cleaning up
+        result = dict(state.cp.meta["result"])
+        _finish_run(kind, state, Staging(kind.staging) if kind.staging else None)
+        return result
+    staging = Staging(kind.staging) if kind.staging is not None else None
+    totals: dict[str, int] = {}
+    lock = threading.Lock()
+    progress = JobProgress(partitions_total=len(kind.partitions()), start_time=started)
+    last_save = time.time()
+
+    def apply_totals() -> None:
+        with lock:
+            pending = dict(totals)
+        for partition, total in pending.items():
+            state.set_total(partition, total)
+
+    runner = _LocalRunner(kind, staging) if local else _PoolRunner(kind, staging)
+    if on_phase is not None:
+        on_phase("connecting" if not local else "starting")
+    await runner.start(address, workers)
+    if on_phase is not None:
+        on_phase("running")
+    items = Prefetch(runner.prepare(kind.tasks(state), totals, lock), runner.depth)
+    try:
+        async for result in runner.results(items):
+            state.record(result)
+            apply_totals()
+            kind.on_result(result)
+            if on_progress is not None:
+                _report(progress, state, on_progress)
+            _check(kind, state, staging, error_threshold, final=False)
+            if store is not None and time.time() - last_save >= SAVE_EVERY:
+                state.save()
+                last_save = time.time()
+        items.close()
+        runner.close()
+        apply_totals()
+        state.save()
+        _check(kind, state, staging, error_threshold, final=True)
+    except BaseException as exc:
+        items.close()
+        runner.close()
+        kind.abort()
+        if store is None and staging is not None:  # nothing can resume this run
+            staging.remove()
+            kind.cleanup()
+        cause = getattr(exc, "cause", exc)  # a worker's error arrives wrapped by Ray
+        if isinstance(cause, FSMError) and not isinstance(cause, JobError):
+            raise kind.error(
+                f"{kind.pattern} stopped: {cause.message or cause}"
+                + (f" ({cause.source})" if getattr(cause, "source", None) else ""),
+                run_id=kind.run_id,
+            ) from None
+        raise
+    unfinished = state.unfinished()
+    if unfinished:
+        raise kind.error(
+            f"internal: partitions {unfinished[:5]} were not finished; re-run with the same "
+            "checkpoint_id to resume",
+            run_id=kind.run_id,
+        )
+    if on_phase is not None:
+        on_phase("committing")
+    counts = state.counts()
+    error_file = _write_errors(kind, staging)
+    extra = kind.commit(counts, state.cp.meta)
+    result = result_record(
+        counts,
+        duration=time.time() - started,
+        run_id=kind.run_id,
+        output_path=extra.pop("output_path", None),
+        error_file=str(error_file) if error_file else None,
+    )
+    result.update(extra)
+    state.mark_committed(result)
+    _finish_run(kind, state, staging)
+    return result
+
+
+def _finish_run(kind: JobKind, state: JobState, staging: Staging | None) -> None:
+    if staging is not None:
+        staging.remove()
+    state.delete()
+    kind.cleanup()
+
+
+class _PoolRunner:
+    """Tasks on an ``ActorPool`` of job workers (``<pattern>/<run id>/worker/<i>``)."""
+
+    def __init__(self, kind: JobKind, staging: Staging | None) -> None:
+        self.kind = kind
+        self.staging = staging
+        self.pool: Any = None
+        self.depth = 1
+
+    async def start(self, address: str | None, workers: int | None) -> None:
+        import ray
+
+        from fsm_actors.platform import runtime
+        from fsm_actors.platform.actor_pool import ActorPool, pool_actor_name
+        from fsm_actors.platform.jobs.worker import RemoteAsyncJobWorker, RemoteSyncJobWorker
+
+        kind, staging = self.kind, self.staging
+        runtime.ensure_ray(address)
+        size = workers or kind.workers(runtime.cluster_cpus())
+        base = f"{kind.pattern}/{kind.run_id}/worker"
+        spec_ref = ray.put(kind.step_spec())
+        remote = RemoteAsyncJobWorker if kind.async_step else RemoteSyncJobWorker
+        extra = {"max_concurrency": kind.worker_concurrency} if kind.async_step else {}
+
+        def make_actor(index: int, generation: int):
+            name = pool_actor_name(base, index, generation)
+            options = runtime.actor_options("worker", name=name, **extra)
+            context = StepContext(kind.run_id, index, str(staging.root) if staging else None)
+            return remote.options(**options).remote(spec_ref, context, name)
+
+        self.pool = ActorPool(make_actor, size, max_in_flight=kind.max_in_flight, name=base)
+        self.depth = size * kind.max_in_flight
+
+    def prepare(
+        self, tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
+    ) -> Iterator[tuple[Task, Any]]:
+        """Tasks with their big payloads in the object store; partition totals set aside."""
+        import ray
+
+        for item in _tasks(tasks, totals, lock):
+            payload, item.payload = item.payload, None
+            if isinstance(payload, pa.RecordBatch | pa.Table) or _big(payload):
+                ref = ray.put(payload)
+                del payload
+                pa.default_memory_pool().release_unused()
+                yield item, ref
+            else:
+                item.payload = payload
+                yield item, None
+
+    async def results(self, items: Prefetch) -> AsyncIterator[TaskResult]:
+        kind = self.kind
+
+        def call(actor, item):
+            task, ref = item
+            return actor.run.options(name=kind.task_name(task)).remote(task, ref)
+
+        async for _, result in self.pool.map(call, items, ordered=False):
+            yield result
+
+    def close(self) -> None:
+        if self.pool is None:
+            return
+        import ray
+
+        if self.pool.busy == 0:
+            # idle steps release their leases themselves (else providers reclaim them once
+            # they see the killed actors gone, and warn); busy ones (a cancelled run) are
+            # killed at once and reclaimed
+            refs = [actor.close.remote() for actor in self.pool.actors]
+            try:
+                ray.wait(refs, num_returns=len(refs), timeout=CLOSE_WAIT)
+            except Exception:  # a dead worker holds nothing: the kill below is all it needs
+                pass
+        self.pool.shutdown()
+
+
+class _LocalRunner:
+    """Tasks run one at a time in this process (``local=True``): the same step, no Ray."""
+
+    def __init__(self, kind: JobKind, staging: Staging | None) -> None:
+        self.kind = kind
+        self.staging = staging
+        self.step: Any = None
+        self.depth = 2
+        # one thread, joined on close: a cancelled run must not write after its clean-up
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="job-local")
+
+    async def start(self, address: str | None, workers: int | None) -> None:
+        context = StepContext(
+            self.kind.run_id, 0, str(self.staging.root) if self.staging else None
+        )
+        self.step = self.kind.step_spec().build(context)
+
+    def prepare(
+        self, tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
+    ) -> Iterator[Task]:
+        return _tasks(tasks, totals, lock)
+
+    async def results(self, items: Prefetch) -> AsyncIterator[TaskResult]:
+        async for task in items:
+            if self.kind.async_step:
+                result = await self.step.run(task)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._thread, self.step.run, task)
+            yield result
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        if self.step is not None:
+            self.step.close()
+            self.step = None
+
+
+def _tasks(tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock) -> Iterator[Task]:
+    for item in tasks:
+        if isinstance(item, PartitionTotal):
+            with lock:
+                totals[item.partition] = item.total
+            continue
+        yield item
+
+
+def _big(payload: Any) -> bool:
+    return isinstance(payload, list) and len(payload) >= 256
+
+
+def _report(progress: JobProgress, state: JobState, on_progress: Callable) -> None:
+    counts = state.counts()
+    progress.partitions_done = sum(1 for p in state.cp.partitions.values() if p.complete)
+    progress.batches_done = sum(
+        p.next_batch + len(p.done) for p in state.cp.partitions.values()
+    )
+    progress.lines_read = counts["read"]
+    progress.records_processed = counts["processed"]
+    progress.records_written = counts["written"]
+    progress.skipped = counts["skipped"]
+    progress.errors = counts["errors"]
+    on_progress(progress)
+
+
+def _check(
+    kind: JobKind,
+    state: JobState,
+    staging: Staging | None,
+    limit: float | None,
+    *,
+    final: bool,
+) -> None:
+    verdict = threshold_verdict(limit, state.counts(), final=final)
+    if verdict is None:
+        return
+    state.save()
+    error_file = _write_errors(kind, staging)
+    raise kind.error(
+        f"{kind.pattern} stopped: {verdict}. The rejected records, with file, line and "
+        f"reason, are in {error_file}",
+        threshold=True,
+        run_id=kind.run_id,
+        error_file=str(error_file) if error_file else None,
+    )
+
+
+def _write_errors(kind: JobKind, staging: Staging | None):
+    """Join the error parts into the run's error file; no errors: no (stale) error file."""
+    if kind.error_file is None or staging is None:
+        return None
+    parts = staging.error_parts()
+    if not parts:
+        kind.error_file.unlink(missing_ok=True)
+        return None
+    concat_errors(kind.error_file, parts)
+    return kind.error_file

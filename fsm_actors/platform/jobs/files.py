@@ -1,0 +1,316 @@
+"""File jobs planned: the input files, their formats, the output layout (plain core).
+
+``FileJobSpec`` is what any file job needs (the file-processing pattern and the FSM stream
+both build one); ``make_plan`` turns it into a ``Plan`` and raises ``JobError`` naming the
+file for inputs that do not exist or whose format cannot be told, before any work starts.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fsm_actors.platform.io import (
+    FormatError,
+    ReadOptions,
+    detect_compression,
+    detect_format,
+    normalize_compression,
+    split_extensions,
+)
+from fsm_actors.platform.jobs.errors import JobError
+from fsm_actors.platform.jobs.parts import OutputSpec
+
+DEFAULT_CHUNK = 65536
+#: the partition name of records given as an iterable
+RECORDS_INPUT = "<records>"
+SMALL_FILE = 8 << 20
+BYTES_PER_WORKER = 16 << 20
+#: an uncompressed CSV at least this big is parsed by the workers, one byte range each
+RANGE_FILE = 32 << 20
+
+
+@dataclass(frozen=True)
+class FileJobSpec:
+    """The file side of a job: what to read, where to write, how to cut it.
+
+    ``output_path``: a file (every input joined in order), a directory (one output per
+    input, or partitions with ``partition_by``), or ``None`` (no output). ``whole``: each
+    input is one chunk read by a worker. ``in_flight``: calls queued per worker.
+    """
+
+    input_path: str | list[str]
+    output_path: str | None = None
+    format: str | None = None
+    output_format: str | None = None
+    compression: str | None = None
+    partition_by: tuple[str, ...] = ()
+    chunk_size: int | None = None
+    whole: bool = False
+    in_flight: int = 2
+    encoding: str = "utf-8"
+    csv_delimiter: str | None = None
+    csv_has_header: bool = True
+    skip_empty_lines: bool = True
+    text_field_name: str = "text"
+    log_patterns: tuple[str, ...] = ()
+    xml_record_element: str | None = None
+    xml_root_element: str = "records"
+    error_file: str | None = None
+    checkpoint_dir: str | None = None
+    workers: int | None = None
+    pattern: str = "file_processing"
+    #: records from an iterable instead of files (``input_path`` is then only a label)
+    records: object = None
+    #: large uncompressed CSVs are cut into byte ranges that workers parse themselves
+    byte_ranges: bool = True
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: its position in the run, path, format and version (size, mtime)."""
+
+    index: int
+    path: str
+    format: str
+    size: int
+    mtime_ns: int
+    #: a byte range ``(start, end, first line)`` of a large CSV, read by one worker
+    byte_range: tuple[int, int, int] | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, int]:
+        return {"size": self.size, "mtime_ns": self.mtime_ns}
+
+    @property
+    def key(self) -> str:
+        """The partition id: the path, or ``path@start-end`` for a byte range."""
+        if self.byte_range is None:
+            return self.path
+        return f"{self.path}@{self.byte_range[0]}-{self.byte_range[1]}"
+
+
+@dataclass
+class Plan:
+    """Everything the driver decides before starting workers."""
+
+    run_id: str
+    inputs: list[InputFile]
+    read: ReadOptions
+    output_kind: str  # none | single | per_file | partitioned
+    output_path: Path | None
+    outputs: dict[int, OutputSpec]
+    staging: Path
+    checkpoint_dir: Path
+    error_file: Path
+    chunk_size: int | None
+    max_in_flight: int
+    worker_read: set[int] = field(default_factory=set)
+
+    def output_for(self, item: InputFile) -> Path:
+        """The output file of one input in the ``per_file`` layout."""
+        assert self.output_path is not None
+        stems = [Path(p).name.split(".")[0] for p in dict.fromkeys(i.path for i in self.inputs)]
+        stem = Path(item.path).name.split(".")[0]
+        if stems.count(stem) > 1:
+            stem = f"{item.index:04d}-{stem}"
+        return self.output_path / f"{stem}{self.outputs[item.index].ext}"
+
+    @property
+    def output_format(self) -> str | None:
+        """The output format (of the first input's output), ``None`` without output."""
+        return self.outputs[0].format if self.outputs else None
+
+    def workers(self, cluster_cpus: int, requested: int | None) -> int:
+        """``requested``, else one per 16 MB of input (one per small file), capped by CPUs."""
+        if requested:
+            return requested
+        units = sum(
+            1
+            if i.index in self.worker_read or i.byte_range is not None
+            else math.ceil(max(i.size, 1) / BYTES_PER_WORKER)
+            for i in self.inputs
+        )
+        return max(1, min(cluster_cpus, units))
+
+
+def resolve_inputs(spec: str | list[str], pattern: str = "file_processing") -> list[str]:
+    """Files named by a path, directory, glob or list of those, in a stable order."""
+    found: list[str] = []
+    for entry in [spec] if isinstance(spec, str) else spec:
+        if any(ch in entry for ch in "*?["):
+            found += sorted(p for p in glob.glob(entry, recursive=True) if os.path.isfile(p))
+        elif os.path.isdir(entry):
+            found += sorted(
+                str(p)
+                for p in Path(entry).rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(entry).parts)
+            )
+        elif os.path.isfile(entry):
+            found.append(entry)
+        else:
+            raise JobError(
+                f"input {entry!r} does not exist: give an existing file, a directory or a glob",
+                file=entry,
+            )
+    if not found:
+        raise JobError(f"no input files match {spec!r}: check the path or the glob")
+    return list(dict.fromkeys(os.path.abspath(p) for p in found))
+
+
+def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
+    """The plan for ``spec``; see the module docstring for errors."""
+    inputs = []
+    paths = [] if spec.records is not None else resolve_inputs(spec.input_path, spec.pattern)
+    if spec.records is not None:
+        inputs.append(InputFile(0, RECORDS_INPUT, "records", 0, 0))
+    for index, path in enumerate(paths):
+        fmt = spec.format or _detect(path)
+        if fmt == "binary":
+            raise JobError(
+                f"{path}: BINARY files cannot be split into records; give format= one of "
+                "csv, tsv, json, jsonl, xml, parquet, text, log",
+                file=path,
+            )
+        stat = os.stat(path)
+        inputs.append(InputFile(index, path, fmt, stat.st_size, stat.st_mtime_ns))
+    read = ReadOptions(
+        format=None,
+        encoding=spec.encoding,
+        csv_delimiter=spec.csv_delimiter,
+        csv_has_header=spec.csv_has_header,
+        skip_empty_lines=spec.skip_empty_lines,
+        text_field_name=spec.text_field_name,
+        log_patterns=tuple(spec.log_patterns),
+        xml_record_element=spec.xml_record_element,
+    )
+    if spec.byte_ranges and not spec.whole:
+        inputs = _split_ranges(inputs, read)
+    kind, out, outputs = _output(spec, inputs)
+    if out is not None:
+        for item in inputs:
+            if kind == "single" and os.path.abspath(item.path) == str(out):
+                raise JobError(
+                    f"{item.path} is both an input and the output: write the output to "
+                    "another path (the input would be overwritten while it is read)",
+                    file=item.path,
+                )
+    base = out if kind in ("per_file", "partitioned") else out.parent if out else Path.cwd()
+    state_dir = Path(base).absolute() / ".fsm_actors"
+    error_file = (
+        Path(spec.error_file)
+        if spec.error_file
+        else (
+            Path(f"{out}.errors.jsonl")
+            if kind == "single"
+            else out / "_errors.jsonl"
+            if out is not None
+            else Path.cwd() / f"{spec.pattern}-{run_id}.errors.jsonl"
+        )
+    )
+    chunk = None if spec.whole else (spec.chunk_size or DEFAULT_CHUNK)
+    small = {i.index for i in inputs if i.size < SMALL_FILE} if len(inputs) > 1 else set()
+    return Plan(
+        run_id=run_id,
+        inputs=inputs,
+        read=read,
+        output_kind=kind,
+        output_path=out,
+        outputs=outputs,
+        staging=state_dir / f"run-{run_id}",
+        checkpoint_dir=Path(spec.checkpoint_dir)
+        if spec.checkpoint_dir
+        else state_dir / "checkpoints",
+        error_file=error_file.absolute(),
+        chunk_size=chunk,
+        max_in_flight=spec.in_flight,
+        worker_read={i.index for i in inputs} if spec.whole else small,
+    )
+
+
+def _split_ranges(inputs: list[InputFile], read: ReadOptions) -> list[InputFile]:
+    """Large uncompressed CSV inputs as byte ranges (in order), the others as they are."""
+    from dataclasses import replace as _replace
+
+    from fsm_actors.platform.io import detect_compression, plan_byte_ranges
+
+    out: list[InputFile] = []
+    for item in inputs:
+        if (
+            item.format in ("csv", "tsv")
+            and item.size >= RANGE_FILE
+            and detect_compression(item.path) is None
+        ):
+            options = _replace(read, format=item.format)
+            n = math.ceil(item.size / BYTES_PER_WORKER)
+            ranges = plan_byte_ranges(item.path, n, options, min_bytes=BYTES_PER_WORKER // 2)
+            if len(ranges) > 1:
+                out += [
+                    _replace(item, byte_range=(r.start, r.end, r.first_line)) for r in ranges
+                ]
+                continue
+        out.append(item)
+    return [_replace(item, index=i) for i, item in enumerate(out)]
+
+
+def _detect(path: str) -> str:
+    try:
+        return detect_format(path)
+    except FormatError as exc:
+        raise JobError(str(exc), file=path) from exc
+
+
+def _output(
+    spec: FileJobSpec, inputs: list[InputFile]
+) -> tuple[str, Path | None, dict[int, OutputSpec]]:
+    """The layout, the output path and each input's ``OutputSpec``. In the per-file layout
+    without ``output_format`` every output keeps its input's format and compression."""
+    if spec.output_path is None:
+        return "none", None, {}
+    out = Path(spec.output_path).absolute()
+    ext_format, ext_compression = split_extensions(out)
+    compression = normalize_compression(spec.compression)
+    if compression and ext_compression and compression != ext_compression:
+        raise JobError(
+            f"compression={compression!r} conflicts with the output name {out.name!r} "
+            f"({ext_compression}): name the file for the compression you want, or drop "
+            "compression= to follow the extension",
+            file=str(out),
+        )
+    compression = compression or ext_compression
+    if spec.partition_by:
+        kind = "partitioned"
+    elif out.is_dir() or spec.output_path.endswith(("/", os.sep)):
+        kind = "per_file"
+    elif ext_format is None and len(inputs) > 1:
+        kind = "per_file"
+    else:
+        kind = "single"
+    fmt = spec.output_format
+    if fmt is None and kind == "single":
+        fmt = ext_format
+    if fmt == "binary":
+        raise JobError("output_format BINARY cannot be written; pick a record format")
+    if fmt is None and kind == "per_file":
+        return (
+            kind,
+            out,
+            {
+                i.index: _out_spec(spec, i.format, compression or detect_compression(i.path))
+                for i in inputs
+            },
+        )
+    if fmt is None:
+        formats = {i.format for i in inputs} - {"records"}
+        fmt = formats.pop() if len(formats) == 1 else "jsonl"
+    out_spec = _out_spec(spec, fmt, compression)
+    return kind, out, {i.index: out_spec for i in inputs}
+
+
+def _out_spec(spec: FileJobSpec, fmt: str, compression: str | None) -> OutputSpec:
+    delimiter = spec.csv_delimiter if fmt == "csv" else None
+    return OutputSpec(fmt, compression, delimiter)
