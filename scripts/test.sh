@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check fsm_actors resource_actors patterns tests benchmarks examples
+# the layer contracts of docs/architecture.md (pyproject.toml [tool.importlinter])
+.venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest -q "$@"
