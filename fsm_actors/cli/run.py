@@ -27,6 +27,7 @@ from fsm_actors.cli.documents import (
     without_path,
 )
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit
+from fsm_actors.cli.stdout_sink import StdoutSink
 
 #: Input formats ``run`` reads (by extension; .gz/.zst compressed forms too).
 INPUT_FORMATS = "CSV, TSV, JSON, JSON Lines, XML, Parquet, text (.txt/.log); .gz/.zst compressed"
@@ -118,7 +119,9 @@ def _interrupted(display: RunDisplay, resume: str) -> None:
               help=f"Input file of an FSM config: {INPUT_FORMATS}.")
 @click.option("--output", "-o", "output_path", type=click.Path(path_type=Path),
               help="Output file of an FSM config; its extension picks the format "
-              "(.jsonl, .json, .csv, .tsv, .parquet, .xml, .txt; .gz/.zst compresses).")
+              "(.jsonl, .json, .csv, .tsv, .parquet, .xml, .txt; .gz/.zst compresses). "
+              "Without it the records go to stdout as JSON Lines (phases and the summary "
+              "stay on stderr).")
 @click.option("--address", default=None,
               help="Ray address (auto, host:port, ray://host:10001). Default: RAY_ADDRESS, "
               "FSM_ACTORS_ADDRESS, a running local cluster (`fsm-actors up`), else an "
@@ -138,18 +141,26 @@ def _interrupted(display: RunDisplay, resume: str) -> None:
 def run(config: Path, input_path: Path | None, output_path: Path | None, address: str | None,
         actors: int | None, local: bool, chunk_size: int, function_modules: tuple[str, ...],
         checkpoint_id: str | None, no_progress: bool, as_json: bool) -> None:
-    """Run CONFIG: an FSM config over --input into --output, or a pipeline file.
+    """Run CONFIG: an FSM config over --input into --output (stdout without it), or a
+    pipeline file.
 
     A pipeline file (``kind: file_processing``) names its own input and output.
     """
     spec = read_document(config)
     kind = document_kind(config, spec)
     display = RunDisplay(bar=not no_progress)
+    to_stdout = kind == "fsm_config" and output_path is None
+    if to_stdout and as_json:
+        raise UserError(f"{config}: --json prints the result on stdout, where the records go "
+                        "without --output: give -o FILE for the records")
     try:
         if kind == "fsm_config":
-            result = _run_fsm(config, spec, display, input_path, output_path, address, actors,
-                              local, chunk_size, load_functions(function_modules),
-                              checkpoint_id)
+            with StdoutSink(config, enabled=to_stdout,
+                            checkpoint_id=checkpoint_id) as sink:
+                result = _run_fsm(config, spec, display, input_path,
+                                  sink.path or output_path, address, actors, local,
+                                  chunk_size, load_functions(function_modules), checkpoint_id)
+                result = sink.deliver(result)
         else:
             if input_path or output_path:
                 raise UserError(

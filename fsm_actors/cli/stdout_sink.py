@@ -1,0 +1,72 @@
+"""Records of ``fsm-actors run CONFIG -i IN`` without ``-o``: JSON Lines on stdout.
+
+A run writes its output through a temp file renamed at the end (exactly once, resumable), so
+the records are staged in a private directory and copied to stdout when the run has
+committed; phases and the summary stay on stderr, so ``fsm-actors run ... | jq`` works. A
+stream closed early by the reader (``| head``) ends the copy quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+#: How the summary names the output when the records went to stdout.
+STDOUT_LABEL = "stdout (JSON Lines)"
+
+
+class StdoutSink:
+    """A staging file for the run's records (``path``), copied to stdout by ``deliver``.
+
+    Disabled (``enabled=False``), ``path`` is None and ``deliver`` returns the result as is.
+    The staging directory is removed on exit unless the run left an error file in it (then
+    the summary names that file), or a checkpointed run was interrupted (its resume needs
+    the staged parts: the directory is named after the checkpoint id).
+    """
+
+    def __init__(self, config: Path, *, enabled: bool, checkpoint_id: str | None = None
+                 ) -> None:
+        self.path: Path | None = None
+        self._dir: Path | None = None
+        self._keep = False
+        self._checkpointed = bool(checkpoint_id)
+        if not enabled:
+            return
+        if checkpoint_id:
+            self._dir = Path(tempfile.gettempdir()) / f"fsm-actors-stdout-{checkpoint_id}"
+            self._dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self._dir = Path(tempfile.mkdtemp(prefix="fsm-actors-stdout-"))
+        self.path = self._dir / f"{config.stem}.jsonl"
+
+    def deliver(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Copy the committed records to stdout; the result with ``output_path`` = stdout."""
+        if self.path is None:
+            return result
+        if self.path.exists():
+            with open(self.path, "rb") as records:
+                try:
+                    shutil.copyfileobj(records, sys.stdout.buffer, 1 << 20)
+                    sys.stdout.buffer.flush()
+                except BrokenPipeError:  # the reader stopped reading (`| head`)
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, sys.stdout.fileno())
+                    os.close(devnull)
+        error_file = result.get("error_file")
+        if error_file and os.path.exists(error_file):
+            self._keep = True
+        return {**result, "output_path": STDOUT_LABEL}
+
+    def __enter__(self) -> StdoutSink:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._dir is None or self._keep or (kind is not None and self._checkpointed):
+            return  # the error file is named in the summary; a resume needs the parts
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""``fsm-actors`` as a person uses it from a shell: what goes to stdout and stderr, what is
+written where, and one clear line (never a traceback) for a mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.ops.ray_heads import client_env
+
+REPO = Path(__file__).resolve().parents[2]
+ORDERS_FSM = REPO / "examples" / "orders_fsm.yaml"
+ORDERS = ("order_id,quantity,unit_price\n1,2,3\n2,0,5\n3,5,500\n4,-1,2\n5,1,1\n")
+
+
+def cli(*args: str, cwd: Path, timeout: float = 240, **env: str
+        ) -> subprocess.CompletedProcess:
+    """``fsm-actors ARGS`` in a fresh process, stdout and stderr apart, no Ray address."""
+    return subprocess.run([sys.executable, "-m", "fsm_actors.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=client_env(**env), stdin=subprocess.DEVNULL)
+
+
+def test_run_without_output_writes_json_lines_to_stdout_and_the_summary_to_stderr(tmp_path):
+    (tmp_path / "in.csv").write_text(ORDERS)
+    done = cli("run", str(ORDERS_FSM), "-i", "in.csv", "--local", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(r["order_id"] for r in rows) == [1, 3, 5]
+    assert {r["tier"] for r in rows} == {"standard", "high"}
+    assert "done: 5 records in, 3 written" in done.stderr
+    assert "output: stdout" in done.stderr and "{" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # nothing written here
+
+
+def test_run_without_output_and_with_json_is_one_clear_message(tmp_path):
+    (tmp_path / "in.csv").write_text(ORDERS)
+    done = cli("run", str(ORDERS_FSM), "-i", "in.csv", "--local", "--json", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "give -o FILE" in done.stderr and done.stdout == ""
