@@ -20,10 +20,10 @@ from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform.errors import WorkerError
 from fsm_actors.platform.event_loop import aiter_any
 from fsm_actors.platform.pickling import pack, unpack_results
-from fsm_actors.worker import ChunkOutcome, FSMWorker, WorkerCounters
+from fsm_actors.worker import FSMWorker, WorkerCounters
 
 #: Worker methods a chunk may be mapped onto.
-CHUNK_METHODS = frozenset({"process_batch", "process_chunk"})
+CHUNK_METHODS = frozenset({"process_batch"})
 
 
 def _checked(method: str) -> str:
@@ -177,10 +177,7 @@ class ActorExecutor:
 
     def _account(self, index: int, result: Any) -> None:
         """Keep the driver's copy of slot ``index``'s counters (the actor's die with it)."""
-        if isinstance(result, ChunkOutcome):
-            self._snapshots[index].add(result.records, result.failed, None)
-        else:
-            self._snapshots[index].add(*result[:3])
+        self._snapshots[index].add(*result[:3])
 
     @property
     def pool(self):
@@ -212,13 +209,13 @@ class ActorExecutor:
         self._calls += 1
         prefix = f"{uuid.uuid4().hex[:6]}{self._calls}"
         fsm = self._fsm_name
-        packed = _checked(method) == "process_batch"
+        _checked(method)
         # each call is named for the dashboard's task views: "<fsm> chunk 3 rows 512-767"
-        items = _numbered(chunks, pack if packed else None)
+        items = _numbered(chunks, pack)
 
         def call(actor: Any, item: tuple[int, int, int, Any]) -> Any:
             n, first, rows, payload = item
-            remote = actor.process_packed if packed else actor.process_chunk
+            remote = actor.process_packed
             name = f"{fsm} chunk {n} rows {first}-{first + rows - 1}"
             return remote.options(name=name).remote(payload, data_mode, f"{prefix}-{n}")
 
@@ -226,8 +223,8 @@ class ActorExecutor:
             async for _, result in pool.map(
                 call, items, actors=workers, on_complete=self._account
             ):
-                # dict batches travel packed, results column-wise (see _wire)
-                yield unpack_results(result[3]) if packed else result
+                # dict batches travel packed, results column-wise (see platform.pickling)
+                yield unpack_results(result[3])
 
     @contextmanager
     def _worker_errors(self, what: str) -> Iterator[None]:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from fsm_actors.engine import BatchLeases, DataHandlingMode, Machine, compile_machine
-from fsm_actors.platform.io import records_to_table
 
 
 @dataclass
@@ -38,24 +35,6 @@ def batch_summary(results: list[dict[str, Any]]) -> tuple[int, int, str | None]:
     """``(records, failed, last final state)`` of a list of run results."""
     failed = sum(1 for r in results if not r["success"])
     return len(results), failed, results[-1]["final_state"] if results else None
-
-
-@dataclass
-class ChunkOutcome:
-    """What one stream chunk produced: emitted records as Arrow, counts, and failures.
-
-    ``failures`` holds ``{"state", "error", "data"}`` per failed record, for the error sink.
-    """
-
-    table: pa.Table | None
-    successful: int
-    failed: int
-    excluded_by_state: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def records(self) -> int:
-        return self.successful + self.failed
 
 
 class FSMWorker:
@@ -113,41 +92,6 @@ class FSMWorker:
     ) -> list[dict[str, Any]]:
         """Many records in one call; results in input order, failures as ``success: False``."""
         return self._run_batch(records, data_mode, execution_id_prefix, self.owns_inputs)
-
-    def process_chunk(
-        self,
-        chunk: pa.RecordBatch | pa.Table | list[dict[str, Any]],
-        data_mode: DataHandlingMode = DataHandlingMode.COPY,
-        execution_id_prefix: str | None = None,
-    ) -> ChunkOutcome:
-        """Run a stream chunk; records ending in an emitting end state come back as Arrow.
-
-        Arrow in and out keeps the driver's cost per record near zero (no pickled dicts).
-        """
-        from_arrow = not isinstance(chunk, list)
-        records = chunk.to_pylist() if from_arrow else chunk
-        # dicts made here from Arrow belong to nobody else
-        results = self._run_batch(
-            records, data_mode, execution_id_prefix, self.owns_inputs or from_arrow
-        )
-        emitted: list[dict[str, Any]] = []
-        excluded: dict[str, int] = {}
-        failures: list[dict[str, Any]] = []
-        emits = self.machine.emits
-        for r in results:
-            if not r["success"]:
-                failures.append({"state": r["final_state"], "error": r["error"], "data": r["data"]})
-            elif emits(r["final_state"]):
-                emitted.append(r["data"])
-            else:
-                excluded[r["final_state"]] = excluded.get(r["final_state"], 0) + 1
-        return ChunkOutcome(
-            table=records_to_table(emitted) if emitted else None,
-            successful=len(results) - len(failures),
-            failed=len(failures),
-            excluded_by_state=excluded,
-            failures=failures,
-        )
 
     def _run_batch(
         self,

@@ -10,10 +10,10 @@ import ray
 from ray.util.metrics import Counter, Histogram
 
 from fsm_actors.engine import DataHandlingMode
-from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.engine.resources import ResourceSpec
+from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.pickling import pack_results, unpack
-from fsm_actors.worker import ChunkOutcome, FSMWorker, batch_summary
+from fsm_actors.worker import FSMWorker, batch_summary
 
 
 @ray.remote
@@ -102,19 +102,6 @@ class FSMActor:
         with gc_paused():
             results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
             return (*batch_summary(results), pack_results(results))
-
-    def process_chunk(
-        self,
-        chunk: Any,
-        data_mode: DataHandlingMode = DataHandlingMode.COPY,
-        execution_id_prefix: str | None = None,
-    ) -> ChunkOutcome:
-        self._named()
-        started = time.perf_counter()
-        outcome = self._worker.process_chunk(chunk, data_mode, execution_id_prefix)
-        self._batch_seconds.observe(time.perf_counter() - started)
-        self._count(outcome.successful, outcome.failed)
-        return outcome
 
     def snapshot(self) -> dict[str, Any]:
         return self._worker.snapshot()

@@ -1,270 +1,170 @@
-"""The circuit breaker as a state machine with no I/O (injectable clock).
+"""``CircuitBreaker``: the breaker core driven in this process, or shared by the cluster.
 
-A driver asks ``try_acquire()`` before a call: ``CLOSED_PERMIT`` or ``PROBE`` (a HALF_OPEN
-probe), or ``None`` (refused: raise ``CircuitOpenError`` with ``retry_after()``). After the
-call it reports ``record(permit, outcome)`` with an outcome code from ``outcome_of``. Cluster
-workers report closed-state outcomes in batches with ``record_batch``. The rules are in
-``CircuitBreakerConfig``'s docstring. Not thread-safe: drivers serialize calls.
+``scope="process"`` holds a ``BreakerCore`` under a lock; with ``auto_half_open`` a timer
+moves an OPEN breaker to HALF_OPEN when its wait ends, so the callback fires on time even
+when no call comes. ``scope="cluster"`` (with a ``name``) keeps the state in the policy actor
+``recovery/<name>/circuit_breaker``: workers decide CLOSED calls locally and report outcomes
+in batches (see ``patterns._recovery.cluster``).
 """
 
 from __future__ import annotations
 
-import logging
-import math
+import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
-from patterns._recovery.config import CircuitBreakerConfig
-
-log = logging.getLogger(__name__)
-
-
-class CircuitBreakerState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
+from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
+from patterns._recovery.config import CircuitBreakerConfig, Scope
+from patterns._recovery.errors import CircuitOpenError
+from patterns._recovery.invoke import invoke, invoke_sync
 
 
-#: Outcome codes: bit 1 = failed, bit 2 = slow. ``IGNORED`` counts as nothing.
-SUCCESS, FAILURE, SLOW_SUCCESS, SLOW_FAILURE, IGNORED = 0, 1, 2, 3, -1
-CLOSED_PERMIT, PROBE = "closed", "probe"
+def open_error(name: str, state: str, retry_after: float) -> CircuitOpenError:
+    return CircuitOpenError(
+        f"circuit breaker {name!r} is {state}: call not permitted; retry in "
+        f"{retry_after:.3g}s (the service behind it has been failing)",
+        policy=name, state=state, retry_after=retry_after)
 
 
-def outcome_of(config: CircuitBreakerConfig, error: BaseException | None, duration: float) -> int:
-    """The outcome code of a call that raised ``error`` (None: succeeded) in ``duration`` s."""
-    slow = config.slow_call_duration is not None and duration >= config.slow_call_duration
-    if error is None:
-        return SLOW_SUCCESS if slow else SUCCESS
-    if isinstance(error, config.ignore_exceptions) or not isinstance(error,
-                                                                     config.record_exceptions):
-        return IGNORED
-    return SLOW_FAILURE if slow else FAILURE
+class LocalBreaker:
+    """The process-scope driver of a ``BreakerCore``. Thread-safe."""
 
-
-class _CountWindow:
-    """The outcomes of the last ``size`` calls."""
-
-    def __init__(self, size: int) -> None:
-        self._codes: deque[int] = deque(maxlen=size)
-        self.calls = self.failed = self.slow = 0
-
-    def add(self, code: int, now: float) -> None:
-        codes = self._codes
-        if len(codes) == codes.maxlen:
-            old = codes[0]
-            self.calls -= 1
-            self.failed -= old & 1
-            self.slow -= (old >> 1) & 1
-        codes.append(code)
-        self.calls += 1
-        self.failed += code & 1
-        self.slow += (code >> 1) & 1
-
-    def counts(self, now: float) -> tuple[int, int, int]:
-        return self.calls, self.failed, self.slow
-
-    def codes(self) -> list[int]:
-        return list(self._codes)
-
-
-class _TimeWindow:
-    """The outcomes of the last ``duration`` seconds, in 20 buckets (5% resolution)."""
-
-    BUCKETS = 20
-
-    def __init__(self, duration: float) -> None:
-        self._width = duration / self.BUCKETS
-        self._buckets: deque[list[float]] = deque()  # [bucket index, calls, failed, slow]
-
-    def _expire(self, now: float) -> None:
-        oldest = math.floor(now / self._width) - self.BUCKETS + 1
-        while self._buckets and self._buckets[0][0] < oldest:
-            self._buckets.popleft()
-
-    def add(self, code: int, now: float) -> None:
-        index = math.floor(now / self._width)
-        self._expire(now)
-        if not self._buckets or self._buckets[-1][0] != index:
-            self._buckets.append([index, 0, 0, 0])
-        bucket = self._buckets[-1]
-        bucket[1] += 1
-        bucket[2] += code & 1
-        bucket[3] += (code >> 1) & 1
-
-    def counts(self, now: float) -> tuple[int, int, int]:
-        self._expire(now)
-        calls = failed = slow = 0
-        for _, c, f, s in self._buckets:
-            calls += int(c)
-            failed += int(f)
-            slow += int(s)
-        return calls, failed, slow
-
-    def codes(self) -> list[int]:
-        return []
-
-
-class BreakerCore:
-    """The breaker of one ``CircuitBreakerConfig`` (see the module docstring)."""
-
-    def __init__(self, config: CircuitBreakerConfig, name: str = "circuit_breaker",
+    def __init__(self, config: CircuitBreakerConfig, name: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.config = config
         self.name = name
-        self._clock = clock
-        self._state = CircuitBreakerState.CLOSED
-        self._window = self._new_window()
-        self._opened_at = 0.0
-        self._probes = 0
-        self._probe_successes = 0
-        self.not_permitted = 0
-        self.transitions = 0
-        self.listeners: list[Callable[[CircuitBreakerState, CircuitBreakerState], Any]] = []
+        self.clock = clock
+        self.core = BreakerCore(config, name, clock)
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        if config.auto_half_open and clock is time.monotonic:
+            self.core.listeners.append(self._schedule)
 
-    def _new_window(self) -> _CountWindow | _TimeWindow:
-        c = self.config
-        return _CountWindow(c.window_size) if c.window_type == "count" else _TimeWindow(
-            c.window_duration)
-
-    # -- state -------------------------------------------------------------------------------
-    @property
-    def state(self) -> CircuitBreakerState:
-        """The state now (an OPEN breaker past its wait reads HALF_OPEN when ``auto_half_open``)."""
-        if self.config.auto_half_open:
-            self._poll()
-        return self._state
+    def _schedule(self, old: CircuitBreakerState, new: CircuitBreakerState) -> None:
+        if new is CircuitBreakerState.OPEN:
+            timer = threading.Timer(self.core.config.timeout + 0.001, self._poll)
+            timer.daemon = True
+            self._timer = timer
+            timer.start()
 
     def _poll(self) -> None:
-        if self._state is CircuitBreakerState.OPEN and \
-                self._clock() - self._opened_at >= self.config.timeout:
-            self._move(CircuitBreakerState.HALF_OPEN)
+        with self._lock:
+            _ = self.core.state
 
-    def retry_after(self) -> float:
-        """Seconds until an OPEN breaker lets a probe through (0 when not OPEN)."""
-        if self._state is not CircuitBreakerState.OPEN:
-            return 0.0
-        return max(0.0, self._opened_at + self.config.timeout - self._clock())
+    async def acquire(self) -> str:
+        return self.acquire_now()
 
-    def _move(self, new: CircuitBreakerState) -> None:
-        old = self._state
-        if old is new:
-            return
-        self._state = new
-        self.transitions += 1
-        if new is CircuitBreakerState.OPEN:
-            self._opened_at = self._clock()
-        elif new is CircuitBreakerState.CLOSED:
-            self._window = self._new_window()
-        self._probes = self._probe_successes = 0
-        c = self.config
-        hook = {CircuitBreakerState.OPEN: c.on_open, CircuitBreakerState.CLOSED: c.on_close,
-                CircuitBreakerState.HALF_OPEN: c.on_half_open}[new]
-        for callback in [hook, c.on_state_change, *self.listeners]:
-            if callback is None:
-                continue
-            try:
-                callback() if callback is hook else callback(old, new)
-            except Exception:  # a broken callback must not break the protected call
-                log.exception("circuit breaker %r: state-change callback failed", self.name)
+    def acquire_now(self) -> str:
+        with self._lock:
+            permit = self.core.try_acquire()
+            if permit is None:
+                raise open_error(self.name, self.core.state.value, self.core.retry_after())
+            return permit
+
+    def record(self, permit: str, error: BaseException | None, duration: float) -> None:
+        with self._lock:
+            self.core.record(permit, self.core.outcome_of(error, duration))
+
+    def state(self) -> CircuitBreakerState:
+        with self._lock:
+            return self.core.state
 
     def force(self, state: CircuitBreakerState) -> None:
-        """Move to ``state`` now (operators; the cluster actor's state for a worker)."""
-        self._move(state)
+        with self._lock:
+            self.core.force(state)
 
-    # -- calls -------------------------------------------------------------------------------
-    def try_acquire(self) -> str | None:
-        """A permit (``CLOSED_PERMIT`` or ``PROBE``) or ``None`` when the call is refused."""
-        self._poll()
-        state = self._state
-        if state is CircuitBreakerState.CLOSED:
-            return CLOSED_PERMIT
-        if state is CircuitBreakerState.HALF_OPEN and self._probes < self.config.probe_quota:
-            self._probes += 1
-            return PROBE
-        self.not_permitted += 1
-        return None
-
-    def outcome_of(self, error: BaseException | None, duration: float) -> int:
-        """The outcome code of a call that raised ``error`` (None: succeeded) in ``duration``."""
-        return outcome_of(self.config, error, duration)
-
-    def record(self, permit: str, code: int) -> None:
-        """Report the outcome of a call made with ``permit``."""
-        if permit == PROBE:
-            self._probe_done(code)
-        elif code != IGNORED and self._state is CircuitBreakerState.CLOSED:
-            self._window.add(code, self._clock())
-            self._judge()
-
-    def record_batch(self, codes: list[int]) -> None:
-        """Closed-state outcomes reported together (a cluster worker's batch)."""
-        if self._state is not CircuitBreakerState.CLOSED:
-            return
-        now = self._clock()
-        for code in codes:
-            if code != IGNORED:
-                self._window.add(code, now)
-        self._judge()
-
-    def _probe_done(self, code: int) -> None:
-        if self._state is not CircuitBreakerState.HALF_OPEN:
-            return
-        if code == IGNORED:
-            self._probes -= 1
-            return
-        judged_bad = code & 1 or (code & 2 and self.config.slow_call_rate_threshold is not None)
-        if judged_bad:
-            self._move(CircuitBreakerState.OPEN)
-            return
-        self._probe_successes += 1
-        if self._probe_successes >= self.config.success_threshold:
-            self._move(CircuitBreakerState.CLOSED)
-
-    def _judge(self) -> None:
-        c = self.config
-        calls, failed, slow = self._window.counts(self._clock())
-        trip = c.failure_threshold is not None and failed >= c.failure_threshold
-        if not trip and calls and calls >= c.min_calls:
-            trip = (c.failure_rate_threshold is not None
-                    and failed * 100.0 / calls >= c.failure_rate_threshold) or \
-                   (c.slow_call_rate_threshold is not None
-                    and slow * 100.0 / calls >= c.slow_call_rate_threshold)
-        if trip:
-            self._move(CircuitBreakerState.OPEN)
-
-    # -- reports -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
-        """resilience4j's figures: rates in percent, ``-1`` until ``minimum_calls`` calls."""
-        state = self.state
-        calls, failed, slow = self._window.counts(self._clock())
-        judged = calls >= self.config.min_calls and calls > 0
-        return {
-            "state": state.value,
-            "failure_rate": failed * 100.0 / calls if judged else -1.0,
-            "slow_call_rate": slow * 100.0 / calls if judged else -1.0,
-            "buffered_calls": calls,
-            "failed_calls": failed,
-            "slow_calls": slow,
-            "failure_count": failed,
-            "not_permitted_calls": self.not_permitted,
-            "state_transitions": self.transitions,
-            "retry_after": self.retry_after(),
-        }
+        with self._lock:
+            return {**self.core.metrics(), "scope": "process"}
 
-    def snapshot(self) -> dict[str, Any]:
-        """What a restarted cluster actor restores: state, when it opened, the count window."""
-        return {"state": self._state.value, "opened_at": self._opened_at,
-                "codes": self._window.codes(), "not_permitted": self.not_permitted}
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Take over a ``snapshot`` made with the same kind of clock (no callbacks fire)."""
-        self._state = CircuitBreakerState(snapshot["state"])
-        self._opened_at = float(snapshot["opened_at"])
-        self.not_permitted = int(snapshot.get("not_permitted", 0))
-        self._window = self._new_window()
-        now = self._clock()
-        for code in snapshot.get("codes", []):
-            self._window.add(int(code), now)
+
+class CircuitBreaker:
+    """Stops calling a failing service for a while, then probes it (see
+    ``CircuitBreakerConfig``).
+
+    ``await breaker.call(fn, *args)`` / ``breaker.call_sync(fn, *args)`` run ``fn`` if the
+    breaker permits and record the outcome; a refused call raises ``CircuitOpenError`` (with
+    ``retry_after``). For other drivers: ``permit = await breaker.acquire()``, then
+    ``breaker.record(permit, error_or_None, seconds)``. ``scope="cluster"`` needs ``name``.
+    """
+
+    def __init__(self, config: CircuitBreakerConfig | dict[str, Any] | None = None, *,
+                 name: str | None = None, scope: Scope = "process",
+                 clock: Callable[[], float] = time.monotonic, **fields: Any) -> None:
+        if config is None or isinstance(config, dict):
+            config = CircuitBreakerConfig(**{**(config or {}), **fields})
+        elif fields:
+            config = config.model_copy(update=fields)
+        self.config = config
+        self.scope = scope
+        self.name = name or "circuit_breaker"
+        self._clock = clock
+        if scope == "cluster":
+            from patterns._recovery.cluster import ClusterBreaker, require_name
+
+            self._impl: Any = ClusterBreaker(config, require_name(name, "CircuitBreaker"))
+        elif scope == "process":
+            self._impl = LocalBreaker(config, self.name, clock)
+        else:
+            raise ValueError(f"CircuitBreaker scope must be 'process' or 'cluster', got {scope!r}")
+
+    async def acquire(self) -> str:
+        """A permit for one call; raises ``CircuitOpenError`` when refused."""
+        return await self._impl.acquire()
+
+    def record(self, permit: str, error: BaseException | None, duration: float) -> None:
+        """The outcome of the call made with ``permit`` (``error`` None: it succeeded)."""
+        self._impl.record(permit, error, duration)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` through the breaker."""
+        permit = await self._impl.acquire()
+        start = self._clock()
+        try:
+            result = await invoke(fn, args, kwargs)
+        except BaseException as exc:
+            self._impl.record(permit, exc, self._clock() - start)
+            raise
+        self._impl.record(permit, None, self._clock() - start)
+        return result
+
+    def call_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call`` for a sync callable from sync code (process scope)."""
+        if self.scope != "process":
+            from fsm_actors.platform.event_loop import run_sync
+
+            return run_sync(self.call(fn, *args, **kwargs))
+        permit = self._impl.acquire_now()
+        start = self._clock()
+        try:
+            result = invoke_sync(fn, args, kwargs)
+        except BaseException as exc:
+            self._impl.record(permit, exc, self._clock() - start)
+            raise
+        self._impl.record(permit, None, self._clock() - start)
+        return result
+
+    @property
+    def state(self) -> CircuitBreakerState:
+        """CLOSED, OPEN or HALF_OPEN now (for a cluster breaker: as this process last heard)."""
+        return self._impl.state()
+
+    def force(self, state: CircuitBreakerState | str) -> None:
+        """Move to ``state`` now (e.g. ``"open"`` for maintenance, ``"closed"`` to reset)."""
+        self._impl.force(CircuitBreakerState(state))
+
+    def metrics(self) -> dict[str, Any]:
+        """State, failure and slow-call rates (percent, -1 before ``minimum_calls``), buffered,
+        failed and slow calls, not-permitted calls."""
+        return self._impl.metrics()
+
+    async def close(self) -> None:
+        """Stop timers and send what is still unreported (cluster scope)."""
+        await self._impl.close()
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker({self.name!r}, scope={self.scope})"

@@ -1,183 +1,102 @@
-"""The retry decision as a state machine with no I/O (the way tenacity's ``iter()`` works).
+"""``RetryPolicy``: the retry core with an async driver and a sync driver, each a few lines.
 
-``RetryCore(config).start()`` gives a ``RetryState`` for one execution. A driver asks it
-``attempt_timeout()`` before each attempt, then reports the outcome with ``on_result`` or
-``on_error``; the answer is an ``Action``: ``SLEEP`` (wait ``delay`` seconds, then attempt
-again), ``RETURN`` (give ``value`` to the caller) or ``RAISE`` (raise ``error``). The clock and
-the randomness are injected, so backoff sequences and deadlines test without sleeping.
+Thread- and task-safe: every call gets its own ``RetryState``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from patterns._recovery.backoff import Backoff
 from patterns._recovery.config import RetryConfig
-from patterns._recovery.errors import CallNotPermittedError, DeadlineExceeded
+from patterns._recovery.errors import AttemptTimeout, DeadlineExceeded
+from patterns._recovery.invoke import invoke, invoke_sync
+from patterns._recovery.retry import Kind, RetryCore, RetryState
 
 
-class Kind(Enum):
-    SLEEP = "sleep"
-    RETURN = "return"
-    RAISE = "raise"
+class RetryPolicy:
+    """Calls a function again on failure, as its ``RetryConfig`` says.
 
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """What the driver does next."""
-
-    kind: Kind
-    delay: float = 0.0
-    value: Any = None
-    error: BaseException | None = None
-
-
-_NOT_RETRIED = (CallNotPermittedError, DeadlineExceeded)
-
-
-@dataclass(slots=True)
-class RetryStats:
-    """Executions by outcome, the way resilience4j counts them; ``retries`` counts waits."""
-
-    successful_without_retry: int = 0
-    successful_with_retry: int = 0
-    failed_without_retry: int = 0
-    failed_with_retry: int = 0
-    retries: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "successful_calls_without_retry": self.successful_without_retry,
-            "successful_calls_with_retry": self.successful_with_retry,
-            "failed_calls_without_retry": self.failed_without_retry,
-            "failed_calls_with_retry": self.failed_with_retry,
-            "retries": self.retries,
-        }
-
-
-class RetryCore:
-    """The retry rules of one ``RetryConfig``; ``start()`` begins one execution.
-
-    ``stats`` counts every execution started from this core. Not thread-safe for ``stats``
-    under free-threading; each ``RetryState`` belongs to one execution.
+    ``RetryPolicy(RetryConfig(...))``, ``RetryPolicy({"max_attempts": 5})`` or
+    ``RetryPolicy(max_attempts=5)``. ``await call(fn, *args, **kwargs)`` takes sync and async
+    callables; ``call_sync`` is for sync callables from sync code. ``clock``, ``sleep``
+    (async) and ``rng`` are injectable for tests. The last error is re-raised with a note
+    saying how many attempts were made.
     """
 
-    def __init__(self, config: RetryConfig, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, config: RetryConfig | dict[str, Any] | None = None, *,
+                 name: str = "retry", clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 rng: random.Random | None = None, **fields: Any) -> None:
+        if config is None or isinstance(config, dict):
+            config = RetryConfig(**{**(config or {}), **fields})
+        elif fields:
+            config = config.model_copy(update=fields)
         self.config = config
-        self.clock = clock
-        self.rng = rng
-        self.stats = RetryStats()
-        retried = config.retry_on_exceptions or (Exception,)
-        self._retried = retried + (config.transient_errors or ())
-        self._permanent = _NOT_RETRIED + (config.permanent_errors or ())
+        self.name = name
+        self.core = RetryCore(config, clock, rng)
+        self._sleep = sleep
 
-    def start(self, deadline: float | None = None) -> RetryState:
-        """A state for one execution; ``deadline`` (clock time) tightens ``total_timeout``."""
-        return RetryState(self, deadline)
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` with retries; its result, or its last error raised."""
+        return await self.run(fn, args, kwargs)
 
-    def retryable(self, error: BaseException) -> bool:
-        """Whether ``error`` may be retried under this config (attempts left aside)."""
-        if isinstance(error, self._permanent) or not isinstance(error, self._retried):
-            return False
-        check = self.config.retry_on_exception
-        return check is None or bool(check(error))
-
-
-class RetryState:
-    """The decisions of one execution (see the module docstring). ``attempts`` counts the
-    attempts started; ``retries`` the waits decided."""
-
-    __slots__ = ("_core", "_deadline", "_backoff", "attempts", "retries")
-
-    def __init__(self, core: RetryCore, deadline: float | None) -> None:
-        self._core = core
-        total = core.config.total_timeout
-        if total is not None:
-            own = core.clock() + total
-            deadline = own if deadline is None else min(deadline, own)
-        self._deadline = deadline
-        self._backoff: Backoff | None = None
-        self.attempts = 0
-        self.retries = 0
-
-    @property
-    def deadline(self) -> float | None:
-        """Clock time by which the whole execution must end, if any."""
-        return self._deadline
-
-    def attempt_timeout(self) -> float | None:
-        """Begin an attempt; its timeout in seconds (``None``: unbounded).
-
-        Raises ``DeadlineExceeded`` when no time is left for it."""
-        self.attempts += 1
-        timeout = self._core.config.attempt_timeout
-        if self._deadline is None:
-            return timeout
-        left = self._deadline - self._core.clock()
-        if left <= 0:
-            raise DeadlineExceeded(
-                f"retry deadline passed before attempt {self.attempts}; raise total_timeout "
-                "or lower the backoff delays", attempts=self.attempts - 1)
-        return left if timeout is None else min(timeout, left)
-
-    def on_result(self, value: Any) -> Action:
-        """The attempt returned ``value``."""
-        check = self._core.config.retry_on_result
-        if check is not None and check(value):
-            return self._again(value, None)
-        self._finish(success=True)
-        return Action(Kind.RETURN, value=value)
-
-    def on_error(self, error: BaseException) -> Action:
-        """The attempt raised ``error``."""
-        if not self._core.retryable(error):
-            return self._give_up(None, error)
-        return self._again(None, error)
-
-    def _again(self, value: Any, error: BaseException | None) -> Action:
-        config = self._core.config
-        if self.attempts >= config.max_attempts:
-            return self._give_up(value, error)
-        if self._backoff is None:
-            self._backoff = Backoff(config, self._core.rng)
-        delay = self._backoff.next()
-        hint = getattr(error, "retry_after", None)
-        if isinstance(hint, int | float) and hint > delay:
-            delay = float(hint)
-        if self._deadline is not None and self._core.clock() + delay >= self._deadline:
-            return self._give_up(value, error)
-        self.retries += 1
-        self._core.stats.retries += 1
-        if config.on_retry is not None:
-            config.on_retry(self.attempts, error if error is not None else value, delay)
-        return Action(Kind.SLEEP, delay=delay)
-
-    def _give_up(self, value: Any, error: BaseException | None) -> Action:
-        self._finish(success=False)
-        config = self._core.config
-        if config.on_failure is not None:
-            config.on_failure(error if error is not None else value)
-        if error is None:
-            return Action(Kind.RETURN, value=value)
-        if self.attempts > 1:
-            error.add_note(f"(gave up after {self.attempts} attempts)")
-        return Action(Kind.RAISE, error=error)
-
-    def _finish(self, success: bool) -> None:
-        stats = self._core.stats
-        retried = self.attempts > 1
-        if success:
-            if retried:
-                stats.successful_with_retry += 1
+    async def run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                  deadline: float | None = None) -> Any:
+        """``call`` with the arguments as values and an outer ``deadline`` (clock time)."""
+        state = self.core.start(deadline)
+        while True:
+            timeout = state.attempt_timeout()
+            try:
+                result = await invoke(fn, args, kwargs, timeout, self._timeout_error(state))
+            except Exception as exc:
+                action = state.on_error(exc)
             else:
-                stats.successful_without_retry += 1
-        elif retried:
-            stats.failed_with_retry += 1
-        else:
-            stats.failed_without_retry += 1
+                action = state.on_result(result)
+            if action.kind is Kind.SLEEP:
+                await self._sleep(action.delay)
+            elif action.kind is Kind.RETURN:
+                return action.value
+            else:
+                raise action.error  # type: ignore[misc]
+
+    def call_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call`` for a sync callable from sync code (waits with ``time.sleep``)."""
+        state = self.core.start()
+        while True:
+            timeout = state.attempt_timeout()
+            try:
+                result = invoke_sync(fn, args, kwargs, timeout, self._timeout_error(state))
+            except Exception as exc:
+                action = state.on_error(exc)
+            else:
+                action = state.on_result(result)
+            if action.kind is Kind.SLEEP:
+                time.sleep(action.delay)
+            elif action.kind is Kind.RETURN:
+                return action.value
+            else:
+                raise action.error  # type: ignore[misc]
+
+    def _timeout_error(self, state: RetryState) -> Callable[[float], BaseException]:
+        def make(timeout: float) -> BaseException:
+            if state.deadline is not None and self.core.clock() >= state.deadline - 1e-3:
+                return DeadlineExceeded(
+                    f"{self.name}: the time budget ran out during attempt {state.attempts}",
+                    policy=self.name, attempts=state.attempts)
+            return AttemptTimeout(
+                f"{self.name}: attempt {state.attempts} did not finish within {timeout:g}s "
+                "(attempt_timeout)", policy=self.name, timeout=timeout, attempt=state.attempts)
+        return make
+
+    def metrics(self) -> dict[str, int]:
+        """Executions by outcome (resilience4j's four counts) and the retries made."""
+        return self.core.stats.as_dict()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"RetryPolicy({self.name!r}, max_attempts={c.max_attempts}, "
+                f"backoff={c.backoff_strategy.value})")
