@@ -2,9 +2,9 @@
 
 ``EndpointCall`` is compiled once per endpoint (templates, auth, parser) and is picklable, so
 FANOUT ships it to worker actors. ``attempt`` sends one HTTP request on a given aiohttp
-session (or ``LeanClient``, FANOUT's hot-path client) and classifies the answer: 2xx/3xx parse into a result; 5xx, 429, timeouts and
+session and classifies the answer: 2xx parse into a result (redirects are followed, without credentials to another origin; a 3xx that is left is an error); 5xx, 429, timeouts and
 connection errors raise ``TransientCallError`` (retried by the endpoint's retry policy; a
-429 carries ``retry_after``); other 4xx raise ``PermanentCallError`` unless the status is in
+429 or 503 carries its ``Retry-After``); other 4xx raise ``PermanentCallError`` unless the status is in
 ``retry_on_status``. ``call`` runs the whole call under the endpoint's policies and never
 raises: it returns a ``CallOutcome`` (result or error with status and reason), after the
 endpoint's ``error_handler`` had its say. Credentials never reach an outcome, log or error.
@@ -13,6 +13,7 @@ endpoint's ``error_handler`` had its say. Credentials never reach an outcome, lo
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.utils
 import json as jsonlib
 import logging
@@ -22,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import yarl
 from multidict import CIMultiDict
 
 from patterns._api.auth import scrub
 from patterns._api.config import APIEndpoint, APIOrchestrationConfig
 from patterns._api.errors import APICallError, PermanentCallError, TransientCallError
 from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value
-from patterns._api.wire import LeanClient
 from resource_actors.base import is_secret_key, redact
 from resource_actors.http import HTTPResponse, safe_url
 
@@ -36,6 +37,14 @@ log = logging.getLogger("patterns.api_orchestration")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: answers whose ``Retry-After`` the retry waits for
+_WAIT_STATUSES = frozenset({429, 503})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 10
+#: request headers that carry credentials whatever their value
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: media types (besides ``text/*``) whose bodies are text
+_TEXT_MARKERS = ("json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
 
 
 @dataclass
@@ -86,20 +95,49 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when - (time.time() if now is None else now))
 
 
+def content_type(value: str) -> tuple[str, str | None]:
+    """``(media type in lower case, charset or None)`` of a ``Content-Type`` header; a charset
+    Python does not know is ``None``."""
+    mime, _, params = value.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = val.strip().strip('"') or None
+    if charset is not None:
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = None
+    return mime.strip().lower(), charset
+
+
 def default_parse(response: HTTPResponse) -> Any:
-    """JSON when the answer says it is JSON (malformed JSON is then an error); otherwise JSON
-    if it parses as such, else text; an empty body is ``None``."""
+    """JSON when the answer says it is JSON (malformed JSON is then an error); ``bytes`` for
+    a media type that is not text (``application/octet-stream``, images, ...); otherwise
+    text decoded by the answer's charset (UTF-8 when none is given), or JSON if it parses
+    as such. Without a ``Content-Type``, a body that is not UTF-8 is ``bytes``. An empty
+    body is ``None``."""
     body = response.body
     if not body:
         return None
-    if "json" in response.headers.get("Content-Type", ""):
-        return jsonlib.loads(body)
-    if body[:1] in (b"{", b"["):
+    mime, charset = content_type(response.headers.get("Content-Type", ""))
+    if "json" in mime:
+        return jsonlib.loads(body.decode(charset) if charset else body)
+    if mime and not mime.startswith("text/") and not any(m in mime for m in _TEXT_MARKERS):
+        return bytes(body)
+    try:
+        text = body.decode(charset or "utf-8")
+    except UnicodeDecodeError:
+        if not mime:
+            return bytes(body)
+        text = body.decode(charset or "utf-8", errors="replace")
+    if text[:1] in ("{", "["):
         try:
-            return jsonlib.loads(body)
+            return jsonlib.loads(text)
         except ValueError:  # it only looked like JSON: keep it as text
             pass
-    return response.text
+    return text
 
 
 class EndpointCall:
@@ -125,9 +163,12 @@ class EndpointCall:
         self.log_requests = config.log_requests
         self.log_responses = config.log_responses
         secrets = self.auth.secrets() if self.auth is not None else []
-        if isinstance(endpoint.headers, Mapping):
-            secrets += [str(v) for k, v in endpoint.headers.items() if is_secret_key(str(k))]
+        for given in (config.headers, endpoint.headers):
+            if isinstance(given, Mapping):
+                secrets += [str(v) for k, v in given.items() if is_secret_key(str(k))]
         self.secrets = tuple(s for s in secrets if len(s) >= 4)
+        #: called before each request is sent (FANOUT workers count requests with it)
+        self.on_send: Any = None
         self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
 
     def __repr__(self) -> str:
@@ -136,6 +177,7 @@ class EndpointCall:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_client_timeout")
+        state["on_send"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -169,56 +211,83 @@ class EndpointCall:
                 kw["json"] = body
         return kw
 
-    async def attempt(self, session: aiohttp.ClientSession | LeanClient, url: str,
-                      kw: dict[str, Any],
+    async def attempt(self, session: aiohttp.ClientSession, url: str, kw: dict[str, Any],
                       outcome: CallOutcome, on_429: Any = None) -> Any:
-        """Send one request and return the parsed body, or raise Transient/PermanentCallError."""
+        """Send one request (following redirects) and return the parsed body, or raise
+        Transient/PermanentCallError."""
         outcome.attempts += 1
+        if self.on_send is not None:
+            self.on_send()
         if self.log_requests:
             log.info("%s %s headers=%s", self.method, safe_url(url), redact(kw["headers"]))
         try:
-            if isinstance(session, LeanClient):
-                status, raw, body = await session.fetch(self.method, url, timeout=self.timeout,
-                                                        **kw)
-                headers = CIMultiDict(raw)
-            else:
-                async with session.request(self.method, url, timeout=self._client_timeout,
-                                           **kw) as resp:
-                    body = await resp.read()
-                    status = resp.status
-                    headers = CIMultiDict(resp.headers)
+            status, headers, body = await self._send(session, url, kw)
         except TimeoutError:
             raise TransientCallError(f"timed out after {self.timeout:g}s") from None
         except ValueError as exc:  # a URL no client can send (aiohttp's InvalidURL too)
             reason = scrub(f"{type(exc).__name__}: {exc}", self.secrets)
-            raise PermanentCallError(reason.replace(url, safe_url(url))) from None
+            raise PermanentCallError(reason.replace(url, _shown(url))) from None
         except (aiohttp.ClientError, OSError) as exc:
             reason = scrub(f"{type(exc).__name__}: {exc}", self.secrets)
-            raise TransientCallError(reason.replace(url, safe_url(url))) from None
+            sent = not isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError)
+            raise TransientCallError(reason.replace(url, _shown(url)), sent=sent) from None
         outcome.status = status
         outcome.bytes_read += len(body)
         if self.log_responses:
-            log.info("%s %s -> %d (%d bytes)", self.method, safe_url(url), status, len(body))
-        if status >= 400:
+            log.info("%s %s -> %d (%d bytes)", self.method, _shown(url), status, len(body))
+        if status >= 300:
             reason = f"HTTP {status}: {_snippet(body, self.secrets)}"
-            if status == 429:
-                outcome.rate_limited += 1
+            if status < 400:
+                raise PermanentCallError(f"{reason} (a redirect without a usable Location, "
+                                         "or not modified; not a result)", status)
+            if status in _WAIT_STATUSES:
                 wait = retry_after_seconds(headers.get("Retry-After"))
-                if on_429 is not None:
+                if status == 429:
+                    outcome.rate_limited += 1
+                if on_429 is not None and (status == 429 or wait):
                     on_429(wait)
                 raise TransientCallError(reason, status, wait)
             if status in _RETRY_STATUSES or status in self.retry_on_status:
                 raise TransientCallError(reason, status)
             raise PermanentCallError(reason, status)
+        mime, charset = content_type(headers.get("Content-Type", ""))
         response = HTTPResponse(status, headers, body, _shown(url), 0.0,  # type: ignore[arg-type]
-                                outcome.attempts, "utf-8")
+                                outcome.attempts, charset or "utf-8")
         try:
             return self.parser(response)
         except ValueError as exc:
             raise PermanentCallError(
                 f"malformed response body: {type(exc).__name__}: {exc}"[:300], status) from None
 
-    async def call(self, session: aiohttp.ClientSession | LeanClient, policy: Any, data: Any,
+    async def _send(self, session: aiohttp.ClientSession, url: str,
+                    kw: dict[str, Any]) -> tuple[int, CIMultiDict[str], bytes]:
+        """One request and the redirects it leads to (at most ``_MAX_REDIRECTS``): 303, and
+        301/302 after a POST, become GETs without a body; a redirect to another origin
+        (scheme, host, port) loses every credential of the request."""
+        method, target = self.method, url
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with session.request(method, target, timeout=self._client_timeout,
+                                       allow_redirects=False, **kw) as resp:
+                body = await resp.read()
+                headers = CIMultiDict(resp.headers)
+                location = headers.get("Location") if resp.status in _REDIRECTS else None
+                if not location:
+                    return resp.status, headers, body
+                here = resp.url
+                there = here.join(yarl.URL(location))
+            if there.scheme not in ("http", "https"):
+                return resp.status, headers, body
+            kw = {k: v for k, v in kw.items() if k != "params"}
+            if there.origin() != here.origin():
+                kw["headers"] = _without_credentials(kw["headers"], self.secrets)
+            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                method = "HEAD" if method == "HEAD" else "GET"
+                kw = {k: v for k, v in kw.items() if k not in ("data", "json")}
+            target = there  # type: ignore[assignment]
+        raise PermanentCallError(f"more than {_MAX_REDIRECTS} redirects, last to "
+                                 f"{_shown(str(target))}")
+
+    async def call(self, session: aiohttp.ClientSession, policy: Any, data: Any,
                    results: Mapping[str, Any], item: Any = NO_ITEM) -> CallOutcome:
         """Run the call under ``policy`` (retries, limiters, breaker); never raises."""
         outcome = CallOutcome(self.name, False, method=self.method, started=time.time())
@@ -277,6 +346,13 @@ def _param(value: Any) -> str | int | float:
     if isinstance(value, str | int | float):
         return value
     return jsonlib.dumps(value)
+
+
+def _without_credentials(headers: Mapping[str, str], secrets: tuple[str, ...]) -> dict[str, str]:
+    """``headers`` less every credential: by name, or by holding a secret value."""
+    return {k: v for k, v in headers.items()
+            if k.lower() not in _CREDENTIAL_HEADERS and not is_secret_key(k)
+            and not any(secret in v for secret in secrets)}
 
 
 def _snippet(body: bytes, secrets: tuple[str, ...]) -> str:

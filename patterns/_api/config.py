@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from patterns._api.auth import to_auth
@@ -24,6 +25,8 @@ from patterns.error_recovery import RecoveryConfigError, RetryConfig
 #: Result keys that are not endpoint names.
 RESERVED = ("_metrics", "errors", "merged")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+#: methods retried after their request was sent, by default (urllib3's ``allowed_methods``)
+RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class OrchestrationMode(StrEnum):
@@ -75,6 +78,9 @@ class APIEndpoint:
     ``transform_input(input)`` shapes the input first. ``error_handler(error, input)``
     may return a value that stands for the failed call's result (or raise). ``condition(input,
     results)`` gates the endpoint in CONDITIONAL mode. ``auth`` overrides the config's.
+    A request that reached the server is sent again only for ``retry_methods`` (default
+    GET, HEAD, OPTIONS, PUT, DELETE, TRACE, as urllib3) or when ``idempotent=True``;
+    ``idempotent=False`` retries no sent request. Refused connections are always retried.
     """
 
     name: str
@@ -97,6 +103,8 @@ class APIEndpoint:
     depends_on: Sequence[str] | None = None
     condition: Callable[[Any, Mapping[str, Any]], Any] | None = None
     auth: Any = None
+    idempotent: bool | None = None
+    retry_methods: Sequence[str] | None = None
     #: the ``RetryConfig`` made from the retry fields (set at construction)
     retry: RetryConfig = field(init=False, repr=False, compare=False)
 
@@ -131,6 +139,15 @@ class APIEndpoint:
             deps = [deps]
         _set(self, "depends_on", tuple(deps or ()))
         _set(self, "retry_on_status", frozenset(self.retry_on_status or ()))
+        if self.idempotent is not None and not isinstance(self.idempotent, bool):
+            raise APIConfigError(f"{who}: idempotent must be True, False or None, got "
+                                 f"{self.idempotent!r}", endpoint=self.name)
+        methods = (RETRY_METHODS if self.retry_methods is None
+                   else frozenset(str(m).upper() for m in _listed(self.retry_methods)))
+        if not methods <= set(METHODS) | {"TRACE"}:
+            raise APIConfigError(f"{who}: retry_methods {sorted(methods)} holds a method not "
+                                 f"among {METHODS}", endpoint=self.name)
+        _set(self, "retry_methods", methods)
         for name in ("response_parser", "transform", "transform_input", "error_handler",
                      "condition"):
             value = getattr(self, name)
@@ -179,10 +196,34 @@ _DEFAULT_DELAY = 1.0
 _MAX_DELAY = 30.0
 
 
+def retries_sent(endpoint: APIEndpoint) -> bool:
+    """Whether a request of ``endpoint`` may be sent again after it reached the server:
+    ``idempotent`` when set, else whether the method is in ``retry_methods``."""
+    if endpoint.idempotent is not None:
+        return endpoint.idempotent
+    return endpoint.method in endpoint.retry_methods  # type: ignore[operator]
+
+
+def not_sent(error: BaseException) -> bool:
+    """True for an error raised before the request left (a refused connection)."""
+    return not getattr(error, "sent", True)
+
+
+def _both(first: Callable[[BaseException], bool], second: Callable[[BaseException], bool],
+          error: BaseException) -> bool:
+    return first(error) and second(error)
+
+
+def _listed(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 def retry_config(endpoint: APIEndpoint) -> RetryConfig:
     """The endpoint's ``RetryConfig``: from ``retry_config``, or ``retry_count`` /
     ``retry_delay`` (default 3 attempts, 1 s then exponential, at most 30 s). Only transient
-    call errors are retried; ``APIConfigError`` names the endpoint for a bad setting."""
+    call errors are retried, and for an endpoint whose requests may not be sent twice
+    (``retries_sent`` false: POST and PATCH by default) only those that never reached the
+    server. ``APIConfigError`` names the endpoint for a bad setting."""
     given = endpoint.retry_config
     try:
         if isinstance(given, RetryConfig):
@@ -200,6 +241,10 @@ def retry_config(endpoint: APIEndpoint) -> RetryConfig:
                           else endpoint.retry_delay)
         fields.setdefault("max_delay", max(_MAX_DELAY, float(fields["initial_delay"])))
         fields["retry_on_exceptions"] = (TransientCallError,)
+        if not retries_sent(endpoint):
+            given_check = fields.get("retry_on_exception")
+            fields["retry_on_exception"] = (not_sent if given_check is None
+                                            else partial(_both, not_sent, given_check))
         fields["permanent_errors"] = (PermanentCallError,)
         return RetryConfig(**fields)
     except (RecoveryConfigError, TypeError, ValueError) as exc:
@@ -248,9 +293,7 @@ class APIOrchestrationConfig:
     ``batch_size`` items per task. With ``sink`` (a file path; format from ``sink_format`` or
     the extension) results are streamed there instead of returned; ``checkpoint_id`` makes the
     run resumable; ``error_threshold`` (a count, or a share < 1) stops a run with too many
-    failed items. ``http_client``: ``"auto"`` sends FANOUT requests with the lean keep-alive
-    client of ``patterns._api.wire`` (no redirects, cookies or proxies) and everything else
-    with aiohttp; ``"aiohttp"`` or ``"lean"`` choose one for all.
+    failed items. Every request goes through aiohttp.
     """
 
     endpoints: Sequence[APIEndpoint | Mapping[str, Any]]
@@ -280,7 +323,6 @@ class APIOrchestrationConfig:
     sink_format: str | None = None
     checkpoint_id: str | None = None
     error_threshold: float | None = None
-    http_client: str = "auto"
     metrics_enabled: bool = True
     log_requests: bool = False
     log_responses: bool = False
@@ -310,9 +352,6 @@ class APIOrchestrationConfig:
                                       or value < 1):
                 raise APIConfigError(f"config {self.name!r}: {name} must be an integer >= 1, "
                                      f"got {value!r}")
-        if self.http_client not in ("auto", "aiohttp", "lean"):
-            raise APIConfigError(f"config {self.name!r}: http_client must be 'auto', 'aiohttp' "
-                                 f"or 'lean', got {self.http_client!r}")
         if self.scope not in ("auto", "process", "cluster"):
             raise APIConfigError(f"config {self.name!r}: scope must be 'auto', 'process' or "
                                  f"'cluster', got {self.scope!r}")

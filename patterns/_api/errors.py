@@ -57,13 +57,15 @@ def _rebuild_call(cls: type[APICallError], message: str, endpoint: str | None,
 
 
 class TransientCallError(Exception):
-    """An attempt failed in a way worth retrying (5xx, 429, timeout, connection error)."""
+    """An attempt failed in a way worth retrying (5xx, 429, timeout, connection error).
+    ``sent`` is false when the request never reached the server (a refused connection)."""
 
     def __init__(self, reason: str, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, *, sent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.sent = sent
         if retry_after is not None:
             self.retry_after = retry_after
 

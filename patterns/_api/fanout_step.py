@@ -3,8 +3,8 @@
 A task is one slice of the input items (``payload``; ``first_record`` is the index of its
 first item). The step sends one request per item, at most ``concurrency`` at once per worker
 (shared by the tasks the actor runs together), on the worker's own client made on the
-actor's event loop (``LeanClient``, or an aiohttp session with ``http_client="aiohttp"``), under the endpoint's policies from ``patterns.error_recovery`` (built
-in the worker; with ``scope="cluster"`` they share one limiter and breaker per name with every
+actor's event loop (an aiohttp session), under the endpoint's policies from
+``patterns.error_recovery`` (built in the worker; with ``scope="cluster"`` they share one limiter and breaker per name with every
 other worker). It returns the slice's results in item order, its errors and its counters;
 with a sink (or a checkpoint) it first writes them as parts of the staging directory
 (fsynced), so a task sent again after its actor died writes the same parts: the results are
@@ -28,7 +28,6 @@ from patterns._api.call import EndpointCall
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.metrics import Totals
 from patterns._api.policies import Limits
-from patterns._api.wire import LeanClient
 
 PARTITION = "items"
 #: the JSON Lines part a checkpointed run keeps results in when it has no sink
@@ -86,18 +85,14 @@ class FanoutStep:
         self.call = spec.call
         self.limits = Limits(spec.config)
         self.staging = Staging(context.staging) if spec.staged and context.staging else None
-        self._session: aiohttp.ClientSession | LeanClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._gate: asyncio.Semaphore | None = None
 
-    def _open(self) -> tuple[aiohttp.ClientSession | LeanClient, asyncio.Semaphore]:
+    def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._session is None or self._session.closed:
             limit = self.spec.concurrency
-            if self.spec.config.http_client == "aiohttp":
-                connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0,
-                                                 ttl_dns_cache=300)
-                self._session = aiohttp.ClientSession(connector=connector)
-            else:
-                self._session = LeanClient(limit)
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector)
             self._gate = asyncio.Semaphore(limit)
         return self._session, self._gate  # type: ignore[return-value]
 

@@ -89,10 +89,16 @@ def endpoints(url: str, specs: list[dict[str, Any]], batch: bool,
               options: Mapping[str, Any]) -> list[APIEndpoint]:
     """The endpoints that run ``specs`` against ``url`` (``options``: ``ENDPOINT_OPTIONS``)."""
     if batch:
+        safe = not any(_mutation(s) for s in specs)
         return [APIEndpoint(BATCH_ENDPOINT, url, "POST", body=[_payload(s) for s in specs],
-                            response_parser=parse_batch, **options)]
+                            response_parser=parse_batch, idempotent=safe, **options)]
     return [APIEndpoint(s["name"], url, "POST", body=_payload(s), response_parser=parse_one,
-                        **options) for s in specs]
+                        idempotent=not _mutation(s), **options) for s in specs]
+
+
+def _mutation(spec: Mapping[str, Any]) -> bool:
+    """A query that may change data is not sent twice (queries are safe to retry)."""
+    return str(spec["query"]).lstrip().lower().startswith("mutation")
 
 
 def split_batch(specs: list[dict[str, Any]]):

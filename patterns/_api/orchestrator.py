@@ -8,7 +8,6 @@ HTTP worker actors (``patterns._api.fanout``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +21,6 @@ from patterns._api.errors import APICallError
 from patterns._api.metrics import run_metrics
 from patterns._api.modes import Run
 from patterns._api.policies import Limits
-from patterns._api.wire import LeanClient
 
 
 class APIOrchestrator:
@@ -96,9 +94,7 @@ class APIOrchestrator:
         return self._result(run, time.perf_counter() - started)
 
     def _client(self) -> Any:
-        """The run's HTTP client (an async context manager): aiohttp unless ``lean`` asked."""
-        if self.config.http_client == "lean":
-            return _closing(LeanClient(self.config.max_concurrent))
+        """The run's aiohttp session (an async context manager)."""
         connector = aiohttp.TCPConnector(limit=self.config.max_concurrent, limit_per_host=0)
         return aiohttp.ClientSession(connector=connector)
 
@@ -133,10 +129,3 @@ class APIOrchestrator:
     def __repr__(self) -> str:
         return f"APIOrchestrator(name={self.name!r}, mode={self.mode.value!r})"
 
-
-@contextlib.asynccontextmanager
-async def _closing(client: LeanClient):
-    try:
-        yield client
-    finally:
-        await client.close()

@@ -4,7 +4,7 @@ Every request is logged (``calls``: method, path, key, start and end wall-clock 
 counted per path. Failures are asked for per request, by query parameters, so tests never
 share state: ``/flaky/{key}?fail=N&status=S`` answers S for the first N calls of ``key``;
 ``/limited/{key}?n=N&after=S`` answers 429 with ``Retry-After: S`` N times; ``/reset/{key}?n=N``
-drops the connection N times; ``/slow/{key}?delay=S`` sleeps; ``/malformed`` sends broken
+drops the connection N times; ``/slow/{key}?delay=S`` sleeps (GET or POST); ``/malformed`` sends broken
 JSON; ``/items/{id}`` is the fast route for FANOUT. ``start()`` runs it on a thread of this
 process; ``python -m tests.patterns.api_servers PORT`` runs it as a process of its own (the
 benchmark's server) and prints ``ready`` when it listens.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ class APITestServer:
         self.calls: list[Call] = []
         self.hits: Counter[str] = Counter()
         self._seen: defaultdict[str, int] = defaultdict(int)
+        self.headers_seen: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -102,6 +104,14 @@ class APITestServer:
         r.add_get("/gzip/{key}", self.gzipped)
         r.add_get("/close/{key}", self.close)
         r.add_get("/users", self.users)
+        r.add_post("/slow/{key}", self.slow)
+        r.add_get("/big/{mb}", self.big)
+        r.add_get("/nth/{key}", self.nth)
+        r.add_get("/text/{charset}", self.text)
+        r.add_get("/binary", self.binary)
+        r.add_get("/reflect/{code}", self.reflect)
+        r.add_get("/redirect", self.redirect)
+        r.add_get("/seen/{key}", self.seen)
         r.add_get("/posts", self.posts)
         return app
 
@@ -128,8 +138,10 @@ class APITestServer:
     async def flaky(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         if self._nth(f"flaky:{key}") <= int(request.query.get("fail", "0")):
+            after = request.query.get("after")
             return web.json_response({"error": "told to fail"},
-                                     status=int(request.query.get("status", "503")))
+                                     status=int(request.query.get("status", "503")),
+                                     headers={"Retry-After": after} if after else None)
         return web.json_response({"ok": key})
 
     async def limited(self, request: web.Request) -> web.Response:
@@ -196,6 +208,44 @@ class APITestServer:
         return web.json_response({"closed": request.match_info["key"]},
                                  headers={"Connection": "close"})
 
+    async def big(self, request: web.Request) -> web.StreamResponse:
+        """``mb`` MiB of bytes in 1 MiB chunks (``Transfer-Encoding: chunked``)."""
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = bytes(range(256)) * 4096
+        for _ in range(int(request.match_info["mb"])):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def nth(self, request: web.Request) -> web.Response:
+        """500 when the integer ``key`` is a multiple of ``every`` (default 20), else 200."""
+        key = int(request.match_info["key"])
+        if key % int(request.query.get("every", "20")) == 0:
+            return web.json_response({"error": "told to fail"}, status=500)
+        return web.json_response({"n": key})
+
+    async def text(self, request: web.Request) -> web.Response:
+        charset = request.match_info["charset"]
+        return web.Response(body="café naïve".encode(charset),
+                            headers={"Content-Type": f"text/plain; charset={charset}"})
+
+    async def binary(self, request: web.Request) -> web.Response:
+        return web.Response(body=bytes(range(256)), content_type="application/octet-stream")
+
+    async def reflect(self, request: web.Request) -> web.Response:
+        """Answers status ``code`` with the request's headers in the body."""
+        return web.json_response(dict(request.headers), status=int(request.match_info["code"]))
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["to"])
+
+    async def seen(self, request: web.Request) -> web.Response:
+        """Keeps the request's headers in ``headers_seen[key]``."""
+        self.headers_seen[request.match_info["key"]] = dict(request.headers)
+        return web.json_response({"seen": request.match_info["key"]})
+
     async def users(self, request: web.Request) -> web.Response:
         return web.json_response({"users": [{"id": 1}], "auth": bool(request.headers.get(
             "Authorization"))})
@@ -223,6 +273,65 @@ class APITestServer:
     def stop(self) -> None:
         assert self._loop is not None and self._thread is not None
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+class RawHTTPServer:
+    """A hand-written HTTP/1.1 server on 127.0.0.1 for the cases aiohttp's server never makes.
+
+    ``GET /continue``: an unasked-for ``100 Continue`` before the real ``200`` answer.
+    ``/drop-post``: a GET is answered with keep-alive; a POST is read whole, counted in
+    ``posts`` and the connection closed without an answer. ``requests`` counts every request.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.posts = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="raw-http-server")
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, v in
+                           (line.split(":", 1) for line in lines[1:] if ":" in line)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests += 1
+                if method == "POST" and path.startswith("/drop-post"):
+                    self.posts += 1
+                    writer.close()
+                    return
+                payload = json.dumps({"path": path, "method": method,
+                                      "body": body.decode("utf-8", "replace")}).encode()
+                prefix = b"HTTP/1.1 100 Continue\r\n\r\n" if path.startswith("/continue") else b""
+                writer.write(prefix + b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n"
+                             + payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def _serve(self) -> None:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def start(self) -> RawHTTPServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 

@@ -1,5 +1,6 @@
-"""The lean HTTP client (FANOUT's hot path) against a real server: framing, encodings,
-keep-alive, and the same retry/timeout/429 behaviour as the aiohttp path."""
+"""HTTP/1.1 against real servers through the one HTTP stack (aiohttp): framings, encodings,
+an unexpected ``100 Continue``, a reused connection the server closes after reading a POST
+(never sent twice), a 100 MB chunked body, retries, timeouts, resets and 429."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import asyncio
 
 import pytest
 
-from patterns._api.wire import LeanClient
 from patterns.api_orchestration import (
     APIEndpoint,
     APIOrchestrationConfig,
     APIOrchestrator,
     bearer,
 )
-from tests.patterns.api_servers import TOKEN, APITestServer
+from tests.patterns.api_servers import TOKEN, APITestServer, RawHTTPServer
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,21 @@ def server():
     srv.stop()
 
 
-def lean(*endpoints, data=None, **config):
-    orch = APIOrchestrator(APIOrchestrationConfig(endpoints=list(endpoints), http_client="lean",
+@pytest.fixture
+def raw():
+    srv = RawHTTPServer().start()
+    yield srv
+    srv.stop()
+
+
+def run(*endpoints, data=None, **config):
+    orch = APIOrchestrator(APIOrchestrationConfig(endpoints=list(endpoints),
                                                   mode=config.pop("mode", "parallel"), **config))
     return asyncio.run(orch.orchestrate(data))
 
 
 def test_framings_and_encodings(server):
-    result = lean(APIEndpoint("len", f"{server.url}/items/w1?x=1", params={"q": "a b&c"}),
+    result = run(APIEndpoint("len", f"{server.url}/items/w1?x=1", params={"q": "a b&c"}),
                   APIEndpoint("chunk", f"{server.url}/chunked/w2"),
                   APIEndpoint("gz", f"{server.url}/gzip/w3"),
                   APIEndpoint("close", f"{server.url}/close/w4"),
@@ -50,25 +57,35 @@ def test_framings_and_encodings(server):
     assert result["put"] == {"method": "PUT", "json": {"raw": True}}
 
 
-def test_keep_alive_and_a_connection_the_server_closed(server):
-    async def go():
-        client = LeanClient(limit=2)
-        try:
-            answers = [await client.fetch("GET", f"{server.url}/items/k{i}") for i in range(5)]
-            closed = await client.fetch("GET", f"{server.url}/close/k")
-            after = await client.fetch("GET", f"{server.url}/items/k9")
-            return answers, closed, after, sum(len(q) for q in client._idle.values())
-        finally:
-            await client.close()
-
-    answers, closed, after, idle = asyncio.run(go())
-    assert [a[0] for a in answers] == [200] * 5 and closed[0] == 200 and after[0] == 200
-    assert closed[1]["connection"] == "close"
-    assert idle == 1  # one connection carried the sequential requests
+def test_an_unexpected_100_continue_is_skipped(raw):
+    result = run(APIEndpoint("c", f"{raw.url}/continue"),
+                 APIEndpoint("p", f"{raw.url}/continue", "POST", body={"a": 1}),
+                 mode="sequential")
+    assert result["errors"] == {}
+    assert result["c"] == {"path": "/continue", "method": "GET", "body": ""}
+    assert result["p"] == {"path": "/continue", "method": "POST", "body": '{"a": 1}'}
 
 
-def test_retries_timeouts_resets_and_429_as_with_aiohttp(server):
-    result = lean(
+def test_a_post_on_a_reused_connection_the_server_closed_is_not_sent_again(raw):
+    result = run(APIEndpoint("get", f"{raw.url}/drop-post"),
+                 APIEndpoint("post", f"{raw.url}/drop-post", "POST", body={"n": 1},
+                             depends_on=["get"]),
+                 mode="sequential", max_concurrent=1)
+    assert result["get"]["method"] == "GET"
+    assert result["errors"]["post"]["status"] is None
+    assert raw.posts == 1 and raw.requests == 2  # the server read the POST exactly once
+
+
+def test_a_100_mb_chunked_body_arrives_whole(server):
+    result = run(APIEndpoint("big", f"{server.url}/big/100", timeout=120))
+    assert result["errors"] == {}
+    body = result["big"]
+    assert isinstance(body, bytes) and len(body) == 100 * 2**20
+    assert body[:256] == bytes(range(256)) and body[-256:] == bytes(range(256))
+
+
+def test_retries_timeouts_resets_and_429(server):
+    result = run(
         APIEndpoint("flaky", f"{server.url}/flaky/wf?fail=100", retry_count=2, retry_delay=0.01),
         APIEndpoint("four", f"{server.url}/flaky/w4?fail=1&status=404", retry_count=2),
         APIEndpoint("reset", f"{server.url}/reset/wr?n=2", retry_count=2, retry_delay=0.01),
