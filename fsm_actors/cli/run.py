@@ -26,6 +26,7 @@ from fsm_actors.cli.documents import (
     read_document,
     without_path,
 )
+from fsm_actors.cli.outputs import output_paths, unwritable
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit
 from fsm_actors.cli.stdout_sink import StdoutSink
 
@@ -189,6 +190,9 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
 
     if input_path is None:
         raise UserError(f"{config}: an FSM config needs --input FILE (and usually --output FILE)")
+    why = unwritable(output_path) if output_path is not None else None
+    if why:
+        raise UserError(f"--output {output_path}: cannot write it: {why}")
     display.count_rows([input_path])
     if not local:
         _connect(display, address)
@@ -262,6 +266,10 @@ def static_problems(config: Path, job: Any) -> list[str]:
     if _reads_files(job) and "${steps." not in str(job.input_path) and not _inputs(job):
         problems.append(at(config, "input_path", f"no input files match {job.input_path!r}"))
     problems += [at(config, key, what) for key, what in pipeline_files().problems(job)]
+    for key, path in output_paths(read_document(config), config.parent):
+        why = unwritable(path)
+        if why:
+            problems.append(at(config, key, f"cannot write {path}: {why}"))
     return problems
 
 

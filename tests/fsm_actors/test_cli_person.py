@@ -40,3 +40,28 @@ def test_run_without_output_and_with_json_is_one_clear_message(tmp_path):
     done = cli("run", str(ORDERS_FSM), "-i", "in.csv", "--local", "--json", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "give -o FILE" in done.stderr and done.stdout == ""
+
+
+UNWRITABLE = "/proc/nonexistent/fp.jsonl"
+
+
+def test_an_output_that_cannot_be_created_is_one_line_in_validate_and_run(tmp_path):
+    (tmp_path / "in.csv").write_text(ORDERS)
+    job = tmp_path / "fp.yaml"
+    job.write_text(f"kind: file_processing\ninput_path: in.csv\noutput_path: {UNWRITABLE}\n")
+    for command in ("validate", "run"):
+        done = cli(command, str(job), cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip() == (
+            f"{job}:3: output_path: cannot write {UNWRITABLE}: cannot create a folder in "
+            "/proc: No such file or directory"), done.stderr
+        assert "connecting" not in done.stderr  # refused before any work
+
+
+def test_an_unwritable_output_option_is_refused_before_any_work(tmp_path):
+    (tmp_path / "in.csv").write_text(ORDERS)
+    done = cli("run", str(ORDERS_FSM), "-i", "in.csv", "-o", UNWRITABLE, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (f"--output {UNWRITABLE}: cannot write it: cannot create a "
+                                   "folder in /proc: No such file or directory")
