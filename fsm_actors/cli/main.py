@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from fsm_actors.cli.cluster import down, up
+from fsm_actors.cli.interrupts import InterruptibleGroup
 from fsm_actors.cli.jobs import jobs, logs, stop, submit
 from fsm_actors.cli.run import run, schema, validate
 from fsm_actors.cli.status import status
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fsm-actors")
 def cli() -> None:
     """Run finite-state-machine pipelines on Ray actors (local or on a cluster)."""

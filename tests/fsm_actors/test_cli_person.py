@@ -4,8 +4,14 @@ written where, and one clear line (never a traceback) for a mistake."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.ops.ray_heads import client_env
@@ -21,6 +27,38 @@ def cli(*args: str, cwd: Path, timeout: float = 240, **env: str
     return subprocess.run([sys.executable, "-m", "fsm_actors.cli.main", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
                           env=client_env(**env), stdin=subprocess.DEVNULL)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def in_terminal(args: list[str], *, cwd: Path, interrupt_when: bytes | None = None,
+                timeout: float = 240, **env: str) -> tuple[str, int]:
+    """``fsm-actors ARGS`` under a pseudo-terminal; types Ctrl-C once ``interrupt_when`` has
+    been printed. Returns what the terminal showed (no colour codes) and the exit code."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI as a person's shell starts it
+        os.chdir(cwd)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        full = {**client_env(**env), "COLUMNS": "120"}
+        os.execve(sys.executable, [sys.executable, "-m", "fsm_actors.cli.main", *args], full)
+    out, sent, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if interrupt_when and not sent and interrupt_when in out:
+            os.write(fd, b"\x03")  # Ctrl-C as typed: SIGINT to the foreground group
+            sent = True
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+    _, status = os.waitpid(pid, 0)
+    return (ANSI.sub("", out.decode(errors="replace")).replace("\r", "\n"),
+            os.waitstatus_to_exitcode(status))
 
 
 def test_run_without_output_writes_json_lines_to_stdout_and_the_summary_to_stderr(tmp_path):
@@ -65,3 +103,13 @@ def test_an_unwritable_output_option_is_refused_before_any_work(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == (f"--output {UNWRITABLE}: cannot write it: cannot create a "
                                    "folder in /proc: No such file or directory")
+
+
+def test_ctrl_c_while_an_embedded_ray_starts_exits_130_with_one_line(tmp_path):
+    (tmp_path / "in.csv").write_text(ORDERS)
+    out, code = in_terminal(["run", str(ORDERS_FSM), "-i", "in.csv", "--address", "local"],
+                            cwd=tmp_path, interrupt_when=b"connecting to a new embedded",
+                            FSM_ACTORS_HOME=str(tmp_path / "home"))
+    assert code == 130, out
+    assert "run: interrupted before the run started; nothing was written" in out
+    assert "Aborted!" not in out and "Traceback" not in out, out

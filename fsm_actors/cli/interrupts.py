@@ -1,0 +1,60 @@
+"""Ctrl-C anywhere in a command: one line saying what happened, exit 130, no traceback.
+
+Click turns a ``KeyboardInterrupt`` into ``Aborted!`` and exit 1; a shell, ``make`` or CI
+reads 130 as "interrupted by the user". A command that handles Ctrl-C itself (a run says
+how to resume) exits before this is reached.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+
+def quietly_disconnect() -> None:
+    """Leave Ray (stopping an embedded one this process started), with stderr muted: what
+    Ray's threads print while going away after Ctrl-C is noise."""
+    if "ray" not in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        from fsm_actors.platform import runtime
+
+        runtime.shutdown()
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+def interrupted_exit(command: str | None) -> None:
+    """Print what was interrupted, leave Ray, exit 130 (a second Ctrl-C exits at once)."""
+    from fsm_actors.cli.progress import install_interrupt_exit
+
+    install_interrupt_exit(lambda: "stopped")
+    what = {"run": " before the run started; nothing was written",
+            "submit": "; nothing more was sent to the cluster",
+            "logs": "; stopped reading the logs (the job runs on)"}.get(command or "", "")
+    click.echo(f"\n{command or 'fsm-actors'}: interrupted{what}", err=True)
+    quietly_disconnect()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(130)
+
+
+class InterruptibleGroup(click.Group):
+    """A group whose commands end with ``interrupted_exit`` on Ctrl-C."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted_exit(ctx.invoked_subcommand)
