@@ -50,12 +50,32 @@ import yaml
 
 from fsm_actors.platform.event_loop import run_sync
 from fsm_actors.platform.extensions import register
-from patterns._pipeline import kinds
+from patterns._pipeline.options import ErrorHandling, JobOptions, parse_sections
+from patterns._pipeline.registry import (
+    PipelineKind,
+    RunContext,
+    get_kind,
+    kind_names,
+    register_kind,
+    unregister_kind,
+)
 from patterns._pipeline.values import substitute
 from patterns.errors import PatternError
 
-#: the job kinds a pipeline file may declare
-KINDS = ("file_processing", "fsm", "etl", "api", "steps")
+__all__ = [
+    "ErrorHandling", "JobOptions", "Pipeline", "PipelineFiles", "PipelineJob", "PipelineKind",
+    "RunContext", "load_pipeline", "load_pipeline_file", "register_kind", "run_pipeline",
+    "run_pipeline_file", "unregister_kind",
+]
+
+#: keys every job takes besides its kind's own
+COMMON = ("kind", "name", "description", "retry", "options", "error_handling")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":  # the job kinds a pipeline file may declare (the registered ones)
+        return kind_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -75,6 +95,8 @@ class PipelineJob:
     where: str
     config: Any = None
     retry: dict[str, Any] | None = None
+    options: JobOptions | None = None
+    error_handling: ErrorHandling | None = None
     input_path: Any = None
     csv_has_header: bool = True
 
@@ -92,27 +114,16 @@ def load_pipeline(path: str | os.PathLike) -> Pipeline:
     """Load and check ``path``; raises ``PatternError`` naming the file and the key."""
     path = Path(path)
     spec = _read(path)
-    kind, job = _job_section(spec, path)
-    pipeline = Pipeline(path, kind)
-    if kind != "steps":
+    name, job = _job_section(spec, path)
+    kind = get_kind(name)
+    pipeline = Pipeline(path, name)
+    if kind.expand is None:
         pipeline.jobs.append(_load_job(kind, job, path, str(path)))
         return pipeline
-    steps = job.get("steps")
-    if not isinstance(steps, list) or not steps:
-        raise PatternError(f"{path}: steps: a list of jobs is needed", file=str(path))
-    names: set[str] = set()
-    for i, step in enumerate(steps):
-        where = f"{path}: steps[{i}]"
-        if not isinstance(step, dict) or step.get("kind") not in KINDS[:-1]:
-            raise PatternError(
-                f"{where}: each step is a mapping with kind one of {', '.join(KINDS[:-1])}",
-                file=str(path),
-            )
-        name = str(step.get("name") or f"step{i + 1}")
-        if name in names:
-            raise PatternError(f"{where}: step name {name!r} is used twice", file=str(path))
-        names.add(name)
-        pipeline.jobs.append(_load_job(step["kind"], {**step, "name": name}, path, where))
+    shared = {k: job[k] for k in ("options", "error_handling") if k in job}
+    for step_kind, step, where in kind.expand(job, path):
+        step = {**shared, **step}  # the pipeline's options are every step's defaults
+        pipeline.jobs.append(_load_job(get_kind(step_kind), step, path, where))
     return pipeline
 
 
@@ -173,15 +184,19 @@ async def _run_job(
     address: str | None,
     checkpoint_id: str | None,
 ) -> dict[str, Any]:
+    kind = get_kind(job.kind)
     spec, config = job.spec, job.config
     if config is None or _has_step_refs(job.raw):
         raw = substitute(job.raw, job.where, earlier)
-        spec = kinds.prepare(job.kind, raw, job.base, job.where)
-        config = kinds.build(job.kind, spec, job.where)
+        spec = _prepare(kind, raw, job.base, job.where)
+        config = kind.make(spec, job.where)
+    if kind.run is None:
+        raise PatternError(f"{job.where}: kind {job.kind} cannot run on its own")
+    context = RunContext(on_progress=on_progress, address=address, checkpoint_id=checkpoint_id,
+                         options=job.options, error_handling=job.error_handling)
 
     async def once() -> dict[str, Any]:
-        return await kinds.run(job.kind, spec, config, on_progress=on_progress,
-                               address=address, checkpoint_id=checkpoint_id)
+        return await kind.run(spec, config, context)
 
     if not job.retry:
         return await once()
@@ -194,21 +209,27 @@ async def _run_job(
     return await workflow.execute(once)
 
 
-def _load_job(kind: str, job: dict[str, Any], path: Path, where: str) -> PipelineJob:
+def _load_job(kind: PipelineKind, job: dict[str, Any], path: Path, where: str) -> PipelineJob:
     raw = substitute(dict(job), where)
     retry = raw.get("retry")
     if retry is not None and not isinstance(retry, dict):
         raise PatternError(f"{where}: retry: a mapping of RetryConfig fields is needed",
                            file=str(path))
-    spec = kinds.prepare(kind, raw, path.parent, where)
-    config = None if _has_step_refs(raw) else kinds.build(kind, spec, where)
+    options, error_handling = parse_sections(raw, where, dict(kind.unsupported), kind.name)
+    spec = _prepare(kind, raw, path.parent, where)
+    config = None if _has_step_refs(raw) else kind.make(spec, where)
     name = str(raw.get("name") or path.stem)
     return PipelineJob(
-        kind=kind, name=name, spec=spec, raw=raw, base=path.parent, where=where,
-        config=config, retry=retry,
-        input_path=spec.get("input_path") if kind == "file_processing" else spec.get("input"),
+        kind=kind.name, name=name, spec=spec, raw=raw, base=path.parent, where=where,
+        config=config, retry=retry, options=options, error_handling=error_handling,
+        input_path=spec.get(kind.input_key),
         csv_has_header=bool(spec.get("csv_has_header", True)),
     )
+
+
+def _prepare(kind: PipelineKind, raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
+    job = {k: v for k, v in raw.items() if k not in COMMON}
+    return kind.prepare(job, base, where) if kind.prepare is not None else job
 
 
 def _has_step_refs(value: Any) -> bool:
@@ -229,36 +250,38 @@ def _job_section(spec: Any, path: Path) -> tuple[str, dict[str, Any]]:
     if isinstance(spec.get("file_processing"), dict):
         return "file_processing", spec["file_processing"]
     kind = spec.get("kind")
-    if kind in KINDS:
+    if kind in kind_names():
         return str(kind), spec
     raise PatternError(
-        f"{path}: set 'kind:' to one of {', '.join(KINDS)} (or put a file-processing job "
+        f"{path}: set 'kind:' to one of {', '.join(kind_names())} (or put a file-processing job "
         "under a 'file_processing:' key)",
         file=str(path),
     )
 
 
+class _Kinds:
+    """The registered kinds' names, read when asked (kinds may register later)."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> tuple[str, ...]:
+        return kind_names()
+
+
 class PipelineFiles:
     """The hooks the command line looks up as ``"pipeline_files"`` (it sits below this
-    package and never imports it): the kinds, load, run, static problems and schemas."""
+    package and never imports it): the kinds, load, run, static problems and schemas.
+    Everything comes from the kind registry (``patterns._pipeline.registry``)."""
 
-    kinds = KINDS
+    kinds = _Kinds()
     load = staticmethod(load_pipeline_file)
     run = staticmethod(run_pipeline_file)
+    register_kind = staticmethod(register_kind)
 
     @staticmethod
     def problems(job: Any) -> list[tuple[list[Any], str]]:
-        """What ``job`` would fail on at run time that can be seen now, as
-        ``(key path, message)`` pairs (the input files are checked by the caller)."""
-        from patterns._files.aggregate import parse_aggregations
-
-        found: list[tuple[list[Any], str]] = []
-        for name, spec in (getattr(job, "aggregations", None) or {}).items():
-            try:
-                parse_aggregations({name: spec})
-            except ValueError as exc:
-                found.append((["aggregations", name], str(exc)))
-        return found
+        """What ``job`` (as ``load`` returns it) would fail on at run time that can be seen
+        now, as ``(key path, message)`` pairs (the input files are checked by the caller)."""
+        kind = get_kind(job.kind if isinstance(job, PipelineJob) else "file_processing")
+        return list(kind.problems(job)) if kind.problems is not None else []
 
     @staticmethod
     def schema(kind: str | None = None) -> dict[str, Any]:

@@ -1,122 +1,101 @@
-"""JSON schemas of pipeline files: one per job kind, and one for any pipeline file.
+"""JSON schemas of pipeline files: one per registered kind, and one for any pipeline file.
 
-Generated from the patterns' own config models, so the schema and the loader cannot drift:
-a function-valued field (transformations, filters, parsers) is a string there (a dotted
-path, ``lambda`` text or inline code, as pipeline files write them). Every job also takes
-``kind``, ``name`` and ``retry`` (``RetryConfig`` fields). Plain core.
+Generated from each kind's config model (``PipelineKind.json_schema``), so the schema and
+the loader cannot drift: a function-valued field (transformations, filters, parsers) is a
+string there (a dotted path, ``lambda`` text or inline code, as pipeline files write them).
+Every job also takes ``kind``, ``name``, ``description``, ``retry`` (``RetryConfig``
+fields), ``options`` and ``error_handling``. The schema of any pipeline file discriminates
+on ``kind`` (``if``/``then`` per kind), so a validator reports the misspelled key of the
+kind the file declares instead of "matches none of the kinds". Plain core.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema
+from patterns._pipeline.generator import model_schema
 
-FUNCTION = {"type": "string",
-            "description": "a function: a dotted path (package.module.name), 'lambda r: ...' "
-                           "text, or inline code"}
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
-class _Generator(GenerateJsonSchema):
-    """Callables as function references; Python-only values as 'anything'."""
-
-    def callable_schema(self, schema: Any) -> dict[str, Any]:
-        return dict(FUNCTION)
-
-    def is_instance_schema(self, schema: Any) -> dict[str, Any]:
-        return {}
-
-
-def _model(kind: str) -> dict[str, Any]:
-    if kind == "file_processing":
-        from patterns._files.config import FileProcessingConfig
-
-        return FileProcessingConfig.model_json_schema(schema_generator=_Generator)
-    if kind == "etl":
-        from patterns._etl.config import _MODE_ALIASES, ETLConfig, ETLMode
-
-        out = ETLConfig.model_json_schema(schema_generator=_Generator)
-        names = [m.value for m in ETLMode] + [m.name.lower() for m in ETLMode]
-        out["$defs"]["ETLMode"]["enum"] = sorted({*names, *_MODE_ALIASES})
-        return out
-    if kind == "api":
-        from patterns._api.config import APIOrchestrationConfig
-
-        out = TypeAdapter(APIOrchestrationConfig).json_schema(schema_generator=_Generator)
-        out["properties"]["input"] = {"description": "the run's input (FANOUT: the items)"}
-        out["properties"]["output"] = {"type": "string",
-                                       "description": "a JSON file the results are written to"}
-        out["additionalProperties"] = False
-        return out
-    if kind == "fsm":
-        from patterns._pipeline.kinds import FSM_KEYS
-
-        props: dict[str, Any] = {key: {} for key in FSM_KEYS}
-        props.update({
-            "config": {"description": "an FSM config: a file path (YAML/JSON) or a mapping"},
-            "input": {"type": "string", "description": "the input file (any format)"},
-            "output": {"type": "string", "description": "the output file"},
-            "functions": {"type": "object", "additionalProperties": FUNCTION},
-            "chunk_size": {"type": "integer", "minimum": 1},
-            "workers": {"type": "integer", "minimum": 1},
-            "actors": {"type": "integer", "minimum": 1},
-            "checkpoint_id": {"type": "string"},
-            "error_threshold": {"type": "number", "minimum": 0},
-            "local": {"type": "boolean"},
-        })
-        return {"title": "FSM job", "type": "object", "properties": props,
-                "required": ["config", "input", "output"], "additionalProperties": False}
-    raise ValueError(f"no schema for kind {kind!r}")
-
-
-def _retry() -> dict[str, Any]:
+def _common(defs: dict[str, Any]) -> dict[str, Any]:
+    """The keys every job takes besides its kind's own."""
+    from patterns._pipeline.options import ErrorHandling, JobOptions
     from patterns._recovery.config import RetryConfig
 
-    out = RetryConfig.model_json_schema(schema_generator=_Generator)
-    out["description"] = "retry the whole job (RetryConfig fields)"
+    out: dict[str, Any] = {"name": {"type": "string"}, "description": {"type": "string"}}
+    for key, model, what in (
+        ("retry", RetryConfig, "retry the whole job (RetryConfig fields)"),
+        ("options", JobOptions, "batch size, workers, memory bound, streaming reads"),
+        ("error_handling", ErrorHandling, "the retry policy of the job's tasks, and what a "
+                                          "task that still fails does"),
+    ):
+        title = model.__name__
+        if title not in defs:
+            schema = model_schema(model)
+            defs.update(schema.pop("$defs", {}))
+            schema["description"] = what
+            defs[title] = schema
+        out[key] = {"$ref": f"#/$defs/{title}"}
     return out
 
 
-def kind_schema(kind: str, defs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The schema of a pipeline file holding one job of ``kind`` (``steps``: several jobs).
-    With ``defs``, shared definitions are moved there instead of the schema's ``$defs``."""
+def _def_name(kind: str) -> str:
+    return "Job_" + kind
+
+
+def kind_schema(name: str, defs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The schema of a pipeline file holding one job of kind ``name`` (``steps``: several
+    jobs). With ``defs``, shared definitions go there instead of the schema's ``$defs``."""
+    from patterns._pipeline.registry import get_kind
+
     own = defs if defs is not None else {}
-    if kind == "steps":
-        step_kinds = ("file_processing", "fsm", "etl", "api")
-        steps = [kind_schema(k, own) for k in step_kinds]
-        out: dict[str, Any] = {
-            "title": "steps pipeline", "type": "object", "additionalProperties": False,
-            "required": ["kind", "steps"],
-            "properties": {"kind": {"const": "steps"}, "name": {"type": "string"},
-                           "steps": {"type": "array", "minItems": 1,
-                                     "items": {"oneOf": steps}}}}
-    else:
-        out = _model(kind)
-        own.update(out.pop("$defs", {}))
-        out["properties"] = {"kind": {"const": kind}, "name": {"type": "string"},
-                             "retry": _retry_ref(own), **out["properties"]}
-        out["required"] = sorted({"kind", *out.get("required", [])})
-    if defs is None and own:
-        out["$defs"] = own
+    kind = get_kind(name)
+    out = kind.json_schema()
+    own.update(out.pop("$defs", {}))
+    out.pop("$schema", None)
+    props = out.setdefault("properties", {})
+    if kind.expand is not None:
+        from patterns._pipeline.kind_steps import step_kinds
+
+        props["steps"]["items"] = by_kind(step_kinds(), own)
+    out["properties"] = {"kind": {"const": name}, **_common(own), **props}
+    out["required"] = sorted({"kind", *out.get("required", [])})
+    out.setdefault("type", "object")
+    if defs is None:
+        out = {"$schema": DRAFT, **out}
+        if own:
+            out["$defs"] = own
     return out
 
 
-def _retry_ref(defs: dict[str, Any]) -> dict[str, Any]:
-    if "RetryConfig" not in defs:
-        schema = _retry()
-        defs.update(schema.pop("$defs", {}))
-        defs["RetryConfig"] = schema
-    return {"$ref": "#/$defs/RetryConfig"}
+def by_kind(names: tuple[str, ...], defs: dict[str, Any]) -> dict[str, Any]:
+    """A job of one of ``names``, chosen by its ``kind`` (one ``if``/``then`` per kind)."""
+    branches = []
+    for name in names:
+        if _def_name(name) not in defs:
+            defs[_def_name(name)] = {}  # reserved: a kind's schema may refer to itself
+            defs[_def_name(name)] = kind_schema(name, defs)
+        branches.append({"if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+                         "then": {"$ref": f"#/$defs/{_def_name(name)}"}})
+    return {"type": "object", "required": ["kind"],
+            "properties": {"kind": {"enum": list(names)}}, "allOf": branches}
 
 
 def pipeline_schema() -> dict[str, Any]:
-    """One schema for every pipeline file: a job of one of the kinds, or ``steps``."""
+    """One schema for every pipeline file: a job of a registered kind (``kind:``), or a
+    file-processing job under a top-level ``file_processing:`` key."""
+    from patterns._pipeline.registry import kind_names
+
     defs: dict[str, Any] = {}
-    kinds = [kind_schema(k, defs) for k in ("file_processing", "fsm", "etl", "api", "steps")]
-    legacy = {"type": "object", "required": ["file_processing"],
-              "properties": {"file_processing": {"$ref": "#/$defs/FileProcessingJob"}}}
-    defs["FileProcessingJob"] = dict(kinds[0])
-    defs["FileProcessingJob"]["required"] = [r for r in kinds[0]["required"] if r != "kind"]
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "fsm-actors pipeline file", "oneOf": [*kinds, legacy], "$defs": defs}
+    jobs = by_kind(kind_names(), defs)
+    legacy = dict(defs[_def_name("file_processing")])
+    legacy["required"] = [r for r in legacy["required"] if r != "kind"]
+    defs["FileProcessingJob"] = legacy
+    return {
+        "$schema": DRAFT, "title": "fsm-actors pipeline file", "type": "object",
+        "if": {"required": ["kind"]}, "then": jobs,
+        "else": {"required": ["file_processing"], "additionalProperties": False,
+                 "properties": {"file_processing": {"$ref": "#/$defs/FileProcessingJob"}}},
+        "$defs": defs,
+    }

@@ -1,0 +1,66 @@
+"""``kind: etl``: an ``ETLConfig`` run by ``DatabaseETL``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
+from patterns._pipeline.values import function, loc, relative
+
+
+def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """File sources/targets and relative SQLite URLs relative to the pipeline file;
+    transformations and filters resolved to functions."""
+    for side in ("source", "target"):
+        spec = job.get(side)
+        if isinstance(spec, dict) and spec.get("type") == "file" and "path" in spec:
+            job[side] = {**spec, "path": relative(base, spec["path"])}
+        elif isinstance(spec, dict) and isinstance(spec.get("connection"), str):
+            job[side] = {**spec, "connection": sqlite_relative(base, spec["connection"])}
+        elif isinstance(spec, str):
+            job[side] = sqlite_relative(base, spec)
+    for key in ("transformations", "filters"):
+        if key in job:
+            job[key] = [function(f, loc(where, f"{key}[{i}]"))
+                        for i, f in enumerate(job[key] or [])]
+    return job
+
+
+def sqlite_relative(base: Path, url: str) -> str:
+    """A relative SQLite file URL made relative to the pipeline file's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+        rest = url[len(prefix):]
+        if rest != ":memory:":
+            return prefix + relative(base, rest)
+    return url
+
+
+def build(job: dict[str, Any], where: str) -> Any:
+    from patterns.etl import ETLConfig
+
+    return ETLConfig(**job)
+
+
+def schema() -> dict[str, Any]:
+    from patterns._etl.config import _MODE_ALIASES, ETLConfig, ETLMode
+    from patterns._pipeline.generator import model_schema
+
+    out = model_schema(ETLConfig)
+    names = [m.value for m in ETLMode] + [m.name.lower() for m in ETLMode]
+    out["$defs"]["ETLMode"]["enum"] = sorted({*names, *_MODE_ALIASES})
+    return out
+
+
+async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[str, Any]:
+    from patterns.etl import DatabaseETL
+
+    return await DatabaseETL(config, address=context.address).run(
+        context.checkpoint_id, context.on_progress)
+
+
+register_kind(PipelineKind(
+    name="etl", run=run, build=build, prepare=prepare, schema=schema, input_key="source",
+    description="extract from a database or file, transform, load into a database or file",
+))
