@@ -37,15 +37,19 @@ STABLE API for other patterns (names and signatures kept; add keywords only with
   (``attempt_timeout()``, ``on_result``, ``on_error`` -> ``Action``), ``BreakerCore``,
   ``TokenBucket``.
 
+Modules come in pairs, a plain core and its driver: ``retry_core``/``retry``,
+``breaker_core``/``breaker``, ``limiter_core``/``limiter``, ``bulkhead_core``/``bulkhead``;
+a driver holds a backend chosen by scope through ``patterns._recovery.backends``
+(process-local, or cluster-wide from ``patterns._recovery.cluster``).
+
 Every config raises ``RecoveryConfigError`` (``field`` names the bad field) at construction.
 """
 
 from __future__ import annotations
 
-from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
-from patterns._recovery.bucket import TokenBucket
+from patterns._recovery.breaker import CircuitBreaker
+from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
 from patterns._recovery.bulkhead import Bulkhead
-from patterns._recovery.circuit import CircuitBreaker
 from patterns._recovery.config import (
     BackoffStrategy,
     BulkheadConfig,
@@ -72,8 +76,9 @@ from patterns._recovery.factories import (
     create_retry_workflow,
 )
 from patterns._recovery.limiter import RateLimiter
-from patterns._recovery.retry import Action, Kind, RetryCore, RetryState
-from patterns._recovery.retrying import RetryPolicy
+from patterns._recovery.limiter_core import TokenBucket
+from patterns._recovery.retry import RetryPolicy
+from patterns._recovery.retry_core import Action, Kind, RetryCore, RetryState
 from patterns._recovery.saga import SagaStep
 from patterns._recovery.workflow import WRAP_ORDER, ErrorRecoveryWorkflow
 from patterns._recovery.workflow_config import (

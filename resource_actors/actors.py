@@ -20,7 +20,6 @@ owner's leases can be reclaimed.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -29,8 +28,8 @@ from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError
-from ray.experimental import internal_kv
 
+from fsm_actors.platform.journal import Journal
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
 from resource_actors.broker import Registration
 from resource_actors.errors import ResourceError
@@ -50,8 +49,8 @@ def provider_actor_name(name: str) -> str:
     return f"{PROVIDER_PREFIX}{name}"
 
 
-def _journal_key(name: str) -> bytes:
-    return f"resource-registrations/{name}".encode()
+def _journal(name: str) -> Journal:
+    return Journal(f"resource-registrations/{name}", _KV_NAMESPACE, codec="json")
 
 
 @ray.remote
@@ -66,8 +65,7 @@ class ProviderActor:
         self._host = ProviderHost(name, provider, pool_config, incarnation=uuid.uuid4().hex[:8])
         self._registration = Registration(name, fingerprint, pool_config)
         self._closing = False
-        raw = internal_kv._internal_kv_get(_journal_key(name), namespace=_KV_NAMESPACE)
-        journal = json.loads(raw) if raw else {}
+        journal = _journal(name).load() or {}
         # the same actor id: this is a restart of the actor that wrote it (else a stale one)
         restarted = journal.get("actor_id") == self._actor_id
         if restarted:
@@ -100,15 +98,14 @@ class ProviderActor:
         last = self._registration.leave(reg_id)
         if last:
             self._closing = True
-            internal_kv._internal_kv_del(_journal_key(self._name), namespace=_KV_NAMESPACE)
+            _journal(self._name).clear()
         else:
             self._journal()
         return last
 
     def _journal(self) -> None:
         record = {"actor_id": self._actor_id, "ids": sorted(self._registration.ids)}
-        internal_kv._internal_kv_put(_journal_key(self._name), json.dumps(record).encode(),
-                                     overwrite=True, namespace=_KV_NAMESPACE)
+        _journal(self._name).save(record)
 
     # -- leases ------------------------------------------------------------------------------
     def acquire(self, owner_id: str, timeout: float | None, sent_at: float,

@@ -2,9 +2,11 @@
 
 ``acquire()`` returns an ``HTTPClient`` whose ``get``/``post``/``put``/``patch``/``delete``
 return an ``HTTPResponse`` (``.status``, ``.json()``, ``.text``). The one implementation is
-async (``arequest``) and runs on the adapter's private event-loop thread, shared by its
-clients; the sync methods wait for it. 5xx/429 answers, timeouts and connection errors
-are retried ``retry_count`` times with exponential backoff (``RetryPolicy``, a pure decision)
+async (``arequest``) and runs on the process's sync bridge loop
+(``fsm_actors.platform.event_loop``), where the adapter's one aiohttp session lives; the sync
+methods wait for it. 5xx/429 answers, timeouts and connection errors
+are retried ``retry_count`` times with exponential backoff (``RetryPolicy``, a pure decision
+over the project's one retry core, ``fsm_actors.platform.policies``)
 for idempotent methods (a POST or PATCH is retried only when nothing was sent, or when the
 adapter's ``retry_methods`` or the request's ``idempotent=True`` says so); 4xx answers are
 returned at once. A request that still fails (no answer, or a 5xx/429 after the retries)
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from fsm_actors.platform import event_loop
+from fsm_actors.platform.policies.retry_core import RetryCore, RetrySpec
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus, redact
 from resource_actors.errors import ResourceError
 
@@ -47,6 +51,12 @@ class RetryPolicy:
     max_backoff: float = 8.0
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
     methods: frozenset[str] = IDEMPOTENT_METHODS
+    core: RetryCore = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = RetrySpec(max_attempts=self.retry_count + 1, initial_delay=self.backoff,
+                         max_delay=max(self.backoff, self.max_backoff), backoff_multiplier=2.0)
+        object.__setattr__(self, "core", RetryCore(spec))
 
     def delay(self, attempt: int, status: int | None = None, error: BaseException | None = None,
               method: str = "GET") -> float | None:
@@ -55,13 +65,13 @@ class RetryPolicy:
         ``attempt`` counts from 0; a ``status`` outside ``retry_statuses`` (and no error)
         stops, and so does a ``method`` outside ``methods`` unless the connection failed.
         """
-        if attempt >= self.retry_count:
+        if attempt + 1 >= self.core.config.max_attempts:
             return None
         if error is None and status not in self.retry_statuses:
             return None
         if method.upper() not in self.methods and not isinstance(error, aiohttp.ClientConnectorError):
             return None
-        return min(self.max_backoff, self.backoff * (2 ** attempt))
+        return self.core.backoff_after(attempt + 1)
 
     def gives_up_on(self, status: int) -> bool:
         """True when ``status`` is one this policy would retry: still failing, it is an error."""
@@ -109,29 +119,27 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-class _LoopThread:
-    """One event loop on a daemon thread, with one aiohttp session made on that loop."""
+class _Session:
+    """The adapter's aiohttp session, made on (and used from) the sync bridge loop."""
 
     def __init__(self, timeout: float) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="http-resource", daemon=True)
-        self._thread.start()
-        self.session: aiohttp.ClientSession = self.run(self._session(timeout))
+        self.session: aiohttp.ClientSession = event_loop.run_sync(self._session(timeout))
 
-    async def _session(self, timeout: float) -> aiohttp.ClientSession:
+    @staticmethod
+    async def _session(timeout: float) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
     def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        return event_loop.run_sync(coro)
 
     def submit(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return event_loop.submit(coro)
 
     def close(self) -> None:
-        self.run(self.session.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
+        if event_loop.on_bridge_thread():
+            event_loop.submit(self.session.close())
+        else:
+            event_loop.run_sync(self.session.close())
 
 
 class HTTPClient:
@@ -276,7 +284,7 @@ class HTTPResourceAdapter(BaseResourceProvider):
 
     def _runtime_init(self) -> None:
         self._lock = threading.Lock()
-        self._loop: _LoopThread | None = None
+        self._loop: _Session | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -292,10 +300,10 @@ class HTTPResourceAdapter(BaseResourceProvider):
     def retry_count(self) -> int:
         return self.retry.retry_count
 
-    def _runtime(self) -> _LoopThread:
+    def _runtime(self) -> _Session:
         with self._lock:
             if self._loop is None:
-                self._loop = _LoopThread(self.timeout)
+                self._loop = _Session(self.timeout)
             return self._loop
 
     def acquire(self, **kwargs: Any) -> HTTPClient:
@@ -339,7 +347,7 @@ class HTTPResourceAdapter(BaseResourceProvider):
         return ResourceHealth.HEALTHY if status < 500 else ResourceHealth.DEGRADED
 
     def close(self) -> None:
-        """Close the session and stop the loop thread."""
+        """Close the session."""
         with self._lock:
             loop, self._loop = self._loop, None
         if loop is not None:

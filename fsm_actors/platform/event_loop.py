@@ -46,6 +46,12 @@ def on_bridge_thread() -> bool:
     return threading.current_thread().name == _THREAD_NAME
 
 
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Start ``coro`` on the bridge loop without waiting (``asyncio.wrap_future`` awaits it
+    from another loop)."""
+    return asyncio.run_coroutine_threadsafe(coro, _background_loop())
+
+
 def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     """Run ``coro`` on the bridge loop and return its result (re-raising its exception)."""
     if on_bridge_thread():

@@ -22,12 +22,12 @@ import ray
 from ray.exceptions import ActorDiedError
 from ray.util.metrics import Counter, Gauge
 
-from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
-from patterns._recovery.bucket import TokenBucket
+from fsm_actors.platform.journal import Journal
+from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
 from patterns._recovery.bulkhead import PermitWaiters
+from patterns._recovery.bulkhead_core import PermitBook
 from patterns._recovery.config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
-from patterns._recovery.journal import Journal
-from patterns._recovery.permits import PermitBook
+from patterns._recovery.limiter_core import TokenBucket
 
 log = logging.getLogger(__name__)
 

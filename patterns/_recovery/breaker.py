@@ -1,6 +1,6 @@
 """``CircuitBreaker``: the breaker core driven in this process, or shared by the cluster.
 
-``scope="process"`` holds a ``BreakerCore`` under a lock; with ``auto_half_open`` a timer
+``scope="process"`` (``LocalBreaker``) holds a ``BreakerCore`` under a lock; with ``auto_half_open`` a timer
 moves an OPEN breaker to HALF_OPEN when its wait ends, so the callback fires on time even
 when no call comes. ``scope="cluster"`` (with a ``name``) keeps the state in the policy actor
 ``recovery/<name>/circuit_breaker``: workers decide CLOSED calls locally and report outcomes
@@ -14,17 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from patterns._recovery.breaker import BreakerCore, CircuitBreakerState
+from patterns._recovery import backends
+from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
 from patterns._recovery.config import CircuitBreakerConfig, Scope
-from patterns._recovery.errors import CircuitOpenError
+from patterns._recovery.errors import open_error
 from patterns._recovery.invoke import invoke, invoke_sync
-
-
-def open_error(name: str, state: str, retry_after: float) -> CircuitOpenError:
-    return CircuitOpenError(
-        f"circuit breaker {name!r} is {state}: call not permitted; retry in "
-        f"{retry_after:.3g}s (the service behind it has been failing)",
-        policy=name, state=state, retry_after=retry_after)
 
 
 class LocalBreaker:
@@ -103,14 +97,9 @@ class CircuitBreaker:
         self.scope = scope
         self.name = name or "circuit_breaker"
         self._clock = clock
-        if scope == "cluster":
-            from patterns._recovery.cluster import ClusterBreaker, require_name
-
-            self._impl: Any = ClusterBreaker(config, require_name(name, "CircuitBreaker"))
-        elif scope == "process":
-            self._impl = LocalBreaker(config, self.name, clock)
-        else:
-            raise ValueError(f"CircuitBreaker scope must be 'process' or 'cluster', got {scope!r}")
+        self._impl: backends.BreakerBackend = backends.create(
+            "circuit_breaker", scope, config, name if scope == "cluster" else self.name,
+            "CircuitBreaker", clock=clock)
 
     async def acquire(self) -> str:
         """A permit for one call; raises ``CircuitOpenError`` when refused."""
@@ -138,7 +127,7 @@ class CircuitBreaker:
             from fsm_actors.platform.event_loop import run_sync
 
             return run_sync(self.call(fn, *args, **kwargs))
-        permit = self._impl.acquire_now()
+        permit = self._impl.acquire_now()  # type: ignore[attr-defined]
         start = self._clock()
         try:
             result = invoke_sync(fn, args, kwargs)
@@ -168,3 +157,7 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, scope={self.scope})"
+
+
+backends.register("circuit_breaker", "process",
+                  lambda config, name, clock=time.monotonic: LocalBreaker(config, name, clock))

@@ -14,10 +14,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from patterns._recovery import backends
+from patterns._recovery.bulkhead_core import PermitBook
 from patterns._recovery.config import BulkheadConfig, Scope
 from patterns._recovery.errors import BulkheadFullError
 from patterns._recovery.invoke import invoke
-from patterns._recovery.permits import PermitBook
 
 _DEFAULT = object()
 
@@ -124,15 +125,8 @@ class Bulkhead:
         self._threads = (concurrent.futures.ThreadPoolExecutor(config.thread_pool_size,
                                                                f"bulkhead-{self.name}")
                          if config.use_thread_pool else None)
-        if scope == "cluster":
-            from patterns._recovery.cluster import ClusterBulkhead, require_name
-
-            self._impl: Any = ClusterBulkhead(config, require_name(name, "Bulkhead"))
-        elif scope == "process":
-            self._impl = PermitWaiters(PermitBook(config.max_concurrent, config.max_queue_size),
-                                       self.name)
-        else:
-            raise ValueError(f"Bulkhead scope must be 'process' or 'cluster', got {scope!r}")
+        self._impl: backends.BulkheadBackend = backends.create(
+            "bulkhead", scope, config, name if scope == "cluster" else self.name, "Bulkhead")
 
     async def acquire(self, timeout: Any = _DEFAULT) -> str:
         """A permit's lease id; raises ``BulkheadFullError``."""
@@ -166,3 +160,7 @@ class Bulkhead:
     def __repr__(self) -> str:
         return f"Bulkhead({self.name!r}, max_concurrent={self.config.max_concurrent}, " \
                f"scope={self.scope})"
+
+
+backends.register("bulkhead", "process", lambda config, name: PermitWaiters(
+    PermitBook(config.max_concurrent, config.max_queue_size), name))

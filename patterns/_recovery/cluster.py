@@ -33,7 +33,9 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from fsm_actors.platform import runtime
 from fsm_actors.platform.event_loop import run_sync
-from patterns._recovery.breaker import (
+from patterns._recovery import backends
+from patterns._recovery.actors import REMOTE
+from patterns._recovery.breaker_core import (
     CLOSED_PERMIT,
     IGNORED,
     PROBE,
@@ -46,7 +48,7 @@ from patterns._recovery.errors import (
     RecoveryConfigError,
     RecoveryError,
 )
-from patterns._recovery.limiter import _timeout
+from patterns._recovery.errors import rate_limit_timeout as _timeout
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,6 @@ def actor_name(name: str, kind: str) -> str:
 def policy_actor(name: str, kind: str, config: Any) -> Any:
     """The policy actor ``recovery/<name>/<kind>``, created on first use (0 CPU,
     restarted by Ray with its journaled state)."""
-    from patterns._recovery.actors import REMOTE
-
     runtime.ensure_ray()
     full = actor_name(name, kind)
     key = (ray.get_runtime_context().get_job_id(), full)
@@ -315,7 +315,7 @@ class ClusterBreaker:
         return permit
 
     def _refusal(self, state: CircuitBreakerState, retry_after: float) -> RecoveryError:
-        from patterns._recovery.circuit import open_error
+        from patterns._recovery.breaker import open_error
 
         return open_error(self.name, state.value, max(0.0, retry_after))
 
@@ -389,3 +389,12 @@ class ClusterBulkhead:
 
     async def close(self) -> None:
         return None
+
+
+def _named(make: Any, what: str) -> Any:
+    return lambda config, name, **_: make(config, require_name(name, what))
+
+
+backends.register("circuit_breaker", "cluster", _named(ClusterBreaker, "CircuitBreaker"))
+backends.register("rate_limiter", "cluster", _named(ClusterLimiter, "RateLimiter"))
+backends.register("bulkhead", "cluster", _named(ClusterBulkhead, "Bulkhead"))

@@ -20,27 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from fsm_actors.platform.policies.backoff import BackoffStrategy
 from patterns._recovery.errors import RecoveryConfigError
 
 Scope = Literal["process", "cluster"]
-
-
-class BackoffStrategy(StrEnum):
-    """How the wait before retry ``n`` (1, 2, ...) grows; every one is capped at ``max_delay``.
-
-    FIXED ``initial``; LINEAR ``initial * n``; EXPONENTIAL ``initial * multiplier**(n-1)``;
-    RANDOM uniform in ``[initial, max_delay]``; JITTER the exponential delay ``e`` jittered:
-    ``full`` uniform in ``[0, e]``, ``equal`` ``e/2 + uniform[0, e/2]``, ``range``
-    ``e * uniform[1-r, 1+r]`` with ``r = jitter_range``; DECORRELATED uniform in
-    ``[initial, 3 * previous]``.
-    """
-
-    FIXED = "fixed"
-    LINEAR = "linear"
-    EXPONENTIAL = "exponential"
-    RANDOM = "random"
-    JITTER = "jitter"
-    DECORRELATED = "decorrelated"
 
 
 class RecoveryStrategy(StrEnum):

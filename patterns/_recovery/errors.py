@@ -70,3 +70,20 @@ class DeadlineExceeded(RecoveryError, TimeoutError):
 
 class SagaFailed(RecoveryError):
     """A saga step failed; ``result`` says which steps ran, failed and were compensated."""
+
+
+def open_error(name: str, state: str, retry_after: float) -> CircuitOpenError:
+    """The refusal of a breaker that is ``state`` (OPEN, or HALF_OPEN without a probe)."""
+    return CircuitOpenError(
+        f"circuit breaker {name!r} is {state}: call not permitted; retry in "
+        f"{retry_after:.3g}s (the service behind it has been failing)",
+        policy=name, state=state, retry_after=retry_after)
+
+
+def rate_limit_timeout(name: str, tokens: int, timeout: float | None,
+                       rate: float) -> RateLimitTimeout:
+    """No ``tokens`` within ``timeout`` at ``rate``/s."""
+    return RateLimitTimeout(
+        f"rate limiter {name!r}: no {tokens} token(s) within {timeout:g}s at {rate:g}/s; raise "
+        "acquire_timeout, lower the call rate or raise the limit",
+        policy=name, tokens=tokens, timeout=timeout, rate=rate)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from patterns._recovery.bucket import TokenBucket
+from patterns._recovery import backends
 from patterns._recovery.config import RateLimiterConfig, Scope
-from patterns._recovery.errors import RateLimitTimeout
+from patterns._recovery.errors import rate_limit_timeout as _timeout
+from patterns._recovery.limiter_core import TokenBucket
 
 _DEFAULT = object()
 
@@ -88,13 +89,6 @@ class LocalLimiter:
         return None
 
 
-def _timeout(name: str, tokens: int, timeout: float | None, rate: float) -> RateLimitTimeout:
-    return RateLimitTimeout(
-        f"rate limiter {name!r}: no {tokens} token(s) within {timeout:g}s at {rate:g}/s; raise "
-        "acquire_timeout, lower the call rate or raise the limit",
-        policy=name, tokens=tokens, timeout=timeout, rate=rate)
-
-
 class RateLimiter:
     """A token bucket: ``rate`` calls per ``period`` seconds with bursts of ``burst``.
 
@@ -120,14 +114,9 @@ class RateLimiter:
         self.config = config
         self.scope = scope
         self.name = name or "rate_limiter"
-        if scope == "cluster":
-            from patterns._recovery.cluster import ClusterLimiter, require_name
-
-            self._impl: Any = ClusterLimiter(config, require_name(name, "RateLimiter"))
-        elif scope == "process":
-            self._impl = LocalLimiter(config, self.name, clock, sleep)
-        else:
-            raise ValueError(f"RateLimiter scope must be 'process' or 'cluster', got {scope!r}")
+        self._impl: backends.LimiterBackend = backends.create(
+            "rate_limiter", scope, config, name if scope == "cluster" else self.name,
+            "RateLimiter", clock=clock, sleep=sleep)
 
     def _timeout(self, timeout: Any) -> float | None:
         return self.config.acquire_timeout if timeout is _DEFAULT else timeout
@@ -166,3 +155,8 @@ class RateLimiter:
     def __repr__(self) -> str:
         return (f"RateLimiter({self.name!r}, rate={self.config.per_second:g}/s, "
                 f"burst={self.config.capacity}, scope={self.scope})")
+
+
+backends.register("rate_limiter", "process",
+                  lambda config, name, clock=time.monotonic, sleep=asyncio.sleep:
+                  LocalLimiter(config, name, clock, sleep))

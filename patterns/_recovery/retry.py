@@ -14,7 +14,7 @@ from typing import Any
 from patterns._recovery.config import RetryConfig
 from patterns._recovery.errors import AttemptTimeout, DeadlineExceeded
 from patterns._recovery.invoke import invoke, invoke_sync
-from patterns._recovery.retry import Kind, RetryCore, RetryState
+from patterns._recovery.retry_core import Kind, RetryCore, RetryState
 
 
 class RetryPolicy:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patterns._recovery.invoke import invoke
-from patterns._recovery.retrying import RetryPolicy
+from patterns._recovery.retry import RetryPolicy
 
 
 @dataclass(frozen=True)

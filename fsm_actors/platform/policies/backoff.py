@@ -1,10 +1,52 @@
-"""The wait before each retry, by ``BackoffStrategy`` (plain core, injectable randomness)."""
+"""The wait before each retry, by ``BackoffStrategy`` (plain core, injectable randomness).
+
+``Backoff`` reads its rules from any object with the fields of ``BackoffRules`` (the
+``RetryConfig`` of ``patterns.error_recovery``, the ``RetrySpec`` of ``retry_core``).
+"""
 
 from __future__ import annotations
 
 import random
+from enum import StrEnum
+from typing import Protocol
 
-from patterns._recovery.config import BackoffStrategy, RetryConfig
+
+class BackoffStrategy(StrEnum):
+    """How the wait before retry ``n`` (1, 2, ...) grows; every one is capped at ``max_delay``.
+
+    FIXED ``initial``; LINEAR ``initial * n``; EXPONENTIAL ``initial * multiplier**(n-1)``;
+    RANDOM uniform in ``[initial, max_delay]``; JITTER the exponential delay ``e`` jittered:
+    ``full`` uniform in ``[0, e]``, ``equal`` ``e/2 + uniform[0, e/2]``, ``range``
+    ``e * uniform[1-r, 1+r]`` with ``r = jitter_range``; DECORRELATED uniform in
+    ``[initial, 3 * previous]``.
+    """
+
+    FIXED = "fixed"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+    RANDOM = "random"
+    JITTER = "jitter"
+    DECORRELATED = "decorrelated"
+
+
+class BackoffRules(Protocol):
+    """The fields a ``Backoff`` reads."""
+
+    backoff_strategy: BackoffStrategy
+    initial_delay: float
+    max_delay: float
+    backoff_multiplier: float
+    jitter: str
+    jitter_range: float
+
+
+def exponential_delay(initial: float, multiplier: float, max_delay: float, n: int) -> float:
+    """``initial * multiplier**(n-1)`` capped at ``max_delay`` (no overflow for a huge ``n``)."""
+    exponent = min(n - 1, 1024)
+    try:
+        return min(max_delay, initial * multiplier ** exponent)
+    except OverflowError:
+        return max_delay
 
 
 class Backoff:
@@ -16,7 +58,7 @@ class Backoff:
 
     __slots__ = ("_config", "_rng", "_retry", "_previous")
 
-    def __init__(self, config: RetryConfig, rng: random.Random | None = None) -> None:
+    def __init__(self, config: BackoffRules, rng: random.Random | None = None) -> None:
         self._config = config
         self._rng = rng or random
         self._retry = 0
@@ -46,12 +88,7 @@ class Backoff:
 
     def _exponential(self, n: int) -> float:
         c = self._config
-        # a huge exponent would overflow float; anything past the cap is the cap
-        exponent = min(n - 1, 1024)
-        try:
-            return c.initial_delay * c.backoff_multiplier ** exponent
-        except OverflowError:
-            return c.max_delay
+        return exponential_delay(c.initial_delay, c.backoff_multiplier, c.max_delay, n)
 
     def _jittered(self, delay: float) -> float:
         c = self._config

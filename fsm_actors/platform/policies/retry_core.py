@@ -5,6 +5,12 @@
 ``on_error``; the answer is an ``Action``: ``SLEEP`` (wait ``delay`` seconds, then attempt
 again), ``RETURN`` (give ``value`` to the caller) or ``RAISE`` (raise ``error``). The clock and
 the randomness are injected, so backoff sequences and deadlines test without sleeping.
+
+The rules come from any object with the fields of ``RetryRules``: ``RetrySpec`` here (plain
+dataclass, for drivers below ``patterns``: the HTTP resource), or the validated
+``RetryConfig`` of ``patterns.error_recovery``. Which errors are never retried and the error
+raised when the deadline passes are given by the driver (``not_retried``,
+``deadline_error``), so this module depends on nothing above the platform.
 """
 
 from __future__ import annotations
@@ -14,11 +20,55 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from patterns._recovery.backoff import Backoff
-from patterns._recovery.config import RetryConfig
-from patterns._recovery.errors import CallNotPermittedError, DeadlineExceeded
+from fsm_actors.platform.policies.backoff import Backoff, BackoffRules, BackoffStrategy
+
+
+class RetryRules(BackoffRules, Protocol):
+    """The fields a ``RetryCore`` reads (see ``RetrySpec``)."""
+
+    max_attempts: int
+    attempt_timeout: float | None
+    total_timeout: float | None
+    retry_on_exceptions: tuple[type[BaseException], ...] | None
+    transient_errors: tuple[type[BaseException], ...] | None
+    permanent_errors: tuple[type[BaseException], ...] | None
+    retry_on_exception: Callable[[BaseException], bool] | None
+    retry_on_result: Callable[[Any], bool] | None
+    on_retry: Callable[..., Any] | None
+    on_failure: Callable[..., Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    """Retry rules as plain data (``max_attempts`` counts the first call; delays in
+    seconds; see ``BackoffStrategy``). No validation: a driver builds it from checked input."""
+
+    max_attempts: int = 3
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    backoff_strategy: BackoffStrategy = BackoffStrategy.EXPONENTIAL
+    backoff_multiplier: float = 2.0
+    jitter: str = "full"
+    jitter_range: float = 0.1
+    attempt_timeout: float | None = None
+    total_timeout: float | None = None
+    retry_on_exceptions: tuple[type[BaseException], ...] | None = None
+    transient_errors: tuple[type[BaseException], ...] | None = None
+    permanent_errors: tuple[type[BaseException], ...] | None = None
+    retry_on_exception: Callable[[BaseException], bool] | None = None
+    retry_on_result: Callable[[Any], bool] | None = None
+    on_retry: Callable[..., Any] | None = None
+    on_failure: Callable[..., Any] | None = None
+
+
+class DeadlinePassed(TimeoutError):
+    """The default ``deadline_error``: no time left for another attempt."""
+
+    def __init__(self, message: str, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
 
 
 class Kind(Enum):
@@ -35,9 +85,6 @@ class Action:
     delay: float = 0.0
     value: Any = None
     error: BaseException | None = None
-
-
-_NOT_RETRIED = (CallNotPermittedError, DeadlineExceeded)
 
 
 @dataclass(slots=True)
@@ -61,25 +108,37 @@ class RetryStats:
 
 
 class RetryCore:
-    """The retry rules of one ``RetryConfig``; ``start()`` begins one execution.
+    """The retry rules of one ``RetryRules``; ``start()`` begins one execution.
 
+    ``not_retried`` are never retried (beside the rules' ``permanent_errors``);
+    ``deadline_error(message, attempts)`` is raised when no time is left for an attempt.
     ``stats`` counts every execution started from this core. Not thread-safe for ``stats``
     under free-threading; each ``RetryState`` belongs to one execution.
     """
 
-    def __init__(self, config: RetryConfig, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, config: RetryRules, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None, *,
+                 not_retried: tuple[type[BaseException], ...] = (),
+                 deadline_error: Callable[..., BaseException] = DeadlinePassed) -> None:
         self.config = config
         self.clock = clock
         self.rng = rng
         self.stats = RetryStats()
-        retried = config.retry_on_exceptions or (Exception,)
-        self._retried = retried + (config.transient_errors or ())
-        self._permanent = _NOT_RETRIED + (config.permanent_errors or ())
+        retried = tuple(config.retry_on_exceptions or (Exception,))
+        self._retried = retried + tuple(config.transient_errors or ())
+        self._permanent = (*not_retried, DeadlinePassed, *(config.permanent_errors or ()))
+        self.deadline_error = deadline_error
 
     def start(self, deadline: float | None = None) -> RetryState:
         """A state for one execution; ``deadline`` (clock time) tightens ``total_timeout``."""
         return RetryState(self, deadline)
+
+    def backoff_after(self, retry: int) -> float:
+        """The wait before retry ``retry`` (1, 2, ...) for a driver that keeps its own count
+        (DECORRELATED then draws from ``[initial, 3 * initial]``)."""
+        backoff = Backoff(self.config, self.rng)
+        backoff._retry = retry - 1
+        return backoff.next()
 
     def retryable(self, error: BaseException) -> bool:
         """Whether ``error`` may be retried under this config (attempts left aside)."""
@@ -114,14 +173,14 @@ class RetryState:
     def attempt_timeout(self) -> float | None:
         """Begin an attempt; its timeout in seconds (``None``: unbounded).
 
-        Raises ``DeadlineExceeded`` when no time is left for it."""
+        Raises ``deadline_error`` when no time is left for it."""
         self.attempts += 1
         timeout = self._core.config.attempt_timeout
         if self._deadline is None:
             return timeout
         left = self._deadline - self._core.clock()
         if left <= 0:
-            raise DeadlineExceeded(
+            raise self._core.deadline_error(
                 f"retry deadline passed before attempt {self.attempts}; raise total_timeout "
                 "or lower the backoff delays", attempts=self.attempts - 1)
         return left if timeout is None else min(timeout, left)
