@@ -15,9 +15,9 @@ from typing import Any
 from fsm_actors.config import FSMConfig, load_config
 from fsm_actors.config.resources import needed_resources, resolve_resources
 from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
-from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.executors import ActorExecutor, Executor, LocalExecutor
 from fsm_actors.platform import extensions
+from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.progress import BatchProgress
 
 ConfigSource = str | Path | dict[str, Any] | FSMConfig
@@ -105,6 +105,11 @@ class AsyncSimpleFSM:
     @property
     def name(self) -> str:
         return self._machine.name
+
+    @property
+    def data_mode(self) -> DataHandlingMode:
+        """The data mode records run in: the constructor's, else the config's, else COPY."""
+        return self._data_mode
 
     @property
     def runtime_info(self) -> Any:

@@ -51,6 +51,11 @@ class SimpleFSM:
         return self._async.name
 
     @property
+    def data_mode(self) -> DataHandlingMode:
+        """The data mode records run in: the constructor's, else the config's, else COPY."""
+        return self._async.data_mode
+
+    @property
     def runtime_info(self) -> Any:
         """The Ray connection the actors run on; None when local."""
         return self._async.runtime_info

@@ -2,7 +2,8 @@
 
 Run by ``FSMConfig``'s validators: unknown keys (before field validation, so a typo is
 reported by its own key path with the allowed keys), the simple-form-to-canonical rewrite,
-and the graph checks (one start state, known arc targets, unique names). Every failure is
+the graph checks (one start state, known arc targets and target networks, unique names) and
+state schemas (a malformed JSON schema fails here, at load, not in a worker). Every failure is
 an ``FSMConfigError`` naming the file and the key path.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from fsm_actors.config.schema import compile_schema
 from fsm_actors.platform.errors import FSMConfigError
 
 if TYPE_CHECKING:
@@ -146,15 +148,12 @@ def _check_network(
             source=source,
         )
     for state in network.states:
+        if state.data_schema is not None:
+            compile_schema(state.data_schema, f"{state._key_path}.schema", source)
         for arc in state.arcs:
             checks = [(arc._target_key, arc.target), ("return_state", arc.return_state)]
-            if arc.target_network is not None and arc.target_network not in network_names:
-                raise FSMConfigError(
-                    f"target_network '{arc.target_network}' is not a network; known networks: "
-                    f"{', '.join(network_names)}",
-                    key_path=f"{arc._key_path}.target_network",
-                    source=source,
-                )
+            if arc.target_network is not None:
+                _check_target_network(arc, config)
             for key, name in checks:
                 if name is not None and name not in names:
                     raise FSMConfigError(
@@ -164,6 +163,35 @@ def _check_network(
                         source=source,
                     )
     return names
+
+
+def split_target(target_network: str) -> tuple[str, str | None]:
+    """``"sub"`` -> ``("sub", None)``; ``"sub:second"`` -> ``("sub", "second")`` (the
+    sub-network run starts at state ``second``)."""
+    network, colon, state = target_network.partition(":")
+    return network, (state if colon else None)
+
+
+def _check_target_network(arc: Any, config: FSMConfig) -> None:
+    name, entry = split_target(arc.target_network)
+    key_path = f"{arc._key_path}.target_network"
+    target = config.network(name)
+    if target is None:
+        raise FSMConfigError(
+            f"target_network '{arc.target_network}' names no network '{name}'; known networks: "
+            f"{', '.join(n.name for n in config.networks)} (write 'network' or "
+            "'network:state')",
+            key_path=key_path,
+            source=config.source,
+        )
+    known = [s.name for s in target.states]
+    if entry is not None and entry not in known:
+        raise FSMConfigError(
+            f"target_network '{arc.target_network}': '{entry}' is not a state of network "
+            f"'{name}'; known states: {', '.join(known)}",
+            key_path=key_path,
+            source=config.source,
+        )
 
 
 def _unique(names: list[str], kind: str, where: str, source: str | None) -> list[str]:

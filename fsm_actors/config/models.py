@@ -102,10 +102,13 @@ class ArcFields(_Model):
     ``reference``: a shallow copy, ``direct``: the record itself). ``data_mapping``
     ``{parent_key: child_key}`` builds the sub-network's input from only those keys;
     ``result_mapping`` ``{child_key: parent_key}`` copies those keys of its result into the
-    record, otherwise its result replaces the record.
+    record, otherwise its result replaces the record. ``target_network: "sub:state"`` starts
+    the sub-network at ``state`` instead of its start state. ``pre_test`` is the legacy
+    name of ``condition`` (also written ``{test: <ref>}``); give one or the other.
     """
 
     condition: FunctionRef | None = None
+    pre_test: FunctionRef | None = None
     transform: FunctionRefs | None = None
     priority: int = 0
     name: str | None = None
@@ -197,10 +200,13 @@ def _flatten(value: FunctionRefs | None, path: str) -> list[tuple[str, FunctionR
 
 class NetworkConfig(_Model):
     """A named state graph. ``resources`` are added to those of every state that declares
-    resources of its own."""
+    resources of its own. Arcs are declared under their source state (``arcs: [{target}]``)
+    or here as ``arcs: [{from, to}]`` (dataknobs-fsm's network form); after validation they
+    all sit under their states (network arcs after the state's own)."""
 
     name: str
     states: list[StateConfig]
+    arcs: list[SimpleArcConfig] | None = None
     resources: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -253,6 +259,7 @@ class FSMConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _check_keys(cls, raw: Any, info: ValidationInfo) -> Any:
+        raw = unwrap_pre_tests(raw)
         check_unknown_keys(cls, raw, _source_of(info))
         return raw
 
@@ -291,7 +298,8 @@ def _source_of(info: ValidationInfo) -> str | None:
 
 
 def to_canonical(config: FSMConfig) -> None:
-    """Rewrite the simple form into one network ``main`` and record every key path."""
+    """Rewrite the simple form into one network ``main``, move network-level arcs under
+    their source states, turn ``pre_test`` into ``condition``, and record every key path."""
     source = config.source
     if config.states is None:
         if config.arcs is not None:
@@ -300,6 +308,9 @@ def to_canonical(config: FSMConfig) -> None:
             )
         for index, network in enumerate(config.networks):
             _set_paths(network, f"networks[{index}]")
+            _attach_arcs(network, network.arcs or [], f"networks[{index}].arcs", source)
+            network.arcs = None
+        _conditions_from_pre_tests(config)
         return
     if config.networks:
         raise FSMConfigError(
@@ -308,15 +319,30 @@ def to_canonical(config: FSMConfig) -> None:
             key_path="networks",
             source=source,
         )
-    network = NetworkConfig.model_construct(name="main", states=config.states, resources=[])
+    network = NetworkConfig.model_construct(
+        name="main", states=config.states, resources=[], arcs=None
+    )
     _set_paths(network, "")
+    _attach_arcs(network, config.arcs or [], "arcs", source)
+    config.networks = [network]
+    config.main_network = config.main_network or "main"
+    config.states = None
+    config.arcs = None
+    _conditions_from_pre_tests(config)
+
+
+def _attach_arcs(
+    network: NetworkConfig, arcs: list[SimpleArcConfig], where: str, source: str | None
+) -> None:
+    """Append each ``{from, to}`` arc to its source state as a canonical arc."""
     by_name = {state.name: state for state in network.states}
-    for index, arc in enumerate(config.arcs or []):
-        key_path = f"arcs[{index}]"
+    for index, arc in enumerate(arcs):
+        key_path = f"{where}[{index}]"
         state = by_name.get(arc.from_)
         if state is None:
             raise FSMConfigError(
-                f"arc source '{arc.from_}' is not a state; known states: {', '.join(by_name)}",
+                f"arc source '{arc.from_}' is not a state of network '{network.name}'; known "
+                f"states: {', '.join(by_name)}",
                 key_path=f"{key_path}.from",
                 source=source,
             )
@@ -326,10 +352,63 @@ def to_canonical(config: FSMConfig) -> None:
         canonical._key_path = key_path
         canonical._target_key = "to"
         state.arcs.append(canonical)
-    config.networks = [network]
-    config.main_network = config.main_network or "main"
-    config.states = None
-    config.arcs = None
+
+
+def _conditions_from_pre_tests(config: FSMConfig) -> None:
+    for network in config.networks:
+        for state in network.states:
+            for arc in state.arcs:
+                if arc.pre_test is None:
+                    continue
+                if arc.condition is not None:
+                    raise FSMConfigError(
+                        "an arc has both 'condition' and the legacy 'pre_test'; keep only "
+                        "'condition'",
+                        key_path=f"{arc._key_path}.pre_test",
+                        source=config.source,
+                    )
+                arc.condition, arc.pre_test = arc.pre_test, None
+
+
+def unwrap_pre_tests(raw: Any) -> Any:
+    """A copy of ``raw`` where every arc's legacy ``pre_test: {test: ref}`` is ``pre_test:
+    ref`` (``raw`` itself when there is none)."""
+    if not isinstance(raw, dict):
+        return raw
+
+    def arcs_of(holder: Any) -> Any:
+        arcs = holder.get("arcs") if isinstance(holder, dict) else None
+        if not isinstance(arcs, list) or not any(_wrapped(a) for a in arcs):
+            return holder
+        return {**holder, "arcs": [_unwrapped(a) for a in arcs]}
+
+    def states_of(holder: Any) -> Any:
+        states = holder.get("states") if isinstance(holder, dict) else None
+        if not isinstance(states, list):
+            return holder
+        new = [arcs_of(state) for state in states]
+        changed = any(a is not b for a, b in zip(new, states, strict=True))
+        return {**holder, "states": new} if changed else holder
+
+    result = states_of(arcs_of(raw))
+    networks = result.get("networks")
+    if isinstance(networks, list):
+        new = [states_of(arcs_of(net)) for net in networks]
+        if any(a is not b for a, b in zip(new, networks, strict=True)):
+            result = {**result, "networks": new}
+    return result
+
+
+def _wrapped(arc: Any) -> bool:
+    return (
+        isinstance(arc, dict)
+        and isinstance(arc.get("pre_test"), dict)
+        and set(arc["pre_test"]) == {"test"}
+    )
+
+
+def _unwrapped(arc: Any) -> Any:
+    return {**arc, "pre_test": arc["pre_test"]["test"]} if _wrapped(arc) else arc
 
 
 def _set_paths(network: NetworkConfig, path: str) -> None:

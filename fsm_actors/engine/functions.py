@@ -129,6 +129,8 @@ class FunctionCompiler:
         takes_context = self._arity(fn, label, key_path) == 2
         if inspect.iscoroutinefunction(fn):
             fn = _run_sync(fn)
+        if _wants_state(fn):
+            fn = _with_state_view(fn)
         return CompiledFunction(fn, takes_context, label, key_path)
 
     def _arity(self, fn: Callable[..., Any], label: str, key_path: str) -> int:
@@ -182,6 +184,8 @@ class FunctionCompiler:
         if isinstance(tree, ast.Expression) and isinstance(tree.body, ast.Lambda):
             fn = eval(compile(tree, filename, "eval"), namespace)
             return self._callable(fn, label, key_path)
+        if isinstance(tree, ast.Module) and not _statements_yield_a_value(tree):
+            return self._defined_function(tree, text, namespace, filename, label, key_path)
         uses_context = any(
             isinstance(node, ast.Name) and node.id in ("context", "ctx") for node in ast.walk(tree)
         )
@@ -203,6 +207,43 @@ class FunctionCompiler:
                 f"inline code cannot run as a function: {exc.msg}\n  {text}", key_path
             ) from None
         return CompiledFunction(namespace["__inline__"], uses_context, label, key_path)
+
+    def _defined_function(
+        self,
+        tree: ast.Module,
+        text: str,
+        namespace: dict[str, Any],
+        filename: str,
+        label: str,
+        key_path: str,
+    ) -> CompiledFunction:
+        """Code that only defines a function (plus imports or constants) is that function."""
+        defined = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        if len(defined) != 1:
+            problem = (
+                f"defines {len(defined)} functions ({', '.join(defined)})"
+                if defined
+                else "neither defines a function nor gives a value (no 'result = ...', no "
+                "use of 'data')"
+            )
+            raise self._error(
+                f"inline code {problem}, so it would do nothing; write an expression over "
+                "'data', a lambda, statements that change 'data' or set 'result', or define "
+                f"exactly one function (nest helpers inside it)\n  {label}",
+                key_path,
+            )
+        try:
+            exec(compile(tree, filename, "exec"), namespace)
+        except Exception as exc:
+            raise self._error(
+                f"inline code failed while defining '{defined[0]}': {type(exc).__name__}: {exc}",
+                key_path,
+            ) from None
+        return self._callable(namespace[defined[0]], defined[0], key_path)
 
     def _error(self, message: str, key_path: str) -> FSMConfigError:
         return FSMConfigError(message, key_path=key_path, source=self._source)
@@ -239,6 +280,67 @@ def resolve_function(
     if text != root and _DOTTED.fullmatch(text) and root not in _CODE_ROOTS | set(compiler._scope):
         return compiler._import(text, where)
     return compiler.compile(text, where).fn
+
+
+def _statements_yield_a_value(tree: ast.Module) -> bool:
+    """Whether top-level statements (outside function and class bodies) use ``data``,
+    ``context``/``ctx`` or ``result``: they then run as the function's body."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and node.id in ("data", "context", "ctx", "result"):
+            return True
+        if isinstance(node, ast.Return):
+            return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+class StateView(dict):  # type: ignore[type-arg]
+    """What a one-argument function written for dataknobs-fsm's state object receives:
+    the record as a dict whose ``data`` attribute is the same dict, so both ``state.data[k]``
+    and ``state[k]`` work. Only functions that ask for it (see ``_wants_state``) get one."""
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> StateView:
+        """The record (this object)."""
+        return self
+
+
+def _wants_state(fn: Any) -> bool:
+    """A function gets a ``StateView`` when its first parameter is named ``state``, or is
+    not ``data`` and its code reads an attribute ``data`` (``lambda s: s.data["x"]``).
+    Plain ``f(data)`` functions get the dict itself, at no cost."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    code = getattr(inspect.unwrap(target), "__code__", None)
+    if code is None or code.co_argcount < 1:
+        return False
+    first = code.co_varnames[0]
+    return first == "state" or (first != "data" and "data" in code.co_names)
+
+
+def _with_state_view(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Call ``fn`` with a ``StateView`` of the record; changes made through the view are
+    written back to the record, and returning the view returns the record."""
+
+    @functools.wraps(fn)
+    def call(data: Any, *rest: Any) -> Any:
+        if type(data) is not dict:
+            return fn(data, *rest)
+        view = StateView(data)
+        result = fn(view, *rest)
+        if view != data:
+            data.clear()
+            data.update(view)
+        if result is view:
+            return data
+        return result
+
+    return call
 
 
 def _valid(data: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fsm_actors.config.checks import split_target
 from fsm_actors.config.models import (
     ArcConfig,
     DataHandlingMode,
@@ -16,9 +17,9 @@ from fsm_actors.config.models import (
     NetworkConfig,
     StateConfig,
 )
+from fsm_actors.config.schema import compile_schema
 from fsm_actors.engine.data_modes import copier_for
 from fsm_actors.engine.functions import CompiledFunction, FunctionCompiler
-from fsm_actors.engine.schema import compile_schema
 
 
 class Push:
@@ -170,7 +171,9 @@ def build_networks(
             for arc in state.arcs:
                 arc.next_state = network.states[arc.config.return_state or arc.config.target]
                 if arc.config.target_network is not None:
-                    arc.push = Push(networks[arc.config.target_network].start, arc.config)
+                    name, entry = split_target(arc.config.target_network)
+                    sub = networks[name]
+                    arc.push = Push(sub.start if entry is None else sub.states[entry], arc.config)
             state.failure_arc = next(
                 (a for a in state.arcs if a.push is None and a.next_state.run_on_failure), None
             )

@@ -20,11 +20,11 @@ from uuid import uuid4
 from fsm_actors.config import FSMConfig, StateConfig, load_config
 from fsm_actors.config.models import DataHandlingMode
 from fsm_actors.engine.data_modes import copier_for
-from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.engine.graph import Network, State, build_networks
 from fsm_actors.engine.resources import ResourceBinder
 from fsm_actors.engine.walk import walk
 from fsm_actors.platform.errors import FSMError
+from fsm_actors.platform.gc_pause import gc_paused
 
 
 def compile_machine(

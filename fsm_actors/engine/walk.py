@@ -34,16 +34,19 @@ def walk(
     append = path.append
     error: str | None = None
     transitions = 0
-    stack: list[tuple[Any, Arc]] | None = None
+    # per push: (parent data, push arc, owner of the pushing state's held lease, its names,
+    # the resources the parent level saw)
+    stack: list[tuple[Any, Arc, str | None, list[str], dict[str, Any] | None]] | None = None
+    inherited: dict[str, Any] | None = None  # resources held by the states that pushed
+    held: str | None = None
     while True:
         append(state.name)
         failure: str | None = None
         if state.passes:  # nothing to run and an unconditional first arc (or an end state)
             chosen = state.default_arc
         else:
-            chosen = owner = ctx = None
+            chosen = owner = ctx = leased = None
             if state.prepares:  # resources, a context, a copy on entry, or validation
-                leased = None
                 entry = data
                 if state.resources:
                     if binder is None:
@@ -61,7 +64,7 @@ def walk(
                             state.name,
                             "",
                             {"state": state.name},
-                            leased or {},
+                            leased or {} if inherited is None else {**inherited, **(leased or {})},
                             variables,
                             state.network,
                         )
@@ -123,29 +126,43 @@ def walk(
                 else:
                     failure = f"No valid transitions from state: {state.name}"
             if owner is not None:
-                failure = _release(binder, owner, state.resources, failure)  # type: ignore[arg-type]
+                if failure is None and chosen is not None and chosen.push is not None:
+                    held = owner  # the sub-network inherits it: released when it returns
+                else:
+                    failure = _release(binder, owner, state.resources, failure)  # type: ignore[arg-type]
         if failure is not None:
             error = failure if error is None else f"{error}; then: {failure}"
             chosen = state.failure_arc
             if chosen is None:
-                return _result(state, data, path, False, error)
+                return _result(state, data, path, False, _unwind(stack, binder, error))
         elif chosen is None:
             if not stack:
                 return _result(state, data, path, error is None, error)
-            parent, push_arc = stack.pop()
+            parent, push_arc, held, held_names, inherited = stack.pop()
+            if held is not None:
+                failure = _release(binder, held, held_names, None)  # type: ignore[arg-type]
+                held = None
+                if failure is not None:
+                    error = _join(error, failure)
+                    return _result(state, data, path, False, _unwind(stack, binder, error))
             data = push_arc.push.leave(parent, data)  # type: ignore[union-attr]
             state = push_arc.next_state  # type: ignore[assignment]
             continue
         transitions += 1
         if transitions > limit:
             error = _join(error, f"Maximum transitions ({limit}) exceeded")
-            return _result(state, data, path, False, error)
+            if held is not None:
+                stack = [*(stack or []), (None, chosen, held, state.resources, None)]
+            return _result(state, data, path, False, _unwind(stack, binder, error))
         if counts is not None:
             counts[chosen.usage_key] = counts.get(chosen.usage_key, 0) + 1
         if chosen.push is not None:
             if stack is None:
                 stack = []
-            stack.append((data, chosen))
+            stack.append((data, chosen, held, state.resources, inherited))
+            if held is not None:  # its lease is held: states below see it too
+                inherited = {**(inherited or {}), **leased}  # type: ignore[dict-item]
+            held = None
             data = chosen.push.enter(data)
             state = chosen.push.start
         else:
@@ -244,6 +261,16 @@ def _cross(
     if owner is not None:
         failure = _release(binder, owner, arc.resources, failure)  # type: ignore[arg-type]
     return data, failure
+
+
+def _unwind(stack: list[Any] | None, binder: ResourceBinder | None, error: str) -> str:
+    """Release the leases that pushing states still hold when a record stops inside a
+    sub-network; a failed release is added to ``error``."""
+    while stack:
+        _, _, owner, names, _ = stack.pop()
+        if owner is not None and binder is not None:
+            error = _release(binder, owner, names, error) or error
+    return error
 
 
 def _no_binder(where: str, names: list[str]) -> str:
