@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from resource_actors.backends import BACKENDS, normalize_backend  # noqa: F401 (BACKENDS: re-exported)
@@ -55,6 +55,24 @@ def _sqlite_accepts_decimal() -> None:
     sqlite3.register_adapter(decimal.Decimal, str)
 
 
+def _malformed(name: str, connection_string: str | None, exc: Exception) -> ResourceError:
+    """The error for a connection string or parameters that do not form a database URL; it
+    shows the scheme only, never the string (it may hold a password)."""
+    if isinstance(exc, ArgumentError) or connection_string is None:
+        what = "is not a database URL"
+    else:
+        what = "has a bad part (a port must be a number)"
+    scheme, sep, _ = (connection_string or "").partition("://")
+    shown = f" (scheme {scheme!r})" if sep and scheme.replace("+", "").isalnum() else ""
+    return ResourceError(
+        f"database resource {name!r}: the connection string{shown} {what}; write it as "
+        "dialect://user:password@host:port/database (e.g. postgresql://app@db:5432/orders, "
+        "sqlite:///path/to.db), or give host, port, database, user and password separately",
+        name,
+        "configure",
+    )
+
+
 class DatabaseResourceAdapter(BaseResourceProvider):
     """Provider of ``DatabaseConnection`` objects for one database.
 
@@ -72,13 +90,18 @@ class DatabaseResourceAdapter(BaseResourceProvider):
         connection_string = connection_string or options.pop("url", None)
         user = user or options.pop("username", None)
         database = database or options.pop("dbname", None) or options.pop("path", None)
-        if connection_string and backend == "memory":
-            backend = make_url(connection_string).get_backend_name()
-        self.backend = normalize_backend(backend)
         self.connect_timeout = connect_timeout
         self.engine_options = dict(engine_options or {})
         self.query_options = {str(k): str(v) for k, v in options.items()}
-        self.url = self._build_url(connection_string, host, port, database, user, password)
+        try:
+            if connection_string and backend == "memory":
+                backend = make_url(connection_string).get_backend_name()
+            self.backend = normalize_backend(backend)
+            self.url = self._build_url(connection_string, host, port, database, user, password)
+        except ResourceError as exc:  # an unknown backend: say which resource
+            raise ResourceError(f"database resource {name!r}: {exc}", name, "configure") from None
+        except (ArgumentError, ValueError, TypeError) as exc:
+            raise _malformed(name, connection_string, exc) from None
         self._password = self.url.password
         super().__init__(name, {"backend": self.backend, "url": self.safe_url,
                                 "password": self._password, **self.query_options})

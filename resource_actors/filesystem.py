@@ -4,18 +4,22 @@
 against ``base_path``; a path that lands outside ``base_path`` and the temp directory is
 refused with ``ResourceError``. Writes are atomic (temp file + rename). Temp files a session
 creates are deleted when it is released if ``auto_cleanup``, and all of them on ``close()``.
+The adapter itself also has dataknobs-fsm 0.5's ``open``, ``exists``, ``list_files`` and
+``delete`` (same confinement), for code written against ``FileSystemResource``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus
 from resource_actors.errors import ResourceError
@@ -250,6 +254,44 @@ class FileSystemResourceAdapter(BaseResourceProvider):
         healthy = self.base_path.is_dir() and os.access(self.base_path, os.W_OK | os.X_OK)
         self.metrics.record_health_check(healthy)
         return ResourceHealth.HEALTHY if healthy else ResourceHealth.UNHEALTHY
+
+    # -- dataknobs-fsm 0.5's direct methods (no acquire needed), confined like a session --------
+    def _direct(self, operation: str) -> FileSystemSession:
+        if self.status is ResourceStatus.CLOSED:
+            raise ResourceError(f"file system resource {self.name!r} is closed", self.name,
+                                operation)
+        base, temp = self._roots()
+        return FileSystemSession(self.name, base, temp)
+
+    @contextlib.contextmanager
+    def open(self, path: str, mode: str = "r", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+        """Open ``path`` (relative to the base directory) as ``open()`` does, as a context
+        manager; parent directories are created for writing modes. A path outside the base
+        directory is a ``ResourceError``."""
+        target = self._direct("open")._resolve(path, "open")
+        if any(flag in mode for flag in "wax+"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = open(target, mode, encoding=None if "b" in mode else encoding)  # noqa: SIM115
+        except OSError as exc:
+            raise ResourceError(f"open of {path!r} in {self.name!r} failed: {exc.strerror}",
+                                self.name, "open") from exc
+        with handle:
+            yield handle
+
+    def exists(self, path: str) -> bool:
+        """True when ``path`` (relative to the base directory) exists."""
+        return self._direct("exists").exists(path)
+
+    def delete(self, path: str) -> bool:
+        """Delete a file or directory tree; False when it did not exist."""
+        return self._direct("delete").delete(path)
+
+    def list_files(self, pattern: str = "*") -> list[str]:
+        """Sorted paths of the files matching the glob ``pattern`` (``Path.glob``: ``**``
+        descends), relative to the base directory."""
+        base = self._direct("list_files")._base
+        return sorted(str(p.relative_to(base)) for p in base.glob(pattern) if p.is_file())
 
     def close(self) -> None:
         """End every session and delete their temp files."""
