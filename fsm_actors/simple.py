@@ -116,7 +116,9 @@ class SimpleFSM:
         error_threshold: float | None = None,
         workers: int | None = None,
     ) -> dict[str, Any]:
-        """See ``AsyncSimpleFSM.process_stream``."""
+        """See ``AsyncSimpleFSM.process_stream``. ``skip_empty_lines`` drops lines that are
+        empty or hold only whitespace (dataknobs-fsm 0.5 keeps whitespace-only text lines as
+        records; here such a line carries no record in any format, so it is skipped)."""
         return run_sync(
             self._async.process_stream(
                 source,

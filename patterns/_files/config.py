@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from patterns._files.validation import make_validator
+
 
 class FileFormat(StrEnum):
     """File formats (values are the lower-case names; ``txt``, ``ndjson`` are accepted too)."""
@@ -111,6 +113,12 @@ class FileProcessingConfig(BaseModel):
     @classmethod
     def _format_alias(cls, value: Any) -> Any:
         return _format(value)
+
+    @field_validator("validation_schema")
+    @classmethod
+    def _schema_compiles(cls, value: Any) -> Any:
+        make_validator(value)  # a malformed JSON schema fails here, not in every worker
+        return value
 
     @field_validator("group_by", "partition_by", mode="before")
     @classmethod

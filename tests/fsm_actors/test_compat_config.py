@@ -302,3 +302,14 @@ def test_a_malformed_state_schema_fails_when_the_config_loads(tmp_path, schema, 
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 1
     assert where in result.output and "Traceback" not in result.output
+
+
+def test_a_malformed_file_processing_validation_schema_fails_at_construction(tmp_path):
+    from patterns.file_processing import FileProcessingConfig
+
+    with pytest.raises(FSMConfigError) as caught:
+        FileProcessingConfig(
+            input_path=str(tmp_path / "in.csv"),
+            validation_schema={"type": "object", "properties": {"a": {"type": "strang"}}},
+        )
+    assert caught.value.key_path == "validation_schema.properties.a.type"
