@@ -30,7 +30,12 @@ from typing import Any
 
 from patterns._api import graphql
 from patterns._api.auth import Auth, Secret, api_key, basic, bearer
-from patterns._api.config import APIEndpoint, APIOrchestrationConfig, OrchestrationMode
+from patterns._api.config import (
+    APIEndpoint,
+    APIOrchestrationConfig,
+    OrchestrationMode,
+    config_fields,
+)
 from patterns._api.errors import APICallError, APIConfigError
 from patterns._api.orchestrator import APIOrchestrator
 from patterns.errors import PatternError
@@ -68,6 +73,8 @@ def create_rest_api_orchestrator(
     ``auth_token`` is sent as a bearer token; ``rate_limit`` is requests per second for the
     whole run. Other keywords are ``APIOrchestrationConfig`` fields.
     """
+    _check_keywords("create_rest_api_orchestrator", config,
+                    {"endpoints", "base_url", "rate_limit", "mode"})
     return APIOrchestrator(APIOrchestrationConfig(
         endpoints=list(endpoints), base_url=base_url, auth=config.pop("auth", auth_token),
         rate_limit=rate_limit, mode=mode, **config))
@@ -96,6 +103,17 @@ def create_graphql_orchestrator(
     config.setdefault("mode", OrchestrationMode.SEQUENTIAL if batch_queries
                       else OrchestrationMode.PARALLEL)
     config.setdefault("name", "graphql")
+    _check_keywords("create_graphql_orchestrator", config, {"endpoints"})
     return APIOrchestrator(APIOrchestrationConfig(
         endpoints=graphql.endpoints(endpoint, specs, batch_queries, options),
         auth=config.pop("auth", auth_token), **config))
+
+
+def _check_keywords(factory: str, given: Mapping[str, Any], taken: set[str]) -> None:
+    """``APIConfigError`` naming keywords that are no config field (or set by ``factory``)."""
+    known = config_fields() - taken
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise APIConfigError(f"{factory}: unknown keyword(s) {unknown}; retries are set per "
+                             "endpoint (retry_count, retry_config); config keywords are "
+                             f"{sorted(known)}")

@@ -30,6 +30,7 @@ from patterns._api.auth import scrub
 from patterns._api.config import APIEndpoint, APIOrchestrationConfig
 from patterns._api.errors import APICallError, PermanentCallError, TransientCallError
 from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value
+from patterns.error_recovery import CallNotPermittedError
 from resource_actors.base import is_secret_key, redact
 from resource_actors.http import HTTPResponse, safe_url
 
@@ -288,9 +289,13 @@ class EndpointCall:
                                  f"{_shown(str(target))}")
 
     async def call(self, session: aiohttp.ClientSession, policy: Any, data: Any,
-                   results: Mapping[str, Any], item: Any = NO_ITEM) -> CallOutcome:
-        """Run the call under ``policy`` (retries, limiters, breaker); never raises."""
-        outcome = CallOutcome(self.name, False, method=self.method, started=time.time())
+                   results: Mapping[str, Any], item: Any = NO_ITEM,
+                   outcome: CallOutcome | None = None) -> CallOutcome:
+        """Run the call under ``policy`` (retries, limiters, breaker); never raises.
+        ``outcome`` (a fresh one by default) is filled as the call goes, so a caller that
+        cancels the call still knows what it sent."""
+        if outcome is None:
+            outcome = CallOutcome(self.name, False, method=self.method, started=time.time())
         try:
             data = self.input_for(data)
             scope = Scope(data, results, item)
@@ -307,7 +312,10 @@ class EndpointCall:
             return self._failed(outcome, exc.status, exc.reason, data)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a policy refused (breaker open, no token in time)
+        except CallNotPermittedError as exc:  # refused before sending (breaker open)
+            return self._failed(outcome, outcome.status, scrub(
+                f"not sent: refused by {type(exc).__name__}: {exc}", self.secrets), data)
+        except Exception as exc:  # a policy failed (no token in time)
             return self._failed(outcome, outcome.status, scrub(
                 f"{type(exc).__name__}: {exc}", self.secrets), data)
         transform = self.endpoint.transform

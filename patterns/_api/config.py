@@ -117,6 +117,11 @@ class APIEndpoint:
                                  "rename the endpoint", endpoint=self.name)
         if not isinstance(self.url, str) or not self.url:
             raise APIConfigError(f"{who}: url must be a non-empty string", endpoint=self.name)
+        try:
+            _safe(self.url.split("{", 1)[0])  # up to the first template field
+        except ValueError as exc:  # shown without the URL: it may hold a password
+            raise APIConfigError(f"{who}: url is not a valid URL ({exc}); check its host part",
+                                 endpoint=self.name) from None
         method = str(self.method).upper()
         if method not in METHODS:
             raise APIConfigError(f"{who}: method {self.method!r} is not one of {METHODS}",
@@ -192,6 +197,7 @@ class APIEndpoint:
 
 
 _DEFAULT_ATTEMPTS = 3
+_DEFAULT_BREAKER = 5
 _DEFAULT_DELAY = 1.0
 _MAX_DELAY = 30.0
 
@@ -260,9 +266,15 @@ def join_url(base: str | None, path: str) -> str:
 
 
 def _safe(url: str) -> str:
+    """``url`` without user info and query; ``ValueError`` for a URL that does not parse."""
     from resource_actors.http import safe_url
 
     return safe_url(url) if "://" in url else url.split("?", 1)[0]
+
+
+def config_fields() -> frozenset[str]:
+    """The keyword names ``APIOrchestrationConfig`` takes."""
+    return frozenset(f.name for f in fields(APIOrchestrationConfig) if f.init)
 
 
 def _redact(headers: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,7 +298,10 @@ class APIOrchestrationConfig:
     failures are reported under ``errors``. ``result_merger(list_of_results)`` adds
     ``merged``; ``result_transformer(result)`` reshapes the final dict.
     ``circuit_breaker_threshold`` failed calls open an endpoint's breaker for
-    ``circuit_breaker_timeout`` seconds (``None``: no breaker).
+    ``circuit_breaker_timeout`` seconds (``None``: no breaker). The default ``"auto"`` is 5
+    for the in-process modes and no breaker for FANOUT, whose items fail one by one (a bad
+    item must not refuse the good ones); a FANOUT breaker the user sets judges calls by the
+    user's threshold, and the items it refuses are reported as not sent.
 
     FANOUT: the input is a list (or iterable) of items, or a mapping holding one under
     ``fanout_key``; ``workers`` HTTP worker actors run ``worker_concurrency`` requests each,
@@ -312,7 +327,7 @@ class APIOrchestrationConfig:
     fail_fast: bool = False
     result_merger: Callable[[list[Any]], Any] | None = None
     result_transformer: Callable[[dict[str, Any]], Any] | None = None
-    circuit_breaker_threshold: int | None = 5
+    circuit_breaker_threshold: int | str | None = "auto"
     circuit_breaker_timeout: float = 60.0
     scope: str = "auto"
     workers: int | None = None
@@ -346,7 +361,8 @@ class APIOrchestrationConfig:
                      "total_timeout", "circuit_breaker_timeout", "error_threshold"):
             _positive("config", name, getattr(self, name))
         for name in ("max_concurrent", "worker_concurrency", "burst", "workers", "batch_size",
-                     "circuit_breaker_threshold"):
+                     *(() if self.circuit_breaker_threshold == "auto"
+                       else ("circuit_breaker_threshold",))):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                       or value < 1):
@@ -363,6 +379,12 @@ class APIOrchestrationConfig:
                 "run per endpoint.", endpoint=endpoints[1].name)
         if self.sink is not None and self.mode is not OrchestrationMode.FANOUT:
             raise APIConfigError(f"config {self.name!r}: sink is for FANOUT runs only")
+
+    def breaker_threshold(self) -> int | None:
+        """Failed calls that open an endpoint's breaker (``None``: no breaker)."""
+        if self.circuit_breaker_threshold != "auto":
+            return self.circuit_breaker_threshold  # type: ignore[return-value]
+        return None if self.mode is OrchestrationMode.FANOUT else _DEFAULT_BREAKER
 
     @property
     def limit_scope(self) -> str:

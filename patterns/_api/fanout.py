@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import math
+import shutil
 import tempfile
 import time
 import uuid
@@ -30,10 +31,17 @@ from fsm_actors.platform.io import (
 )
 from fsm_actors.platform.jobs.commit import commit as join_parts
 from fsm_actors.platform.jobs.model import DoneSet, JobKind, PartitionTotal, Task, TaskResult
-from fsm_actors.platform.jobs.parts import Staging
+from fsm_actors.platform.jobs.parts import Staging, atomic_write
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.errors import PATTERN, APIConfigError
-from patterns._api.fanout_step import PARTITION, VALUES_EXT, FanoutStepSpec, SinkSpec
+from patterns._api.fanout_step import (
+    OUTCOMES_DIR,
+    PARTITION,
+    VALUES_EXT,
+    FanoutStepSpec,
+    RequestCounter,
+    SinkSpec,
+)
 from patterns._api.metrics import Totals
 from patterns.errors import ErrorThresholdExceeded, PatternError
 from resource_actors.http import safe_url
@@ -93,10 +101,13 @@ class FanoutJob(JobKind):
         self.run_id = config.checkpoint_id or f"{config.name}-{uuid.uuid4().hex[:8]}"
         self.label = f"api {config.name}"
         self.staged = self.sink is not None or config.checkpoint_id is not None
+        base = (Path(config.sink).absolute().parent if config.sink
+                else Path(tempfile.gettempdir()))
+        state = base / ".fsm_actors" / f"api-{self.run_id}"
+        #: a finished checkpointed run's result, kept so running it again sends nothing
+        self.done_file = state.with_name(f"api-{self.run_id}.result.json")
+        self.count_dir = state / "requests"
         if self.staged:
-            base = (Path(config.sink).absolute().parent if config.sink
-                    else Path(tempfile.gettempdir()))
-            state = base / ".fsm_actors" / f"api-{self.run_id}"
             self.staging = state / "staging"
             self.checkpoint_dir = state / "checkpoints"
             self.error_file = (Path(f"{config.sink}.errors.jsonl").absolute() if config.sink
@@ -133,7 +144,8 @@ class FanoutJob(JobKind):
 
     def step_spec(self) -> FanoutStepSpec:
         return FanoutStepSpec(self.config, self.call, self.context_input,
-                              self.config.worker_concurrency, self.sink, self.staged)
+                              self.config.worker_concurrency, self.sink, self.staged,
+                              str(self.count_dir))
 
     def workers(self, cluster_cpus: int) -> int:
         wanted = self.config.workers or max(1, cluster_cpus)
@@ -153,12 +165,32 @@ class FanoutJob(JobKind):
             for seq in result.batches:
                 self._outputs[seq] = out["values"]
 
+    def cleanup(self) -> None:
+        shutil.rmtree(self.count_dir, ignore_errors=True)
+
     def error(self, message: str, *, threshold: bool = False, **context: Any) -> Exception:
         cls = ErrorThresholdExceeded if threshold else PatternError
+        if threshold and not context.get("error_file"):  # a run without a sink or checkpoint
+            head = message.split(". The rejected records", 1)[0]
+            shown = "; ".join(f"item {e['index']}: {e['reason']}"
+                              for e in sorted(self.errors, key=lambda e: e["index"])[:3])
+            message = (f"{head}. The first failed items: {shown or 'none reported yet'}; set "
+                       "sink or checkpoint_id to keep every failed item in an error file")
         known = {k: context[k] for k in ("file", "line", "record", "error_file") if k in context}
         return cls(message, pattern=PATTERN, run_id=self.run_id, **known)
 
+    def requests_sent(self) -> int:
+        """Requests the workers sent (killed workers' and earlier runs' included)."""
+        return max(RequestCounter.count(self.count_dir), self.totals.requests)
+
     def commit(self, counts: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
+        if self.staged:  # every slice's errors and counters, those of earlier runs included
+            self.errors, self.totals = [], Totals()
+            for path in sorted((self.staging / OUTCOMES_DIR).glob("*.json")):
+                outcome = json.loads(path.read_text(encoding="utf-8"))
+                self.errors.extend(outcome["errors"])
+                self.totals.merge(outcome["totals"])
+        self.totals.requests = self.requests_sent()
         self.errors.sort(key=lambda e: e["index"])
         if not self.staged:
             self.values = [v for seq in sorted(self._outputs) for v in self._outputs[seq]]
@@ -189,6 +221,10 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
 
     config: APIOrchestrationConfig = orchestrator.config
     job = FanoutJob(orchestrator, data)
+    if config.checkpoint_id is not None:
+        done = _finished(job)
+        if done is not None:
+            return done
     started = time.perf_counter()
     if orchestrator.limits.scope == "cluster":
         from fsm_actors.platform import runtime
@@ -207,6 +243,9 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
             f"FANOUT {config.name!r} did not finish within total_timeout "
             f"({config.total_timeout:g}s); raise total_timeout (None: no bound), {again}",
             pattern=PATTERN, run_id=job.run_id) from None
+    finally:
+        if config.checkpoint_id is None:  # nothing resumes it: its request counters go
+            job.cleanup()
     name = job.call.name
     result: dict[str, Any] = {}
     if job.sink is None:
@@ -226,4 +265,26 @@ async def run_fanout(orchestrator: Any, data: Any) -> dict[str, Any]:
                "workers": job.workers_used,
                "error_file": record["error_file"], "job": record}
     result["_metrics"] = metrics
+    if config.checkpoint_id is not None:
+        _keep(job, result)
     return result
+
+
+def _finished(job: FanoutJob) -> dict[str, Any] | None:
+    """The kept result of the same checkpointed run (same settings) that finished, if any."""
+    try:
+        kept = json.loads(job.done_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if kept.get("fingerprint") != json.loads(json.dumps(job.fingerprint(), default=str)):
+        return None
+    result = kept["result"]
+    result["_metrics"]["resumed_finished_run"] = True
+    return result
+
+
+def _keep(job: FanoutJob, result: dict[str, Any]) -> None:
+    """Keep a checkpointed run's result, so the same run again is a no-op returning it."""
+    text = json.dumps({"fingerprint": job.fingerprint(), "result": result}, default=str)
+    job.done_file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(job.done_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +35,32 @@ from patterns._api.policies import Limits
 PARTITION = "items"
 #: the JSON Lines part a checkpointed run keeps results in when it has no sink
 VALUES_EXT = ".values.jsonl"
+#: staging sub-directory of each slice's errors and counters (one JSON file per slice)
+OUTCOMES_DIR = "outcomes"
+
+
+class RequestCounter:
+    """Counts requests as they are sent: one byte per request appended to a file of its own in
+    ``directory`` (written before the request leaves, so a worker killed mid-slice has counted
+    what it sent). ``count(directory)`` sums every counter there."""
+
+    def __init__(self, directory: str) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        name = path / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.count"
+        self._fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def tick(self) -> None:
+        os.write(self._fd, b".")
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    @staticmethod
+    def count(directory: str | Path) -> int:
+        return sum(p.stat().st_size for p in Path(directory).glob("*.count"))
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,8 @@ class FanoutStepSpec:
     concurrency: int
     sink: SinkSpec | None = None
     staged: bool = False
+    #: where workers count the requests they send (``RequestCounter``)
+    count_dir: str | None = None
 
     def build(self, context: StepContext) -> FanoutStep:
         return FanoutStep(self, context)
@@ -87,6 +118,10 @@ class FanoutStep:
         self.staging = Staging(context.staging) if spec.staged and context.staging else None
         self._session: aiohttp.ClientSession | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._counter: RequestCounter | None = None
+        if spec.count_dir is not None:
+            self._counter = RequestCounter(spec.count_dir)
+            self.call.on_send = self._counter.tick
 
     def _open(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._session is None or self._session.closed:
@@ -121,7 +156,7 @@ class FanoutStep:
         seq = task.seq or 0
         written = sum(ok)
         if self.staging is not None:
-            written = self._stage(seq, values, ok, errors, items, first)
+            written = self._stage(seq, values, ok, errors, items, first, totals.as_dict())
         counts = {"read": len(items), "processed": sum(ok), "written": written,
                   "errors": len(errors), "skipped": 0}
         output = {"errors": errors, "totals": totals.as_dict()}
@@ -130,9 +165,14 @@ class FanoutStep:
         return TaskResult(task.partition, {seq: counts}, output=output)
 
     def _stage(self, seq: int, values: list[Any], ok: list[bool], errors: list[dict[str, Any]],
-               items: list[Any], first: int) -> int:
+               items: list[Any], first: int, totals: dict[str, int]) -> int:
+        """Write the slice's parts: its values (or sink rows), its error rows, and its errors
+        and counters (``OUTCOMES_DIR``, read back by a resumed run's commit)."""
         staging = self.staging
         assert staging is not None
+        outcome = json.dumps({"errors": errors, "totals": totals}, default=str)
+        atomic_write(staging.root / OUTCOMES_DIR / f"{part_stem(0, seq)}.json",
+                     lambda tmp: tmp.write_text(outcome, encoding="utf-8"))
         if errors:
             staging.write_errors(0, seq, [RowError(
                 file=None, reason=f"{e['reason']} (status {e['status']}, {e['attempts']} "
@@ -154,11 +194,15 @@ class FanoutStep:
 
     async def aclose(self) -> None:
         """Close the session (from the loop that ran the tasks)."""
+        if self._counter is not None:
+            self._counter.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
 
     def close(self) -> None:
+        if self._counter is not None:
+            self._counter.close()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             # without a running loop the process is going away, and its sockets with it

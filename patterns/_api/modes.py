@@ -11,6 +11,7 @@ failure cancels whatever still runs and raises ``APICallError``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,10 +40,15 @@ class Run:
         self.outcomes: dict[str, CallOutcome] = {}
         self.results: dict[str, Any] = {}
         self.skipped: dict[str, str] = {}
+        #: the outcomes of calls started (filled as they go; a cut-off run reports them)
+        self.started: dict[str, CallOutcome] = {}
 
     async def call(self, call: EndpointCall, data: Any) -> CallOutcome:
         async with self.limit:
-            outcome = await call.call(self.session, self.policies[call.name], data, self.results)
+            outcome = CallOutcome(call.name, False, method=call.method, started=time.time())
+            self.started[call.name] = outcome
+            outcome = await call.call(self.session, self.policies[call.name], data, self.results,
+                                      outcome=outcome)
         self.outcomes[call.name] = outcome
         if outcome.ok:
             self.results[call.name] = outcome.value

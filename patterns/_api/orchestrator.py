@@ -100,10 +100,13 @@ class APIOrchestrator:
 
     def _timed_out(self, run: Run) -> None:
         reason = f"not finished within total_timeout ({self.config.total_timeout:g}s)"
+        now = time.time()
         for call in self.calls:
             if call.name not in run.outcomes and call.name not in run.skipped:
-                run.outcomes[call.name] = CallOutcome(call.name, False, reason=reason,
-                                                      method=call.method)
+                outcome = run.started.get(call.name) or CallOutcome(
+                    call.name, False, method=call.method, started=now)
+                outcome.ok, outcome.value, outcome.reason, outcome.ended = False, None, reason, now
+                run.outcomes[call.name] = outcome
         if self.config.fail_fast:
             first = next(o for o in run.outcomes.values() if not o.ok)
             raise APICallError(f"orchestration {self.name!r}: {reason}", endpoint=first.name,

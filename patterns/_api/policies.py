@@ -16,6 +16,7 @@ every caller sharing them slows down, and the retry waits at least that long.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from patterns._api.call import EndpointCall
@@ -57,13 +58,23 @@ class EndpointPolicy:
         return await self.breaker.call(self.retry.run, self._attempt, args, {})
 
 
+def _limiter_scope(config: APIOrchestrationConfig) -> str:
+    """Where the run's named limiters live: under ``scope="auto"`` the cluster whenever this
+    process is connected to Ray (one limiter per name across orchestrators, modes, actors
+    and drivers), else the process."""
+    ray = sys.modules.get("ray")
+    if config.scope == "auto" and ray is not None and ray.is_initialized():
+        return "cluster"
+    return config.limit_scope
+
+
 class Limits:
     """The policies of one config, built where its calls run (a worker actor builds its own
     from the config)."""
 
     def __init__(self, config: APIOrchestrationConfig, *, scope: str | None = None) -> None:
         self.config = config
-        self.scope = scope or config.limit_scope
+        self.scope = scope or _limiter_scope(config)
         self.breaker_scope = "cluster" if (scope or config.scope) == "cluster" else "process"
         self._policies: dict[str, EndpointPolicy] | None = None
 
@@ -92,11 +103,12 @@ class Limits:
                                               endpoint.rate_limit / config.rate_limit_window,
                                               endpoint.burst_limit))
             breaker = None
-            if config.circuit_breaker_threshold is not None:
+            threshold = config.breaker_threshold()
+            if threshold is not None:
                 breaker = CircuitBreaker(
                     name=self.name(endpoint.name), scope=self.breaker_scope,  # type: ignore[arg-type]
-                    failure_threshold=config.circuit_breaker_threshold,
-                    window_size=max(10, 2 * config.circuit_breaker_threshold),
+                    failure_threshold=threshold,
+                    window_size=max(10, 2 * threshold),
                     timeout=config.circuit_breaker_timeout,
                     record_exceptions=(TransientCallError,),
                     ignore_exceptions=(PermanentCallError,))

@@ -106,7 +106,7 @@ class APITestServer:
         r.add_get("/users", self.users)
         r.add_post("/slow/{key}", self.slow)
         r.add_get("/big/{mb}", self.big)
-        r.add_get("/nth/{key}", self.nth)
+        r.add_get("/nth/{tag}/{key}", self.nth)
         r.add_get("/text/{charset}", self.text)
         r.add_get("/binary", self.binary)
         r.add_get("/reflect/{code}", self.reflect)
@@ -220,8 +220,10 @@ class APITestServer:
         return response
 
     async def nth(self, request: web.Request) -> web.Response:
-        """500 when the integer ``key`` is a multiple of ``every`` (default 20), else 200."""
+        """500 when the integer ``key`` is a multiple of ``every`` (default 20), else 200
+        (after ``delay`` seconds)."""
         key = int(request.match_info["key"])
+        await asyncio.sleep(float(request.query.get("delay", "0")))
         if key % int(request.query.get("every", "20")) == 0:
             return web.json_response({"error": "told to fail"}, status=500)
         return web.json_response({"n": key})

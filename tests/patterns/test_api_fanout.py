@@ -72,7 +72,7 @@ def test_the_staged_step_writes_the_same_parts_when_sent_again(server, tmp_path)
     first = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     run_task(step(orch, tmp_path, staged=True), task)
     again = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert first == again and len(first) == 2  # one values part, one error part
+    assert first == again and len(first) == 3  # values part, error part, slice outcome
     errors = [json.loads(line) for line in (tmp_path / "errors").glob("*.jsonl").__next__()
               .read_text().splitlines()]
     assert errors[0]["record"] == 8 and errors[0]["function"] == "item"
