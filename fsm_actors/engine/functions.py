@@ -317,9 +317,10 @@ def _wants_state(fn: Any) -> bool:
     Plain ``f(data)`` functions get the dict itself, at no cost."""
     target = fn.func if isinstance(fn, functools.partial) else fn
     code = getattr(inspect.unwrap(target), "__code__", None)
-    if code is None or code.co_argcount < 1:
+    skip = 1 if inspect.ismethod(target) else 0  # a bound method's first name is self
+    if code is None or code.co_argcount <= skip:
         return False
-    first = code.co_varnames[0]
+    first = code.co_varnames[skip]
     return first == "state" or (first != "data" and "data" in code.co_names)
 
 

@@ -145,6 +145,25 @@ def test_plain_data_functions_still_get_the_dict_itself():
     assert seen == [dict]
 
 
+class Rules:
+    def over(self, state):
+        return state.data["x"] > 5
+
+
+def test_a_bound_method_written_for_a_state_object():
+    machine = compile_machine(
+        {
+            "name": "method",
+            "states": [{"name": "a", "is_start": True}, {"name": "big", "is_end": True},
+                       {"name": "other", "is_end": True}],
+            "arcs": [{"from": "a", "to": "big", "condition": "over", "priority": 1},
+                     {"from": "a", "to": "other"}],
+        },
+        {"over": Rules().over},
+    )
+    assert [machine.run({"x": x})["final_state"] for x in (9, 1)] == ["big", "other"]
+
+
 # -- 3. inline code defining a function ------------------------------------------------------
 DEFINES = "def transform(data, context):\n    data['y'] = 1\n    return data"
 
