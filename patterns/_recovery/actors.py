@@ -6,6 +6,12 @@ Ray restarts the actor, and exports its figures through ``ray.util.metrics`` tag
 policy name. Calls that wait (``take``, ``acquire``) run in the ``acquire`` concurrency group;
 releases, reports and reads in ``control``, so they are served while many callers wait.
 The cores' clocks are wall time, so a restarted actor can compare journaled times.
+
+A shell restores its journal when Ray restarted it, or when a user created it again after
+it died (``restore=True``: the user reconnects after ``ray.kill``); a first creation clears
+what an earlier run left. ``configure(config)`` is sent by every new user: a user whose
+config differs (another run with other limits under the same name) replaces it, from then
+on for every user of the name (one policy per name), and a warning is logged.
 """
 
 from __future__ import annotations
@@ -40,13 +46,15 @@ _STATE_CODE = {CircuitBreakerState.CLOSED: 0, CircuitBreakerState.HALF_OPEN: 1,
 _TAGS = ("policy",)
 
 
-def _journal(actor_name: str, fingerprint: str) -> tuple[Journal, dict[str, Any] | None]:
-    """The actor's journal and the snapshot to restore (only after a restart, same config)."""
+def _journal(actor_name: str, fingerprint: str,
+             restore: bool) -> tuple[Journal, dict[str, Any] | None]:
+    """The actor's journal and the snapshot to restore (after a restart or a re-creation by
+    a reconnecting user, same config)."""
     journal = Journal(actor_name)
     with warnings.catch_warnings():  # Ray's own property uses a deprecated accessor inside
         warnings.simplefilter("ignore", DeprecationWarning)
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
-    if not restarted:
+    if not (restarted or restore):
         journal.clear()
         return journal, None
     snapshot = journal.load()
@@ -55,15 +63,19 @@ def _journal(actor_name: str, fingerprint: str) -> tuple[Journal, dict[str, Any]
     return journal, snapshot
 
 
+def _breaker_fingerprint(config: CircuitBreakerConfig) -> str:
+    return config.model_dump_json(exclude={"record_exceptions", "ignore_exceptions"})
+
+
 class LimiterActor:
     """A cluster-wide token bucket; workers ``take`` small blocks of tokens."""
 
-    def __init__(self, actor_name: str, config: RateLimiterConfig) -> None:
+    def __init__(self, actor_name: str, config: RateLimiterConfig, restore: bool = False) -> None:
         self._name = actor_name
         self._bucket = TokenBucket(config.per_second, config.capacity, time.time)
         self._lock = threading.Lock()
         self._fingerprint = config.model_dump_json()
-        self._journal, snapshot = _journal(actor_name, self._fingerprint)
+        self._journal, snapshot = _journal(actor_name, self._fingerprint, restore)
         if snapshot is not None:
             self._bucket.restore(snapshot["bucket"])
         self._waiting = 0
@@ -106,6 +118,23 @@ class LimiterActor:
         return granted
 
     @ray.method(concurrency_group="control")
+    async def configure(self, config: RateLimiterConfig) -> None:
+        """Use ``config`` from now on if it differs (see the module docstring)."""
+        with self._lock:
+            fingerprint = config.model_dump_json()
+            if fingerprint == self._fingerprint:
+                return
+            log.warning("rate limiter %s: a new user brings other limits (%g/s, burst %d); "
+                        "they replace %g/s, burst %d for every user of the name", self._name,
+                        config.per_second, config.capacity, self._bucket.rate,
+                        self._bucket.capacity)
+            granted = self._bucket.granted
+            self._bucket = TokenBucket(config.per_second, config.capacity, time.time)
+            self._bucket.granted = granted
+            self._fingerprint = fingerprint
+            self._save()
+
+    @ray.method(concurrency_group="control")
     async def pause(self, seconds: float) -> None:
         with self._lock:
             self._bucket.pause(seconds)
@@ -126,13 +155,12 @@ class BreakerActor:
     """A cluster-wide circuit breaker: workers report outcomes in batches and get the state
     back; HALF_OPEN probes are granted here, so the probe quota holds cluster-wide."""
 
-    def __init__(self, actor_name: str, config: CircuitBreakerConfig) -> None:
+    def __init__(self, actor_name: str, config: CircuitBreakerConfig, restore: bool = False) -> None:
         self._name = actor_name
         self._core = BreakerCore(config, actor_name, time.time)
         self._lock = threading.Lock()
-        self._fingerprint = config.model_dump_json(exclude={"record_exceptions",
-                                                            "ignore_exceptions"})
-        self._journal, snapshot = _journal(actor_name, self._fingerprint)
+        self._fingerprint = _breaker_fingerprint(config)
+        self._journal, snapshot = _journal(actor_name, self._fingerprint, restore)
         if snapshot is not None:
             self._core.restore(snapshot["breaker"])
         self._tag = {"policy": actor_name}
@@ -156,6 +184,18 @@ class BreakerActor:
 
     def _save(self) -> None:
         self._journal.save({"fingerprint": self._fingerprint, "breaker": self._core.snapshot()})
+
+    async def configure(self, config: CircuitBreakerConfig) -> tuple[str, float]:
+        """Use ``config`` from now on if it differs (a fresh CLOSED breaker); the state."""
+        with self._lock:
+            fingerprint = _breaker_fingerprint(config)
+            if fingerprint != self._fingerprint:
+                log.warning("circuit breaker %s: a new user brings another config; it "
+                            "replaces the old one (state reset) for every user", self._name)
+                self._core = BreakerCore(config, self._name, time.time)
+                self._fingerprint = fingerprint
+                self._save()
+            return self._view()
 
     async def report(self, codes: list[int], refused: int) -> tuple[str, float]:
         """Closed-state outcomes and locally refused calls of one worker; the state now."""
@@ -203,11 +243,11 @@ class BulkheadActor:
     every ``SWEEP_INTERVAL`` seconds the permits of holders whose actor died are freed.
     """
 
-    def __init__(self, actor_name: str, config: BulkheadConfig) -> None:
+    def __init__(self, actor_name: str, config: BulkheadConfig, restore: bool = False) -> None:
         self._name = actor_name
         self._book = PermitBook(config.max_concurrent, config.max_queue_size)
         self._fingerprint = config.model_dump_json()
-        self._journal, snapshot = _journal(actor_name, self._fingerprint)
+        self._journal, snapshot = _journal(actor_name, self._fingerprint, restore)
         self._owners: dict[str, Any] = {}
         if snapshot is not None:
             self._book.restore(snapshot["book"], prefix=f"{uuid.uuid4().hex[:6]}-")

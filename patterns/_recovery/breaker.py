@@ -71,6 +71,9 @@ class LocalBreaker:
         with self._lock:
             return {**self.core.metrics(), "scope": "process"}
 
+    async def settle(self, error: BaseException | None) -> None:
+        return None
+
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -109,6 +112,11 @@ class CircuitBreaker:
         """The outcome of the call made with ``permit`` (``error`` None: it succeeded)."""
         self._impl.record(permit, error, duration)
 
+    async def settle(self, error: BaseException | None) -> None:
+        """After ``record``: wait until the outcome is judged (a cluster breaker's failure
+        is judged by its actor before the caller's next call)."""
+        await self._impl.settle(error)
+
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` through the breaker."""
         permit = await self._impl.acquire()
@@ -117,6 +125,7 @@ class CircuitBreaker:
             result = await invoke(fn, args, kwargs)
         except BaseException as exc:
             self._impl.record(permit, exc, self._clock() - start)
+            await self._impl.settle(exc)
             raise
         self._impl.record(permit, None, self._clock() - start)
         return result

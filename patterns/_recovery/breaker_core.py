@@ -118,6 +118,7 @@ class BreakerCore:
         self._state = CircuitBreakerState.CLOSED
         self._window = self._new_window()
         self._opened_at = 0.0
+        self._consecutive = 0  # failures since the last success (the count rule)
         self._probes = 0
         self._probe_successes = 0
         self.not_permitted = 0
@@ -158,6 +159,7 @@ class BreakerCore:
             self._opened_at = self._clock()
         elif new is CircuitBreakerState.CLOSED:
             self._window = self._new_window()
+        self._consecutive = 0
         self._probes = self._probe_successes = 0
         c = self.config
         hook = {CircuitBreakerState.OPEN: c.on_open, CircuitBreakerState.CLOSED: c.on_close,
@@ -196,18 +198,24 @@ class BreakerCore:
         if permit == PROBE:
             self._probe_done(code)
         elif code != IGNORED and self._state is CircuitBreakerState.CLOSED:
-            self._window.add(code, self._clock())
-            self._judge()
+            now = self._clock()
+            self._add(code, now)
+            self._judge(now)
 
     def record_batch(self, codes: list[int]) -> None:
-        """Closed-state outcomes reported together (a cluster worker's batch)."""
-        if self._state is not CircuitBreakerState.CLOSED:
-            return
+        """Closed-state outcomes reported together (a cluster worker's batch), judged one by
+        one in their order: three failures then successes open a breaker of threshold 3."""
         now = self._clock()
         for code in codes:
+            if self._state is not CircuitBreakerState.CLOSED:
+                return
             if code != IGNORED:
-                self._window.add(code, now)
-        self._judge()
+                self._add(code, now)
+                self._judge(now)
+
+    def _add(self, code: int, now: float) -> None:
+        self._window.add(code, now)
+        self._consecutive = self._consecutive + 1 if code & 1 else 0
 
     def _probe_done(self, code: int) -> None:
         if self._state is not CircuitBreakerState.HALF_OPEN:
@@ -223,11 +231,15 @@ class BreakerCore:
         if self._probe_successes >= self.config.success_threshold:
             self._move(CircuitBreakerState.CLOSED)
 
-    def _judge(self) -> None:
+    def _judge(self, now: float) -> None:
         c = self.config
-        calls, failed, slow = self._window.counts(self._clock())
-        trip = c.failure_threshold is not None and failed >= c.failure_threshold
-        if not trip and calls and calls >= c.min_calls:
+        trip = c.failure_threshold is not None and self._consecutive >= c.failure_threshold
+        if trip or (c.failure_rate_threshold is None and c.slow_call_rate_threshold is None):
+            if trip:
+                self._move(CircuitBreakerState.OPEN)
+            return
+        calls, failed, slow = self._window.counts(now)
+        if calls and calls >= c.min_calls:
             trip = (c.failure_rate_threshold is not None
                     and failed * 100.0 / calls >= c.failure_rate_threshold) or \
                    (c.slow_call_rate_threshold is not None
@@ -249,6 +261,7 @@ class BreakerCore:
             "failed_calls": failed,
             "slow_calls": slow,
             "failure_count": failed,
+            "consecutive_failures": self._consecutive,
             "not_permitted_calls": self.not_permitted,
             "state_transitions": self.transitions,
             "retry_after": self.retry_after(),
@@ -257,13 +270,15 @@ class BreakerCore:
     def snapshot(self) -> dict[str, Any]:
         """What a restarted cluster actor restores: state, when it opened, the count window."""
         return {"state": self._state.value, "opened_at": self._opened_at,
-                "codes": self._window.codes(), "not_permitted": self.not_permitted}
+                "codes": self._window.codes(), "not_permitted": self.not_permitted,
+                "consecutive": self._consecutive}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Take over a ``snapshot`` made with the same kind of clock (no callbacks fire)."""
         self._state = CircuitBreakerState(snapshot["state"])
         self._opened_at = float(snapshot["opened_at"])
         self.not_permitted = int(snapshot.get("not_permitted", 0))
+        self._consecutive = int(snapshot.get("consecutive", 0))
         self._window = self._new_window()
         now = self._clock()
         for code in snapshot.get("codes", []):

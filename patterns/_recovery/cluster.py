@@ -6,17 +6,24 @@ No actor round trip per call on the hot path:
   burst), one block request in flight per process; unused tokens expire after
   ``TOKEN_TTL`` seconds, so a process can never save up more than one block. The actor grants
   by reservation, so the cluster's rate holds (plus one burst) whatever the number of workers.
-- ``ClusterBreaker`` decides CLOSED calls locally and reports outcomes in batches at least
-  every ``FLUSH_INTERVAL`` seconds; each report's reply carries the cluster's state, so every
-  calling worker sees an OPEN breaker within ~``FLUSH_INTERVAL`` + one round trip. A process
-  that has heard nothing for ``STALE_AFTER`` seconds asks before its next call. HALF_OPEN
+- ``ClusterBreaker`` decides CLOSED calls locally. A failure is reported at once (``call``
+  waits for the reply, so the caller's next call already sees an OPEN breaker); successes go
+  in batches, sent when ``FLUSH_INTERVAL`` old, by the next call or by a timer when the
+  process goes idle (nothing stays unreported). The actor judges a batch outcome by outcome.
+  Each reply carries the cluster's state; a process that has heard nothing for
+  ``STALE_AFTER`` seconds asks before its next call, so every user, including one created
+  after the breaker opened, is refused within ``STALE_AFTER`` + one round trip. HALF_OPEN
   probes are granted by the actor (the quota holds cluster-wide). State-change callbacks run
   in each process that sees the change.
 - ``ClusterBulkhead`` is one round trip per permit (a permit is a lease of this process:
   its own actor, or an ``OwnerAnchor`` that dies with it); the release is not awaited.
 
-A policy actor (0 CPU) belongs to the process that first used its name and lives as long as
-that process: create the policy in the driver before starting workers that share it.
+A policy actor (0 CPU) belongs to the process that first used its name. Every client holds a
+``PolicyLink``: when the actor died (``ray.kill``, its owner gone) the link makes it again
+under the same name (``restore=True``: it takes over the journaled state) and retries, for at
+most ``RECONNECT_WAIT`` seconds, then raises ``PolicyUnavailableError``. A new user sends
+its config (``configure``): other limits under the same name replace the old ones for
+every user of the name, with a warning (one policy per name).
 """
 
 from __future__ import annotations
@@ -47,19 +54,22 @@ from patterns._recovery.errors import (
     PolicyUnavailableError,
     RecoveryConfigError,
     RecoveryError,
+    open_error,
 )
 from patterns._recovery.errors import rate_limit_timeout as _timeout
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.1
-STALE_AFTER = 0.5
+STALE_AFTER = 0.25
 MAX_BATCH = 512
 BLOCK_SECONDS = 0.1
 TOKEN_TTL = 0.5
+RECONNECT_WAIT = 15.0
+_RECONNECT_PAUSE = 0.2
 
 _actors_lock = threading.Lock()
-_actors: dict[tuple[str, str], Any] = {}  # (job id, actor name) -> handle, kept for life
+_actors: dict[tuple[str, str], Any] = {}  # (job id, actor name) -> handle
 
 
 def require_name(name: str | None, what: str) -> str:
@@ -74,18 +84,19 @@ def actor_name(name: str, kind: str) -> str:
     return f"recovery/{name}/{kind}"
 
 
-def policy_actor(name: str, kind: str, config: Any) -> Any:
-    """The policy actor ``recovery/<name>/<kind>``, created on first use (0 CPU,
-    restarted by Ray with its journaled state)."""
+def policy_actor(name: str, kind: str, config: Any, restore: bool = False,
+                 dead: Any = None) -> Any:
+    """The policy actor ``recovery/<name>/<kind>``, created on first use (0 CPU). ``dead``:
+    a handle found dead, dropped from the cache; a new actor then restores the journal."""
     runtime.ensure_ray()
     full = actor_name(name, kind)
     key = (ray.get_runtime_context().get_job_id(), full)
     with _actors_lock:
         handle = _actors.get(key)
-        if handle is None:
+        if handle is None or (dead is not None and handle is dead):
             opts = runtime.actor_options("broker", name=full, get_if_exists=True,
                                          max_restarts=-1, max_concurrency=64)
-            handle = REMOTE[kind].options(**opts).remote(full, config)
+            handle = REMOTE[kind].options(**opts).remote(full, config, restore)
             _actors[key] = handle
         return handle
 
@@ -98,9 +109,61 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 def _unavailable(name: str, kind: str, exc: BaseException) -> PolicyUnavailableError:
     return PolicyUnavailableError(
-        f"{kind} {name!r}: its policy actor {actor_name(name, kind)} cannot be reached "
-        f"({type(exc).__name__}); the call was not made. Ray restarts it with its state: try "
-        "again, or keep the process that created the policy alive", policy=name)
+        f"{kind} {name!r}: its policy actor {actor_name(name, kind)} could not be reached "
+        f"or made again within {RECONNECT_WAIT:g}s ({type(exc).__name__}); the call was not "
+        "made. Try again later, or check the Ray cluster", policy=name)
+
+
+class PolicyLink:
+    """This process's connection to one policy actor, made again when the actor died."""
+
+    def __init__(self, name: str, kind: str, config: Any) -> None:
+        self.name, self.kind, self.config = name, kind, config
+        self.handle = policy_actor(name, kind, config)
+        self.reconnects = 0
+
+    def reconnect(self, dead: Any) -> Any:
+        """A live handle after ``dead`` failed (the cached one if another user remade it)."""
+        if self.handle is dead:
+            self.handle = policy_actor(self.name, self.kind, self.config, restore=True,
+                                       dead=dead)
+            self.reconnects += 1
+        return self.handle
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """``handle.method(*args)``, reconnecting for at most ``RECONNECT_WAIT`` seconds."""
+        deadline = time.monotonic() + RECONNECT_WAIT
+        while True:
+            handle = self.handle
+            try:
+                return await getattr(handle, method).remote(*args)
+            except RayActorError as exc:
+                if time.monotonic() >= deadline:
+                    raise _unavailable(self.name, self.kind, exc) from None
+                await asyncio.sleep(_RECONNECT_PAUSE)
+                self.reconnect(handle)
+            except RayTaskError as exc:
+                raise _unwrap(exc) from None
+
+    def call_sync(self, method: str, *args: Any) -> Any:
+        """``call`` from sync code."""
+        deadline = time.monotonic() + RECONNECT_WAIT
+        while True:
+            handle = self.handle
+            try:
+                return ray.get(getattr(handle, method).remote(*args), timeout=30)
+            except RayActorError as exc:
+                if time.monotonic() >= deadline:
+                    raise _unavailable(self.name, self.kind, exc) from None
+                time.sleep(_RECONNECT_PAUSE)
+                self.reconnect(handle)
+            except RayTaskError as exc:
+                raise _unwrap(exc) from None
+
+    def send(self, method: str, *args: Any) -> concurrent.futures.Future[Any]:
+        """Fire ``handle.method(*args)``; its future (a dead actor is noticed by the next
+        awaited call)."""
+        return getattr(self.handle, method).remote(*args).future()
 
 
 class ClusterLimiter:
@@ -109,12 +172,16 @@ class ClusterLimiter:
     def __init__(self, config: RateLimiterConfig, name: str) -> None:
         self.config = config
         self.name = name
-        self._actor = policy_actor(name, "rate_limiter", config)
+        self._link = PolicyLink(name, "rate_limiter", config)
+        # not awaited here (an async actor's constructor must not block): the first
+        # acquire waits for it
+        self._configured: concurrent.futures.Future[Any] | None = self._link.send(
+            "configure", config)
         self._block = max(1, min(config.capacity, round(config.per_second * BLOCK_SECONDS)))
         self._lock = threading.Lock()
         self._tokens = 0
         self._expires = 0.0
-        self._inflight: tuple[concurrent.futures.Future[int], float | None] | None = None
+        self._inflight: tuple[concurrent.futures.Future[int], float | None, Any] | None = None
         self.waiting = 0
         self.granted = 0
 
@@ -124,8 +191,9 @@ class ClusterLimiter:
         ``_landed`` once it let go of the lock: a reply that is already there runs the
         callback at once, and ``_landed`` takes the lock."""
         left = None if deadline is None else max(0.0, deadline - now)
-        future = self._actor.take.remote(max(need, self._block), need, left).future()
-        self._inflight = (future, deadline)
+        handle = self._link.handle
+        future = handle.take.remote(max(need, self._block), need, left).future()
+        self._inflight = (future, deadline, handle)
         return future
 
     def _landed(self, future: concurrent.futures.Future[int]) -> None:
@@ -151,6 +219,13 @@ class ClusterLimiter:
     async def acquire(self, tokens: int, timeout: float | None) -> float:
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
+        lost_since: float | None = None
+        if self._configured is not None:
+            try:
+                await asyncio.wrap_future(self._configured)
+            except (RayActorError, RayTaskError):
+                pass  # the actor is gone: the fetch below reconnects
+            self._configured = None
         while True:
             fetched = None
             with self._lock:
@@ -159,19 +234,25 @@ class ClusterLimiter:
                     return now - start
                 if self._inflight is None:
                     fetched = self._fetch(tokens, deadline, now)
-                future, asked = self._inflight  # type: ignore[misc]
+                future, asked, handle = self._inflight  # type: ignore[misc]
                 self.waiting += 1
             if fetched is not None:
                 fetched.add_done_callback(self._landed)
             try:
                 got = await asyncio.wrap_future(future)
             except RayActorError as exc:
-                raise _unavailable(self.name, "rate_limiter", exc) from None
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since >= RECONNECT_WAIT:
+                    raise _unavailable(self.name, "rate_limiter", exc) from None
+                await asyncio.sleep(_RECONNECT_PAUSE)
+                self._link.reconnect(handle)
+                continue
             except RayTaskError as exc:
                 raise _unwrap(exc) from None
             finally:
                 with self._lock:
                     self.waiting -= 1
+            lost_since = None
             if got == 0 and deadline is not None and (asked is None or asked >= deadline - 1e-6
                                                       or time.monotonic() >= deadline):
                 raise _timeout(self.name, tokens, timeout, self.config.per_second)
@@ -192,13 +273,14 @@ class ClusterLimiter:
     def pause(self, seconds: float) -> None:
         with self._lock:
             self._tokens = 0
-        self._actor.pause.remote(seconds)
+        self._link.send("pause", seconds)
 
     def metrics(self) -> dict[str, Any]:
-        shared = ray.get(self._actor.metrics.remote(), timeout=30)
+        shared = self._link.call_sync("metrics")
         with self._lock:
             local = {"local_tokens": self._tokens, "local_waiting": self.waiting,
-                     "local_granted": self.granted, "block": self._block}
+                     "local_granted": self.granted, "block": self._block,
+                     "reconnects": self._link.reconnects}
         return {**shared, **local, "scope": "cluster", "actor": actor_name(self.name,
                                                                            "rate_limiter")}
 
@@ -219,7 +301,8 @@ class ClusterBreaker:
     def __init__(self, config: CircuitBreakerConfig, name: str) -> None:
         self.config = config
         self.name = name
-        self._actor = policy_actor(name, "circuit_breaker", _for_actor(config))
+        shared = _for_actor(config)
+        self._link = PolicyLink(name, "circuit_breaker", shared)
         self._lock = threading.Lock()
         self._state = CircuitBreakerState.CLOSED
         self._retry_at = 0.0
@@ -228,7 +311,15 @@ class ClusterBreaker:
         self._sent = 0.0
         self._pending: list[int] = []
         self._refused = 0
-        self._reporting = False
+        self._reporting: concurrent.futures.Future[Any] | None = None
+        self._timer: threading.Timer | None = None
+        # not awaited (an async actor's constructor must not block); the first call asks
+        # for the state (``_heard`` is 0), after the configure on the actor's queue
+        self._link.send("configure", shared).add_done_callback(self._configured)
+
+    def _configured(self, future: concurrent.futures.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._apply(future.result())
 
     # -- replies -------------------------------------------------------------------------
     def _apply(self, reply: tuple[str, float]) -> None:
@@ -254,25 +345,59 @@ class ClusterBreaker:
 
     def _reported(self, future: concurrent.futures.Future[Any]) -> None:
         with self._lock:
-            self._reporting = False
-        if not future.cancelled() and future.exception() is None:
+            self._reporting = None
+            failed = future.cancelled() or future.exception() is not None
+            if failed:  # the actor is gone: ask (and reconnect) before the next call
+                self._heard = 0.0
+        if not failed:
             self._apply(future.result())
 
-    def _probe_recorded(self, future: concurrent.futures.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self._apply(future.result())
-
-    def _report_if_due(self, now: float) -> concurrent.futures.Future[Any] | None:
-        """Send the batch (under the lock) when it is full or ``FLUSH_INTERVAL`` old, or ask
-        for the state when nothing was heard for that long. Returns the reply's future: the
-        caller hands it ``_reported`` once it let go of the lock (a reply that is already
-        there runs the callback at once, and ``_reported`` takes the lock)."""
-        if self._reporting or now - self._sent < FLUSH_INTERVAL and len(self._pending) < MAX_BATCH:
-            return None
+    def _send(self, now: float) -> concurrent.futures.Future[Any]:
+        """Send the batch (under the lock); the caller hands the future ``_reported`` once
+        it let go of the lock (a reply already there runs the callback at once)."""
         codes, refused = self._pending, self._refused
         self._pending, self._refused = [], 0
-        self._reporting, self._sent = True, now
-        return self._actor.report.remote(codes, refused).future()
+        self._sent = now
+        self._reporting = self._link.send("report", codes, refused)
+        return self._reporting
+
+    def _report_if_due(self, now: float) -> concurrent.futures.Future[Any] | None:
+        """Send the batch (under the lock) when it is full or ``FLUSH_INTERVAL`` old; else
+        arm the idle timer so it is sent anyway."""
+        if not self._pending and not self._refused:
+            return None
+        if self._reporting is None and (now - self._sent >= FLUSH_INTERVAL
+                                        or len(self._pending) >= MAX_BATCH):
+            return self._send(now)
+        if self._timer is None:
+            self._timer = threading.Timer(FLUSH_INTERVAL, self._on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+        return None
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+            sent = self._report_if_due(self._sent + FLUSH_INTERVAL)
+        if sent is not None:
+            sent.add_done_callback(self._reported)
+
+    async def flush(self) -> None:
+        """Send what is unreported and wait for the state (the in-flight batch first)."""
+        for _ in range(2):
+            with self._lock:
+                future = self._reporting
+                sent = None
+                if future is None and (self._pending or self._refused):
+                    future = sent = self._send(time.monotonic())
+            if future is None:
+                return
+            if sent is not None:
+                sent.add_done_callback(self._reported)
+            try:
+                await asyncio.wrap_future(future)
+            except (RayActorError, RayTaskError):
+                return  # noticed by the next call, which reconnects
 
     # -- calls ---------------------------------------------------------------------------
     async def acquire(self) -> str:
@@ -289,24 +414,20 @@ class ClusterBreaker:
             with self._lock:
                 codes, refused = self._pending, self._refused
                 self._pending, self._refused = [], 0
-            try:
-                self._apply(await self._actor.report.remote(codes, refused))
-            except RayActorError:  # restarting: decide on the last state heard, report later
-                with self._lock:
-                    self._pending[:0], self._refused = codes, self._refused + refused
-                    self._heard = time.monotonic()
+            self._apply(await self._link.call("report", codes, refused))
             with self._lock:
                 state, retry_at = self._state, self._retry_at
+            now = time.monotonic()
         if state is CircuitBreakerState.CLOSED:
             return CLOSED_PERMIT
         if now < hold or (state is CircuitBreakerState.OPEN and now < retry_at):
             with self._lock:
                 self._refused += 1
+                sent = self._report_if_due(now)
+            if sent is not None:
+                sent.add_done_callback(self._reported)
             raise self._refusal(state, max(retry_at, hold) - now)
-        try:
-            permit, *reply = await self._actor.probe.remote()
-        except RayActorError as exc:
-            raise _unavailable(self.name, "circuit_breaker", exc) from None
+        permit, *reply = await self._link.call("probe")
         self._apply(tuple(reply))  # type: ignore[arg-type]
         if permit is None:
             with self._lock:
@@ -315,15 +436,12 @@ class ClusterBreaker:
         return permit
 
     def _refusal(self, state: CircuitBreakerState, retry_after: float) -> RecoveryError:
-        from patterns._recovery.breaker import open_error
-
         return open_error(self.name, state.value, max(0.0, retry_after))
 
     def record(self, permit: str, error: BaseException | None, duration: float) -> None:
         code = outcome_of(self.config, error, duration)
         if permit == PROBE:
-            self._actor.record_probe.remote(permit, code).future().add_done_callback(
-                self._probe_recorded)
+            self._link.send("record_probe", permit, code).add_done_callback(self._reported_probe)
             return
         if code == IGNORED:
             return
@@ -333,27 +451,41 @@ class ClusterBreaker:
         if sent is not None:
             sent.add_done_callback(self._reported)
 
+    def _reported_probe(self, future: concurrent.futures.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._apply(future.result())
+
+    async def settle(self, error: BaseException | None) -> None:
+        """After ``record``: a failure waits for the cluster's verdict (see the module
+        docstring); a success does not wait."""
+        if error is not None:
+            await self.flush()
+
     def state(self) -> CircuitBreakerState:
         with self._lock:
             return self._state
 
     def force(self, state: CircuitBreakerState) -> None:
-        self._apply(ray.get(self._actor.force.remote(state.value), timeout=30))
+        self._apply(self._link.call_sync("force", state.value))
 
     def metrics(self) -> dict[str, Any]:
-        shared = ray.get(self._actor.metrics.remote(), timeout=30)
+        shared = self._link.call_sync("metrics")
         with self._lock:
-            local = {"local_state": self._state.value, "unreported": len(self._pending)}
+            local = {"local_state": self._state.value, "unreported": len(self._pending),
+                     "reconnects": self._link.reconnects}
         return {**shared, **local, "scope": "cluster",
                 "actor": actor_name(self.name, "circuit_breaker")}
 
     async def close(self) -> None:
         """Send what is still unreported."""
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             codes, refused = self._pending, self._refused
             self._pending, self._refused = [], 0
         if codes or refused:
-            self._apply(await self._actor.report.remote(codes, refused))
+            self._apply(await self._link.call("report", codes, refused))
 
 
 class ClusterBulkhead:
@@ -362,29 +494,26 @@ class ClusterBulkhead:
     def __init__(self, config: BulkheadConfig, name: str) -> None:
         self.config = config
         self.name = name
-        self._actor = policy_actor(name, "bulkhead", config)
-        self._introduced: set[str] = set()
+        self._link = PolicyLink(name, "bulkhead", config)
+        self._introduced: set[tuple[str, int]] = set()
 
     async def acquire(self, holder: str | None, timeout: float | None) -> str:
         from resource_actors.remote import owner_identity
 
         key, handle = owner_identity()
         # an actor handle in the arguments costs a borrower registration: send it once
-        send = handle if key not in self._introduced else None
-        try:
-            lease = await self._actor.acquire.remote(key, send, timeout)
-        except RayActorError as exc:
-            raise _unavailable(self.name, "bulkhead", exc) from None
-        except RayTaskError as exc:
-            raise _unwrap(exc) from None
-        self._introduced.add(key)
+        # per actor (a remade actor knows the holders from its journal, but is told again)
+        target = self._link.handle
+        send = handle if (key, id(target)) not in self._introduced else None
+        lease = await self._link.call("acquire", key, send, timeout)
+        self._introduced.add((key, id(target)))
         return lease
 
     def release(self, lease: str) -> None:
-        self._actor.release.remote(lease)
+        self._link.send("release", lease)
 
     def metrics(self) -> dict[str, Any]:
-        return {**ray.get(self._actor.metrics.remote(), timeout=30), "scope": "cluster",
+        return {**self._link.call_sync("metrics"), "scope": "cluster",
                 "actor": actor_name(self.name, "bulkhead")}
 
     async def close(self) -> None:

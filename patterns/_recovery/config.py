@@ -160,11 +160,13 @@ class CircuitBreakerConfig(RecoveryModel):
     """When to stop calling a failing service, and how to probe it again.
 
     The window holds the last ``window_size`` calls (``window_type="count"``) or the calls of
-    the last ``window_duration`` seconds (``"time"``). CLOSED opens when, in the window,
-    ``failure_threshold`` calls failed (a count; dataknobs' rule), or, once the window has
-    ``minimum_calls`` calls, the failure rate reaches ``failure_rate_threshold`` percent or
-    the rate of calls slower than ``slow_call_duration`` seconds reaches
-    ``slow_call_rate_threshold`` percent. OPEN refuses calls for ``timeout`` seconds, then is
+    the last ``window_duration`` seconds (``"time"``). CLOSED opens when
+    ``failure_threshold`` calls in a row failed (consecutive failures, pybreaker's and
+    dataknobs' rule; any window size), or, once the window has ``minimum_calls`` calls, the
+    failure rate reaches ``failure_rate_threshold`` percent or the rate of calls slower than
+    ``slow_call_duration`` seconds reaches ``slow_call_rate_threshold`` percent
+    (resilience4j's rules). A config that sets a rate threshold and no ``failure_threshold``
+    is judged by its rates only (the count rule applies when it is asked for). OPEN refuses calls for ``timeout`` seconds, then is
     HALF_OPEN (by itself when ``auto_half_open``, else on the next call): at most
     ``half_open_max_calls`` probes run; ``success_threshold`` good ones close it, one failed
     (or slow) one opens it again. Errors that are instances of ``record_exceptions`` and not
@@ -198,6 +200,10 @@ class CircuitBreakerConfig(RecoveryModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CircuitBreakerConfig:
+        if "failure_threshold" not in self.model_fields_set and (
+                self.failure_rate_threshold is not None
+                or self.slow_call_rate_threshold is not None):
+            object.__setattr__(self, "failure_threshold", None)  # a rate config: rates only
         if self.failure_threshold is None and self.failure_rate_threshold is None \
                 and self.slow_call_rate_threshold is None:
             raise FieldError("failure_threshold", "set failure_threshold, failure_rate_threshold or "

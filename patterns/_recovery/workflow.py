@@ -14,6 +14,8 @@ runs it through the sync bridge.
 from __future__ import annotations
 
 import asyncio
+import copy
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -150,6 +152,7 @@ class ErrorRecoveryWorkflow:
                 result = await inner(c)
             except BaseException as exc:
                 breaker.record(permit, exc, clock() - start)
+                await breaker.settle(exc)
                 raise
             breaker.record(permit, None, clock() - start)
             return result
@@ -213,6 +216,7 @@ class ErrorRecoveryWorkflow:
                  for i, action in enumerate(config.compensation_actions)]
 
         async def layer(c: _Call) -> Any:
+            saved = _saved_state(c) if config.save_state else None
             try:
                 return await inner(c)
             except Exception as exc:
@@ -223,7 +227,8 @@ class ErrorRecoveryWorkflow:
                     "compensation_errors": {}, "results": {}}
                 if config.on_compensation_start is not None:
                     config.on_compensation_start(result["failed_step"], result["completed"])
-                await compensate([(s, None) for s in steps], self._compensation_retry, result)
+                state = dict(saved, error=exc) if saved is not None else None
+                await compensate([(s, state) for s in steps], self._compensation_retry, result)
                 self._m.compensations += len(result["compensated"])
                 if config.on_compensation_complete is not None:
                     config.on_compensation_complete(result)
@@ -267,7 +272,7 @@ class ErrorRecoveryWorkflow:
                     cached = last_good.get(key)
                     if cached is not MISS:
                         return cached
-                return await _fallback_answer(config, c)
+                return await _fallback_answer(config, c, exc)
             if last_good is not None:
                 last_good.put(key, result)
             return result
@@ -366,9 +371,41 @@ def _no_action() -> None:
     return None
 
 
-async def _fallback_answer(config: Any, c: _Call) -> Any:
+def _saved_state(c: _Call) -> dict[str, Any]:
+    """The call's arguments before it ran (deep copies where they can be made)."""
+    try:
+        return {"args": copy.deepcopy(c.args), "kwargs": copy.deepcopy(c.kwargs)}
+    except Exception:
+        return {"args": c.args, "kwargs": dict(c.kwargs)}
+
+
+_ERROR_NAMES = frozenset({"e", "err", "error", "exc", "exception"})
+
+
+def takes_error(fn: Callable[..., Any], call_args: int) -> bool:
+    """True when ``fn`` is a dataknobs-style ``fallback(e)`` (see ``FallbackConfig``)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) != 1 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return False
+    first = positional[0]
+    hint = first.annotation
+    if isinstance(hint, type) and issubclass(hint, BaseException):
+        return True
+    if isinstance(hint, str) and ("Exception" in hint or "Error" in hint):
+        return True
+    return first.name in _ERROR_NAMES or call_args != 1
+
+
+async def _fallback_answer(config: Any, c: _Call, error: BaseException) -> Any:
     if config.fallback_function is not None:
-        return await invoke(config.fallback_function, c.args, c.kwargs)
+        fn = config.fallback_function
+        if takes_error(fn, len(c.args) + len(c.kwargs)):
+            return await invoke(fn, (error,), {})
+        return await invoke(fn, c.args, c.kwargs)
     service = config.fallback_service
     if service is not None:
         target = getattr(service, "execute", None) or getattr(service, "call", None) or service

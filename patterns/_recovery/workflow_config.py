@@ -32,9 +32,13 @@ class FallbackConfig(RecoveryModel):
     """What to answer when the protected call fails.
 
     The first that is set wins: the cached last good result for the same arguments
-    (``use_cache``, kept ``cache_ttl`` seconds), ``fallback_function(*args, **kwargs)``,
-    ``fallback_service`` (a callable, or an object with ``execute``/``call``, called the same
-    way), else ``fallback_value``. It applies to errors that are instances of
+    (``use_cache``, kept ``cache_ttl`` seconds), ``fallback_function``, ``fallback_service``
+    (a callable, or an object with ``execute``/``call``, called the same way), else
+    ``fallback_value``. A function is called with the protected call's arguments
+    (``fn(*args, **kwargs)``), or with the error alone (dataknobs-fsm 0.5's
+    ``fallback_function(e)``) when its signature says so: one positional parameter that is
+    annotated with an exception class or named ``e``/``err``/``error``/``exc``/``exception``,
+    or one positional parameter while the call has another number of arguments. It applies to errors that are instances of
     ``fallback_on_exceptions`` (default ``Exception``); timeouts only when
     ``fallback_on_timeout``.
     """
@@ -71,8 +75,12 @@ class CacheConfig(RecoveryModel):
 
 
 class CompensationConfig(RecoveryModel):
-    """Undo on failure. ``compensation_actions`` run in reverse order when the protected call
-    fails (callables taking no arguments), each retried by ``compensation_retry``; the
+    """Undo on failure. ``compensation_actions`` ``[a, b, c]`` run in reverse order (``c``,
+    ``b``, ``a``: undo the last effect first, as a saga does; dataknobs-fsm 0.5 ran them in
+    listed order) when the protected call fails, each retried by ``compensation_retry``. An
+    action taking no parameter is called with nothing; one taking a parameter gets the state
+    saved before the call (``save_state``): ``{"args": ..., "kwargs": ...}`` (deep copies
+    where possible) plus ``"error"``, the failure (``None`` with ``save_state=False``); the
     failure is raised as ``SagaFailed`` whose ``result`` says what ran.
     ``on_compensation_start(failed_step, completed)`` and ``on_compensation_complete(result)``
     are called around them; ``saga_timeout`` bounds a saga's run. ``save_state`` and
@@ -94,8 +102,8 @@ class ErrorRecoveryConfig(RecoveryModel):
     ``primary_strategy`` and ``secondary_strategies`` choose the policies (enum members or
     names, any case); a policy also runs when its ``*_config`` is given. Which wraps which
     does not depend on primary or secondary: see ``WRAP_ORDER`` in
-    ``patterns._recovery.workflow``. ``max_total_attempts`` caps the retry's
-    ``max_attempts``; ``global_timeout`` is the DEADLINE budget (applied when DEADLINE is
+    ``patterns._recovery.workflow``. An explicit ``retry_config.max_attempts`` is what runs;
+    an explicit ``max_total_attempts`` below it is a config error naming both; ``global_timeout`` is the DEADLINE budget (applied when DEADLINE is
     chosen or ``global_timeout`` is given); ``transient_errors`` / ``permanent_errors`` go to
     the retry policy. ``scope="cluster"`` keeps breaker, bulkhead and rate-limit state in
     actors named ``recovery/<name>/<policy>`` shared by every process using ``name``.
@@ -158,6 +166,13 @@ class ErrorRecoveryConfig(RecoveryModel):
         if RecoveryStrategy.RATE_LIMIT in chosen and self.rate_limit_config is None:
             raise FieldError("rate_limit_config", "RATE_LIMIT needs rate_limit_config "
                              "(e.g. {'rate': 100})")
+        retry = self.retry_config
+        if retry is not None and "max_total_attempts" in self.model_fields_set \
+                and retry.max_attempts > self.max_total_attempts:
+            raise FieldError("max_total_attempts", f"retry_config.max_attempts "
+                             f"({retry.max_attempts}) is above max_total_attempts "
+                             f"({self.max_total_attempts}); raise max_total_attempts or "
+                             "lower max_attempts")
         return self
 
     @property
@@ -181,7 +196,7 @@ class ErrorRecoveryConfig(RecoveryModel):
         """The retry config with ``max_total_attempts`` and the error lists applied."""
         retry = self.retry_config or RetryConfig()
         update: dict[str, Any] = {}
-        if retry.max_attempts > self.max_total_attempts:
+        if self.retry_config is None and retry.max_attempts > self.max_total_attempts:
             update["max_attempts"] = self.max_total_attempts
         if self.transient_errors and not retry.transient_errors:
             update["transient_errors"] = self.transient_errors

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from patterns._recovery.backoff import Backoff
-from patterns._recovery.breaker import FAILURE, IGNORED, PROBE, SLOW_SUCCESS, SUCCESS
+from fsm_actors.platform.policies.backoff import Backoff
+from patterns._recovery.breaker_core import FAILURE, IGNORED, PROBE, SLOW_SUCCESS, SUCCESS
 from patterns.error_recovery import (
     BackoffStrategy,
     BreakerCore,
@@ -200,7 +200,8 @@ def test_failure_rate_needs_minimum_calls():
 
 def test_time_window_forgets_old_calls_and_slow_rate_opens():
     clock = Clock()
-    core = breaker(clock, failure_threshold=3, window_type="time", window_duration=10.0)
+    core = breaker(clock, failure_rate_threshold=100, minimum_calls=3, window_type="time",
+                   window_duration=10.0)
     core.record(core.try_acquire(), FAILURE)
     core.record(core.try_acquire(), FAILURE)
     clock.advance(11.0)
@@ -218,6 +219,8 @@ def test_manual_half_open_waits_for_a_call_and_batches_count():
     clock = Clock()
     core = breaker(clock, failure_threshold=4, timeout=1.0, auto_half_open=False)
     core.record_batch([FAILURE, SUCCESS, FAILURE, FAILURE, FAILURE])
+    assert core.state is CircuitBreakerState.CLOSED  # 3 in a row, not 4
+    core.record_batch([FAILURE, SUCCESS])  # judged one by one: the 4th in a row opens it
     assert core.state is CircuitBreakerState.OPEN
     clock.advance(2.0)
     assert core.state is CircuitBreakerState.OPEN  # no automatic transition
