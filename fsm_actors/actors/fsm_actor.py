@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -110,8 +111,9 @@ class FSMActor:
         self._worker.restore(snapshot)
 
     def status(self) -> dict[str, Any]:
-        """Live counters (records, failed, batches, busy, ...) for ``fsm-actors status``."""
-        return {**self._worker.status(), "last_task": self._last_task}
+        """Live counters (records, failed, batches, busy, ...) for ``fsm-actors status``,
+        with the actor's process id (to profile it: ``py-spy dump --pid``)."""
+        return {**self._worker.status(), "last_task": self._last_task, "pid": os.getpid()}
 
     def __repr__(self) -> str:
         return self._identity
