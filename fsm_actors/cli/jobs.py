@@ -3,15 +3,14 @@
 A job's entrypoint is ``python -m fsm_actors.cli.main run FILE ...`` on the cluster; its
 runtime env carries the working dir (``--working-dir``) and this project's packages as
 ``py_modules`` directories, so the cluster needs only Ray and the project's dependencies.
-The address is the dashboard's (``http://HEAD:8265``): ``--address``, else
-``RAY_API_SERVER_ADDRESS``, else the head of ``fsm-actors up``, else http://127.0.0.1:8265.
+The address may be given in any of Ray's forms (``fsm_actors.cli.address``); the jobs
+are sent to the cluster's dashboard, which each command names on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shlex
 import sys
 import time
@@ -20,45 +19,36 @@ from typing import Any
 
 import click
 
+from fsm_actors.cli.address import HELP as ADDRESS_HELP
+from fsm_actors.cli.address import Cluster, dashboard_url, find
 from fsm_actors.cli.documents import UserError
 from fsm_actors.platform import runtime
 
-ADDRESS_HELP = ("Dashboard address of the cluster (http://HEAD:8265). Default: "
-                "RAY_API_SERVER_ADDRESS, the head of `fsm-actors up`, else http://127.0.0.1:8265.")
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def dashboard_address(address: str | None) -> str:
-    """The dashboard URL to talk to, by the rules in the module docstring."""
-    if address:
-        return address if "://" in address else f"http://{address}"
-    env = os.environ.get("RAY_API_SERVER_ADDRESS")
-    if env:
-        return env
-    head = runtime.local_head()
-    if head is not None:
-        return head["dashboard_url"]
-    return "http://127.0.0.1:8265"
-
-
-def job_client(address: str | None) -> Any:
-    """A ``JobSubmissionClient`` that authenticates the way the cluster wants."""
+def job_client(address: str | None, *, announce: bool = True) -> tuple[Any, Cluster]:
+    """A ``JobSubmissionClient`` for the cluster ``address`` names (any form, see
+    ``fsm_actors.cli.address``), authenticating the way the cluster wants; the cluster is
+    named on stderr unless ``announce`` is false."""
     from ray.job_submission import JobSubmissionClient
 
-    url = dashboard_address(address)
+    cluster = find(address)
+    url = dashboard_url(cluster)
     # Ray's job SDK logs every package it uploads and every closed log stream at INFO
     for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        runtime.use_cluster_auth(url)
-        return JobSubmissionClient(url)
+        runtime.use_cluster_auth(url, cluster.source)
+        client = JobSubmissionClient(url)
     except runtime.RuntimeConnectError as exc:
         raise UserError(str(exc)) from None
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(
-            f"cannot reach the Ray dashboard at {url}: {exc}. Check the address (the head's "
-            "dashboard, port 8265 by default), or start one with `fsm-actors up`."
-        ) from None
+        raise UserError(f"cannot reach the Ray dashboard of {cluster.describe()}: {exc}"
+                        ) from None
+    if announce:
+        click.echo(f"cluster {cluster.describe()}", err=True)
+    return client, cluster
 
 
 def job_runtime_env(working_dir: Path | None) -> dict[str, Any]:
@@ -92,12 +82,12 @@ def submit(file: Path, run_args: tuple[str, ...], address: str | None,
             raise UserError(f"{file} is not inside --working-dir {working_dir}") from None
     else:
         target = str(file.resolve())
-    client = job_client(address)
+    client, cluster = job_client(address, announce=False)
     entrypoint = shlex.join(["python", "-m", "fsm_actors.cli.main", "run", target,
                              "--no-progress", *run_args])
     job_id = _submit(client, entrypoint, job_runtime_env(working_dir), submission_id)
     click.echo(job_id)
-    click.echo(f"submitted to {dashboard_address(address)}: {entrypoint}\n"
+    click.echo(f"submitted to {cluster.describe()}: {entrypoint}\n"
                f"  fsm-actors logs {job_id} --follow | fsm-actors stop {job_id}", err=True)
     if wait:
         sys.exit(_follow(client, job_id))
@@ -147,7 +137,7 @@ def _final_status(client: Any, job_id: str, timeout: float = 30) -> str:
 @click.option("--address", default=None, help=ADDRESS_HELP)
 def jobs(address: str | None) -> None:
     """List the cluster's jobs (newest last)."""
-    client = job_client(address)
+    client, _ = job_client(address)
     listed = sorted((j for j in client.list_jobs() if j.submission_id),  # not plain drivers
                     key=lambda j: j.start_time or 0)
     if not listed:
@@ -166,7 +156,7 @@ def jobs(address: str | None) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 def logs(job_id: str, address: str | None, follow: bool) -> None:
     """Print a job's logs."""
-    client = job_client(address)
+    client, _ = job_client(address)
     try:
         if follow:
             sys.exit(_follow(client, job_id))
@@ -180,7 +170,7 @@ def logs(job_id: str, address: str | None, follow: bool) -> None:
 @click.option("--address", default=None, help=ADDRESS_HELP)
 def stop(job_id: str, address: str | None) -> None:
     """Stop a running job and wait until it has stopped."""
-    client = job_client(address)
+    client, _ = job_client(address)
     try:
         client.stop_job(job_id)
     except RuntimeError as exc:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import click
+import os
+import sys
 
-from fsm_actors.cli.cluster import down, up
-from fsm_actors.cli.interrupts import InterruptibleGroup
-from fsm_actors.cli.jobs import jobs, logs, stop, submit
-from fsm_actors.cli.run import run, schema, validate
-from fsm_actors.cli.status import status
+try:  # importing Ray takes a moment: a Ctrl-C in it is an interrupt like any other
+    import click
+
+    from fsm_actors.cli.cluster import down, up
+    from fsm_actors.cli.interrupts import InterruptibleGroup
+    from fsm_actors.cli.jobs import jobs, logs, stop, submit
+    from fsm_actors.cli.run import run, schema, validate
+    from fsm_actors.cli.status import status
+except KeyboardInterrupt:
+    sys.stderr.write("\nfsm-actors: interrupted while starting\n")
+    os._exit(130)
 
 
 @click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})

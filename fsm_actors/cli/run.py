@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
+from fsm_actors.cli.address import find, given_address, ray_address
 from fsm_actors.cli.documents import (
     UserError,
     at,
@@ -70,6 +72,15 @@ def _message(path: Path, exc: BaseException) -> str:
     if key_path:
         return at(path, key_path, without_path(path, text).removeprefix(f"{key_path}: "))
     return f"{path}: {text}"
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The address ``ray.init`` is given for ``address`` in any of Ray's forms
+    (``fsm_actors.cli.address``); None or ``"local"`` as they are (the latest local cluster or
+    an embedded Ray; a new embedded Ray)."""
+    if address == "local" or given_address(address) is None:
+        return address
+    return ray_address(find(address))
 
 
 def _connect(display: RunDisplay, address: str | None) -> Any:
@@ -124,9 +135,9 @@ def _interrupted(display: RunDisplay, resume: str) -> None:
               "Without it the records go to stdout as JSON Lines (phases and the summary "
               "stay on stderr).")
 @click.option("--address", default=None,
-              help="Ray address (auto, host:port, ray://host:10001). Default: RAY_ADDRESS, "
-              "FSM_ACTORS_ADDRESS, a running local cluster (`fsm-actors up`), else an "
-              "embedded local Ray.")
+              help=f"The cluster: {ADDRESS_FORMS}; 'local' for a new embedded Ray. Default: "
+              "FSM_ACTORS_ADDRESS, RAY_ADDRESS, RAY_API_SERVER_ADDRESS, the head of "
+              "`fsm-actors up`, the latest `ray start` here, else an embedded local Ray.")
 @click.option("--actors", type=int, default=None, help="Number of FSM actors (default: CPUs).")
 @click.option("--local", is_flag=True, help="Run an FSM config in this process, without Ray.")
 @click.option("--chunk-size", type=int, default=5000, show_default=True,
@@ -155,6 +166,7 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
         raise UserError(f"{config}: --json prints the result on stdout, where the records go "
                         "without --output: give -o FILE for the records")
     try:
+        address = resolve_address(address) if not local else address
         if kind == "fsm_config":
             with StdoutSink(config, enabled=to_stdout,
                             checkpoint_id=checkpoint_id) as sink:

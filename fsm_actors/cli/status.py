@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from fsm_actors.cli.address import HELP as ADDRESS_HELP
+from fsm_actors.cli.address import dashboard_url, find, ray_address
 from fsm_actors.cli.documents import UserError
 from fsm_actors.platform import runtime
 
@@ -144,30 +146,23 @@ def _rates(rows: list[ActorRow], before: dict[str, tuple[float, dict[str, Any]]]
 
 
 @click.command()
-@click.option("--address", default=None,
-              help="Ray address (host:port, ray://host:10001). Default: RAY_ADDRESS, "
-              "FSM_ACTORS_ADDRESS, the head of `fsm-actors up`, a running local cluster.")
+@click.option("--address", default=None, help=ADDRESS_HELP)
 @click.option("--watch", "-w", is_flag=True, help="Refresh every --interval seconds.")
 @click.option("--interval", type=float, default=2.0, show_default=True)
 def status(address: str | None, watch: bool, interval: float) -> None:
     """Show this project's actors on a running cluster, grouped by pipeline and run."""
-    target = runtime.connect_target(address)
-    if "new embedded" in target:
-        raise UserError("no running Ray cluster to show: give --address, set RAY_ADDRESS, or "
-                        "start one with `fsm-actors up`")
+    cluster = find(address)
+    dashboard = dashboard_url(cluster)
     try:
-        info = runtime.ensure_ray(address)
+        info = runtime.ensure_ray(ray_address(cluster))
     except runtime.RuntimeConnectError as exc:
         raise UserError(str(exc)) from None
-    if not info.dashboard_url:
-        raise UserError(f"the cluster at {info.address} runs without a dashboard; status needs "
-                        "it (start the head with --include-dashboard=true)")
-    runtime.use_cluster_auth(info.dashboard_url)
+    runtime.use_cluster_auth(dashboard)
     seen: dict[str, tuple[float, dict[str, Any]]] = {}
     while True:
-        rows = collect(info.dashboard_url, info.namespace)
+        rows = collect(dashboard, info.namespace)
         _rates(rows, seen)
-        lines = render(rows, running_jobs(info.dashboard_url), info.address)
+        lines = render(rows, running_jobs(dashboard), cluster.describe())
         if watch:
             click.clear()
         click.echo("\n".join(lines))

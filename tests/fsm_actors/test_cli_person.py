@@ -33,18 +33,23 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def in_terminal(args: list[str], *, cwd: Path, interrupt_when: bytes | None = None,
-                timeout: float = 240, **env: str) -> tuple[str, int]:
+                interrupt_after: float | None = None, timeout: float = 240, **env: str
+                ) -> tuple[str, int]:
     """``fsm-actors ARGS`` under a pseudo-terminal; types Ctrl-C once ``interrupt_when`` has
-    been printed. Returns what the terminal showed (no colour codes) and the exit code."""
+    been printed (or ``interrupt_after`` seconds from the start). Returns what the terminal
+    showed (no colour codes) and the exit code."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: the CLI as a person's shell starts it
         os.chdir(cwd)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         full = {**client_env(**env), "COLUMNS": "120"}
         os.execve(sys.executable, [sys.executable, "-m", "fsm_actors.cli.main", *args], full)
-    out, sent, deadline = b"", False, time.monotonic() + timeout
+    started = time.monotonic()
+    out, sent, deadline = b"", False, started + timeout
     while time.monotonic() < deadline:
-        if interrupt_when and not sent and interrupt_when in out:
+        due = (interrupt_when is not None and interrupt_when in out) or (
+            interrupt_after is not None and time.monotonic() - started >= interrupt_after)
+        if due and not sent:
             os.write(fd, b"\x03")  # Ctrl-C as typed: SIGINT to the foreground group
             sent = True
         ready, _, _ = select.select([fd], [], [], 0.2)

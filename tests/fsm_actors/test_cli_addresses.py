@@ -1,0 +1,120 @@
+"""One cluster address for every command: a real head started by the test (its own ports,
+stopped by its pid), each of Ray's address forms given to status, jobs, logs, stop, submit
+and run, with and without token authentication. Each command names the cluster it talked
+to; a form that points at the wrong server is one message showing the right form."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fsm_actors.test_cli_person import cli, in_terminal
+from tests.ops.ray_heads import RayNode, start_head
+
+FORMS = ["dashboard", "gcs", "client", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"]
+
+
+@pytest.fixture(scope="module", params=["disabled", "token"])
+def head(request, tmp_path_factory):
+    node = start_head(auth=request.param, client=True, dashboard=True, cpus=2,
+                      log_dir=tmp_path_factory.mktemp("head"))
+    yield node
+    node.stop()
+
+
+def _address(node: RayNode, form: str) -> tuple[list[str], dict[str, str]]:
+    """(``--address`` args, environment) that name ``node`` in ``form``."""
+    return {"dashboard": (["--address", node.dashboard_url], {}),
+            "gcs": (["--address", node.address], {}),
+            "client": (["--address", node.client_address], {}),
+            "RAY_ADDRESS": ([], {"RAY_ADDRESS": node.address}),
+            "RAY_API_SERVER_ADDRESS": ([], {"RAY_API_SERVER_ADDRESS": node.dashboard_url}),
+            }[form]
+
+
+def _job(tmp_path: Path, rows: int, slow: bool = False) -> Path:
+    (tmp_path / "in.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(rows)))
+    job = tmp_path / "job.yaml"
+    sleep = "\ntransformations: [\"lambda r: (__import__('time').sleep(0.05), r)[1]\"]" \
+        if slow else ""
+    job.write_text(f"kind: file_processing\ninput_path: in.csv\noutput_path: out.jsonl\n"
+                   f"chunk_size: 10{sleep}\n")
+    return job
+
+
+def _clean(done) -> None:
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_command_takes_every_address_form(head, form, tmp_path):
+    args, env = _address(head, form)
+    home = {"FSM_ACTORS_HOME": str(tmp_path / "home"), **env}
+    named = re.escape(head.dashboard_url) if form != "gcs" and form != "RAY_ADDRESS" \
+        else re.escape(head.address)
+
+    done = cli("run", str(_job(tmp_path, 200)), "--no-progress", *args, cwd=tmp_path, **home)
+    _clean(done)
+    assert done.returncode == 0, done.stderr
+    assert "done: 200 records in, 200 written" in done.stderr
+    assert re.search(r"Ray ready: Ray cluster at \S+:" + str(head.port), done.stderr), done.stderr
+
+    done = cli("status", *args, cwd=tmp_path, **home)
+    _clean(done)
+    assert done.returncode == 0, done.stderr
+    assert re.search("cluster .*" + named, done.stdout), done.stdout
+
+    (tmp_path / "slow").mkdir()
+    slow = _job(tmp_path / "slow", 5000, slow=True)
+    done = cli("submit", str(slow), *args, cwd=tmp_path, **home)
+    _clean(done)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.split()[0]
+    assert re.search("submitted to .*" + re.escape(head.dashboard_url), done.stderr)
+
+    done = cli("jobs", *args, cwd=tmp_path, **home)
+    _clean(done)
+    assert done.returncode == 0 and job_id in done.stdout, done.stderr
+    assert re.search("^cluster .*" + re.escape(head.dashboard_url), done.stderr, re.M)
+
+    done = cli("logs", job_id, *args, cwd=tmp_path, **home)
+    _clean(done)
+    assert done.returncode == 0, done.stderr
+    assert re.search("^cluster .*" + re.escape(head.dashboard_url), done.stderr, re.M)
+
+    done = cli("stop", job_id, *args, cwd=tmp_path, **home)
+    _clean(done)
+    assert done.returncode == 0, done.stderr
+    assert f"job {job_id}: STOPPED" in done.stdout
+    assert re.search("^cluster .*" + re.escape(head.dashboard_url), done.stderr, re.M)
+
+
+@pytest.mark.parametrize("command", ["status", "jobs", "run"])
+def test_a_wrong_form_is_one_message_with_the_right_one(head, command, tmp_path):
+    home = {"FSM_ACTORS_HOME": str(tmp_path / "home")}
+    extra = [str(_job(tmp_path, 3))] if command == "run" else []
+    wrong = {f"http://{head.address}": f"is the cluster's GCS: give it as {head.address}",
+             f"ray://{head.address}": f"is the cluster's GCS: give it as {head.address}",
+             f"127.0.0.1:{head.client_port}": f"give it as {head.client_address}",
+             f"ray://127.0.0.1:{head.dashboard_port}": f"give it as {head.dashboard_url}"}
+    for address, right in wrong.items():
+        done = cli(command, *extra, "--address", address, cwd=tmp_path, **home)
+        _clean(done)
+        assert done.returncode == 1, done.stderr
+        assert right in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_ctrl_c_while_logs_follow_starts_is_one_line_and_130(head, tmp_path):
+    home = {"FSM_ACTORS_HOME": str(tmp_path / "home")}
+    done = cli("submit", str(_job(tmp_path, 5000, slow=True)), "--address", head.address,
+               cwd=tmp_path, **home)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.split()[0]
+    out, code = in_terminal(["logs", job_id, "--follow", "--address", head.address],
+                            cwd=tmp_path, interrupt_after=1.0, **home)
+    assert code == 130, out
+    assert "Traceback" not in out and "Aborted" not in out, out
+    assert "interrupted" in out or "stopped following" in out, out
+    cli("stop", job_id, "--address", head.address, cwd=tmp_path, **home)
