@@ -10,8 +10,14 @@ Prints one JSON line per measurement:
 - ``fanout_peer``: dataknobs-fsm 0.5.0's FANOUT on ``--peer-requests`` of them (subset), when
   its venv can be set up (see ``benchmarks/_peer.py``; ``--no-peer`` skips it).
 - ``parallel``: 3 endpoints of 0.3 s each in PARALLEL mode; ``wall_s`` (target < 0.45).
+- ``parallel_many``: ``--endpoints`` (default 5,000) endpoints ``/items/{i}`` in PARALLEL mode
+  (``create_rest_api_orchestrator(..., rate_limit=10**9, mode=PARALLEL)``, timed from
+  construction to the result, every body checked) and ``parallel_many_plain``: the same GETs
+  with plain aiohttp (one session, a semaphore of 64); ``ratio`` = plain time / ours
+  (target >= 1.0). Best of ``--repeat`` runs each, interleaved.
 
-Usage: ``python benchmarks/api.py [--requests 20000] [--workers N] [--no-peer]``.
+Usage: ``python benchmarks/api.py [--requests 20000] [--workers N] [--no-peer]
+[--only parallel_many]``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from patterns.api_orchestration import (  # noqa: E402
     APIOrchestrationConfig,
     APIOrchestrator,
     OrchestrationMode,
+    create_rest_api_orchestrator,
 )
 
 PEER_FANOUT = r"""
@@ -106,14 +113,67 @@ def parallel(base: str) -> float:
     return wall
 
 
+async def plain_many(base: str, n: int) -> float:
+    """``n`` GETs of ``/items/{i}`` with plain aiohttp; seconds, bodies checked."""
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(64)
+    async with aiohttp.ClientSession() as session:
+        async def one(i: int):
+            async with gate:
+                async with session.get(f"{base}/items/{i}") as resp:
+                    return await resp.json()
+
+        results = await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - started
+    assert [r["id"] for r in results] == [str(i) for i in range(n)]
+    return elapsed
+
+
+async def ours_many(base: str, n: int) -> float:
+    """The same GETs as ``n`` endpoints of one PARALLEL run; seconds, bodies checked."""
+    started = time.perf_counter()
+    orch = create_rest_api_orchestrator(
+        base, [{"name": f"e{i}", "path": f"/items/{i}"} for i in range(n)],
+        rate_limit=10**9, mode=OrchestrationMode.PARALLEL)
+    result = await orch.orchestrate()
+    elapsed = time.perf_counter() - started
+    assert not result["errors"], list(result["errors"].items())[:3]
+    assert all(result[f"e{i}"]["id"] == str(i) for i in range(n)), "wrong bodies"
+    return elapsed
+
+
+def parallel_many(base: str, n: int, repeat: int) -> None:
+    ours_s, plain_s = [], []
+    for _ in range(repeat):
+        plain_s.append(asyncio.run(plain_many(base, n)))
+        ours_s.append(asyncio.run(ours_many(base, n)))
+    ours_best, plain_best = min(ours_s), min(plain_s)
+    print(json.dumps({"bench": "parallel_many", "endpoints": n, "ours_s": round(ours_best, 3),
+                      "runs_s": [round(x, 3) for x in ours_s],
+                      "ratio": round(plain_best / ours_best, 3), "target": 1.0}), flush=True)
+    print(json.dumps({"bench": "parallel_many_plain", "endpoints": n,
+                      "plain_aiohttp_s": round(plain_best, 3),
+                      "runs_s": [round(x, 3) for x in plain_s]}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--peer-requests", type=int, default=2_000)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--endpoints", type=int, default=5_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["parallel_many"], default=None)
     args = parser.parse_args()
     server, base = start_server()
+    if args.only == "parallel_many":
+        try:
+            parallel_many(base, args.endpoints, args.repeat)
+        finally:
+            server.terminate()
+            server.wait(10)
+        return
     try:
         t0 = time.perf_counter()
         runtime.ensure_ray(include_dashboard=False)
@@ -137,6 +197,7 @@ def main() -> None:
         wall = parallel(base)
         print(json.dumps({"bench": "parallel", "endpoints": 3, "each_s": 0.3,
                           "wall_s": round(wall, 3), "target_s": 0.45}), flush=True)
+        parallel_many(base, args.endpoints, args.repeat)
     finally:
         server.terminate()
         server.wait(10)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import functools
 import json as jsonlib
 import logging
 import time
@@ -24,7 +25,7 @@ from typing import Any
 
 import aiohttp
 import yarl
-from multidict import CIMultiDict
+from multidict import CIMultiDictProxy
 
 from patterns._api.auth import scrub
 from patterns._api.config import APIEndpoint, APIOrchestrationConfig
@@ -96,6 +97,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when - (time.time() if now is None else now))
 
 
+@functools.lru_cache(maxsize=256)
 def content_type(value: str) -> tuple[str, str | None]:
     """``(media type in lower case, charset or None)`` of a ``Content-Type`` header; a charset
     Python does not know is ``None``."""
@@ -152,11 +154,12 @@ class EndpointCall:
         self.name = endpoint.name
         self.endpoint = endpoint
         self.method = endpoint.method
-        self.url = compile_value(endpoint.url, url=True)
-        self.headers = compile_value({**(config.headers or {}), **(endpoint.headers or {})}
-                                     if not callable(endpoint.headers) else endpoint.headers)
-        self.params = compile_value(endpoint.params) if endpoint.params is not None else None
-        self.body = compile_value(endpoint.body) if endpoint.body is not None else None
+        compiled = endpoint.compiled  # type: ignore[attr-defined]
+        self.url = compiled["url"]
+        self.headers = (compiled["headers"] if not config.headers or callable(endpoint.headers)
+                        else compile_value({**config.headers, **(endpoint.headers or {})}))
+        self.params = compiled["params"] if endpoint.params is not None else None
+        self.body = compiled["body"] if endpoint.body is not None else None
         self.auth = endpoint.auth or config.auth
         self.timeout = endpoint.timeout or config.timeout
         self.retry_on_status = endpoint.retry_on_status
@@ -261,7 +264,7 @@ class EndpointCall:
                 f"malformed response body: {type(exc).__name__}: {exc}"[:300], status) from None
 
     async def _send(self, session: aiohttp.ClientSession, url: str,
-                    kw: dict[str, Any]) -> tuple[int, CIMultiDict[str], bytes]:
+                    kw: dict[str, Any]) -> tuple[int, CIMultiDictProxy[str], bytes]:
         """One request and the redirects it leads to (at most ``_MAX_REDIRECTS``): 303, and
         301/302 after a POST, become GETs without a body; a redirect to another origin
         (scheme, host, port) loses every credential of the request."""
@@ -270,7 +273,7 @@ class EndpointCall:
             async with session.request(method, target, timeout=self._client_timeout,
                                        allow_redirects=False, **kw) as resp:
                 body = await resp.read()
-                headers = CIMultiDict(resp.headers)
+                headers = resp.headers
                 location = headers.get("Location") if resp.status in _REDIRECTS else None
                 if not location:
                     return resp.status, headers, body

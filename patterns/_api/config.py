@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from patterns._api.auth import to_auth
@@ -117,11 +117,10 @@ class APIEndpoint:
                                  "rename the endpoint", endpoint=self.name)
         if not isinstance(self.url, str) or not self.url:
             raise APIConfigError(f"{who}: url must be a non-empty string", endpoint=self.name)
-        try:
-            _safe(self.url.split("{", 1)[0])  # up to the first template field
-        except ValueError as exc:  # shown without the URL: it may hold a password
-            raise APIConfigError(f"{who}: url is not a valid URL ({exc}); check its host part",
-                                 endpoint=self.name) from None
+        problem = _url_problem(self.url.split("{", 1)[0])  # up to the first template field
+        if problem is not None:  # shown without the URL: it may hold a password
+            raise APIConfigError(f"{who}: url is not a valid URL ({problem}); check its host "
+                                 "part", endpoint=self.name)
         method = str(self.method).upper()
         if method not in METHODS:
             raise APIConfigError(f"{who}: method {self.method!r} is not one of {METHODS}",
@@ -161,11 +160,14 @@ class APIEndpoint:
                                      f"{type(value).__name__}", endpoint=self.name)
         _set(self, "auth", to_auth(self.auth, who))
         _set(self, "retry", retry_config(self))
+        compiled = {}
         for name in ("url", "headers", "params", "body"):
             try:
-                compile_value(getattr(self, name), url=name == "url")
+                compiled[name] = compile_value(getattr(self, name), url=name == "url")
             except TemplateError as exc:
                 raise APIConfigError(f"{who}: {name}: {exc}", endpoint=self.name) from None
+        #: the compiled templates, for ``EndpointCall`` (not a field: no repr, no compare)
+        object.__setattr__(self, "compiled", compiled)
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], base_url: str | None = None) -> APIEndpoint:
@@ -175,7 +177,7 @@ class APIEndpoint:
         if "path" in data:
             path = data.pop("path")
             data.setdefault("url", join_url(base_url, path) if base_url else path)
-        known = {f.name for f in fields(cls) if f.init}
+        known = _endpoint_fields()
         unknown = sorted(set(data) - known)
         if unknown:
             raise APIConfigError(f"endpoint {name!r}: unknown field(s) {unknown}; known: "
@@ -225,6 +227,21 @@ def _listed(value: Any) -> list[Any]:
 
 
 def retry_config(endpoint: APIEndpoint) -> RetryConfig:
+    """``make_retry_config`` of ``endpoint``; endpoints with the same plain retry fields share
+    one (a run of thousands of endpoints validates it once)."""
+    if endpoint.retry_config is not None:
+        return make_retry_config(endpoint)
+    key = (endpoint.retry_count, endpoint.retry_delay, retries_sent(endpoint))
+    config = _RETRY_CONFIGS.get(key)
+    if config is None:
+        config = _RETRY_CONFIGS[key] = make_retry_config(endpoint)
+    return config
+
+
+_RETRY_CONFIGS: dict[tuple[Any, ...], RetryConfig] = {}
+
+
+def make_retry_config(endpoint: APIEndpoint) -> RetryConfig:
     """The endpoint's ``RetryConfig``: from ``retry_config``, or ``retry_count`` /
     ``retry_delay`` (default 3 attempts, 1 s then exponential, at most 30 s). Only transient
     call errors are retried, and for an endpoint whose requests may not be sent twice
@@ -263,6 +280,28 @@ def join_url(base: str | None, path: str) -> str:
     if not base or "://" in path:
         return path
     return f"{base.rstrip('/')}/{path.lstrip('/')}"
+
+
+@lru_cache(maxsize=1024)
+def _endpoint_fields() -> frozenset[str]:
+    return frozenset(f.name for f in fields(APIEndpoint) if f.init)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` does not parse (its scheme and host part are checked once each)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    return _netloc_problem(scheme, rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0])
+
+
+@lru_cache(maxsize=1024)
+def _netloc_problem(scheme: str, netloc: str) -> str | None:
+    try:
+        _safe(f"{scheme}://{netloc}/")
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _safe(url: str) -> str:

@@ -22,7 +22,12 @@ from typing import Any
 from patterns._api.call import EndpointCall
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.errors import PermanentCallError, TransientCallError
-from patterns.error_recovery import CircuitBreaker, RateLimiter, RetryPolicy
+from patterns.error_recovery import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    RateLimiter,
+    RetryPolicy,
+)
 
 
 class EndpointPolicy:
@@ -84,7 +89,8 @@ class Limits:
         return base if endpoint is None else f"{base}.{endpoint.replace('/', '_')}"
 
     def _limiter(self, name: str, per_second: float, burst: int | None) -> RateLimiter:
-        return RateLimiter(per_second, burst=burst, name=name, scope=self.scope)  # type: ignore[arg-type]
+        return RateLimiter(per_second, burst=burst, name=name, scope=self.scope,  # type: ignore[arg-type]
+                           group=self.name())
 
     def policies(self) -> dict[str, EndpointPolicy]:
         """One ``EndpointPolicy`` per endpoint (made once; they keep their state across runs)."""
@@ -96,6 +102,11 @@ class Limits:
         if rate is not None:
             shared.append(self._limiter(self.name(), rate, config.burst))
         policies = {}
+        threshold = config.breaker_threshold()
+        breaker_config = None if threshold is None else CircuitBreakerConfig(
+            failure_threshold=threshold, window_size=max(10, 2 * threshold),
+            timeout=config.circuit_breaker_timeout, record_exceptions=(TransientCallError,),
+            ignore_exceptions=(PermanentCallError,))  # one for every endpoint's breaker
         for endpoint in config.endpoints:
             limiters = list(shared)
             if endpoint.rate_limit is not None:
@@ -103,15 +114,10 @@ class Limits:
                                               endpoint.rate_limit / config.rate_limit_window,
                                               endpoint.burst_limit))
             breaker = None
-            threshold = config.breaker_threshold()
-            if threshold is not None:
-                breaker = CircuitBreaker(
-                    name=self.name(endpoint.name), scope=self.breaker_scope,  # type: ignore[arg-type]
-                    failure_threshold=threshold,
-                    window_size=max(10, 2 * threshold),
-                    timeout=config.circuit_breaker_timeout,
-                    record_exceptions=(TransientCallError,),
-                    ignore_exceptions=(PermanentCallError,))
+            if breaker_config is not None:
+                breaker = CircuitBreaker(breaker_config, name=self.name(endpoint.name),
+                                         scope=self.breaker_scope,  # type: ignore[arg-type]
+                                         group=self.name())  # one policy actor per run
             policies[endpoint.name] = EndpointPolicy(
                 RetryPolicy(endpoint.retry, name=self.name(endpoint.name)),
                 limiters, breaker)
