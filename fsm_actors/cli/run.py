@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import click
 
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
 from fsm_actors.cli.address import find, given_address, ray_address
+from fsm_actors.cli.checks import fsm_problems, reference_problems
 from fsm_actors.cli.documents import (
     UserError,
     at,
@@ -230,18 +232,29 @@ def _resume_hint(checkpoint_id: str | None) -> str:
             "resume an interrupted run")
 
 
-def _reads_files(job: Any) -> bool:
-    """A file-processing or FSM job, whose input files the CLI checks and counts."""
-    return getattr(job, "kind", "file_processing") in ("file_processing", "fsm")
+#: per kind of pipeline file: the key naming the files it reads
+INPUT_KEYS = {"file_processing": "input_path", "fsm": "input"}
 
 
-def _inputs(job: Any) -> list[str]:
-    if not _reads_files(job) or job.input_path is None:
+def _job_mapping(spec: dict[str, Any]) -> tuple[str, dict[str, Any], list[Any]]:
+    """``(kind, the job's mapping, its key path)`` of a pipeline file's mapping."""
+    if isinstance(spec.get("file_processing"), dict):
+        return "file_processing", spec["file_processing"], ["file_processing"]
+    return str(spec.get("kind")), spec, []
+
+
+def _inputs(config: Path, spec: dict[str, Any]) -> list[str]:
+    """The input files a file-reading pipeline file names (globs and folders expanded,
+    relative to the file's folder)."""
+    kind, job, _ = _job_mapping(spec)
+    value = job.get(INPUT_KEYS.get(kind, ""))
+    if value is None:
         return []
-    paths = job.input_path if isinstance(job.input_path, list) else [job.input_path]
     found: list[str] = []
-    for entry in paths:
-        entry = os.fspath(entry)
+    for entry in value if isinstance(value, list) else [value]:
+        entry = os.path.expanduser(os.fspath(entry))
+        if not os.path.isabs(entry):
+            entry = os.path.join(config.parent, entry)
         if any(ch in entry for ch in "*?["):
             found += sorted(glob.glob(entry, recursive=True))
         elif os.path.isdir(entry):
@@ -258,7 +271,8 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     problems = static_problems(config, job)
     if problems:
         raise UserError("\n".join(problems))
-    display.count_rows(_inputs(job), has_header=getattr(job, "csv_has_header", True))
+    display.count_rows(_inputs(config, read_document(config)),
+                       has_header=getattr(job, "csv_has_header", True))
     _connect(display, address)
     kind = getattr(job, "kind", "file_processing")
     display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
@@ -273,16 +287,66 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
 
 
 def static_problems(config: Path, job: Any) -> list[str]:
-    """What a pipeline file's job would fail on at run time that can be seen now."""
+    """What a loaded pipeline file's job would fail on at run time that can be seen now."""
+    spec = read_document(config)
+    kind, mapping, at_key = _job_mapping(spec)
     problems = []
-    if _reads_files(job) and "${steps." not in str(job.input_path) and not _inputs(job):
-        problems.append(at(config, "input_path", f"no input files match {job.input_path!r}"))
+    key = INPUT_KEYS.get(kind)
+    if key and key in mapping and "${steps." not in str(mapping[key]) \
+            and not _inputs(config, spec):
+        problems.append(at(config, [*at_key, key], f"no input files match {mapping[key]!r}"))
     problems += [at(config, key, what) for key, what in pipeline_files().problems(job)]
-    for key, path in output_paths(read_document(config), config.parent):
+    for key, path in output_paths(spec, config.parent):
         why = unwritable(path)
         if why:
             problems.append(at(config, key, f"cannot write {path}: {why}"))
     return problems
+
+
+def unloaded_problems(config: Path, spec: dict[str, Any]) -> list[str]:
+    """What can be seen in a pipeline file before it is loaded: ``${...}`` references, a
+    missing ``input``, and a ``kind: fsm`` job's FSM config (its file, and every problem in
+    it)."""
+    problems = reference_problems(config, spec)
+    kind, mapping, at_key = _job_mapping(spec)
+    jobs = [(kind, mapping, at_key)]
+    if kind == "steps":
+        jobs = [(str(step.get("kind")), step, ["steps", i])
+                for i, step in enumerate(spec.get("steps") or []) if isinstance(step, dict)]
+    for kind, mapping, at_key in jobs:
+        if kind != "fsm":
+            continue
+        for key in ("config", "input", "output"):
+            if mapping.get(key) is None:
+                problems.append(at(config, [*at_key, key], f"missing: kind fsm needs {key!r}"))
+        fsm = mapping.get("config")
+        if isinstance(fsm, str):
+            path = Path(os.path.expanduser(fsm))
+            path = path if path.is_absolute() else config.parent / path
+            if not path.is_file():
+                problems.append(at(config, [*at_key, "config"], f"no FSM config file {path}"))
+            else:
+                try:
+                    problems += fsm_config_problems(path, read_document(path), {})[1]
+                except UserError as exc:
+                    problems.append(exc.format_message())
+    return problems
+
+
+def fsm_config_problems(config: Path, spec: dict[str, Any], functions: dict[str, Any]
+                        ) -> tuple[Any, list[str]]:
+    """``(compiled machine or None, every problem found)`` of an FSM config."""
+    from fsm_actors.engine import compile_machine
+
+    problems = fsm_problems(config, spec)
+    try:
+        machine = compile_machine(spec, functions)
+    except user_errors() as exc:
+        key = getattr(exc, "key_path", None)
+        if not key or not any(f": {key}:" in p or f": {key}." in p for p in problems):
+            problems.append(_message(config, exc))
+        return None, problems
+    return machine, problems
 
 
 def _pipeline_errors(config: Path, exc: BaseException) -> list[str]:
@@ -312,25 +376,33 @@ def validate(config: Path, function_modules: tuple[str, ...]) -> None:
     spec = read_document(config)
     kind = document_kind(config, spec)
     if kind != "fsm_config":
+        problems = unloaded_problems(config, spec)
         try:
             job = pipeline_files().load(config)
         except user_errors() as exc:
-            raise UserError("\n".join(_pipeline_errors(config, exc))) from None
-        problems = static_problems(config, job)
+            problems += [p for p in _pipeline_errors(config, exc) if not _told(p, problems)]
+            raise UserError("\n".join(problems)) from None
+        problems += static_problems(config, job)
         if problems:
             raise UserError("\n".join(problems))
         click.echo(f"{config}: valid {kind} pipeline file")
         return
-    from fsm_actors.engine import compile_machine
-
-    try:
-        machine = compile_machine(spec, load_functions(function_modules))
-    except user_errors() as exc:
-        raise UserError(_message(config, exc)) from None
+    machine, problems = fsm_config_problems(config, spec, load_functions(function_modules))
+    if problems:
+        raise UserError("\n".join(problems))
     click.echo(
         f"{config}: valid FSM {machine.name!r} with {len(machine.state_names)} states "
         f"(start: {machine.start_state})"
     )
+
+
+def _told(problem: str, told: list[str]) -> bool:
+    """``problem`` (from loading) says what one of ``told`` says already."""
+    for pattern in (r"environment variable (\w+) is not set", r"kind fsm needs '(\w+)'"):
+        found = re.search(pattern, problem)
+        if found and any(found.group(0) in other for other in told):
+            return True
+    return False
 
 
 SCHEMA_KINDS = ["fsm", "pipeline", "file_processing", "fsm-job", "etl", "api", "steps"]
