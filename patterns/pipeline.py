@@ -216,7 +216,15 @@ def _load_job(kind: PipelineKind, job: dict[str, Any], path: Path, where: str) -
         raise PatternError(f"{where}: retry: a mapping of RetryConfig fields is needed",
                            file=str(path))
     options, error_handling = parse_sections(raw, where, dict(kind.unsupported), kind.name)
+    raw = _apply_options(kind, raw, options, where)
+    if error_handling is not None and error_handling.compensation is not None:
+        from patterns._pipeline.values import function, loc
+
+        fn = function(error_handling.compensation, loc(where, "error_handling.compensation"))
+        error_handling = error_handling.model_copy(update={"compensation": fn})
     spec = _prepare(kind, raw, path.parent, where)
+    if kind.check_options is not None and (options or error_handling):
+        kind.check_options(spec, options, error_handling, where)
     config = None if _has_step_refs(raw) else kind.make(spec, where)
     name = str(raw.get("name") or path.stem)
     return PipelineJob(
@@ -225,6 +233,24 @@ def _load_job(kind: PipelineKind, job: dict[str, Any], path: Path, where: str) -
         input_path=spec.get(kind.input_key),
         csv_has_header=bool(spec.get("csv_has_header", True)),
     )
+
+
+def _apply_options(kind: PipelineKind, raw: dict[str, Any], options: JobOptions | None,
+                   where: str) -> dict[str, Any]:
+    """``raw`` with the options that are the kind's own fields set (a different value given
+    both ways is an error naming both)."""
+    if options is None:
+        return raw
+    raw = dict(raw)
+    for name, key in kind.option_fields.items():
+        value = getattr(options, name)
+        if value is None:
+            continue
+        if raw.get(key) is not None and raw[key] != value:
+            raise PatternError(f"{where}: options.{name}={value!r} and {key}={raw[key]!r} "
+                               "disagree; give one of them")
+        raw[key] = value
+    return raw
 
 
 def _prepare(kind: PipelineKind, raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]:

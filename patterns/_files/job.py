@@ -4,17 +4,29 @@
 config's validation, filters and transformations (``FileStage``), with mergeable
 aggregations written as side parts and merged at the end. The job layer does the rest:
 reading, workers, checkpoint, threshold, commit.
+
+A pipeline file's ``options`` (batch size, workers, memory bound, streaming reads) and
+``error_handling`` (the retry policy of each batch's stage, and what a batch that still
+fails does) arrive here as ``options`` / ``error_handling`` (see
+``patterns._pipeline.options``; read by attribute, so this module does not depend on it).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import random
+import shutil
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
 
+from fsm_actors.platform.errors import FSMError
+from fsm_actors.platform.io import RowError
 from fsm_actors.platform.jobs import (
     FileJobKind,
     FileJobSpec,
@@ -30,6 +42,76 @@ from patterns._files.validation import make_validator
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
 IN_FLIGHT = {ProcessingMode.STREAM: 2, ProcessingMode.BATCH: 4, ProcessingMode.WHOLE: 1}
+#: the stages whose rejections are failures of a batch (validation rejections are data)
+FAILING_STAGES = ("filter", "transform")
+
+
+@dataclass(frozen=True)
+class BatchRetry:
+    """The retry policy of a batch's stage (``error_handling:`` of a pipeline file).
+
+    An attempt fails when a filter or transformation raises (or rejects records), or when it
+    takes longer than ``timeout`` seconds (the attempt is abandoned; the stage is pure, so
+    its late result is dropped). After ``max_retries`` retries: ``skip`` sends the batch's
+    records to the error file; ``fail`` and ``compensate`` stop the run."""
+
+    strategy: str = "exponential_backoff"
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    timeout: float | None = None
+    on_failure: str = "fail"
+
+    @classmethod
+    def of(cls, section: Any) -> BatchRetry:
+        return cls(section.strategy, section.max_retries, section.initial_delay,
+                   section.timeout, section.on_failure)
+
+    def delay(self, retry: int) -> float:
+        """Seconds before retry number ``retry`` (0-based)."""
+        base = self.initial_delay
+        name = self.strategy
+        if name.startswith("linear"):
+            return base * (retry + 1)
+        if name.startswith("fixed"):
+            return base
+        exponential = min(base * 2 ** retry, 60.0)
+        return random.uniform(0, exponential) if "jitter" in name else exponential
+
+    def run(self, attempt: Callable[[], StageOutput], batch: Any, file: str,
+            first_record: int) -> StageOutput:
+        reason = ""
+        for n in range(self.max_retries + 1):
+            if n:
+                time.sleep(self.delay(n - 1))
+            try:
+                out = self._timed(attempt)
+            except concurrent.futures.TimeoutError:
+                reason = f"the attempt took longer than timeout={self.timeout}s"
+                continue
+            failed = [e for e in out.errors if e.stage in FAILING_STAGES]
+            if not failed:
+                return out
+            reason = failed[0].reason
+        attempts = self.max_retries + 1
+        where = f"{file} records {first_record + 1}.."
+        if self.on_failure == "skip":
+            records = batch.to_pylist() if hasattr(batch, "to_pylist") else list(batch)
+            why = f"batch skipped after {attempts} attempts: {reason}"
+            errors = [RowError(file, why, json.dumps(r, default=str)[:4096],
+                               record=first_record + i + 1, stage="transform")
+                      for i, r in enumerate(records)]
+            return StageOutput(None, len(records), 0, errors)
+        raise FSMError(f"the batch at {where} failed {attempts} attempts "
+                       f"(error_handling.on_failure: {self.on_failure}): {reason}")
+
+    def _timed(self, attempt: Callable[[], StageOutput]) -> StageOutput:
+        if self.timeout is None:
+            return attempt()
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stage-attempt")
+        try:
+            return pool.submit(attempt).result(timeout=self.timeout)
+        finally:
+            pool.shutdown(wait=False)
 
 
 @dataclass
@@ -42,6 +124,7 @@ class FileStage:
     agg_specs: Sequence[AggSpec] = ()
     group_by: Sequence[str] = ()
     whole_aggregations: dict[str, Callable[[list[dict]], Any]] = field(default_factory=dict)
+    retry: BatchRetry | None = None
     wants_records = False
 
     def open(self) -> None:
@@ -52,8 +135,12 @@ class FileStage:
     def apply(self, batch: pa.Table, file: str, first_record: int) -> StageOutput:
         if not hasattr(self, "_pipeline"):
             self.open()
-        result = self._pipeline.apply(batch, file, first_record)
-        return StageOutput(result.table, result.rows_in, result.skipped, list(result.errors))
+
+        def once() -> StageOutput:
+            result = self._pipeline.apply(batch, file, first_record)
+            return StageOutput(result.table, result.rows_in, result.skipped, list(result.errors))
+
+        return once() if self.retry is None else self.retry.run(once, batch, file, first_record)
 
     def side(self, out: StageOutput) -> tuple[pa.Table | None, Any]:
         table = out.table if out.table is not None else pa.table({})
@@ -84,8 +171,12 @@ class FileJob:
         checkpoint_id: str | None = None,
         on_progress: Callable[[JobProgress], Any] | None = None,
         address: str | None = None,
+        options: Any = None,
+        error_handling: Any = None,
     ) -> None:
         self.config = config
+        self.options = options
+        self.error_handling = error_handling
         self.checkpoint_id = checkpoint_id or config.checkpoint_id
         self.run_id = self.checkpoint_id or uuid.uuid4().hex[:12]
         self.on_progress = on_progress
@@ -105,11 +196,12 @@ class FileJob:
             agg_specs=tuple(self.agg_specs),
             group_by=tuple(config.group_by or ()),
             whole_aggregations=dict(callables),
+            retry=BatchRetry.of(error_handling) if error_handling is not None else None,
         )
         self.whole_aggregations = callables
         try:
             self.kind = FileJobKind(
-                _spec(config),
+                _with_options(_spec(config), options),
                 stage,
                 self.run_id,
                 label=f"file_processing {self.run_id}",
@@ -120,23 +212,58 @@ class FileJob:
         except JobError as exc:
             raise PatternError(exc.message, pattern="file_processing", file=exc.file) from None
         self.plan = self.kind.plan
+        buffer = getattr(options, "buffer_size", None)
+        if buffer is not None:
+            other = [i.path for i in self.plan.inputs if i.format not in ("csv", "tsv")]
+            if other:
+                raise PatternError(
+                    f"options.buffer_size sets the block size of CSV reads; {other[0]} is not "
+                    "CSV (its reader has no block size): remove buffer_size",
+                    pattern="file_processing", file=other[0])
+            self.plan.read = replace(self.plan.read, csv_block_size=buffer)
 
     async def run(self) -> dict[str, Any]:
         """Process every input and commit the output; returns the result dict."""
+        limit = getattr(self.options, "memory_limit", None)
         try:
-            return await run_job(
-                self.kind,
-                resumable=self.checkpoint_id is not None,
-                error_threshold=self.config.error_threshold,
-                on_progress=self.on_progress,
-                address=self.address,
-            )
-        except JobError as exc:
-            if isinstance(exc, PatternError):
+            try:
+                return await run_job(
+                    self.kind,
+                    resumable=self.checkpoint_id is not None,
+                    error_threshold=self.config.error_threshold,
+                    on_progress=self.on_progress,
+                    address=self.address,
+                    memory_limit=int(limit) if limit else None,
+                )
+            except JobError as exc:
+                if isinstance(exc, PatternError):
+                    raise
+                raise PatternError(
+                    exc.message, pattern="file_processing", run_id=exc.run_id, file=exc.file
+                ) from None
+        except PatternError as exc:
+            if getattr(self.error_handling, "on_failure", None) != "compensate":
                 raise
-            raise PatternError(
-                exc.message, pattern="file_processing", run_id=exc.run_id, file=exc.file
-            ) from None
+            done = self._compensate(exc)
+            raise PatternError(f"{exc.message}; compensated: {done}",
+                               pattern="file_processing", run_id=self.run_id) from None
+
+    def _compensate(self, error: PatternError) -> str:
+        """Undo the failed run: the named compensation function, else remove its partial
+        output (staged parts, checkpoint: nothing is left to resume)."""
+        function = getattr(self.error_handling, "compensation", None)
+        if callable(function):
+            function({"run_id": self.run_id, "input_path": self.config.input_path,
+                      "output_path": self.config.output_path, "error": error.message})
+            return f"ran {getattr(function, '__name__', 'the compensation')}"
+        staging = self.plan.staging
+        shutil.rmtree(staging, ignore_errors=True)
+        if self.plan.checkpoint_dir is not None and self.plan.checkpoint_dir.is_dir():
+            from fsm_actors.platform.checkpoint import CheckpointStore
+
+            CheckpointStore(self.plan.checkpoint_dir).path(self.run_id).unlink(missing_ok=True)
+        self.kind.cleanup()
+        return "removed the run's partial output and checkpoint"
 
     def _finish(self, staging: Any, meta: dict[str, Any]) -> dict[str, Any]:
         if not self.agg_specs and not self.whole_aggregations:
@@ -180,6 +307,19 @@ def _spec(config: FileProcessingConfig) -> FileJobSpec:
         checkpoint_dir=config.checkpoint_dir,
         workers=config.worker_count,
     )
+
+
+def _with_options(spec: FileJobSpec, options: Any) -> FileJobSpec:
+    """``spec`` with a pipeline file's ``options`` applied (checked at load time by
+    ``patterns._pipeline.kind_file.check_options``)."""
+    if options is None:
+        return spec
+    changes: dict[str, Any] = {}  # batch_size, parallel_workers: already config fields
+    if options.stream is not None:
+        changes["whole"] = not options.stream
+        changes["in_flight"] = IN_FLIGHT[ProcessingMode.STREAM if options.stream
+                                         else ProcessingMode.WHOLE]
+    return replace(spec, **changes) if changes else spec
 
 
 def _identity(config: FileProcessingConfig) -> dict[str, Any]:

@@ -73,14 +73,28 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
         atomic_write(output, lambda tmp: tmp.write_bytes(data))
     errors = results.get("errors") or {}
     return {
-        "results": results,
-        "errors": sum(len(v) if isinstance(v, list) else 1 for v in errors.values()),
-        "output_path": str(output) if output else None,
-        "endpoints": len(config.endpoints),
+            "results": results,
+            "errors": sum(len(v) if isinstance(v, list) else 1 for v in errors.values()),
+            "output_path": str(output) if output else None,
+            "endpoints": len(config.endpoints),
     }
 
 
+#: what this kind cannot honour, and why (a pipeline file giving it is refused)
+UNSUPPORTED = {
+    "options.memory_limit": ("an API job moves no file batches; bound the work with "
+            "max_concurrent"),
+    "options.stream": ("an API job moves no file batches"),
+    "options.buffer_size": ("an API job moves no file batches"),
+    "options.backpressure": ("an API job moves no file batches"),
+    "error_handling": ("API calls take retry_config and timeout per endpoint (or the "
+            "config's timeout); set those"),
+}
+
+
 register_kind(PipelineKind(
-    name="api", run=run, build=build, prepare=prepare, schema=schema,
+    name="api", unsupported=UNSUPPORTED,
+    option_fields={"batch_size": "batch_size", "parallel_workers": "workers"},
+    run=run, build=build, prepare=prepare, schema=schema,
     description="call HTTP endpoints (sequential, parallel, fan-out, pipelined)",
 ))

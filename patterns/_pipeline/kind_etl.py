@@ -60,7 +60,25 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
         context.checkpoint_id, context.on_progress)
 
 
+#: what this kind cannot honour, and why (a pipeline file giving it is refused)
+UNSUPPORTED = {
+    "options.memory_limit": ("an ETL batch is batch_size rows read by key range and written "
+            "in one transaction; bound its memory with batch_size"),
+    "options.stream": ("an ETL job always reads its source in batch_size pieces by key "
+            "range; there is no whole-source read to switch off"),
+    "options.buffer_size": ("an ETL source is read by queries (or by the file reader's own "
+            "batches), not in byte blocks; use batch_size"),
+    "options.backpressure": ("ETL readers always wait for the writers (each worker reads and "
+            "writes its own key ranges)"),
+    "error_handling": ("an ETL batch commits together with its checkpoint row, so a "
+            "failed job resumes where it stopped: use 'retry:' to retry the "
+            "whole job"),
+}
+
+
 register_kind(PipelineKind(
-    name="etl", run=run, build=build, prepare=prepare, schema=schema, input_key="source",
+    name="etl", unsupported=UNSUPPORTED,
+    option_fields={"batch_size": "batch_size", "parallel_workers": "parallel_workers"},
+    run=run, build=build, prepare=prepare, schema=schema, input_key="source",
     description="extract from a database or file, transform, load into a database or file",
 ))

@@ -7,6 +7,7 @@ from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
 from patterns._pipeline.values import function, loc, relative
+from patterns.errors import PatternError
 
 FILE_PATHS = ("input_path", "output_path", "error_file", "checkpoint_dir")
 
@@ -41,11 +42,28 @@ def problems(job: Any) -> list[tuple[list[Any], str]]:
     return found
 
 
+def check_options(spec: dict[str, Any], options: Any, error_handling: Any, where: str) -> None:
+    """Refuse what would contradict the job: ``stream`` against its ``mode``, and
+    ``backpressure: false``."""
+    if options is None:
+        return
+    mode = str(spec.get("mode") or "stream").lower()
+    if options.stream is not None and "mode" in spec and (mode == "whole") == options.stream:
+        raise PatternError(f"{where}: options.stream={str(options.stream).lower()} contradicts "
+                           f"mode={mode!r}; give one of them")
+    if options.backpressure is False:
+        raise PatternError(
+            f"{where}: options.backpressure: false is not supported by kind file_processing: "
+            "reading always waits for the workers (unbounded read-ahead would hold the whole "
+            "input in memory); bound it with memory_limit, or remove backpressure")
+
+
 async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[str, Any]:
     from patterns._files.job import FileJob
 
     job = FileJob(config, checkpoint_id=context.checkpoint_id, on_progress=context.on_progress,
-                  address=context.address)
+                  address=context.address, options=context.options,
+                  error_handling=context.error_handling)
     return await job.run()
 
 
@@ -67,6 +85,8 @@ class _LazyModel:
 
 register_kind(PipelineKind(
     name="file_processing", run=run, model=_LazyModel(), prepare=prepare, problems=problems,
-    input_key="input_path",
+    input_key="input_path", unsupported={},
+    option_fields={"batch_size": "chunk_size", "parallel_workers": "workers"},
+    check_options=check_options,
     description="read files of any format, filter, transform, aggregate, write once",
 ))

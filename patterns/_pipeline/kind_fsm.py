@@ -43,16 +43,16 @@ def schema() -> dict[str, Any]:
 
     props: dict[str, Any] = {key: {} for key in KEYS}
     props.update({
-        "config": {"description": "an FSM config: a file path (YAML/JSON) or a mapping"},
-        "input": {"type": "string", "description": "the input file (any format)"},
-        "output": {"type": "string", "description": "the output file"},
-        "functions": {"type": "object", "additionalProperties": FUNCTION},
-        "chunk_size": {"type": "integer", "minimum": 1},
-        "workers": {"type": "integer", "minimum": 1},
-        "actors": {"type": "integer", "minimum": 1},
-        "checkpoint_id": {"type": "string"},
-        "error_threshold": {"type": "number", "minimum": 0},
-        "local": {"type": "boolean"},
+            "config": {"description": "an FSM config: a file path (YAML/JSON) or a mapping"},
+            "input": {"type": "string", "description": "the input file (any format)"},
+            "output": {"type": "string", "description": "the output file"},
+            "functions": {"type": "object", "additionalProperties": FUNCTION},
+            "chunk_size": {"type": "integer", "minimum": 1},
+            "workers": {"type": "integer", "minimum": 1},
+            "actors": {"type": "integer", "minimum": 1},
+            "checkpoint_id": {"type": "string"},
+            "error_threshold": {"type": "number", "minimum": 0},
+            "local": {"type": "boolean"},
     })
     return {"title": "FSM job", "type": "object", "properties": props,
             "required": ["config", "input", "output"], "additionalProperties": False}
@@ -75,7 +75,22 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
         await fsm.close()
 
 
+#: what this kind cannot honour, and why (a pipeline file giving it is refused)
+UNSUPPORTED = {
+    "options.memory_limit": ("kind fsm runs AsyncSimpleFSM.process_stream, which bounds its "
+            "batches by chunk_size and takes no memory limit; use "
+            "batch_size"),
+    "options.stream": ("kind fsm always streams its input in chunk_size pieces"),
+    "options.buffer_size": ("AsyncSimpleFSM.process_stream takes no read block size"),
+    "options.backpressure": ("kind fsm always reads a bounded number of chunks ahead"),
+    "error_handling": ("an FSM records its own failures per record (error states, the "
+            "error file); use 'retry:' to retry the whole job"),
+}
+
+
 register_kind(PipelineKind(
-    name="fsm", run=run, prepare=prepare, schema=schema, input_key="input",
+    name="fsm", unsupported=UNSUPPORTED,
+    option_fields={"batch_size": "chunk_size", "parallel_workers": "workers"},
+    run=run, prepare=prepare, schema=schema, input_key="input",
     description="run an FSM over every record of a file",
 ))

@@ -51,7 +51,10 @@ class PipelineKind:
     message)`` pairs seen before a run. ``schema()`` is the JSON schema of the kind's own keys
     (without ``kind``, ``name``, ``retry``, ``options``, ``error_handling``). ``expand`` makes
     a kind of kinds (``steps``): ``expand(mapping, path) -> [(kind, job mapping, where)]``.
-    ``options``: option name -> why this kind cannot honour it (such options are refused).
+    ``unsupported``: ``"options"``, ``"options.NAME"`` or ``"error_handling"`` -> why this
+    kind cannot honour it (such sections are refused, with that reason). ``option_fields``:
+    option name -> the kind's own key it sets (``batch_size`` -> ``chunk_size``...).
+    ``check_options(spec, options, error_handling, where)`` refuses combinations.
     ``input_key``: the key naming the job's input (for progress displays).
     """
 
@@ -64,6 +67,8 @@ class PipelineKind:
     schema: Callable[[], dict[str, Any]] | None = None
     expand: Callable[[dict[str, Any], Path], list[tuple[str, dict[str, Any], str]]] | None = None
     unsupported: Mapping[str, str] = field(default_factory=lambda: dict(NOT_WIRED))
+    option_fields: Mapping[str, str] = field(default_factory=dict)
+    check_options: Callable[[dict[str, Any], Any, Any, str], None] | None = None
     input_key: str = "input"
     description: str = ""
 

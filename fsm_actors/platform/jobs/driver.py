@@ -56,6 +56,7 @@ async def run_job(
     workers: int | None = None,
     on_phase: Callable[[str], Any] | None = None,
     local: bool = False,
+    memory_limit: int | None = None,
 ) -> dict[str, Any]:
     """Run ``kind`` to the end and return its result record (see ``result_record``).
 
@@ -63,7 +64,10 @@ async def run_job(
     run id resumes; otherwise a failed run drops its staged work. ``restart``: a checkpoint
     made with other settings is discarded instead of refused. ``on_phase`` hears
     ``"connecting"``, ``"running"`` and ``"committing"``. ``local=True`` runs the same
-    step in this process, one task at a time, without Ray.
+    step in this process, one task at a time, without Ray. ``memory_limit``: the bytes of
+    batches in flight (read and not yet finished) stay under it — reading waits — and each
+    worker asks Ray for its share as ``memory``; a single batch bigger than the limit runs
+    alone. The result's ``peak_bytes_in_flight`` is the most there ever were.
     """
     started = time.time()
     store = CheckpointStore(kind.checkpoint_dir) if resumable and kind.checkpoint_dir else None
@@ -84,7 +88,7 @@ async def run_job(
         for partition, total in pending.items():
             state.set_total(partition, total)
 
-    runner = _LocalRunner(kind, staging) if local else _PoolRunner(kind, staging)
+    runner = _LocalRunner(kind, staging) if local else _PoolRunner(kind, staging, memory_limit)
     if on_phase is not None:
         on_phase("connecting" if not local else "starting")
     await runner.start(address, workers)
@@ -142,6 +146,7 @@ async def run_job(
         error_file=str(error_file) if error_file else None,
     )
     result.update(extra)
+    result["peak_bytes_in_flight"] = getattr(runner, "budget", None) and runner.budget.peak
     state.mark_committed(result)
     _finish_run(kind, state, staging)
     return result
@@ -157,11 +162,15 @@ def _finish_run(kind: JobKind, state: JobState, staging: Staging | None) -> None
 class _PoolRunner:
     """Tasks on an ``ActorPool`` of job workers (``<pattern>/<run id>/worker/<i>``)."""
 
-    def __init__(self, kind: JobKind, staging: Staging | None) -> None:
+    def __init__(self, kind: JobKind, staging: Staging | None,
+                 memory_limit: int | None = None) -> None:
         self.kind = kind
         self.staging = staging
         self.pool: Any = None
         self.depth = 1
+        self.memory_limit = memory_limit
+        self.budget = _ByteBudget(memory_limit)
+        self._sizes: dict[int, int] = {}  # id(task) -> bytes its batch holds
 
     async def start(self, address: str | None, workers: int | None) -> None:
         import ray
@@ -177,6 +186,8 @@ class _PoolRunner:
         spec_ref = ray.put(kind.step_spec())
         remote = RemoteAsyncJobWorker if kind.async_step else RemoteSyncJobWorker
         extra = {"max_concurrency": kind.worker_concurrency} if kind.async_step else {}
+        if self.memory_limit:
+            extra["memory"] = max(1, self.memory_limit // size)
 
         def make_actor(index: int, generation: int):
             name = pool_actor_name(base, index, generation)
@@ -196,6 +207,9 @@ class _PoolRunner:
         for item in _tasks(tasks, totals, lock):
             payload, item.payload = item.payload, None
             if isinstance(payload, pa.RecordBatch | pa.Table) or _big(payload):
+                size = self._sizes[id(item)] = _nbytes(payload)
+                if not self.budget.acquire(size):
+                    return  # the run stopped while reading waited
                 ref = ray.put(payload)
                 del payload
                 pa.default_memory_pool().release_unused()
@@ -209,12 +223,17 @@ class _PoolRunner:
 
         def call(actor, item):
             task, ref = item
-            return actor.run.options(name=kind.task_name(task)).remote(task, ref)
+            out = actor.run.options(name=kind.task_name(task)).remote(task, ref)
+            size = self._sizes.pop(id(task), 0)
+            if size:  # the batch leaves the budget when its call ends, whoever awaits it
+                out.future().add_done_callback(lambda _: self.budget.release(size))
+            return out
 
         async for _, result in self.pool.map(call, items, ordered=False):
             yield result
 
     def close(self) -> None:
+        self.budget.close()
         if self.pool is None:
             return
         import ray
@@ -276,6 +295,52 @@ def _tasks(tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock) -
                 totals[item.partition] = item.total
             continue
         yield item
+
+
+class _ByteBudget:
+    """Bytes of batches in flight, bounded by ``limit`` (``None``: only measured).
+
+    ``acquire`` (the reading thread) waits while taking ``n`` would pass the limit and
+    something is in flight; ``release`` (the event loop) gives bytes back; ``close`` wakes a
+    waiting reader for good. ``peak`` is the most bytes ever in flight."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> bool:
+        with self._cond:
+            while (self.limit and self.used and self.used + n > self.limit
+                   and not self._closed):
+                self._cond.wait(0.5)
+            if self._closed:
+                return False
+            self.used += n
+            self.peak = max(self.peak, self.used)
+            return True
+
+    def release(self, n: int) -> None:
+        if n:
+            with self._cond:
+                self.used = max(0, self.used - n)
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def _nbytes(payload: Any) -> int:
+    """The bytes a batch holds (Arrow buffers; a list of records: its JSON-ish size)."""
+    if isinstance(payload, pa.RecordBatch | pa.Table):
+        return int(payload.nbytes)
+    import sys
+
+    return sum(sys.getsizeof(r) for r in payload)
 
 
 def _big(payload: Any) -> bool:
