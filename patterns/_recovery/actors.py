@@ -1,10 +1,13 @@
-"""Policy actor shells: one named actor per shared policy, ``recovery/<name>/<policy>``.
+"""Policy actors: one named actor per policy name, ``recovery/<name>`` (a ``PolicyHost``).
 
-Each hosts one plain core (``TokenBucket``, ``BreakerCore``, ``PermitBook`` with its
-``PermitWaiters``), journals it to Ray's internal KV after every change and restores it when
-Ray restarts the actor, and exports its figures through ``ray.util.metrics`` tagged with the
-policy name. Calls that wait (``take``, ``acquire``) run in the ``acquire`` concurrency group;
-releases, reports and reads in ``control``, so they are served while many callers wait.
+A host holds the shells of every policy of its name (a workflow's breaker, limiter and
+bulkhead; an API run's limiter and every endpoint's breaker), made on first use from the
+config each call carries. Each shell hosts one plain core (``TokenBucket``, ``BreakerCore``,
+``PermitBook`` with its ``PermitWaiters``), journals it to Ray's internal KV after every
+change, and exports its figures through ``ray.util.metrics`` tagged with the policy. Calls
+that wait (``take``, ``acquire``) run in the ``acquire`` concurrency group (``wait``);
+releases, reports and reads in ``control`` (``do``), so they are served while many callers
+wait.
 The cores' clocks are wall time, so a restarted actor can compare journaled times.
 
 A shell restores its journal when Ray restarted it, or when a user created it again after
@@ -22,6 +25,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -46,10 +50,10 @@ _STATE_CODE = {CircuitBreakerState.CLOSED: 0, CircuitBreakerState.HALF_OPEN: 1,
 _TAGS = ("policy",)
 
 
-def _journal(actor_name: str, fingerprint: str,
-             restore: bool) -> tuple[Journal, dict[str, Any] | None]:
-    """The actor's journal and the snapshot to restore (after a restart or a re-creation by
-    a reconnecting user, same config)."""
+def _journal(actor_name: str, restore: bool) -> tuple[Journal, dict[str, Any] | None]:
+    """The policy's journal and the snapshot to restore (after a restart or a re-creation by
+    a reconnecting user); the snapshot's ``config`` is the one that was in effect, and wins
+    over the config of the call that made the shell again."""
     journal = Journal(actor_name)
     with warnings.catch_warnings():  # Ray's own property uses a deprecated accessor inside
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -58,7 +62,7 @@ def _journal(actor_name: str, fingerprint: str,
         journal.clear()
         return journal, None
     snapshot = journal.load()
-    if snapshot is None or snapshot.get("fingerprint") != fingerprint:
+    if snapshot is None or "config" not in snapshot:
         return journal, None
     return journal, snapshot
 
@@ -67,15 +71,18 @@ def _breaker_fingerprint(config: CircuitBreakerConfig) -> str:
     return config.model_dump_json(exclude={"record_exceptions", "ignore_exceptions"})
 
 
-class LimiterActor:
+class LimiterShell:
     """A cluster-wide token bucket; workers ``take`` small blocks of tokens."""
 
     def __init__(self, actor_name: str, config: RateLimiterConfig, restore: bool = False) -> None:
         self._name = actor_name
+        self._journal, snapshot = _journal(actor_name, restore)
+        if snapshot is not None:
+            config = snapshot["config"]
+        self._config = config
         self._bucket = TokenBucket(config.per_second, config.capacity, time.time)
         self._lock = threading.Lock()
         self._fingerprint = config.model_dump_json()
-        self._journal, snapshot = _journal(actor_name, self._fingerprint, restore)
         if snapshot is not None:
             self._bucket.restore(snapshot["bucket"])
         self._waiting = 0
@@ -90,9 +97,8 @@ class LimiterActor:
                                   "Tokens granted", tag_keys=_TAGS)
 
     def _save(self) -> None:
-        self._journal.save({"fingerprint": self._fingerprint, "bucket": self._bucket.snapshot()})
+        self._journal.save({"config": self._config, "bucket": self._bucket.snapshot()})
 
-    @ray.method(concurrency_group="acquire")
     async def take(self, want: int, need: int, timeout: float | None) -> int:
         """Up to ``want`` tokens (at least ``need``) once they are due; 0 when ``need`` would
         take longer than ``timeout``."""
@@ -117,7 +123,6 @@ class LimiterActor:
                 self._m_tokens.set(self._bucket.available(), self._tag)
         return granted
 
-    @ray.method(concurrency_group="control")
     async def configure(self, config: RateLimiterConfig) -> None:
         """Use ``config`` from now on if it differs (see the module docstring)."""
         with self._lock:
@@ -131,16 +136,14 @@ class LimiterActor:
             granted = self._bucket.granted
             self._bucket = TokenBucket(config.per_second, config.capacity, time.time)
             self._bucket.granted = granted
-            self._fingerprint = fingerprint
+            self._fingerprint, self._config = fingerprint, config
             self._save()
 
-    @ray.method(concurrency_group="control")
     async def pause(self, seconds: float) -> None:
         with self._lock:
             self._bucket.pause(seconds)
             self._save()
 
-    @ray.method(concurrency_group="control")
     async def metrics(self) -> dict[str, Any]:
         with self._lock:
             return {"available_tokens": self._bucket.available(), "waiting": self._waiting,
@@ -148,19 +151,22 @@ class LimiterActor:
                     "rate": self._bucket.rate, "burst": self._bucket.capacity}
 
     def __repr__(self) -> str:
-        return f"LimiterActor({self._name})"
+        return f"LimiterShell({self._name})"
 
 
-class BreakerActor:
+class BreakerShell:
     """A cluster-wide circuit breaker: workers report outcomes in batches and get the state
     back; HALF_OPEN probes are granted here, so the probe quota holds cluster-wide."""
 
     def __init__(self, actor_name: str, config: CircuitBreakerConfig, restore: bool = False) -> None:
         self._name = actor_name
+        self._journal, snapshot = _journal(actor_name, restore)
+        if snapshot is not None:
+            config = snapshot["config"]
+        self._config = config
         self._core = BreakerCore(config, actor_name, time.time)
         self._lock = threading.Lock()
         self._fingerprint = _breaker_fingerprint(config)
-        self._journal, snapshot = _journal(actor_name, self._fingerprint, restore)
         if snapshot is not None:
             self._core.restore(snapshot["breaker"])
         self._tag = {"policy": actor_name}
@@ -183,7 +189,7 @@ class BreakerActor:
         return state.value, self._core.retry_after()
 
     def _save(self) -> None:
-        self._journal.save({"fingerprint": self._fingerprint, "breaker": self._core.snapshot()})
+        self._journal.save({"config": self._config, "breaker": self._core.snapshot()})
 
     async def configure(self, config: CircuitBreakerConfig) -> tuple[str, float]:
         """Use ``config`` from now on if it differs (a fresh CLOSED breaker); the state."""
@@ -193,7 +199,7 @@ class BreakerActor:
                 log.warning("circuit breaker %s: a new user brings another config; it "
                             "replaces the old one (state reset) for every user", self._name)
                 self._core = BreakerCore(config, self._name, time.time)
-                self._fingerprint = fingerprint
+                self._fingerprint, self._config = fingerprint, config
                 self._save()
             return self._view()
 
@@ -233,21 +239,25 @@ class BreakerActor:
             return self._core.metrics()
 
     def __repr__(self) -> str:
-        return f"BreakerActor({self._name})"
+        return f"BreakerShell({self._name})"
 
 
-class BulkheadActor:
+class BulkheadShell:
     """Cluster-wide bulkhead permits as leases of the calling processes.
 
     A caller sends its process's actor handle (its own actor, or its ``OwnerAnchor``) once;
     every ``SWEEP_INTERVAL`` seconds the permits of holders whose actor died are freed.
     """
 
-    def __init__(self, actor_name: str, config: BulkheadConfig, restore: bool = False) -> None:
+    def __init__(self, actor_name: str, config: BulkheadConfig, restore: bool = False,
+                 kick: Callable[[], Any] | None = None) -> None:
         self._name = actor_name
+        self._kick = kick  # starts the sweeper on the control group's loop
+        self._journal, snapshot = _journal(actor_name, restore)
+        if snapshot is not None:
+            config = snapshot["config"]
+        self._config = config
         self._book = PermitBook(config.max_concurrent, config.max_queue_size)
-        self._fingerprint = config.model_dump_json()
-        self._journal, snapshot = _journal(actor_name, self._fingerprint, restore)
         self._owners: dict[str, Any] = {}
         if snapshot is not None:
             self._book.restore(snapshot["book"], prefix=f"{uuid.uuid4().hex[:6]}-")
@@ -270,7 +280,7 @@ class BulkheadActor:
         # called with the waiters' lock released; the journal write is the price of
         # restarting without granting more than max_concurrent
         with self._waiters.lock:
-            snapshot = {"fingerprint": self._fingerprint, "book": self._book.snapshot(),
+            snapshot = {"config": self._config, "book": self._book.snapshot(),
                         "owners": dict(self._owners)}
             m = self._book.metrics()
         self._journal.save(snapshot)
@@ -278,28 +288,24 @@ class BulkheadActor:
         self._m_queued.set(m["queued"], self._tag)
         self._m_rejected.set(m["rejected"], self._tag)
 
-    @ray.method(concurrency_group="control")
     async def start_sweeper(self) -> None:
         """Sweep on the control group's loop (so the checks and their futures live there)."""
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
 
-    @ray.method(concurrency_group="acquire")
     async def acquire(self, holder: str, handle: Any, timeout: float | None) -> str:
         """A lease id for ``holder``; raises ``BulkheadFullError``."""
         if handle is not None:
             with self._waiters.lock:
                 self._owners[holder] = handle
-            if not self._sweep_asked:
+            if not self._sweep_asked and self._kick is not None:
                 self._sweep_asked = True
-                ray.get_runtime_context().current_actor.start_sweeper.remote()
+                self._kick()
         return await self._waiters.acquire(holder, timeout)
 
-    @ray.method(concurrency_group="control")
     async def release(self, lease: str) -> None:
         self._waiters.release(lease)
 
-    @ray.method(concurrency_group="control")
     async def sweep(self) -> int:
         """Free the permits of dead holders now; how many."""
         freed = 0
@@ -341,18 +347,58 @@ class BulkheadActor:
             except Exception:
                 log.exception("bulkhead %s: sweep failed", self._name)
 
-    @ray.method(concurrency_group="control")
     async def metrics(self) -> dict[str, Any]:
         await self.start_sweeper()
         return self._waiters.metrics()
 
     def __repr__(self) -> str:
-        return f"BulkheadActor({self._name})"
+        return f"BulkheadShell({self._name})"
 
 
-# Every shell is an asyncio actor (each has async methods): a concurrency group is then one
-# event loop, its size a bound on calls in flight, not a thread pool. The breaker never
-# waits, so it needs no groups.
-REMOTE = {"rate_limiter": ray.remote(concurrency_groups=GROUPS)(LimiterActor),
-          "bulkhead": ray.remote(concurrency_groups=GROUPS)(BulkheadActor),
-          "circuit_breaker": ray.remote(BreakerActor)}
+SHELLS: dict[str, Any] = {"rate_limiter": LimiterShell, "circuit_breaker": BreakerShell,
+                          "bulkhead": BulkheadShell}
+
+
+class PolicyHost:
+    """The policies of one name (see the module docstring). ``restore``: the host was made
+    again by a user after it died, so its shells take over their journals."""
+
+    def __init__(self, actor_name: str, restore: bool = False) -> None:
+        self._name = actor_name
+        self._restore = restore
+        self._shells: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def _shell(self, kind: str, key: str, config: Any) -> Any:
+        with self._lock:
+            shell = self._shells.get((kind, key))
+            if shell is None:
+                if config is None:
+                    raise KeyError(f"{self._name}: no {kind} {key!r} here yet")
+                full = f"{self._name}/{kind}" + (f"/{key}" if key else "")
+                extra: dict[str, Any] = {}
+                if kind == "bulkhead":
+                    me = ray.get_runtime_context().current_actor
+                    extra["kick"] = lambda: me.do.remote(kind, key, None, "start_sweeper")
+                shell = SHELLS[kind](full, config, self._restore, **extra)
+                self._shells[(kind, key)] = shell
+            return shell
+
+    @ray.method(concurrency_group="acquire")
+    async def wait(self, kind: str, key: str, config: Any, method: str, *args: Any) -> Any:
+        """``method(*args)`` of the policy ``(kind, key)`` (made from ``config`` if new), for
+        calls that may wait."""
+        return await getattr(self._shell(kind, key, config), method)(*args)
+
+    @ray.method(concurrency_group="control")
+    async def do(self, kind: str, key: str, config: Any, method: str, *args: Any) -> Any:
+        """``wait`` for calls that never wait (reports, releases, reads)."""
+        return await getattr(self._shell(kind, key, config), method)(*args)
+
+    def __repr__(self) -> str:
+        return f"PolicyHost({self._name})"
+
+
+# An asyncio actor (its methods are async): a concurrency group is then one event loop, its
+# size a bound on calls in flight, not a thread pool.
+REMOTE = ray.remote(concurrency_groups=GROUPS)(PolicyHost)

@@ -91,7 +91,8 @@ class CircuitBreaker:
 
     def __init__(self, config: CircuitBreakerConfig | dict[str, Any] | None = None, *,
                  name: str | None = None, scope: Scope = "process",
-                 clock: Callable[[], float] = time.monotonic, **fields: Any) -> None:
+                 clock: Callable[[], float] = time.monotonic, group: str | None = None,
+                 **fields: Any) -> None:
         if config is None or isinstance(config, dict):
             config = CircuitBreakerConfig(**{**(config or {}), **fields})
         elif fields:
@@ -102,7 +103,7 @@ class CircuitBreaker:
         self._clock = clock
         self._impl: backends.BreakerBackend = backends.create(
             "circuit_breaker", scope, config, name if scope == "cluster" else self.name,
-            "CircuitBreaker", clock=clock)
+            "CircuitBreaker", **({"group": group} if scope == "cluster" else {"clock": clock}))
 
     async def acquire(self) -> str:
         """A permit for one call; raises ``CircuitOpenError`` when refused."""

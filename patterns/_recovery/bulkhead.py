@@ -114,7 +114,8 @@ class Bulkhead:
     """
 
     def __init__(self, config: BulkheadConfig | dict[str, Any] | None = None, *,
-                 name: str | None = None, scope: Scope = "process", **fields: Any) -> None:
+                 name: str | None = None, scope: Scope = "process", group: str | None = None,
+                 **fields: Any) -> None:
         if config is None or isinstance(config, dict):
             config = BulkheadConfig(**{**(config or {}), **fields})
         elif fields:
@@ -126,7 +127,8 @@ class Bulkhead:
                                                                f"bulkhead-{self.name}")
                          if config.use_thread_pool else None)
         self._impl: backends.BulkheadBackend = backends.create(
-            "bulkhead", scope, config, name if scope == "cluster" else self.name, "Bulkhead")
+            "bulkhead", scope, config, name if scope == "cluster" else self.name, "Bulkhead",
+            **({"group": group} if scope == "cluster" else {}))
 
     async def acquire(self, timeout: Any = _DEFAULT) -> str:
         """A permit's lease id; raises ``BulkheadFullError``."""

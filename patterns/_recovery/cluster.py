@@ -18,7 +18,9 @@ No actor round trip per call on the hot path:
 - ``ClusterBulkhead`` is one round trip per permit (a permit is a lease of this process:
   its own actor, or an ``OwnerAnchor`` that dies with it); the release is not awaited.
 
-A policy actor (0 CPU) belongs to the process that first used its name. Every client holds a
+One policy actor (0 CPU) per policy name, ``recovery/<group>`` (``group`` defaults to the
+policy's name; an API run puts its limiter and every endpoint's breaker in the run's one
+actor). It belongs to the process that first used it. Every client holds a
 ``PolicyLink``: when the actor died (``ray.kill``, its owner gone) the link makes it again
 under the same name (``restore=True``: it takes over the journaled state) and retries, for at
 most ``RECONNECT_WAIT`` seconds, then raises ``PolicyUnavailableError``. A new user sends
@@ -80,23 +82,22 @@ def require_name(name: str | None, what: str) -> str:
     return name
 
 
-def actor_name(name: str, kind: str) -> str:
-    return f"recovery/{name}/{kind}"
+def actor_name(group: str) -> str:
+    return f"recovery/{group}"
 
 
-def policy_actor(name: str, kind: str, config: Any, restore: bool = False,
-                 dead: Any = None) -> Any:
-    """The policy actor ``recovery/<name>/<kind>``, created on first use (0 CPU). ``dead``:
-    a handle found dead, dropped from the cache; a new actor then restores the journal."""
+def policy_actor(group: str, restore: bool = False, dead: Any = None) -> Any:
+    """The policy actor ``recovery/<group>``, created on first use (0 CPU). ``dead``: a
+    handle found dead, dropped from the cache; a new actor then restores the journals."""
     runtime.ensure_ray()
-    full = actor_name(name, kind)
+    full = actor_name(group)
     key = (ray.get_runtime_context().get_job_id(), full)
     with _actors_lock:
         handle = _actors.get(key)
         if handle is None or (dead is not None and handle is dead):
             opts = runtime.actor_options("broker", name=full, get_if_exists=True,
                                          max_restarts=-1, max_concurrency=64)
-            handle = REMOTE[kind].options(**opts).remote(full, config, restore)
+            handle = REMOTE.options(**opts).remote(full, restore)
             _actors[key] = handle
         return handle
 
@@ -107,39 +108,53 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def _unavailable(name: str, kind: str, exc: BaseException) -> PolicyUnavailableError:
+def _unavailable(name: str, kind: str, group: str, exc: BaseException) -> PolicyUnavailableError:
     return PolicyUnavailableError(
-        f"{kind} {name!r}: its policy actor {actor_name(name, kind)} could not be reached "
+        f"{kind} {name!r}: its policy actor {actor_name(group)} could not be reached "
         f"or made again within {RECONNECT_WAIT:g}s ({type(exc).__name__}); the call was not "
         "made. Try again later, or check the Ray cluster", policy=name)
 
 
-class PolicyLink:
-    """This process's connection to one policy actor, made again when the actor died."""
+_WAITING = frozenset({"take", "acquire"})
 
-    def __init__(self, name: str, kind: str, config: Any) -> None:
+
+class PolicyLink:
+    """This process's connection to one policy (``kind`` named ``name``) in the actor of
+    ``group``, made again when the actor died. Every call carries the config, so a host
+    made again builds the policy from it (and restores its journal)."""
+
+    def __init__(self, name: str, kind: str, config: Any, group: str | None = None) -> None:
         self.name, self.kind, self.config = name, kind, config
-        self.handle = policy_actor(name, kind, config)
+        self.group = group or name
+        self.key = "" if self.group == name else name
+        self.handle = policy_actor(self.group)
         self.reconnects = 0
 
     def reconnect(self, dead: Any) -> Any:
         """A live handle after ``dead`` failed (the cached one if another user remade it)."""
         if self.handle is dead:
-            self.handle = policy_actor(self.name, self.kind, self.config, restore=True,
-                                       dead=dead)
+            self.handle = policy_actor(self.group, restore=True, dead=dead)
             self.reconnects += 1
         return self.handle
 
+    def remote(self, handle: Any, method: str, *args: Any) -> Any:
+        """The object ref of ``method(*args)`` on ``handle``."""
+        entry = handle.wait if method in _WAITING else handle.do
+        return entry.remote(self.kind, self.key, self.config, method, *args)
+
+    def unavailable(self, exc: BaseException) -> PolicyUnavailableError:
+        return _unavailable(self.name, self.kind, self.group, exc)
+
     async def call(self, method: str, *args: Any) -> Any:
-        """``handle.method(*args)``, reconnecting for at most ``RECONNECT_WAIT`` seconds."""
+        """``method(*args)``, reconnecting for at most ``RECONNECT_WAIT`` seconds."""
         deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             handle = self.handle
             try:
-                return await getattr(handle, method).remote(*args)
+                return await self.remote(handle, method, *args)
             except RayActorError as exc:
                 if time.monotonic() >= deadline:
-                    raise _unavailable(self.name, self.kind, exc) from None
+                    raise self.unavailable(exc) from None
                 await asyncio.sleep(_RECONNECT_PAUSE)
                 self.reconnect(handle)
             except RayTaskError as exc:
@@ -151,28 +166,28 @@ class PolicyLink:
         while True:
             handle = self.handle
             try:
-                return ray.get(getattr(handle, method).remote(*args), timeout=30)
+                return ray.get(self.remote(handle, method, *args), timeout=30)
             except RayActorError as exc:
                 if time.monotonic() >= deadline:
-                    raise _unavailable(self.name, self.kind, exc) from None
+                    raise self.unavailable(exc) from None
                 time.sleep(_RECONNECT_PAUSE)
                 self.reconnect(handle)
             except RayTaskError as exc:
                 raise _unwrap(exc) from None
 
     def send(self, method: str, *args: Any) -> concurrent.futures.Future[Any]:
-        """Fire ``handle.method(*args)``; its future (a dead actor is noticed by the next
-        awaited call)."""
-        return getattr(self.handle, method).remote(*args).future()
+        """Fire ``method(*args)``; its future (a dead actor is noticed by the next awaited
+        call)."""
+        return self.remote(self.handle, method, *args).future()
 
 
 class ClusterLimiter:
     """A process's share of the cluster-wide token bucket (see the module docstring)."""
 
-    def __init__(self, config: RateLimiterConfig, name: str) -> None:
+    def __init__(self, config: RateLimiterConfig, name: str, group: str | None = None) -> None:
         self.config = config
         self.name = name
-        self._link = PolicyLink(name, "rate_limiter", config)
+        self._link = PolicyLink(name, "rate_limiter", config, group)
         # not awaited here (an async actor's constructor must not block): the first
         # acquire waits for it
         self._configured: concurrent.futures.Future[Any] | None = self._link.send(
@@ -192,7 +207,7 @@ class ClusterLimiter:
         callback at once, and ``_landed`` takes the lock."""
         left = None if deadline is None else max(0.0, deadline - now)
         handle = self._link.handle
-        future = handle.take.remote(max(need, self._block), need, left).future()
+        future = self._link.remote(handle, "take", max(need, self._block), need, left).future()
         self._inflight = (future, deadline, handle)
         return future
 
@@ -243,7 +258,7 @@ class ClusterLimiter:
             except RayActorError as exc:
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since >= RECONNECT_WAIT:
-                    raise _unavailable(self.name, "rate_limiter", exc) from None
+                    raise self._link.unavailable(exc) from None
                 await asyncio.sleep(_RECONNECT_PAUSE)
                 self._link.reconnect(handle)
                 continue
@@ -281,8 +296,7 @@ class ClusterLimiter:
             local = {"local_tokens": self._tokens, "local_waiting": self.waiting,
                      "local_granted": self.granted, "block": self._block,
                      "reconnects": self._link.reconnects}
-        return {**shared, **local, "scope": "cluster", "actor": actor_name(self.name,
-                                                                           "rate_limiter")}
+        return {**shared, **local, "scope": "cluster", "actor": actor_name(self._link.group)}
 
     async def close(self) -> None:
         return None
@@ -298,11 +312,11 @@ def _for_actor(config: CircuitBreakerConfig) -> CircuitBreakerConfig:
 class ClusterBreaker:
     """A process's view of the cluster-wide breaker (see the module docstring)."""
 
-    def __init__(self, config: CircuitBreakerConfig, name: str) -> None:
+    def __init__(self, config: CircuitBreakerConfig, name: str, group: str | None = None) -> None:
         self.config = config
         self.name = name
         shared = _for_actor(config)
-        self._link = PolicyLink(name, "circuit_breaker", shared)
+        self._link = PolicyLink(name, "circuit_breaker", shared, group)
         self._lock = threading.Lock()
         self._state = CircuitBreakerState.CLOSED
         self._retry_at = 0.0
@@ -473,8 +487,7 @@ class ClusterBreaker:
         with self._lock:
             local = {"local_state": self._state.value, "unreported": len(self._pending),
                      "reconnects": self._link.reconnects}
-        return {**shared, **local, "scope": "cluster",
-                "actor": actor_name(self.name, "circuit_breaker")}
+        return {**shared, **local, "scope": "cluster", "actor": actor_name(self._link.group)}
 
     async def close(self) -> None:
         """Send what is still unreported."""
@@ -491,10 +504,10 @@ class ClusterBreaker:
 class ClusterBulkhead:
     """Cluster-wide bulkhead permits, leased by this process (see the module docstring)."""
 
-    def __init__(self, config: BulkheadConfig, name: str) -> None:
+    def __init__(self, config: BulkheadConfig, name: str, group: str | None = None) -> None:
         self.config = config
         self.name = name
-        self._link = PolicyLink(name, "bulkhead", config)
+        self._link = PolicyLink(name, "bulkhead", config, group)
         self._introduced: set[tuple[str, int]] = set()
 
     async def acquire(self, holder: str | None, timeout: float | None) -> str:
@@ -514,14 +527,17 @@ class ClusterBulkhead:
 
     def metrics(self) -> dict[str, Any]:
         return {**self._link.call_sync("metrics"), "scope": "cluster",
-                "actor": actor_name(self.name, "bulkhead")}
+                "actor": actor_name(self._link.group)}
 
     async def close(self) -> None:
         return None
 
 
 def _named(make: Any, what: str) -> Any:
-    return lambda config, name, **_: make(config, require_name(name, what))
+    def build(config: Any, name: str, group: str | None = None, **_: Any) -> Any:
+        return make(config, require_name(name, what),
+                    None if group is None else require_name(group, what))
+    return build
 
 
 backends.register("circuit_breaker", "cluster", _named(ClusterBreaker, "CircuitBreaker"))

@@ -97,7 +97,8 @@ class RateLimiter:
     ``acquire_sync`` is the same for sync code; ``try_acquire`` never waits; ``async with
     limiter:`` takes one token. ``pause(seconds)`` grants nothing for a while (a 429 with
     ``Retry-After``). ``scope="cluster"`` needs ``name``: every process using that name shares
-    one limit (Ray required). Thread-safe.
+    one limit (Ray required), kept in the policy actor ``recovery/<group>`` (``group``
+    defaults to ``name``). Thread-safe.
     """
 
     def __init__(self, rate: float | None = None, *, burst: int | None = None,
@@ -105,7 +106,8 @@ class RateLimiter:
                  config: RateLimiterConfig | dict[str, Any] | None = None,
                  name: str | None = None, scope: Scope = "process",
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 group: str | None = None) -> None:
         if config is None:
             config = RateLimiterConfig(rate=rate, burst=burst, period=period,
                                        acquire_timeout=acquire_timeout)
@@ -116,7 +118,8 @@ class RateLimiter:
         self.name = name or "rate_limiter"
         self._impl: backends.LimiterBackend = backends.create(
             "rate_limiter", scope, config, name if scope == "cluster" else self.name,
-            "RateLimiter", clock=clock, sleep=sleep)
+            "RateLimiter", **({"group": group} if scope == "cluster"
+                              else {"clock": clock, "sleep": sleep}))
 
     def _timeout(self, timeout: Any) -> float | None:
         return self.config.acquire_timeout if timeout is _DEFAULT else timeout

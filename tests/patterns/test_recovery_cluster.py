@@ -52,8 +52,8 @@ def uid() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def policy_handle(name: str, kind: str):
-    return ray.get_actor(f"recovery/{name}/{kind}", namespace="fsm_actors")
+def policy_handle(name: str, kind: str = ""):
+    return ray.get_actor(f"recovery/{name}", namespace="fsm_actors")
 
 
 @ray.remote(num_cpus=0)

@@ -207,7 +207,7 @@ def test_a_killed_policy_actor_is_remade_with_its_state_for_every_user(ray_sessi
     ray.get(users[0].fail.remote(3))
     time.sleep(0.5)  # the contract: refused to every other user within 0.5 s
     assert ray.get([u.call.remote() for u in users]) == ["refused", "refused"]
-    ray.kill(ray.get_actor(f"recovery/{uid}/circuit_breaker", namespace="fsm_actors"))
+    ray.kill(ray.get_actor(f"recovery/{uid}", namespace="fsm_actors"))
     time.sleep(0.5)  # every user's view is stale: the next call asks the (dead) actor
     assert ray.get([u.call.remote() for u in users], timeout=60) == ["refused", "refused"]
     with pytest.raises(CircuitOpenError):
@@ -217,10 +217,27 @@ def test_a_killed_policy_actor_is_remade_with_its_state_for_every_user(ray_sessi
 
     limiter = RateLimiter(1, period=60, burst=1, name=uid, scope="cluster")
     limiter.acquire_sync(timeout=10)  # the one token of the next minute
-    ray.kill(ray.get_actor(f"recovery/{uid}/rate_limiter", namespace="fsm_actors"))
+    ray.kill(ray.get_actor(f"recovery/{uid}", namespace="fsm_actors"))
     assert limiter.try_acquire() is False
     with pytest.raises(TimeoutError):  # a fresh bucket would grant one more now
         limiter.acquire_sync(timeout=0.5)
     assert limiter.metrics()["granted"] == 1
     for u in users:
         ray.kill(u)
+
+
+def test_one_policy_actor_per_policy_name_not_per_endpoint(ray_session, server, uid):
+    """Issue 23 item 15: a cluster-scope in-process run with a rate limit and a breaker on
+    each of three endpoints makes one policy actor."""
+    config = APIOrchestrationConfig(
+        name=f"one-{uid}", mode=OrchestrationMode.PARALLEL, scope="cluster", rate_limit=100,
+        circuit_breaker_threshold=5,
+        endpoints=[APIEndpoint(name=f"e{i}", url=f"{server.url}/items/{uid}-{i}", rate_limit=50)
+                   for i in range(3)])
+    orchestrator = APIOrchestrator(config)
+    result = asyncio.run(orchestrator.orchestrate({}))
+    assert not result["errors"]
+    actors = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+              if a["name"].startswith(f"recovery/api.one-{uid}")]
+    assert actors == [f"recovery/api.one-{uid}"]
+    asyncio.run(orchestrator.close())
