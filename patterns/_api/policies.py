@@ -22,7 +22,12 @@ from typing import Any
 from patterns._api.call import EndpointCall
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.errors import PermanentCallError, TransientCallError
-from patterns.error_recovery import CircuitBreaker, RateLimiter, RetryPolicy
+from patterns.error_recovery import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    RateLimiter,
+    RetryPolicy,
+)
 
 
 class EndpointPolicy:
@@ -97,6 +102,11 @@ class Limits:
         if rate is not None:
             shared.append(self._limiter(self.name(), rate, config.burst))
         policies = {}
+        threshold = config.breaker_threshold()
+        breaker_config = None if threshold is None else CircuitBreakerConfig(
+            failure_threshold=threshold, window_size=max(10, 2 * threshold),
+            timeout=config.circuit_breaker_timeout, record_exceptions=(TransientCallError,),
+            ignore_exceptions=(PermanentCallError,))  # one for every endpoint's breaker
         for endpoint in config.endpoints:
             limiters = list(shared)
             if endpoint.rate_limit is not None:
@@ -104,16 +114,10 @@ class Limits:
                                               endpoint.rate_limit / config.rate_limit_window,
                                               endpoint.burst_limit))
             breaker = None
-            threshold = config.breaker_threshold()
-            if threshold is not None:
-                breaker = CircuitBreaker(
-                    name=self.name(endpoint.name), scope=self.breaker_scope,  # type: ignore[arg-type]
-                    group=self.name(),  # one policy actor per run
-                    failure_threshold=threshold,
-                    window_size=max(10, 2 * threshold),
-                    timeout=config.circuit_breaker_timeout,
-                    record_exceptions=(TransientCallError,),
-                    ignore_exceptions=(PermanentCallError,))
+            if breaker_config is not None:
+                breaker = CircuitBreaker(breaker_config, name=self.name(endpoint.name),
+                                         scope=self.breaker_scope,  # type: ignore[arg-type]
+                                         group=self.name())  # one policy actor per run
             policies[endpoint.name] = EndpointPolicy(
                 RetryPolicy(endpoint.retry, name=self.name(endpoint.name)),
                 limiters, breaker)
