@@ -15,8 +15,9 @@ from typing import Any
 from fsm_actors.config import FSMConfig, load_config
 from fsm_actors.config.resources import needed_resources, resolve_resources
 from fsm_actors.engine import DataHandlingMode, Machine, compile_machine
+from fsm_actors.engine.counts import BatchResults, StateCounts
 from fsm_actors.executors import ActorExecutor, Executor, LocalExecutor
-from fsm_actors.platform import extensions
+from fsm_actors.platform import extensions, metrics
 from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.progress import BatchProgress
 
@@ -46,6 +47,8 @@ class AsyncSimpleFSM:
     nor given fails here, naming it. ``local=True`` runs in this process without Ray;
     otherwise ``actors`` FSM actors (default: the cluster's CPU count) on the Ray cluster
     found by ``address`` (see ``fsm_actors.platform.runtime.ensure_ray``).
+    ``count_states`` (default on) keeps per-state counts (``stats()``; see
+    ``fsm_actors.engine.counts``).
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class AsyncSimpleFSM:
         address: str | None = None,
         max_in_flight: int = 2,
         actor_options: Mapping[str, Any] | None = None,
+        count_states: bool = True,
     ) -> None:
         self._config: FSMConfig = config if isinstance(config, FSMConfig) else load_config(config)
         self._functions = dict(custom_functions or {})
@@ -68,6 +72,8 @@ class AsyncSimpleFSM:
             data_mode or self._config.default_data_mode or DataHandlingMode.COPY
         )
         self._local = local
+        self._count_states = count_states
+        self._counts = StateCounts()
         self._address = address
         self._resource_spec = None
         self._resource_names: list[str] = []
@@ -82,7 +88,9 @@ class AsyncSimpleFSM:
             self._resource_names = list(specs)
         self._executor: Executor
         if local:
-            self._executor = LocalExecutor(self._config, self._functions, resources=binder)
+            self._executor = LocalExecutor(
+                self._config, self._functions, resources=binder, count_states=count_states
+            )
         else:
             self._executor = ActorExecutor(
                 self._config,
@@ -93,6 +101,7 @@ class AsyncSimpleFSM:
                 max_in_flight=max_in_flight,
                 resource_spec=self._resource_spec,
                 actor_options=actor_options,
+                count_states=count_states,
             )
         self._closed = False
 
@@ -123,6 +132,30 @@ class AsyncSimpleFSM:
     def get_state(self, name: str) -> Any:
         """The state's definition, or None when there is no such state."""
         return self._machine.get_state(name)
+
+    def stats(self) -> dict[str, Any]:
+        """Per-state counts of every record run since this FSM was built (batches and
+        streams): ``{"states": {state: {entered, ended, failed, seconds[, errors]}}, "arcs":
+        {"a->b": n}}``. ``failed`` counts the records that failed in the state, ``errors``
+        splits them by error type; ``seconds`` is estimated from sampled records. Exact
+        across actors: each chunk is counted once, when its result is accepted."""
+        return self._counts.to_dict(self._machine.state_names)
+
+    def to_mermaid(self, counts: Mapping[str, Any] | None = None) -> str:
+        """The compiled machine as a Mermaid flowchart: every network, state (start/end
+        marked, transforms, validators and resources listed), arc (condition, priority,
+        transform) and sub-network call. ``counts`` (``stats()`` or a run result holding
+        ``states``) labels each state with its counts and colours it by failures."""
+        from fsm_actors.engine.diagram import to_mermaid
+
+        return to_mermaid(self._machine, counts)
+
+    def to_dot(self, counts: Mapping[str, Any] | None = None) -> str:
+        """The compiled machine as Graphviz DOT (as ``to_mermaid``); render it with
+        ``dot -Tsvg``."""
+        from fsm_actors.engine.diagram import to_dot
+
+        return to_dot(self._machine, counts)
 
     def get_resources(self) -> list[str]:
         """Names of the resources registered through ``resources=``."""
@@ -179,7 +212,8 @@ class AsyncSimpleFSM:
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         """Run many records; results in input order, one per record (a record that is not
-        a mapping is a failure of that record only).
+        a mapping is a failure of that record only). The list's ``stats`` attribute holds
+        this call's per-state counts (shaped as ``stats()``).
 
         ``batch_size`` records go in one actor call (default: sized from the input and the
         pool); ``max_workers`` caps the actors used. Raises ``TimeoutError`` past
@@ -189,11 +223,13 @@ class AsyncSimpleFSM:
         self._check_open()
         records = [d if type(d) is dict else _record(d) for d in data]
         if not records:
-            return []
+            return BatchResults([], {"states": {}, "arcs": {}})
         workers = max_workers or self._executor.parallelism()
         size = batch_size or _auto_chunk(len(records), workers)
         progress = BatchProgress(total=len(records))
         out: list[dict[str, Any]] = []
+        counts = StateCounts()
+        name = self._machine.name
 
         async def run() -> None:
             chunks = (records[i : i + size] for i in range(0, len(records), size))
@@ -201,6 +237,11 @@ class AsyncSimpleFSM:
                 "process_batch", chunks, self._data_mode, workers
             ):
                 out.extend(results)
+                chunk_counts = getattr(results, "counts", None)
+                if chunk_counts is not None:  # accepted once: a re-sent chunk is not here twice
+                    counts.merge(chunk_counts)
+                    self._counts.merge(chunk_counts)
+                    metrics.record_states(name, chunk_counts)
                 ok = sum(map(_SUCCESS, results))
                 progress.completed += len(results)
                 progress.succeeded += ok
@@ -216,7 +257,7 @@ class AsyncSimpleFSM:
                 f"process_batch exceeded timeout of {timeout} seconds after "
                 f"{progress.completed} of {progress.total} records"
             ) from None
-        return out
+        return BatchResults(out, counts.to_dict(self._machine.state_names))
 
     def status(self) -> list[dict[str, Any]]:
         """Live counters of each worker: ``fsm, actor, records, failed, batches, busy``."""
@@ -289,12 +330,16 @@ class AsyncSimpleFSM:
             local=self._local,
         )
         try:
-            return await asyncio.wait_for(job, timeout)
+            result = await asyncio.wait_for(job, timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"process_stream exceeded timeout of {timeout} seconds; the old output (if "
                 "any) was left as it was"
             ) from None
+        counted = StateCounts.load(result.pop("state_counts", None))
+        self._counts.merge(counted)
+        result.update(counted.to_dict(self._machine.state_names))
+        return result
 
     # -- lifecycle -----------------------------------------------------------------------
     async def close(self) -> None:

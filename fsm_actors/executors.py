@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fsm_actors.engine import DataHandlingMode
+from fsm_actors.engine.counts import ChunkResults
 from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform.errors import WorkerError
 from fsm_actors.platform.event_loop import aiter_any
@@ -67,8 +68,9 @@ class LocalExecutor:
     """
 
     def __init__(self, config: Any, custom_functions: Mapping[str, Callable[..., Any]] | None,
-                 resources: Any = None) -> None:
-        self.worker = FSMWorker(config, custom_functions, resources=resources)
+                 resources: Any = None, count_states: bool = True) -> None:
+        self.worker = FSMWorker(config, custom_functions, resources=resources,
+                                count_states=count_states)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsm-local")
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -91,9 +93,13 @@ class LocalExecutor:
         run = getattr(self.worker, _checked(method))
         prefix = uuid.uuid4().hex[:8]
         n = 0
+
+        def counted(chunk: Any, mode: DataHandlingMode, name: str) -> ChunkResults:
+            return ChunkResults(run(chunk, mode, name), self.worker.last_counts)
+
         async for chunk in aiter_any(chunks):
             n += 1
-            yield await self._run(run, chunk, data_mode, f"{prefix}-{n}")
+            yield await self._run(counted, chunk, data_mode, f"{prefix}-{n}")
 
     def parallelism(self) -> int:
         return 1
@@ -125,7 +131,9 @@ class ActorExecutor:
         max_in_flight: int = 2,
         resource_spec: ResourceSpec | None = None,
         actor_options: Mapping[str, Any] | None = None,
+        count_states: bool = True,
     ) -> None:
+        self._count_states = count_states
         self._config = config
         self._functions = dict(custom_functions or {})
         self._fsm_name = fsm_name
@@ -162,7 +170,8 @@ class ActorExecutor:
             name = pool_actor_name(base, index, generation)
             opts = runtime.actor_options("worker", name=name, **self._actor_options)
             return FSMActor.options(**opts).remote(
-                config_ref, self._functions, name, self._resource_spec, index
+                config_ref, self._functions, name, self._resource_spec, index,
+                self._count_states,
             )
 
         self._snapshots = [WorkerCounters() for _ in range(size)]
@@ -224,7 +233,7 @@ class ActorExecutor:
                 call, items, actors=workers, on_complete=self._account
             ):
                 # dict batches travel packed, results column-wise (see platform.pickling)
-                yield unpack_results(result[3])
+                yield ChunkResults(unpack_results(result[3]), result[4])
 
     @contextmanager
     def _worker_errors(self, what: str) -> Iterator[None]:

@@ -74,6 +74,18 @@ class SimpleFSM:
     def get_resources(self) -> list[str]:
         return self._async.get_resources()
 
+    def stats(self) -> dict[str, Any]:
+        """Per-state counts since this FSM was built; see ``AsyncSimpleFSM.stats``."""
+        return self._async.stats()
+
+    def to_mermaid(self, counts: Mapping[str, Any] | None = None) -> str:
+        """The machine as a Mermaid flowchart; see ``AsyncSimpleFSM.to_mermaid``."""
+        return self._async.to_mermaid(counts)
+
+    def to_dot(self, counts: Mapping[str, Any] | None = None) -> str:
+        """The machine as Graphviz DOT; see ``AsyncSimpleFSM.to_dot``."""
+        return self._async.to_dot(counts)
+
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return run_sync(self._async.validate(data))
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fsm_actors.engine.counts import StateCounts
 from fsm_actors.engine.resources import ResourceSpec
+from fsm_actors.platform import metrics
 from fsm_actors.platform.io import RowError
 from fsm_actors.platform.io.errors import raw_text
 from fsm_actors.platform.io.json_encode import json_default
@@ -71,6 +73,7 @@ class FSMStage:
                         stage="fsm",
                         state=state,
                         function=(r.get("metadata") or {}).get("function"),
+                        path=tuple(r.get("path") or ()),
                     )
                 )
             elif emits(state):
@@ -79,11 +82,20 @@ class FSMStage:
                 excluded[state] = excluded.get(state, 0) + 1
         out = StageOutput(None, len(records), sum(excluded.values()), errors, records=emitted)
         out.excluded = excluded  # type: ignore[attr-defined]
+        out.counts = self._worker.last_counts  # type: ignore[attr-defined]
+        if out.counts is not None:
+            metrics.record_states(self._worker.machine.name, out.counts)
         return out
 
     def side(self, out: StageOutput) -> tuple[None, Any]:
+        side = {}
         excluded = getattr(out, "excluded", None)
-        return None, ({"excluded": excluded} if excluded else None)
+        if excluded:
+            side["excluded"] = excluded
+        counts = getattr(out, "counts", None)
+        if counts:
+            side["counts"] = counts
+        return None, (side or None)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "binder")}
@@ -95,11 +107,13 @@ def _raw(data: Any) -> str | None:
 
 def _finish(staging: Any, meta: dict[str, Any]) -> dict[str, Any]:
     excluded: dict[str, int] = {}
+    counts = StateCounts()
     for batches in meta.get("whole", {}).values():
         for side in batches.values():
             for state, n in (side or {}).get("excluded", {}).items():
                 excluded[state] = excluded.get(state, 0) + n
-    return {"excluded_by_state": excluded}
+            counts.merge((side or {}).get("counts") or {})
+    return {"excluded_by_state": excluded, "state_counts": counts.dump()}
 
 
 async def stream_job(

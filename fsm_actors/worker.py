@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fsm_actors.engine import BatchLeases, DataHandlingMode, Machine, compile_machine
+from fsm_actors.engine.counts import StateCounts
 
 
 @dataclass
@@ -52,8 +53,14 @@ class FSMWorker:
         resources: Any = None,
         label: str = "",
         owns_inputs: bool = False,
+        count_states: bool = True,
     ) -> None:
         self.machine: Machine = compile_machine(config, dict(custom_functions or {}))
+        # per-state counts (engine.counts): the last batch's, to send with its results, and
+        # this worker's total for status()
+        self.count_states = count_states
+        self.last_counts: dict[str, Any] | None = None
+        self.state_counts = StateCounts()
         self.resources = resources
         self._batch_leases = BatchLeases(resources) if resources is not None else None
         self.label = label or self.machine.name
@@ -105,6 +112,7 @@ class FSMWorker:
         # with resources: one lease per resource for the whole batch (see BatchLeases)
         owner = f"batch_{self.label}_{execution_id_prefix}_{self.batches_started}"
         leasing = self._batch_leases.batch(owner) if self._batch_leases else nullcontext(None)
+        timings: dict[str, list[float]] | None = {} if self.count_states else None
         try:
             with leasing as leases:
                 results = self.machine.run_batch(
@@ -112,10 +120,15 @@ class FSMWorker:
                     data_mode=self._top_mode(data_mode, private),
                     resources=leases,
                     execution_id_prefix=execution_id_prefix,
+                    timings=timings,
                 )
         finally:
             self.running = None
         self.counters.add(*batch_summary(results))
+        if timings is not None:
+            counts = StateCounts().add_results(results).add_timings(timings)
+            self.state_counts.merge(counts)
+            self.last_counts = counts.dump()
         return results
 
     @staticmethod
@@ -146,4 +159,5 @@ class FSMWorker:
             "busy": self.running is not None,
             "running": self.running,
             "last_state": c.last_state,
+            "states": self.state_counts.to_dict(self.machine.state_names)["states"],
         }

@@ -28,12 +28,14 @@ class FSMActor:
         label: str = "",
         resource_spec: ResourceSpec | None = None,
         index: int = 0,
+        count_states: bool = True,
     ) -> None:
         resources = None
         if resource_spec is not None:
             resources = resource_spec.bind()
         self._worker = FSMWorker(
-            config, custom_functions, resources=resources, label=label, owns_inputs=True
+            config, custom_functions, resources=resources, label=label, owns_inputs=True,
+            count_states=count_states,
         )
         config_source = getattr(self._worker.machine.config, "source", None)
         # identity only: Ray's dashboard captures the repr once, when the actor starts
@@ -95,14 +97,16 @@ class FSMActor:
         payload: bytes,
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
-    ) -> tuple[int, int, str | None, bytes]:
+    ) -> tuple[int, int, str | None, bytes, dict[str, Any] | None]:
         """``process_batch`` with records and results as packed bytes (see ``_wire``);
-        returns ``(records, failed, last final state, packed results)``. The cyclic GC is
+        returns ``(records, failed, last final state, packed results, the chunk's per-state
+        counts)`` (``engine.counts.StateCounts.dump()``, ``None`` with counting off). The cyclic GC is
         held for the whole call (records in, results out): collections over the just-made
         results cost more than packing them."""
         with gc_paused():
             results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
-            return (*batch_summary(results), pack_results(results))
+            packed = pack_results(results)
+            return (*batch_summary(results), packed, self._worker.last_counts)
 
     def snapshot(self) -> dict[str, Any]:
         return self._worker.snapshot()

@@ -9,6 +9,7 @@ try:  # importing Ray takes a moment: a Ctrl-C in it is an interrupt like any ot
     import click
 
     from fsm_actors.cli.cluster import down, up
+    from fsm_actors.cli.graph import graph
     from fsm_actors.cli.interrupts import InterruptibleGroup
     from fsm_actors.cli.jobs import jobs, logs, stop, submit
     from fsm_actors.cli.run import run, schema, validate
@@ -24,7 +25,7 @@ def cli() -> None:
     """Run finite-state-machine pipelines on Ray actors (local or on a cluster)."""
 
 
-for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status):
+for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph):
     cli.add_command(_command)
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 from uuid import uuid4
 
 from fsm_actors.config import FSMConfig, StateConfig, load_config
 from fsm_actors.config.models import DataHandlingMode
+from fsm_actors.engine.counts import TIMING_SAMPLE, accumulate_timing
 from fsm_actors.engine.data_modes import copier_for
 from fsm_actors.engine.graph import Network, State, build_networks
 from fsm_actors.engine.resources import ResourceBinder
@@ -85,6 +87,11 @@ class Machine:
     def config(self) -> FSMConfig:
         """The canonical config this machine was compiled from."""
         return self._config
+
+    @property
+    def networks(self) -> dict[str, Network]:
+        """The compiled networks by name (read them, do not change them)."""
+        return self._networks
 
     @property
     def max_transitions(self) -> int:
@@ -167,6 +174,7 @@ class Machine:
         data_mode: DataHandlingMode | str | None = None,
         resources: ResourceBinder | None = None,
         execution_id_prefix: str | None = None,
+        timings: dict[str, list[float]] | None = None,
     ) -> list[dict[str, Any]]:
         """Run every record, in order: ``[{final_state, data, path, success, error}]``.
 
@@ -174,6 +182,8 @@ class Machine:
         runs as execution ``<prefix>_<i>`` (a random prefix by default). The cyclic garbage
         collector is paused for the batch: the results hold no cycles, and collections
         triggered by the many small result objects cost more than the records' own work.
+        With ``timings``, one record in ``TIMING_SAMPLE`` is timed state by state into it
+        (``{state: [timed entries, seconds]}``, see ``engine.counts``).
         """
         copy = copier_for(data_mode or self._config.default_data_mode)
         prefix = execution_id_prefix or uuid4().hex
@@ -187,6 +197,15 @@ class Machine:
                         append(_not_a_dict(record))
                         continue
                     record = dict(record)
+                if timings is not None and not index % TIMING_SAMPLE:
+                    clock: list[float] = []
+                    result = walk(
+                        start, copy(record), limit, resources, prefix, index, None, None, clock
+                    )
+                    clock.append(perf_counter())
+                    accumulate_timing(timings, result["path"], clock)
+                    append(result)
+                    continue
                 append(walk(start, copy(record), limit, resources, prefix, index, None, None))
         return results
 

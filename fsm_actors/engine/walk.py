@@ -8,6 +8,7 @@ take one. Exceptions raised by user functions become the record's error text
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 from fsm_actors.engine.context import ExecutionResult, FunctionContext
@@ -25,11 +26,13 @@ def walk(
     index: int | None,
     variables: dict[str, Any] | None,
     counts: dict[str, int] | None,
+    clock: list[float] | None = None,
 ) -> dict[str, Any]:
     """Walk ``data`` from ``state`` until an end state or a stop (see ``Machine``) and
     return ``{final_state, data, path, success, error}``. The execution id (for resource
     owners) is ``run_id``, or ``<run_id>_<index>`` for record ``index`` of a batch;
-    ``counts`` (if given) receives the arc usage counts."""
+    ``counts`` (if given) receives the arc usage counts; ``clock`` (if given) receives
+    ``perf_counter()`` as each state is entered (the caller adds the end time)."""
     path: list[str] = []
     append = path.append
     error: str | None = None
@@ -41,6 +44,8 @@ def walk(
     held: str | None = None
     while True:
         append(state.name)
+        if clock is not None:
+            clock.append(perf_counter())
         failure: str | None = None
         if state.passes:  # nothing to run and an unconditional first arc (or an end state)
             chosen = state.default_arc

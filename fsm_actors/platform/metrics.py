@@ -103,3 +103,53 @@ def observe(name: str, value: float, *, pipeline: str | None = None, run: str | 
     _known(name)
     if on_ray():
         _metric(name).observe(value, tags=_tags(pipeline, run, role))
+
+
+# -- per-state FSM counts ----------------------------------------------------------------
+
+STATE_TAG_KEYS = ("fsm", "state")
+
+#: name -> description; counters tagged ``fsm`` and ``state`` (``state`` is ``a->b`` for arcs)
+STATE_CATALOG: dict[str, str] = {
+    "state_entered": "Records that entered an FSM state",
+    "state_ended": "Records that ended in an FSM state",
+    "state_failed": "Records that failed in an FSM state",
+    "state_seconds": "Time spent in an FSM state (estimated from sampled records)",
+    "arc_taken": "Transitions taken along an FSM arc (state tag: 'from->to')",
+}
+
+
+def _state_metric(name: str) -> Any:
+    metric = _made.get(name)
+    if metric is not None:
+        return metric
+    from ray.util import metrics as ray_metrics
+
+    with _lock:
+        if name not in _made:
+            _made[name] = ray_metrics.Counter(PREFIX + name, STATE_CATALOG[name],
+                                              tag_keys=STATE_TAG_KEYS)
+    return _made[name]
+
+
+def record_states(fsm: str, counts: dict[str, Any]) -> None:
+    """Add one chunk's per-state counts (``engine.counts.StateCounts.dump()``) to the
+    ``state_*`` and ``arc_taken`` counters, tagged ``fsm`` and ``state``. Off Ray: nothing."""
+    if not counts or not on_ray():
+        return
+    entered, ended, failed = (_state_metric(n) for n in
+                              ("state_entered", "state_ended", "state_failed"))
+    for state, row in counts.get("states", {}).items():
+        tags = {"fsm": fsm, "state": state}
+        for metric, value in zip((entered, ended, failed), row, strict=False):
+            if value > 0:
+                metric.inc(value, tags=tags)
+    seconds = _state_metric("state_seconds")
+    rows = counts.get("states", {})
+    for state, (n, spent) in counts.get("sampled", {}).items():
+        if n and spent > 0 and state in rows:
+            seconds.inc(spent / n * rows[state][0], tags={"fsm": fsm, "state": state})
+    arcs = _state_metric("arc_taken")
+    for arc, n in counts.get("arcs", {}).items():
+        if n > 0:
+            arcs.inc(n, tags={"fsm": fsm, "state": arc})

@@ -29,10 +29,15 @@ class RowError:
     stage: str = "parse"
     function: str | None = None
     state: str | None = None
+    path: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the error sink's line format)."""
-        return asdict(self)
+        """A JSON-ready dict (the error sink's line format); ``path`` (the FSM states a
+        record visited, ``state`` being where it stopped) only for FSM records."""
+        out = asdict(self)
+        if out["path"] is None:
+            del out["path"]
+        return out
 
 
 class FormatError(FSMError, ValueError):
