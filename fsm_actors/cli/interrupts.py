@@ -35,19 +35,21 @@ def quietly_disconnect() -> None:
         os.close(saved)
 
 
-def interrupted_exit(command: str | None) -> None:
-    """Print what was interrupted, leave Ray, exit 130 (a second Ctrl-C exits at once)."""
+def interrupted_exit(command: str | None, terminated: bool = False) -> None:
+    """Print what was interrupted, leave Ray, exit 130 (143 after SIGTERM; a second Ctrl-C
+    exits at once)."""
     from fsm_actors.cli.progress import install_interrupt_exit
 
     install_interrupt_exit(lambda: "stopped")
     what = {"run": " before the run started; nothing was written",
             "submit": "; nothing more was sent to the cluster",
             "logs": "; stopped reading the logs (the job runs on)"}.get(command or "", "")
-    click.echo(f"\n{command or 'fsm-actors'}: interrupted{what}", err=True)
+    how = "stopped (SIGTERM)" if terminated else "interrupted"
+    click.echo(f"\n{command or 'fsm-actors'}: {how}{what}", err=True)
     quietly_disconnect()
     sys.stderr.flush()
     sys.stdout.flush()
-    os._exit(130)
+    os._exit(143 if terminated else 130)
 
 
 class InterruptibleGroup(click.Group):
@@ -56,5 +58,7 @@ class InterruptibleGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            interrupted_exit(ctx.invoked_subcommand)
+        except KeyboardInterrupt as stop:
+            from fsm_actors.cli.stopping import Terminated
+
+            interrupted_exit(ctx.invoked_subcommand, isinstance(stop, Terminated))

@@ -33,6 +33,7 @@ from fsm_actors.cli.documents import (
 from fsm_actors.cli.outputs import output_paths, unwritable
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit
 from fsm_actors.cli.stdout_sink import StdoutSink
+from fsm_actors.cli.stopping import Terminated, catch_sigterm, remove, stale_temp_files
 
 #: Input formats ``run`` reads (by extension; .gz/.zst compressed forms too).
 INPUT_FORMATS = "CSV, TSV, JSON, JSON Lines, XML, Parquet, text (.txt/.log); .gz/.zst compressed"
@@ -94,21 +95,26 @@ def _connect(display: RunDisplay, address: str | None) -> Any:
         logging.ERROR
     )
     info = runtime.ensure_ray(address)
+    catch_sigterm()  # Ray installed its own, which prints a stack of addresses
     where = "embedded local Ray" if info.started_local else f"Ray cluster at {info.address}"
     dashboard = f"; dashboard {info.dashboard_url}" if info.dashboard_url else ""
     display.phase(f"Ray ready: {where}{dashboard}")
     return info
 
 
-def _interrupted(display: RunDisplay, resume: str) -> None:
-    """Stop after Ctrl-C: stop the actors (and an embedded Ray), say how to resume, exit 130.
+def _interrupted(display: RunDisplay, resume: str, targets: list[Path],
+                 stop: KeyboardInterrupt) -> None:
+    """Stop after Ctrl-C or SIGTERM: stop the actors (and an embedded Ray), remove the run's
+    temp files beside ``targets``, say how to resume, exit 130 (143 for SIGTERM).
 
     What the run's threads print while their actors go away is teardown noise after the
     user asked to stop, so stderr is muted (at the descriptor, where Ray writes too) until
     everything is down.
     """
+    terminated = isinstance(stop, Terminated)
     display.stop_bar()
-    display.phase(f"interrupted after {display.done:,} records; stopping the actors")
+    display.phase(f"{'stopped (SIGTERM)' if terminated else 'interrupted'} after "
+                  f"{display.done:,} records; stopping the actors")
     install_interrupt_exit(lambda: "stopped")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -122,9 +128,18 @@ def _interrupted(display: RunDisplay, resume: str) -> None:
         os.dup2(saved, 2)
         os.close(devnull)
         os.close(saved)
+    remove(stale_temp_files(targets))
     click.echo(resume, err=True)
     sys.stderr.flush()
-    os._exit(130)  # the run's own threads must not print again on the way out
+    os._exit(143 if terminated else 130)  # the run's own threads must not print again
+
+
+def _before_work(display: RunDisplay, targets: list[Path]) -> None:
+    """Remove the temp files a killed earlier run left beside the outputs."""
+    gone = remove(stale_temp_files(targets))
+    if gone:
+        display.phase(f"removed {len(gone)} temp file(s) an earlier stopped run left: "
+                      + ", ".join(str(p) for p in gone))
 
 
 @click.command()
@@ -163,6 +178,7 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
     spec = read_document(config)
     kind = document_kind(config, spec)
     display = RunDisplay(bar=not no_progress)
+    catch_sigterm()
     to_stdout = kind == "fsm_config" and output_path is None
     if to_stdout and as_json:
         raise UserError(f"{config}: --json prints the result on stdout, where the records go "
@@ -208,6 +224,8 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
     if why:
         raise UserError(f"--output {output_path}: cannot write it: {why}")
     display.count_rows([input_path])
+    targets = [output_path] if output_path is not None else []
+    _before_work(display, targets)
     if not local:
         _connect(display, address)
     fsm = SimpleFSM(spec, custom_functions=functions, local=local, actors=actors,
@@ -219,17 +237,17 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
             return fsm.process_stream(str(input_path), output_path, chunk_size=chunk_size,
                                       on_progress=display.on_progress,
                                       checkpoint_id=checkpoint_id)
-    except KeyboardInterrupt:
-        _interrupted(display, _resume_hint(checkpoint_id))
+    except KeyboardInterrupt as stop:
+        _interrupted(display, _resume_hint(checkpoint_id), targets, stop)
         raise  # not reached: _interrupted exits
 
 
 def _resume_hint(checkpoint_id: str | None) -> str:
     if checkpoint_id:
         return (f"progress is saved under checkpoint {checkpoint_id!r}: run the same command "
-                "again to resume")
+                "again to resume (a Ray Job: submit it again with the same arguments)")
     return ("the output was left untouched; run again with --checkpoint-id NAME to be able to "
-            "resume an interrupted run")
+            "resume a stopped run")
 
 
 #: per kind of pipeline file: the key naming the files it reads
@@ -271,8 +289,10 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     problems = static_problems(config, job)
     if problems:
         raise UserError("\n".join(problems))
-    display.count_rows(_inputs(config, read_document(config)),
-                       has_header=getattr(job, "csv_has_header", True))
+    spec = read_document(config)
+    display.count_rows(_inputs(config, spec), has_header=getattr(job, "csv_has_header", True))
+    targets = [path for _, path in output_paths(spec, config.parent)]
+    _before_work(display, targets)
     _connect(display, address)
     kind = getattr(job, "kind", "file_processing")
     display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
@@ -281,8 +301,8 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     try:
         return files.run(config, on_progress=display.on_progress, address=address,
                                  checkpoint_id=checkpoint_id)
-    except KeyboardInterrupt:
-        _interrupted(display, _resume_hint(checkpoint_id))
+    except KeyboardInterrupt as stop:
+        _interrupted(display, _resume_hint(checkpoint_id), targets, stop)
         raise  # not reached
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.ops.ray_heads import client_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,3 +120,41 @@ def test_ctrl_c_while_an_embedded_ray_starts_exits_130_with_one_line(tmp_path):
     assert code == 130, out
     assert "run: interrupted before the run started; nothing was written" in out
     assert "Aborted!" not in out and "Traceback" not in out, out
+
+
+SLOW_JOB = ("kind: file_processing\ninput_path: in.csv\noutput_path: out.jsonl\nchunk_size: 250\n"
+            "transformations: [\"lambda r: (__import__('time').sleep(0.001), r)[1]\"]\n")
+
+
+@pytest.mark.ray
+def test_a_stopped_run_cleans_up_says_how_to_resume_and_the_resume_leaves_no_temp_file(
+        ray_session, tmp_path):
+    (tmp_path / "in.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(10_000)))
+    job = tmp_path / "job.yaml"
+    job.write_text(SLOW_JOB)
+    args = [sys.executable, "-m", "fsm_actors.cli.main", "run", str(job), "--no-progress",
+            "--address", ray_session.address, "--checkpoint-id", "stop1"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, env=client_env(
+                                FSM_ACTORS_HOME=str(tmp_path / "home")))
+    seen = ""
+    for line in proc.stderr:  # SIGTERM, as `fsm-actors stop` (Ray's job stop) sends it
+        seen += line
+        if "actors ready" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    seen += proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, seen
+    assert "stopped (SIGTERM) after" in seen and "run the same command again to resume" in seen
+    assert "SIGTERM received" not in seen and "PC: @" not in seen and "Traceback" not in seen
+    assert not list(tmp_path.glob(".out.jsonl.*.tmp")), seen
+    # a run killed outright (SIGKILL) leaves its temp file: the resume removes it
+    stale = tmp_path / ".out.jsonl.0badc0de.tmp"
+    stale.write_bytes(b"x" * 100_000)
+    done = cli("run", str(job), "--no-progress", "--address", ray_session.address,
+               "--checkpoint-id", "stop1", cwd=tmp_path, FSM_ACTORS_HOME=str(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 temp file(s) an earlier stopped run left" in done.stderr
+    assert not stale.exists() and not list(tmp_path.glob(".out.jsonl.*.tmp"))
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(int(r["a"]) for r in rows) == list(range(10_000))
