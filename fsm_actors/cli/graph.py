@@ -19,8 +19,11 @@ from fsm_actors.cli.documents import UserError, document_kind, read_document
 from fsm_actors.cli.run import (
     _message,
     _pipeline_errors,
+    _told,
+    fsm_config_problems,
     load_functions,
     pipeline_files,
+    unloaded_problems,
     user_errors,
 )
 
@@ -40,14 +43,18 @@ def machine_of(config: Path, functions: dict[str, Any]) -> Any:
     spec = read_document(config)
     kind = document_kind(config, spec)
     if kind == "fsm_config":
-        try:
-            return compile_machine(spec, functions)
-        except user_errors() as exc:
-            raise UserError(_message(config, exc)) from None
+        machine, problems = fsm_config_problems(config, spec, functions)
+        if problems or machine is None:
+            raise UserError("\n".join(problems))
+        return machine
+    problems = unloaded_problems(config, spec)
     try:
         job = pipeline_files().load(config)
     except user_errors() as exc:
-        raise UserError("\n".join(_pipeline_errors(config, exc))) from None
+        problems += [p for p in _pipeline_errors(config, exc) if not _told(p, problems)]
+        raise UserError("\n".join(problems)) from None
+    if problems:
+        raise UserError("\n".join(problems))
     job_spec = getattr(job, "spec", None) or {}
     if getattr(job, "kind", None) != "fsm" or "config" not in job_spec:
         raise UserError(f"{config}: a {kind} pipeline file has no FSM to draw; graph draws FSM "

@@ -1,0 +1,162 @@
+"""Issue 25 (1): diagrams of the compiled machine (Mermaid, DOT, SVG) from Python and the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from fsm_actors import SimpleFSM
+from fsm_actors.cli.main import cli
+from fsm_actors.engine import compile_machine
+from fsm_actors.engine.diagram import to_dot, to_mermaid
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "orders_fsm.yaml"
+
+NETWORKS = {
+    "name": "nested",
+    "main_network": "main",
+    "networks": [
+        {
+            "name": "main",
+            "states": [
+                {"name": "start", "is_start": True, "resources": [],
+                 "validators": ["lambda d: 'x' in d"],
+                 "arcs": [
+                     {"target": "enrich", "condition": "data['x'] > 0", "priority": 3,
+                      "transform": "lambda d: {**d, 'pos': True}"},
+                     {"target": "reject"},
+                 ]},
+                {"name": "enrich",
+                 "arcs": [{"target": "finish", "target_network": "sub"}]},
+                {"name": "finish", "is_end": True},
+                {"name": "reject", "is_end": True, "emit_output": False},
+            ],
+        },
+        {
+            "name": "sub",
+            "states": [
+                {"name": "sub_in", "is_start": True, "transforms": ["lambda d: {**d, 's': 1}"],
+                 "arcs": [{"target": "sub_out"}]},
+                {"name": "sub_out", "is_end": True},
+            ],
+        },
+    ],
+}
+
+STATES = ["start", "enrich", "finish", "reject", "sub_in", "sub_out"]
+ARCS = [("start", "enrich"), ("start", "reject"), ("enrich", "sub_in"), ("enrich", "finish"),
+        ("sub_in", "sub_out")]
+
+
+def _ids(text: str, pattern: str) -> dict[str, str]:
+    """state name -> node id, read back from the drawn nodes."""
+    return {m.group(2): m.group(1) for m in re.finditer(pattern, text)}
+
+
+def test_mermaid_has_every_state_arc_condition_and_call():
+    machine = compile_machine(NETWORKS)
+    text = to_mermaid(machine)
+    ids = _ids(text, r"^\s+(s\d+_\w+)\(?\[+\"?(\w+)", )
+    ids = {name: node for node, name in
+           re.findall(r"^\s+(s\d+_\w+)[\[\(]+\"(\w+)", text, flags=re.M)}
+    assert set(ids) == set(STATES)
+    for source, target in ARCS:
+        assert re.search(rf"{ids[source]} [-.].*[->] {ids[target]}$", text, flags=re.M), (
+            source, target)
+    assert "if data['x'] #gt; 0" in text and "priority 3" in text
+    assert "call sub" in text and "network sub" in text
+    assert "validate: lambda d: 'x' in d" in text
+    assert "(start)" in text and "(end, not emitted)" in text
+
+
+def test_dot_has_every_state_and_arc_and_graphviz_parses_it():
+    text = to_dot(compile_machine(NETWORKS))
+    ids = {name: node for node, name in re.findall(r"^\s+(s\d+_\w+) \[label=\"(\w+)", text,
+                                                   flags=re.M)}
+    assert set(ids) == set(STATES)
+    for source, target in ARCS:
+        assert re.search(rf"^\s+{ids[source]} -> {ids[target]} ", text, flags=re.M)
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz is not installed (apt-get install graphviz)")
+    done = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    svg = done.stdout.decode()
+    for name in STATES:
+        assert f">{name}" in svg
+
+
+def test_simple_fsm_draws_itself_with_its_counts(ray_session):
+    with SimpleFSM(EXAMPLE, local=True) as fsm:
+        assert "flowchart" in fsm.to_mermaid() and "digraph" in fsm.to_dot()
+        fsm.process_batch([{"quantity": q, "unit_price": 300.0} for q in (0, 1, 5, 5)])
+        overlay = fsm.to_dot(fsm.stats())
+    assert "in 4 · ended 0 · failed 0" in overlay  # start
+    assert "in 2 · ended 2" in overlay  # high_value
+    assert "taken 1" in overlay and "taken 3" in overlay
+
+
+def test_cli_graph_writes_svg_mermaid_and_dot(tmp_path):
+    runner = CliRunner()
+    mermaid = runner.invoke(cli, ["graph", str(EXAMPLE)])
+    assert mermaid.exit_code == 0, mermaid.output
+    assert mermaid.output.startswith("flowchart")
+    dot_file = tmp_path / "orders.dot"
+    done = runner.invoke(cli, ["graph", str(EXAMPLE), "-o", str(dot_file)])
+    assert done.exit_code == 0 and dot_file.read_text().startswith("digraph")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz is not installed (apt-get install graphviz)")
+    svg = tmp_path / "orders.svg"
+    done = runner.invoke(cli, ["graph", str(EXAMPLE), "--format", "svg", "-o", str(svg)])
+    assert done.exit_code == 0, done.output
+    assert "<svg" in svg.read_text() and "high_value" in svg.read_text()
+
+
+def test_cli_graph_without_graphviz_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    done = CliRunner().invoke(cli, ["graph", str(EXAMPLE), "-o", str(tmp_path / "x.svg")])
+    assert done.exit_code == 1
+    assert "apt-get install graphviz" in done.output and "Traceback" not in done.output
+
+
+def test_cli_graph_draws_the_fsm_of_a_pipeline_file():
+    done = CliRunner().invoke(cli, ["graph", str(ROOT / "examples" / "orders_stream.yaml")])
+    assert done.exit_code == 0, done.output
+    assert "high_value" in done.output and "data['total'] #gt;= 1000" in done.output
+
+
+def test_a_config_that_does_not_load_gets_validates_messages(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    spec = yaml.safe_load(EXAMPLE.read_text())
+    spec["arcs"].append({"from": "price", "to": "nowhere"})
+    bad.write_text(yaml.safe_dump(spec))
+    runner = CliRunner()
+    graph = runner.invoke(cli, ["graph", str(bad)])
+    validate = runner.invoke(cli, ["validate", str(bad)])
+    assert graph.exit_code == validate.exit_code == 1
+    assert graph.output == validate.output and "nowhere" in graph.output
+
+
+def test_cli_graph_overlays_the_counts_of_a_run(tmp_path):
+    counts = tmp_path / "result.json"
+    counts.write_text(json.dumps({"total_processed": 10, "states": {
+        "start": {"entered": 10, "ended": 0, "failed": 0, "seconds": 0.1},
+        "price": {"entered": 8, "ended": 2, "failed": 2, "seconds": 0.2,
+                  "errors": {"KeyError": 2}}}, "arcs": {"start->price": 8}}))
+    done = CliRunner().invoke(cli, ["graph", str(EXAMPLE), "--format", "dot",
+                                    "--counts", str(counts)])
+    assert done.exit_code == 0, done.output
+    assert "in 8 · ended 2 · failed 2 (25.0%) · KeyError 2" in done.output
+    assert 'fillcolor="#ff' in done.output  # coloured by failures
+    assert "taken 8" in done.output
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2]")
+    done = CliRunner().invoke(cli, ["graph", str(EXAMPLE), "--counts", str(junk)])
+    assert done.exit_code == 1 and "no per-state counts" in done.output
