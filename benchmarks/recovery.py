@@ -5,6 +5,9 @@ Prints one JSON line per measurement:
   bare, through our ``RetryPolicy``, through an ``ErrorRecoveryWorkflow`` with retry only,
   and through tenacity (``AsyncRetrying`` / ``Retrying``, 3 attempts, exponential wait), in
   one run; ``overhead_us`` = protected - bare.
+- ``local_policy_overhead``: microseconds added per call by a process-scope breaker (sync
+  ``call_sync`` beside pybreaker's ``call``, and async ``call``) and a process-scope limiter
+  (``await acquire()`` beside aiolimiter's ``async with``; rates high enough never to wait).
 - ``shared_policy_overhead``: microseconds added per call by a cluster-scope breaker and a
   cluster-scope limiter (rate high enough never to wait) in the driver (target < 50 us).
 - ``breaker_propagation``: seconds from a cluster breaker opening (the report that crossed
@@ -13,7 +16,8 @@ Prints one JSON line per measurement:
   ``--rate`` per second, and the ratio to the limit.
 
 Usage: ``python benchmarks/recovery.py [--calls 100000] [--rate 2000] [--seconds 3]``.
-tenacity is a benchmark-only dependency (``pip install tenacity``).
+tenacity, pybreaker and aiolimiter are benchmark-only dependencies
+(``pip install tenacity pybreaker aiolimiter``).
 """
 
 from __future__ import annotations
@@ -88,6 +92,43 @@ def retry_overhead(n: int) -> None:
              tenacity_overhead_us=round(figures["tenacity_us"] - bare, 3),
              ratio_tenacity_over_ours=round((figures["tenacity_us"] - bare)
                                             / max(figures["ours_us"] - bare, 1e-9), 2))
+
+
+def local_policy_overhead(n: int, rounds: int = 5) -> None:
+    """Best of ``rounds`` interleaved rounds per figure (the machine is shared: the minimum
+    is the least disturbed)."""
+    import aiolimiter
+    import pybreaker
+
+    ours = CircuitBreaker(failure_threshold=5, timeout=60)
+    peer = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
+    limiter = RateLimiter(1e12, burst=10**9)
+    a_peer = aiolimiter.AsyncLimiter(1e12, 1.0)
+
+    async def peer_acquire() -> None:
+        async with a_peer:
+            pass
+
+    sync_calls = {"bare": noop, "breaker_sync": lambda: ours.call_sync(noop),
+                  "pybreaker": lambda: peer.call(noop)}
+    async_calls = {"bare_async": anoop, "breaker_async": lambda: ours.call(anoop),
+                   "limiter": limiter.acquire, "aiolimiter": peer_acquire}
+    best: dict[str, float] = {}
+
+    async def run_async() -> None:  # one loop for all rounds (aiolimiter binds to it)
+        for _ in range(rounds):
+            for key, call in async_calls.items():
+                best[key] = min(best.get(key, 1e9), await time_async(call, n))
+
+    for _ in range(rounds):
+        for key, call in sync_calls.items():
+            best[key] = min(best.get(key, 1e9), time_sync(call, n))
+    asyncio.run(run_async())
+    figures = {f"{k}_us": best[k] - best["bare"] for k in ("breaker_sync", "pybreaker")}
+    figures.update({f"{k}_us": best[k] - best["bare_async"]
+                    for k in ("breaker_async", "limiter", "aiolimiter")})
+    emit(bench="local_policy_overhead", calls=n, rounds=rounds, scope="process",
+         **{k: round(v, 3) for k, v in figures.items()})
 
 
 def shared_policy_overhead(n: int) -> None:
@@ -197,8 +238,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--local-only", action="store_true",
+                        help="only the process-scope overheads (no Ray)")
     args = parser.parse_args()
     retry_overhead(args.calls)
+    local_policy_overhead(args.calls)
+    if args.local_only:
+        return
     from fsm_actors.platform import runtime
 
     runtime.ensure_ray(include_dashboard=False)

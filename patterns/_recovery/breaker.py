@@ -9,6 +9,7 @@ in batches (see ``patterns._recovery.cluster``).
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,6 @@ from patterns._recovery import backends
 from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
 from patterns._recovery.config import CircuitBreakerConfig, Scope
 from patterns._recovery.errors import open_error
-from patterns._recovery.invoke import invoke, invoke_sync
 
 
 class LocalBreaker:
@@ -57,7 +57,10 @@ class LocalBreaker:
 
     def record(self, permit: str, error: BaseException | None, duration: float) -> None:
         with self._lock:
-            self.core.record(permit, self.core.outcome_of(error, duration))
+            if error is None:
+                self.core.record_success(permit, duration)
+            else:
+                self.core.record(permit, self.core.outcome_of(error, duration))
 
     def state(self) -> CircuitBreakerState:
         with self._lock:
@@ -101,6 +104,7 @@ class CircuitBreaker:
         self.scope = scope
         self.name = name or "circuit_breaker"
         self._clock = clock
+        self._timed = config.slow_call_duration is not None  # else durations count for nothing
         self._impl: backends.BreakerBackend = backends.create(
             "circuit_breaker", scope, config, name if scope == "cluster" else self.name,
             "CircuitBreaker", **({"group": group} if scope == "cluster" else {"clock": clock}))
@@ -120,15 +124,19 @@ class CircuitBreaker:
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` through the breaker."""
-        permit = await self._impl.acquire()
-        start = self._clock()
+        impl = self._impl
+        permit = await impl.acquire()
+        timed = self._timed
+        start = self._clock() if timed else 0.0
         try:
-            result = await invoke(fn, args, kwargs)
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
         except BaseException as exc:
-            self._impl.record(permit, exc, self._clock() - start)
-            await self._impl.settle(exc)
+            impl.record(permit, exc, self._clock() - start if timed else 0.0)
+            await impl.settle(exc)
             raise
-        self._impl.record(permit, None, self._clock() - start)
+        impl.record(permit, None, self._clock() - start if timed else 0.0)
         return result
 
     def call_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -137,14 +145,16 @@ class CircuitBreaker:
             from fsm_actors.platform.event_loop import run_sync
 
             return run_sync(self.call(fn, *args, **kwargs))
-        permit = self._impl.acquire_now()  # type: ignore[attr-defined]
-        start = self._clock()
+        impl = self._impl
+        permit = impl.acquire_now()  # type: ignore[attr-defined]
+        timed = self._timed
+        start = self._clock() if timed else 0.0
         try:
-            result = invoke_sync(fn, args, kwargs)
+            result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._impl.record(permit, exc, self._clock() - start)
+            impl.record(permit, exc, self._clock() - start if timed else 0.0)
             raise
-        self._impl.record(permit, None, self._clock() - start)
+        impl.record(permit, None, self._clock() - start if timed else 0.0)
         return result
 
     @property

@@ -124,6 +124,11 @@ class BreakerCore:
         self.not_permitted = 0
         self.transitions = 0
         self.listeners: list[Callable[[CircuitBreakerState, CircuitBreakerState], Any]] = []
+        self._timed = config.window_type == "time"
+        self._rates = config.failure_rate_threshold is not None or \
+            config.slow_call_rate_threshold is not None
+        #: whether a driver must time calls (slow calls count for something)
+        self.times_calls = config.slow_call_duration is not None
 
     def _new_window(self) -> _CountWindow | _TimeWindow:
         c = self.config
@@ -179,6 +184,8 @@ class BreakerCore:
     # -- calls -------------------------------------------------------------------------------
     def try_acquire(self) -> str | None:
         """A permit (``CLOSED_PERMIT`` or ``PROBE``) or ``None`` when the call is refused."""
+        if self._state is CircuitBreakerState.CLOSED:  # the hot path: nothing to poll
+            return CLOSED_PERMIT
         self._poll()
         state = self._state
         if state is CircuitBreakerState.CLOSED:
@@ -201,6 +208,26 @@ class BreakerCore:
             now = self._clock()
             self._add(code, now)
             self._judge(now)
+
+    def record_success(self, permit: str, duration: float) -> None:
+        """``record(permit, outcome_of(None, duration))``, the hot path of a good call."""
+        c = self.config
+        slow = c.slow_call_duration is not None and duration >= c.slow_call_duration
+        if permit == PROBE:
+            self._probe_done(SLOW_SUCCESS if slow else SUCCESS)
+            return
+        if self._state is not CircuitBreakerState.CLOSED:
+            return
+        self._consecutive = 0
+        if self._timed:
+            now = self._clock()
+            self._window.add(SLOW_SUCCESS if slow else SUCCESS, now)
+            if self._rates:
+                self._judge(now)
+        else:
+            self._window.add(SLOW_SUCCESS if slow else SUCCESS, 0.0)
+            if self._rates:
+                self._judge(0.0)
 
     def record_batch(self, codes: list[int]) -> None:
         """Closed-state outcomes reported together (a cluster worker's batch), judged one by

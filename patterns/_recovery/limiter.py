@@ -47,7 +47,14 @@ class LocalLimiter:
             return wait
 
     async def acquire(self, tokens: int, timeout: float | None) -> float:
-        wait = self._reserve(tokens, timeout)
+        with self._lock:  # _reserve, inlined for the path that does not wait
+            wait = self._bucket.reserve(tokens, timeout)
+            if wait == 0.0:
+                return 0.0
+            if wait is None:
+                self.timed_out += 1
+                raise _timeout(self.name, tokens, timeout, self._bucket.rate)
+            self.waiting += 1
         if wait > 0:
             try:
                 await self._sleep(wait)
@@ -114,6 +121,7 @@ class RateLimiter:
         elif isinstance(config, dict):
             config = RateLimiterConfig(**config)
         self.config = config
+        self._default_timeout = config.acquire_timeout
         self.scope = scope
         self.name = name or "rate_limiter"
         self._impl: backends.LimiterBackend = backends.create(
@@ -122,11 +130,12 @@ class RateLimiter:
                               else {"clock": clock, "sleep": sleep}))
 
     def _timeout(self, timeout: Any) -> float | None:
-        return self.config.acquire_timeout if timeout is _DEFAULT else timeout
+        return self._default_timeout if timeout is _DEFAULT else timeout
 
     async def acquire(self, tokens: int = 1, timeout: Any = _DEFAULT) -> float:
         """Wait for ``tokens``; the seconds waited. Raises ``RateLimitTimeout``."""
-        return await self._impl.acquire(tokens, self._timeout(timeout))
+        return await self._impl.acquire(
+            tokens, self._default_timeout if timeout is _DEFAULT else timeout)
 
     def acquire_sync(self, tokens: int = 1, timeout: Any = _DEFAULT) -> float:
         """``acquire`` from sync code."""

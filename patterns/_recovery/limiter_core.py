@@ -40,7 +40,10 @@ class TokenBucket:
 
     def reserve(self, n: float = 1, max_wait: float | None = None) -> float | None:
         """Take ``n`` tokens; the wait before using them, or ``None`` if over ``max_wait``."""
-        self._refill()
+        now = self._clock()  # _refill, inlined: this is every call's path
+        if now > self._at:
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            self._at = now
         after = self._tokens - n
         wait = 0.0 if after >= 0 else -after / self.rate
         if max_wait is not None and wait > max_wait:
