@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the database servers the tests start for themselves (PostgreSQL, MariaDB).
+# Installs the database servers the tests start for themselves (PostgreSQL, MariaDB), and
+# Graphviz (`dot`, which `fsm-actors graph --format svg|png` runs and its tests parse DOT with).
 # Idempotent: installs a package only when its server binary is missing. Starts no service
 # (the tests run their own servers as an unprivileged user on 127.0.0.1).
 # Needs root (or sudo) and Debian's apt-get.
@@ -12,8 +13,11 @@ fi
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   missing+=(mariadb-server)
 fi
+if ! command -v dot >/dev/null 2>&1; then
+  missing+=(graphviz)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-servers: PostgreSQL and MariaDB are already installed"
+  echo "install-servers: PostgreSQL, MariaDB and Graphviz are already installed"
   exit 0
 fi
 

@@ -160,3 +160,18 @@ def test_cli_graph_overlays_the_counts_of_a_run(tmp_path):
     junk.write_text("[1, 2]")
     done = CliRunner().invoke(cli, ["graph", str(EXAMPLE), "--counts", str(junk)])
     assert done.exit_code == 1 and "no per-state counts" in done.output
+
+
+def test_the_dashboard_has_a_panel_repeated_per_state_over_every_state_metric():
+    from fsm_actors.platform.metrics import STATE_CATALOG
+
+    board = json.loads((ROOT / "dashboards" / "fsm-actors.json").read_text())
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert "state" in variables and "fsm" in variables
+    per_state = [p for p in board["panels"] if p.get("repeat") == "state"]
+    assert len(per_state) == 1
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for name in STATE_CATALOG:
+        assert any(f"ray_fsm_actors_{name}_total" in e for e in exprs), name
+    assert all('state=~\\"$state\\"' in t["expr"] or "state=~\"$state\"" in t["expr"]
+               for t in per_state[0]["targets"])
