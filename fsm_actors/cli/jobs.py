@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import sys
 import time
@@ -22,6 +23,7 @@ import click
 from fsm_actors.cli.address import HELP as ADDRESS_HELP
 from fsm_actors.cli.address import Cluster, dashboard_url, find
 from fsm_actors.cli.documents import UserError
+from fsm_actors.cli.upload import PACKAGING_LOGGERS, excluded_by
 from fsm_actors.platform import runtime
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -68,8 +70,10 @@ def job_runtime_env(working_dir: Path | None) -> dict[str, Any]:
               "without it FILE and its inputs are read by path on the cluster.")
 @click.option("--wait", is_flag=True, help="Follow the job's logs; exit with its outcome.")
 @click.option("--job-id", "submission_id", default=None, help="Id for the job (default: Ray's).")
+@click.option("--verbose", is_flag=True, help="Show Ray's lines about packaging and uploading.")
 def submit(file: Path, run_args: tuple[str, ...], address: str | None,
-           working_dir: Path | None, wait: bool, submission_id: str | None) -> None:
+           working_dir: Path | None, wait: bool, submission_id: str | None,
+           verbose: bool) -> None:
     """Submit FILE (a pipeline file or an FSM config) to a cluster as a Ray Job.
 
     Arguments after FILE go to `fsm-actors run` on the cluster, e.g.
@@ -80,8 +84,12 @@ def submit(file: Path, run_args: tuple[str, ...], address: str | None,
             target = str(file.resolve().relative_to(working_dir.resolve()))
         except ValueError:
             raise UserError(f"{file} is not inside --working-dir {working_dir}") from None
+        check_upload(file, run_args, working_dir)
     else:
         target = str(file.resolve())
+    if not verbose:
+        for name in PACKAGING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     client, cluster = job_client(address, announce=False)
     entrypoint = shlex.join(["python", "-m", "fsm_actors.cli.main", "run", target,
                              "--no-progress", *run_args])
@@ -91,6 +99,51 @@ def submit(file: Path, run_args: tuple[str, ...], address: str | None,
                f"  fsm-actors logs {job_id} --follow | fsm-actors stop {job_id}", err=True)
     if wait:
         sys.exit(_follow(client, job_id))
+
+
+def _named_files(file: Path, run_args: tuple[str, ...], working_dir: Path
+                 ) -> list[tuple[str, Path]]:
+    """``(what names it, path)`` of the files a job reads that sit in ``working_dir``."""
+    from fsm_actors.cli.documents import FSM_KEYS, read_document
+    from fsm_actors.cli.run import _inputs, _job_mapping
+
+    named = [("the job's file", file)]
+    spec = read_document(file)
+    if any(key in spec for key in FSM_KEYS):
+        args = list(run_args)
+        for flag in ("-i", "--input"):
+            if flag in args[:-1]:
+                named.append((flag, working_dir / args[args.index(flag) + 1]))
+        return named
+    kind, mapping, _ = _job_mapping(spec)
+    key = {"fsm": "input"}.get(kind, "input_path")
+    named += [(key, Path(p)) for p in _inputs(file, spec)]
+    if kind == "fsm" and isinstance(mapping.get("config"), str):
+        named.append(("config", file.parent / mapping["config"]))
+    source = mapping.get("source")
+    if kind == "etl" and isinstance(source, dict) and isinstance(source.get("path"), str):
+        named.append(("source.path", file.parent / source["path"]))
+    return named
+
+
+def check_upload(file: Path, run_args: tuple[str, ...], working_dir: Path) -> None:
+    """``UserError`` naming each file the job reads that Ray's upload of ``working_dir``
+    would leave out, with the rule that leaves it out."""
+    root = Path(os.path.abspath(working_dir))
+    missing = []
+    for what, path in _named_files(file, run_args, working_dir):
+        full = Path(os.path.abspath(path))
+        if root not in full.parents:
+            continue  # read by its path on the cluster
+        why = excluded_by(root, full)
+        if why:
+            missing.append(f"  {full.relative_to(root)} ({what}): {why}")
+    if missing:
+        raise UserError(
+            f"{file}: the job reads files that --working-dir {working_dir} would not upload "
+            "(Ray leaves out what .gitignore and .rayignore name):\n" + "\n".join(missing)
+            + "\nMove them to a folder that is not ignored, or set "
+            "RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1 to upload .gitignored files too.")
 
 
 def _submit(client: Any, entrypoint: str, env: dict[str, Any], submission_id: str | None,

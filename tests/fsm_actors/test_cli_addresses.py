@@ -118,3 +118,21 @@ def test_ctrl_c_while_logs_follow_starts_is_one_line_and_130(head, tmp_path):
     assert "Traceback" not in out and "Aborted" not in out, out
     assert "interrupted" in out or "stopped following" in out, out
     cli("stop", job_id, "--address", head.address, cwd=tmp_path, **home)
+
+
+def test_submit_keeps_rays_packaging_lines_for_verbose(head, tmp_path):
+    home = {"FSM_ACTORS_HOME": str(tmp_path / "home")}
+    project = tmp_path / "project"
+    project.mkdir()
+    _job(project, 100)
+    quiet = cli("submit", "job.yaml", "--working-dir", ".", "--address", head.address,
+                cwd=project, **home)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "INFO" not in quiet.stderr and "WARNING" not in quiet.stderr, quiet.stderr
+    (project / "more.txt").write_text("a new package to upload")
+    loud = cli("submit", "job.yaml", "--working-dir", ".", "--address", head.address,
+               "--verbose", cwd=project, **home)
+    assert loud.returncode == 0, loud.stderr
+    assert "packag" in loud.stderr.lower() and "INFO" in loud.stderr, loud.stderr
+    for done in (quiet, loud):
+        cli("stop", done.stdout.split()[0], "--address", head.address, cwd=project, **home)

@@ -158,3 +158,19 @@ def test_a_stopped_run_cleans_up_says_how_to_resume_and_the_resume_leaves_no_tem
     assert not stale.exists() and not list(tmp_path.glob(".out.jsonl.*.tmp"))
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(int(r["a"]) for r in rows) == list(range(10_000))
+
+
+def test_submit_names_the_inputs_the_working_dir_upload_would_leave_out(tmp_path):
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / ".gitignore").write_text("# local files\nout/\ndata/\n")
+    (project / "data" / "in.csv").write_text("a,b\n1,2\n")
+    (project / "job.yaml").write_text("kind: file_processing\ninput_path: data/in.csv\n"
+                                      "output_path: out/out.jsonl\n")
+    done = cli("submit", "job.yaml", "--working-dir", ".", "--address", "127.0.0.1:1",
+               cwd=project, FSM_ACTORS_HOME=str(tmp_path / "home"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"  data/in.csv (input_path): it matches 'data/' in {project}/.gitignore (line 3)"
+            in done.stderr.splitlines()), done.stderr
+    assert "RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1" in done.stderr
+    assert "nothing answers" not in done.stderr  # refused before any cluster is asked
