@@ -32,6 +32,7 @@ from fsm_actors.cli.documents import (
 )
 from fsm_actors.cli.outputs import output_paths, unwritable
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit
+from fsm_actors.cli.state_table import state_table
 from fsm_actors.cli.stdout_sink import StdoutSink
 from fsm_actors.cli.stopping import Terminated, catch_sigterm, remove, stale_temp_files
 
@@ -208,6 +209,8 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
         click.echo(json.dumps(result, default=str, indent=2))
     else:
         display.summary(result, output=output_path)
+        for line in state_table(result):  # issue 25: per-state counts (cli/state_table.py)
+            display.console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.get("failed") or ("endpoints" in result and result.get("errors")):
         sys.exit(1)  # rejected records, or endpoints that failed
 

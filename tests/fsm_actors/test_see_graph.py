@@ -175,3 +175,23 @@ def test_the_dashboard_has_a_panel_repeated_per_state_over_every_state_metric():
         assert any(f"ray_fsm_actors_{name}_total" in e for e in exprs), name
     assert all('state=~\\"$state\\"' in t["expr"] or "state=~\"$state\"" in t["expr"]
                for t in per_state[0]["targets"])
+
+
+def test_run_shows_a_state_table_and_its_json_feeds_graph_counts(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("quantity,unit_price\n" + "".join(f"{i % 7},250.5\n" for i in range(70)))
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["run", str(EXAMPLE), "-i", str(orders), "-o",
+                                str(tmp_path / "a.jsonl"), "--local", "--no-progress"])
+    assert shown.exit_code == 0, shown.output
+    table = shown.output[shown.output.index("state "):].splitlines()
+    assert table[0].split()[:4] == ["state", "entered", "ended", "failed"]
+    assert table[1].split()[:4] == ["start", "70", "0", "0"]
+    assert table[5].split()[:3] == ["rejected", "10", "10"]
+    result = runner.invoke(cli, ["run", str(EXAMPLE), "-i", str(orders), "-o",
+                                 str(tmp_path / "b.jsonl"), "--local", "--no-progress", "--json"])
+    counts = tmp_path / "result.json"
+    counts.write_text(result.stdout)
+    assert json.loads(result.stdout)["arcs"]["start->rejected"] == 10
+    drawn = runner.invoke(cli, ["graph", str(EXAMPLE), "-f", "dot", "--counts", str(counts)])
+    assert drawn.exit_code == 0 and "in 70 · ended 0 · failed 0" in drawn.output
