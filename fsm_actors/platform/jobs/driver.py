@@ -170,7 +170,9 @@ class _PoolRunner:
         self.depth = 1
         self.memory_limit = memory_limit
         self.budget = _ByteBudget(memory_limit)
-        self._sizes: dict[int, int] = {}  # id(task) -> bytes its batch holds
+        # bytes each batch in flight holds: by id(task) under a limit (released when its call
+        # ends: the pool may be waiting for the next batch), else by (partition, batch)
+        self._sizes: dict[Any, int] = {}
 
     async def start(self, address: str | None, workers: int | None) -> None:
         import ray
@@ -207,7 +209,8 @@ class _PoolRunner:
         for item in _tasks(tasks, totals, lock):
             payload, item.payload = item.payload, None
             if isinstance(payload, pa.RecordBatch | pa.Table) or _big(payload):
-                size = self._sizes[id(item)] = _nbytes(payload)
+                size = _nbytes(payload)
+                self._sizes[id(item) if self.memory_limit else (item.partition, item.seq)] = size
                 if not self.budget.acquire(size):
                     return  # the run stopped while reading waited
                 ref = ray.put(payload)
@@ -224,12 +227,15 @@ class _PoolRunner:
         def call(actor, item):
             task, ref = item
             out = actor.run.options(name=kind.task_name(task)).remote(task, ref)
-            size = self._sizes.pop(id(task), 0)
+            size = self._sizes.pop(id(task), 0) if self.memory_limit else 0
             if size:  # the batch leaves the budget when its call ends, whoever awaits it
                 out.future().add_done_callback(lambda _: self.budget.release(size))
             return out
 
         async for _, result in self.pool.map(call, items, ordered=False):
+            if not self.memory_limit:  # measured only: released as results arrive
+                for seq in result.batches:
+                    self.budget.release(self._sizes.pop((result.partition, seq), 0))
             yield result
 
     def close(self) -> None:
