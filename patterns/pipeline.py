@@ -32,6 +32,21 @@ carry ``retry:`` (``RetryConfig`` fields, e.g. ``{max_attempts: 3, backoff_strat
 exponential}``): the whole job is retried by ``patterns.error_recovery``. Credentials come
 from ``${ENV_VAR}`` or ``${file:/path/to/secret}``, never written in the file.
 
+Any job may also carry the seed's common sections (``patterns._pipeline.options``)::
+
+    options: {batch_size: 1000, parallel_workers: 4, memory_limit: "1GB"}
+    options: {stream: true, buffer_size: 8192, backpressure: true}
+    error_handling: {strategy: exponential_backoff, max_retries: 3, timeout: 30,
+                     on_failure: compensate}          # fail (default), skip, compensate
+
+``file_processing`` honours them all; ``etl``, ``fsm`` and ``api`` take ``batch_size`` and
+``parallel_workers`` and refuse the others, saying why. On ``steps`` they are every step's
+defaults.
+
+Kinds are registered (``patterns._pipeline.registry``): each built-in kind is one module
+``patterns/_pipeline/kind_<name>.py``; another package adds one with ``register_kind(
+PipelineKind(...))`` in a module named by an ``fsm_actors.pipeline_kinds`` entry point.
+
 Inline code is evaluated with ``pa`` (pyarrow), ``pc`` (pyarrow.compute), ``re``, ``math``,
 ``json`` and ``datetime`` in scope: a pipeline file is code, run it only from sources you
 trust.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
+import ray
 from click.testing import CliRunner
 
 from fsm_actors.cli.main import cli
@@ -81,7 +82,15 @@ def test_memory_limit_bounds_the_bytes_in_flight(ray_session, tmp_path):
     body = f"transformations: [{SLOW}]\noptions: {{batch_size: 200, parallel_workers: 2"
     free = run_pipeline_file(_job(tmp_path, body + "}\n", "free.yaml"))
     limit = int(batch * 2.5)
-    bounded = run_pipeline_file(_job(tmp_path, body + f", memory_limit: {limit}}}\n"))
+    total = ray.cluster_resources()["memory"]
+    reserved: list[float] = []  # Ray memory held while the run goes: the workers' requests
+
+    def watch(_progress) -> None:
+        reserved.append(total - ray.available_resources().get("memory", 0))
+
+    bounded = run_pipeline_file(_job(tmp_path, body + f", memory_limit: {limit}}}\n"),
+                                on_progress=watch)
+    assert max(reserved) >= 2 * (limit // 2)  # two workers, each asking for its share
     assert free["peak_bytes_in_flight"] > limit  # unbounded, reading runs ahead of the workers
     assert 0 < bounded["peak_bytes_in_flight"] <= limit
     assert bounded["records_written"] == free["records_written"] == 6000
