@@ -147,7 +147,7 @@ def keyset_after(backend: str, key: Sequence[str]) -> str:
 #: PostgreSQL tables by row address; other PostgreSQL relations by each row's text (every
 #: type has one, and rows printing the same are interchangeable), byte-wise.
 PG_ADDRESS_ORDER = "etl_src.tableoid, etl_src.ctid"
-PG_TEXT_ORDER = 'CAST(etl_src AS text) COLLATE "C"'
+PG_TEXT_ORDER = 'CAST(ROW(etl_src.*) AS text) COLLATE "C"'
 
 
 def columns_order(count: int) -> str:
