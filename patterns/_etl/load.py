@@ -120,12 +120,14 @@ def last_per_key(items: list[T], keys: list[Any]) -> list[T]:
     """``items`` with one per key (the last one wins, at the first one's place); a key that
     is None or a tuple holding None is distinct from every other. ``items`` itself when
     every key is distinct."""
+    if len(set(keys)) == len(keys):
+        return items
     by_key: dict[Any, T] = {}
     for item, k in zip(items, keys, strict=True):
         if k is None or (type(k) is tuple and None in k):
             k = object()
         by_key[k] = item
-    return items if len(by_key) == len(items) else list(by_key.values())
+    return list(by_key.values())
 
 
 class Loader:

@@ -151,7 +151,7 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
     resume = row is not None and row["status"] == "running"
     gen = row["gen"] if resume else (row["gen"] + 1 if row else 1)
 
-    scols, read_key, order = _source_shape(cfg, dbs, source)
+    scols, read_key, order = _source_shape(dbs, source)
     write_key = list(cfg.key_columns or tpk)
     _check_columns(cfg, source, target, scols, tcols, write_key)
     upsert = cfg.mode in (ETLMode.UPSERT, ETLMode.INCREMENTAL)
@@ -209,7 +209,7 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
         return {**done, "run_id": run_id, "already_done": True}
     output = output_of(target, cfg.mode)
     dbs = Databases(manager, source, None, pool_size=workers + 3)
-    scols, read_key, order = _source_shape(cfg, dbs, source)
+    scols, read_key, order = _source_shape(dbs, source)
     _check_mapped_fields(cfg, scols)
     state = {"where": None, "where_params": {}}
     partitions = _plan_partitions(cfg, dbs, source, read_key, order, 1, state, workers)
@@ -237,8 +237,7 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "unknown"
 
 
-def _source_shape(cfg: ETLConfig, dbs: Databases,
-                  source: Endpoint) -> tuple[list[str], list[str], str | None]:
+def _source_shape(dbs: Databases, source: Endpoint) -> tuple[list[str], list[str], str | None]:
     """The source's columns, the key it is paged by, and else the ORDER BY of its one ordered
     pass (files: neither).
 

@@ -18,14 +18,16 @@ NOT NULL key) is read in ONE pass in a deterministic order (``catalog.stable_ord
 by offsets of an unordered query: PostgreSQL restarts an unordered scan wherever a
 synchronized scan is, so such pages repeat some rows and never give others.
 
-- PostgreSQL: one cursor (``DECLARE ... FETCH``) in one transaction: one snapshot, no sort
-  per page. Measured on 600k rows of 8 columns, one pass takes 1.1-1.4 s unordered, 1.1-2.1 s
-  by ``ctid`` and 1.8-2.7 s by row text; paging by OFFSET over an ORDER BY would sort once
-  per page.
+- PostgreSQL: one cursor (``DECLARE ... FETCH``) in one transaction: one snapshot, one
+  sort. Measured roughly (busy 2-CPU host) on 600k rows of 8 columns, one pass takes
+  1.1-1.4 s unordered, 1.1-2.1 s by ``ctid`` and 1.8-2.7 s by row text; paging by OFFSET
+  over an ORDER BY would sort once per page.
 - MySQL/MariaDB: pages by position over the ordered query, all in one transaction (one
-  snapshot under REPEATABLE READ). No SQL cursor and no type-faithful streaming call exist
-  there, so each page sorts again: 200k rows in 10k pages read in 4.3 s (2.0 s unordered),
-  600k in 39 s (10 s). A unique NOT NULL key makes such a source a keyset read.
+  snapshot under REPEATABLE READ). MySQL has no SQL cursor, and the resource layer's one
+  streaming call (``read_batches``) goes through Arrow, which alters or refuses some MySQL
+  values (zero dates, unsigned BIGINTs), so each page sorts again: 200k rows in 10k pages
+  read in 4.3 s (2.0 s unordered), 600k in 39 s (10 s). A unique NOT NULL key makes such a
+  source a keyset read, in parallel ranges.
 - SQLite: pages by position, each its own transaction (a read transaction held across pages
   would block the writers of the file); a table by rowid, which costs no sort.
 
