@@ -134,8 +134,12 @@ def postgres_bin() -> str | None:
     return os.path.dirname(found[-1]) if found else None
 
 
-def start_postgres(database: str = "fsm_test") -> DatabaseServer:
-    """initdb into a temp dir and run ``postgres`` on a free port with password auth."""
+def start_postgres(database: str = "fsm_test",
+                   settings: dict[str, str] | None = None) -> DatabaseServer:
+    """initdb into a temp dir and run ``postgres`` on a free port with password auth.
+
+    ``settings``: more server settings (``{"shared_buffers": "128kB"}``), passed as ``-c``
+    options after the defaults, so they win."""
     bindir = postgres_bin()
     if bindir is None:
         raise ServerUnavailable(f"PostgreSQL server binaries not found; {INSTALL_HINT}")
@@ -158,7 +162,8 @@ def start_postgres(database: str = "fsm_test") -> DatabaseServer:
         proc = subprocess.Popen(
             [*prefix, f"{bindir}/postgres", "-D", data, "-p", str(port), "-k", workdir,
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200"],
+             "-c", "full_page_writes=off", "-c", "max_connections=200",
+             *(opt for k, v in (settings or {}).items() for opt in ("-c", f"{k}={v}"))],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = DatabaseServer("postgresql", "127.0.0.1", port, TEST_USER, password, "postgres",
                             workdir, proc)

@@ -7,6 +7,7 @@ the table, the database (password hidden) and what to do when the catalog says n
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from patterns._etl import dialect as sql
@@ -41,6 +42,80 @@ def primary_key(conn: Any, ep: DatabaseEndpoint) -> list[str]:
     if not ep.table:
         return []
     return [r["name"] for r in conn.query(sql.primary_key_sql(ep.backend), {"t": ep.table})]
+
+
+def unique_keys(conn: Any, ep: DatabaseEndpoint) -> list[list[str]]:
+    """The column lists the endpoint's rows are provably unique and never NULL on: its
+    primary key and unique indexes (not partial, no expressions) over NOT NULL columns; the
+    primary key first, then the shortest. Empty for a query (nothing is known of its rows).
+
+    Only such a key may page a source by keyset: on a repeated value a page ends inside the
+    group and ``key > last`` skips the rest of it; NULLs never compare greater."""
+    if not ep.table:
+        return []
+    if sql.is_sqlite(ep.backend):
+        found = _sqlite_unique_keys(conn, ep.table)
+    else:
+        indexes: dict[str, tuple[bool, list[str | None]]] = {}
+        for r in conn.query(sql.unique_keys_sql(ep.backend), {"t": ep.table}):
+            columns = indexes.setdefault(str(r["idx"]), (bool(r["pk"]), []))[1]
+            columns.append(r["name"] if r["notnull"] else None)
+        found = list(indexes.values())
+    usable = [(pk, cols) for pk, cols in found if cols and all(cols)]
+    usable.sort(key=lambda entry: (not entry[0], len(entry[1])))
+    return [list(cols) for _, cols in usable]  # type: ignore[arg-type]
+
+
+def _sqlite_table_sql(conn: Any, table: str) -> str | None:
+    rows = conn.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t",
+                      {"t": table})
+    return rows[0]["sql"] if rows else None
+
+
+def _sqlite_without_rowid(create: str) -> bool:
+    tail = create[create.rfind(")") + 1:]
+    return re.search(r"\bWITHOUT\s+ROWID\b", tail, re.IGNORECASE) is not None
+
+
+def _sqlite_unique_keys(conn: Any, table: str) -> list[tuple[bool, list[str | None]]]:
+    """SQLite's unique keys as ``(primary, columns)`` (None: a nullable column). SQLite lets
+    PRIMARY KEY columns hold NULL unless declared NOT NULL, except the rowid alias
+    (``INTEGER PRIMARY KEY``) and the key of a WITHOUT ROWID table."""
+    columns = {r["cid"]: r for r in conn.query(sql.SQLITE_COLUMNS, {"t": table})}
+    create = _sqlite_table_sql(conn, table) or ""
+    no_rowid = _sqlite_without_rowid(create)
+    indexes: dict[str, tuple[bool, list[str | None]]] = {}
+    for r in conn.query(sql.SQLITE_UNIQUE_INDEXES, {"t": table}):
+        pk = r["origin"] == "pk"
+        col = columns.get(r["cid"])  # an expression has none
+        ok = col is not None and (bool(col["nn"]) or (pk and no_rowid))
+        indexes.setdefault(r["idx"], (pk, []))[1].append(col["name"] if ok else None)
+    found = list(indexes.values())
+    pk_cols = [c for c in columns.values() if c["pk"]]
+    if (not no_rowid and len(pk_cols) == 1 and str(pk_cols[0]["type"]).upper() == "INTEGER"
+            and not any(pk for pk, _ in found)):
+        found.append((True, [pk_cols[0]["name"]]))  # the rowid alias: no index of its own
+    return found
+
+
+def stable_order(conn: Any, ep: DatabaseEndpoint, columns: list[str]) -> str:
+    """The ORDER BY of a source read with no usable key (see ``unique_keys``), total up to
+    rows that are interchangeable: PostgreSQL tables by row address (``tableoid, ctid``),
+    other PostgreSQL relations by each row's text; SQLite tables by rowid; else by every
+    column."""
+    if ep.backend == "postgresql":
+        if ep.table:
+            kind = conn.query(sql.pg_relkind_sql(), {"t": ep.table})
+            if kind and kind[0]["kind"] in ("r", "p", "m"):
+                return sql.PG_ADDRESS_ORDER
+        return sql.PG_TEXT_ORDER
+    if sql.is_sqlite(ep.backend) and ep.table:
+        create = _sqlite_table_sql(conn, ep.table)
+        taken = {c.lower() for c in columns}
+        free = [a for a in sql.SQLITE_ROWID_ALIASES if a not in taken]
+        if create is not None and not _sqlite_without_rowid(create) and free:
+            return f"etl_src.{free[0]}"
+    return sql.columns_order(len(columns))
 
 
 def bounds(conn: Any, ep: DatabaseEndpoint, column: str, where: str | None,

@@ -71,10 +71,45 @@ def probe_sql(backend: str, table: str | None, query: str | None) -> str:
 
 
 def relation(backend: str, table: str | None, query: str | None) -> str:
-    """What a SELECT reads from: the quoted table, or the query as a derived table."""
+    """What a SELECT reads from: the quoted table, or the query as a derived table; either
+    is named ``etl_src`` (what an ordered read's ORDER BY refers to)."""
     if table:
-        return quote(backend, table)
+        return f"{quote(backend, table)} AS etl_src"
     return f"({query}) AS etl_src"
+
+
+def unique_keys_sql(backend: str) -> str:
+    """Rows ``idx``, ``pk``, ``name``, ``notnull`` of the unique indexes of table ``:t`` (no
+    partial or expression ones), one per key column in key order. PostgreSQL and MySQL only
+    (SQLite: ``catalog.unique_keys`` reads its pragmas)."""
+    if backend == "postgresql":
+        return ("SELECT CAST(i.indexrelid AS text) AS idx, i.indisprimary AS pk, "
+                "a.attname AS name, a.attnotnull AS notnull FROM pg_index i "
+                "CROSS JOIN LATERAL unnest(CAST(i.indkey AS int2[])) WITH ORDINALITY AS k(att, ord) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.att "
+                "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisunique AND i.indisvalid "
+                "AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts "
+                "ORDER BY i.indexrelid, k.ord")
+    return ("SELECT s.INDEX_NAME AS idx, s.INDEX_NAME = 'PRIMARY' AS pk, s.COLUMN_NAME AS name, "
+            "c.IS_NULLABLE = 'NO' AS notnull FROM information_schema.STATISTICS s "
+            "LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA "
+            "AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME "
+            "WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = :t AND s.NON_UNIQUE = 0 "
+            "ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX")
+
+
+#: SQLite's catalog of table ``:t``: its columns, and the columns of its unique indexes
+SQLITE_COLUMNS = 'SELECT cid, name, type, "notnull" AS nn, pk FROM pragma_table_info(:t)'
+SQLITE_UNIQUE_INDEXES = (
+    'SELECT l.name AS idx, l.origin AS origin, i.cid AS cid FROM pragma_index_list(:t) AS l '
+    'JOIN pragma_index_info(l.name) AS i WHERE l."unique" = 1 AND l.partial = 0 '
+    "ORDER BY l.seq, i.seqno")
+SQLITE_ROWID_ALIASES = ("rowid", "_rowid_", "oid")
+
+
+def pg_relkind_sql() -> str:
+    """One row ``kind``: the ``pg_class.relkind`` of relation ``:t`` (``r`` a table)."""
+    return "SELECT CAST(relkind AS text) AS kind FROM pg_class WHERE oid = CAST(:t AS regclass)"
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -108,10 +143,41 @@ def keyset_after(backend: str, key: Sequence[str]) -> str:
     return f"({lhs}) > ({rhs})"
 
 
-def offset_sql(backend: str, table: str | None, query: str | None, columns: Sequence[str]) -> str:
-    """A page of a keyless source by position (``:n`` rows from ``:offset``)."""
-    return (f"SELECT {quote_all(backend, columns)} FROM {relation(backend, table, query)} "
-            "LIMIT :n OFFSET :offset")
+#: Orders that make an ordered read deterministic (see ``catalog.stable_order``):
+#: PostgreSQL tables by row address; other PostgreSQL relations by each row's text (every
+#: type has one, and rows printing the same are interchangeable), byte-wise.
+PG_ADDRESS_ORDER = "etl_src.tableoid, etl_src.ctid"
+PG_TEXT_ORDER = 'CAST(ROW(etl_src.*) AS text) COLLATE "C"'
+
+
+def columns_order(count: int) -> str:
+    """ORDER BY every selected column, by position."""
+    return ", ".join(str(i) for i in range(1, count + 1))
+
+
+def ordered_sql(backend: str, table: str | None, query: str | None, columns: Sequence[str],
+                order: str, extra: str | None) -> str:
+    """Every row of the source matching ``extra``, ordered by ``order`` (one pass)."""
+    where = f" WHERE {extra}" if extra else ""
+    return (f"SELECT {quote_all(backend, columns)} FROM {relation(backend, table, query)}"
+            f"{where} ORDER BY {order}")
+
+
+def positional_sql(ordered: str) -> str:
+    """A page of ``ordered`` by position: ``:n`` rows from ``:offset``."""
+    return f"{ordered} LIMIT :n OFFSET :offset"
+
+
+#: The PostgreSQL cursor an ordered read runs in (one per source connection at a time)
+PG_CURSOR = "etl_rows"
+
+
+def declare_sql(ordered: str) -> str:
+    return f"DECLARE {PG_CURSOR} NO SCROLL CURSOR FOR {ordered}"
+
+
+def fetch_sql(count: int) -> str:
+    return f"FETCH FORWARD {int(count)} FROM {PG_CURSOR}"
 
 
 def bounds_sql(backend: str, table: str | None, query: str | None, column: str,

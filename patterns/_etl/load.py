@@ -21,7 +21,7 @@ import operator
 import uuid
 from collections.abc import Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 from fsm_actors.platform.io.json_encode import json_default
 from patterns._etl import dialect as sql
@@ -29,6 +29,7 @@ from patterns._etl.records import Reject
 from patterns.errors import PatternError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _json(value: Any) -> str:
@@ -106,13 +107,27 @@ def batch_columns(records: list[dict[str, Any]], target_columns: Sequence[str],
 
 
 def dedupe(records: list[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:
-    """Records with distinct ``key`` (the last one of each key wins), in first-seen order."""
+    """Records with distinct ``key`` (the last one of each key wins), in first-seen order.
+    A key holding NULL equals no other (as in SQL: such rows never conflict), so every
+    record with one is kept."""
     if len(key) == 1:
         k = key[0]
-        by_key = {r.get(k): r for r in records}
-    else:
-        by_key = {tuple(r.get(c) for c in key): r for r in records}
-    return records if len(by_key) == len(records) else list(by_key.values())
+        return last_per_key(records, [r.get(k) for r in records])
+    return last_per_key(records, [tuple(r.get(c) for c in key) for r in records])
+
+
+def last_per_key(items: list[T], keys: list[Any]) -> list[T]:
+    """``items`` with one per key (the last one wins, at the first one's place); a key that
+    is None or a tuple holding None is distinct from every other. ``items`` itself when
+    every key is distinct."""
+    if len(set(keys)) == len(keys):
+        return items
+    by_key: dict[Any, T] = {}
+    for item, k in zip(items, keys, strict=True):
+        if k is None or (type(k) is tuple and None in k):
+            k = object()
+        by_key[k] = item
+    return list(by_key.values())
 
 
 class Loader:
@@ -151,11 +166,9 @@ class Loader:
             at = [names.index(k) for k in self.upsert_key]
             if len(at) == 1:
                 i = at[0]
-                by_key = {r[i]: r for r in rows}
+                rows = last_per_key(rows, [r[i] for r in rows])
             else:
-                by_key = {tuple(r[i] for i in at): r for r in rows}
-            if len(by_key) != len(rows):
-                rows = list(by_key.values())
+                rows = last_per_key(rows, [tuple(r[i] for i in at) for r in rows])
         return list(names), bindable(rows, self.backend)
 
     def commit_batch(self, part: str, seq: int, columns: list[str], rows: list[tuple],

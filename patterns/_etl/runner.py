@@ -30,7 +30,9 @@ from patterns._etl.catalog import (
     key_ranges,
     primary_key,
     sqlite_ddl,
+    stable_order,
     table_exists,
+    unique_keys,
 )
 from patterns._etl.config import ETLConfig, ETLMode
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
@@ -149,14 +151,15 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
     resume = row is not None and row["status"] == "running"
     gen = row["gen"] if resume else (row["gen"] + 1 if row else 1)
 
-    scols, read_key = _source_shape(cfg, dbs, source)
+    scols, read_key, order = _source_shape(dbs, source)
     write_key = list(cfg.key_columns or tpk)
     _check_columns(cfg, source, target, scols, tcols, write_key)
     upsert = cfg.mode in (ETLMode.UPSERT, ETLMode.INCREMENTAL)
     if upsert and not write_key:
         raise _fail(f"{cfg.mode.name} matches rows by key, but target table {target.table!r} has "
                     "no primary key: give key_columns=[...] (columns with a unique index)")
-    wm = _watermark_column(cfg, source, scols, read_key) if cfg.mode is ETLMode.INCREMENTAL else None
+    wm = (_watermark_column(cfg, source, scols, read_key or _declared_key(cfg, scols))
+          if cfg.mode is ETLMode.INCREMENTAL else None)
 
     if resume:
         state = row
@@ -165,7 +168,8 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
                  "token": hashlib.sha256(f"{run_id}/{gen}".encode()).hexdigest()[:8],
                  "watermark": (row or {}).get("watermark")}
         _plan_window(state, cfg, dbs, source, wm)
-        state["partitions"] = _plan_partitions(cfg, dbs, source, read_key, gen, state, workers)
+        state["partitions"] = _plan_partitions(cfg, dbs, source, read_key, order, gen, state,
+                                               workers)
         state["staging"] = (sql.staging_name(target.table, state["token"])
                             if cfg.mode is ETLMode.FULL_REFRESH else None)
     with dbs.connect(target, "target") as tconn:
@@ -205,10 +209,10 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
         return {**done, "run_id": run_id, "already_done": True}
     output = output_of(target, cfg.mode)
     dbs = Databases(manager, source, None, pool_size=workers + 3)
-    scols, read_key = _source_shape(cfg, dbs, source)
+    scols, read_key, order = _source_shape(dbs, source)
     _check_mapped_fields(cfg, scols)
     state = {"where": None, "where_params": {}}
-    partitions = _plan_partitions(cfg, dbs, source, read_key, 1, state, workers)
+    partitions = _plan_partitions(cfg, dbs, source, read_key, order, 1, state, workers)
     for i, p in enumerate(partitions):
         p["payload"]["index"] = i
     spec = ETLStepSpec(
@@ -233,20 +237,30 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "unknown"
 
 
-def _source_shape(cfg: ETLConfig, dbs: Databases, source: Endpoint) -> tuple[list[str], list[str]]:
-    """The source's columns and the key it is paged by (empty: by position or by file)."""
+def _source_shape(dbs: Databases, source: Endpoint) -> tuple[list[str], list[str], str | None]:
+    """The source's columns, the key it is paged by, and else the ORDER BY of its one ordered
+    pass (files: neither).
+
+    The key is one the catalog proves unique and NOT NULL (``unique_keys``), never merely
+    ``key_columns``: keyset pages on a repeated or NULL value skip rows. ``key_columns``
+    still match rows when writing."""
     if isinstance(source, FileEndpoint):
         if not _file_paths(source):
             raise _fail(f"the source file {source.path!r} does not exist: check the path")
-        return [], []
+        return [], [], None
     with dbs.connect(source, "source") as sconn:
         scols = columns_of(sconn, source, "source")
-        spk = primary_key(sconn, source)
-    if spk:
-        return scols, spk
+        keys = unique_keys(sconn, source)
+        if keys:
+            return scols, keys[0], None
+        return scols, [], stable_order(sconn, source, scols)
+
+
+def _declared_key(cfg: ETLConfig, scols: list[str]) -> list[str]:
+    """``key_columns`` in source names, when the source has them all."""
     inverse = {v: k for k, v in (cfg.field_mappings or {}).items()}
     keys = [inverse.get(k, k) for k in (cfg.key_columns or [])]
-    return scols, keys if keys and all(k in scols for k in keys) else []
+    return keys if keys and all(k in scols for k in keys) else []
 
 
 def _check_mapped_fields(cfg: ETLConfig, scols: list[str]) -> dict[str, str]:
@@ -333,16 +347,18 @@ def _file_paths(source: FileEndpoint) -> list[str]:
 
 
 def _plan_partitions(cfg: ETLConfig, dbs: Databases, source: Endpoint, read_key: list[str],
-                     gen: int, state: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+                     order: str | None, gen: int, state: dict[str, Any],
+                     workers: int) -> list[dict[str, Any]]:
     """Key ranges of an integer key (enough for every worker, each at most
-    ``checkpoint_interval`` rows), else one keyset or positional partition, or one per file."""
+    ``checkpoint_interval`` rows), else one keyset partition, or with no key one read in
+    ``order`` (kept in the plan, so a resume reads the same order), or one per file."""
     prefix = f"g{gen}"
     if isinstance(source, FileEndpoint):
         return [{"id": f"{prefix}/file:{i}:{os.path.basename(p)}"[:190],
                  "payload": {"kind": "file", "path": os.path.abspath(p)}}
                 for i, p in enumerate(_file_paths(source))]
     if not read_key:
-        return [{"id": f"{prefix}/rows", "payload": {"kind": "offset"}}]
+        return [{"id": f"{prefix}/rows", "payload": {"kind": "ordered", "order": order}}]
     where, params = state.get("where"), _unplain_params(state.get("where_params") or {})
     with dbs.connect(source, "source") as sconn:
         lo, hi, n = bounds(sconn, source, read_key[0], where, params)

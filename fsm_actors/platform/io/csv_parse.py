@@ -228,3 +228,106 @@ def skip_bytes(stream: BinaryIO, offset: int) -> BinaryIO:
             break
         remaining -= len(data)
     return stream
+
+
+class RecordText:
+    """The text of records as written in the file, found by file line, for error entries.
+
+    A second, forward-only read of ``data`` (opened on first use; ``first_line`` is the
+    file line where it starts): asked for records in line order, it reads the data at most
+    once. ``text`` gives a record's bytes as written (quotes kept, the line end dropped)
+    when they parse back to the record's fields, else the fields written as minimal CSV,
+    which parse back to the same fields too (always so without ``data``).
+    """
+
+    _READ = 1 << 20
+
+    def __init__(
+        self, data: Callable[[], BinaryIO] | None, first_line: int, opts: CsvOptions
+    ) -> None:
+        self._data = data
+        self._opts = opts
+        self._stream: BinaryIO | None = None
+        self._failed = data is None
+        self._buf = b""
+        self._at = 0  # the start of file line ``_line`` in ``_buf``
+        self._line = first_line
+
+    def text(self, line: int, fields: list[bytes]) -> str:
+        """The record at file ``line`` whose fields (as the parser gave them, UTF-8) are
+        ``fields``; bytes that do not decode are backslash escapes."""
+        lines = 1 + sum(f.count(b"\n") for f in fields)
+        original = self._lines(line, lines)
+        if original is not None and self._same(original, fields):
+            return original.decode(self._opts.encoding, errors="backslashreplace")
+        return csv_text(fields, self._opts.delimiter)
+
+    def _lines(self, line: int, count: int) -> bytes | None:
+        if self._failed or line < self._line:
+            return None
+        try:
+            if self._stream is None:
+                assert self._data is not None
+                self._stream = self._data()
+            if not self._skip_to(line):
+                return None
+            end = self._at
+            for _ in range(count):
+                nl = self._buf.find(b"\n", end)
+                while nl < 0:
+                    more = self._stream.read(self._READ)
+                    if not more:
+                        nl = len(self._buf)
+                        break
+                    self._buf += more
+                    nl = self._buf.find(b"\n", end)
+                end = nl + 1
+        except (OSError, ValueError):  # corrupt data, a closed stream: fields as CSV instead
+            self.close()
+            self._failed = True
+            return None
+        text = self._buf[self._at : end]
+        if text.endswith(b"\n"):
+            text = text[:-2] if text.endswith(b"\r\n") else text[:-1]
+        return text
+
+    def _skip_to(self, line: int) -> bool:
+        """Move to the start of file ``line``; ``False`` past the end of the data."""
+        assert self._stream is not None
+        while True:
+            ahead = self._buf.count(b"\n", self._at)
+            if self._line + ahead >= line:
+                break
+            self._line += ahead
+            last = self._buf.rfind(b"\n", self._at)
+            self._buf, self._at = self._buf[max(last + 1, self._at) :], 0
+            more = self._stream.read(self._READ)
+            if not more:
+                return False
+            self._buf += more
+        while self._line < line:
+            self._at = self._buf.index(b"\n", self._at) + 1
+            self._line += 1
+        # Keep memory bounded: drop the lines before this one.
+        self._buf, self._at = self._buf[self._at :], 0
+        return True
+
+    def _same(self, original: bytes, fields: list[bytes]) -> bool:
+        text = original.decode(self._opts.encoding, errors="surrogateescape")
+        parsed = list(csv.reader(io.StringIO(text, newline=""), delimiter=self._opts.delimiter))
+        return parsed == [[f.decode("utf-8", errors="surrogateescape") for f in fields]]
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+def csv_text(fields: list[bytes], delimiter: str = ",") -> str:
+    """``fields`` (UTF-8) as one CSV record, quoted where needed, without a line end;
+    bytes that do not decode are backslash escapes."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([f.decode("utf-8", errors="surrogateescape") for f in fields])
+    text = out.getvalue()[:-2]
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", "backslashreplace")

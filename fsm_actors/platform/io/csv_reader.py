@@ -35,6 +35,7 @@ from fsm_actors.platform.io.csv_parse import (
     CsvOptions,
     Header,
     RawBatch,
+    RecordText,
     read_header,
     skip_bytes,
     string_batches,
@@ -55,9 +56,12 @@ def read_csv_pieces(
     block_size: int = DEFAULT_BLOCK_SIZE,
     column_types: Mapping[str, Any] | None = None,
     infer: str = "file",
+    concurrent_reads: bool = True,
 ) -> Iterator[Piece]:
     """Pieces of a CSV stream; ``open_stream`` is called again for the type scan and for a
-    restart with a larger block, and must give the same bytes each time."""
+    restart with a larger block, and must give the same bytes each time. With
+    ``concurrent_reads`` (two of its streams can be read at once: not so for a caller's
+    file object) a rejected row's ``raw`` is its text as written, else its fields as CSV."""
     opts = CsvOptions(
         delimiter, has_header, encoding, skip_empty_lines, block_size, column_types, infer
     )
@@ -66,7 +70,7 @@ def read_csv_pieces(
         return
     data = lambda: skip_bytes(open_stream(), header.data_offset)  # noqa: E731
     types, multiline = file_types(data, header, opts, name)
-    yield from typed_pieces(data, header, opts, name, types, multiline)
+    yield from typed_pieces(data, header, opts, name, types, multiline, concurrent_reads)
 
 
 def file_types(
@@ -133,16 +137,24 @@ def typed_pieces(
     name: str | None,
     types: Mapping[str, pa.DataType],
     multiline: bool = True,
+    concurrent_reads: bool = True,
 ) -> Iterator[Piece]:
-    """Pieces of ``data`` with ``types``; error lines counted from ``header.data_line``."""
+    """Pieces of ``data`` with ``types``; error lines counted from ``header.data_line``.
+    A rejected row's ``raw`` is its text as written (``RecordText``, a second read of
+    ``data``, with ``concurrent_reads``), else its fields written as CSV."""
     schema = pa.schema([(c, types[c]) for c in header.names])
     extra = 0  # line breaks inside the records delivered so far
-    for raw in string_batches(data, header, opts, name):
-        if raw.stopped is not None:
-            yield Piece(None, [RowError(name, raw.stopped, line=_line(header, raw.first, extra))])
-            return
-        piece, extra = _typed(raw, header, opts, name, schema, extra, multiline)
-        yield piece
+    originals = RecordText(data if concurrent_reads else None, header.data_line, opts)
+    try:
+        for raw in string_batches(data, header, opts, name):
+            if raw.stopped is not None:
+                line = _line(header, raw.first, extra)
+                yield Piece(None, [RowError(name, raw.stopped, line=line)])
+                return
+            piece, extra = _typed(raw, header, opts, name, schema, extra, multiline, originals)
+            yield piece
+    finally:
+        originals.close()
 
 
 def _line(header: Header, ordinal: int, extra: int) -> int:
@@ -157,6 +169,7 @@ def _typed(
     schema: pa.Schema,
     extra: int,
     multiline: bool,
+    originals: RecordText,
 ) -> tuple[Piece, int]:
     batch = raw.batch if raw.batch is not None else _empty(header)
     breaks = _breaks(batch) if multiline and batch.num_rows else None
@@ -193,8 +206,9 @@ def _typed(
             errors.append(RowError(name, reason, raw_text(text), line=line))
         for i, reason in sorted(rejected.items()):
             values = raw_values.get(i) or _row_bytes(batch, i)
-            text = opts.delimiter.encode().join(values)
-            errors.append(RowError(name, reason, raw_text(text), line=lines["valid"][i]))
+            line = lines["valid"][i]
+            text = raw_text(originals.text(line, values))
+            errors.append(RowError(name, reason, text, line=line))
         errors.sort(key=lambda e: e.line or 0)
     if rejected:
         bad = pa.array([i in rejected for i in range(batch.num_rows)], pa.bool_())

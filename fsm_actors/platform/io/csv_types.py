@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -87,7 +88,8 @@ def fits(values: pa.Array, kind: str) -> bool:
         return pc.all(pc.is_in(pc.utf8_lower(values), pa.array(["true", "false"]))).as_py()
     # Arrow's parse does the heavy check; a few prefix tests reject what it accepts but a
     # writer would not give back: "+1", "007", "-01", "inf", "nan".
-    if not _casts(values, pa.int64() if kind == "int" else pa.float64()):
+    parsed = _cast(values, pa.int64() if kind == "int" else pa.float64())
+    if parsed is None:
         return False
     if pc.any(pc.starts_with(values, "+")).as_py():
         return False
@@ -100,20 +102,66 @@ def fits(values: pa.Array, kind: str) -> bool:
         return False  # "n": inf, nan, Infinity, NaN in any case but upper
     if pc.any(pc.match_substring(values, "N")).as_py():
         return False
-    long = values.filter(pc.greater(pc.utf8_length(values), 15))
-    if not len(long):
-        return True
-    mantissa = pc.replace_substring_regex(long, r"[eE].*$|[^0-9]", "")
-    digits = pc.utf8_length(pc.replace_substring_regex(mantissa, r"^0+", ""))
-    return pc.max(digits).as_py() <= 15
+    return _prints_back(values, parsed)
 
 
-def _casts(values: pa.Array, kind: pa.DataType) -> bool:
-    try:
-        pc.cast(values, kind)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+def _prints_back(texts: pa.Array, doubles: pa.Array) -> bool:
+    """Whether the double of each decimal text prints back as that text: the text is the
+    double's shortest form (what ``repr`` and pandas write) or the double rounded to the
+    text's own number of significant digits (``%.17g``), trailing fraction zeros and
+    exponent form aside. Up to 15 significant digits always do; a text past the double's
+    range (``1e400``, or ``1e-400`` read as 0) never does."""
+    if pc.any(pc.is_inf(doubles)).as_py():
         return False
-    return True
+    # Only a text longer than 15 characters can hold more than 15 significant digits.
+    wide = pc.greater(pc.utf8_length(texts), 15)
+    zero = pc.equal(doubles, 0.0)
+    if pc.any(zero).as_py():
+        wide = pc.or_(wide, zero)  # 1e-400: no digits may be lost to underflow
+    if not pc.any(wide).as_py():
+        return True
+    texts, doubles = texts.filter(wide), doubles.filter(wide)
+    # Arrow prints a double's shortest form; most long texts are exactly that.
+    rest = pc.invert(pc.equal(texts, pc.cast(doubles, pa.string())))
+    if not pc.any(rest).as_py():
+        return True
+    texts, doubles = texts.filter(rest), doubles.filter(rest)
+    digits = _digits(pc.replace_substring_regex(texts, r"(\.[0-9]*?)0+([eE].*)?$", r"\1"))
+    lengths = pc.utf8_length(digits)
+    if pc.any(pc.and_(pc.equal(doubles, 0.0), pc.greater(lengths, 0))).as_py():
+        return False
+    long = pc.greater(lengths, 15)
+    if not pc.any(long).as_py():
+        return True
+    texts, doubles, digits = texts.filter(long), doubles.filter(long), digits.filter(long)
+    # Other spellings of the shortest form (1.0e5): equal digits are the same number, as
+    # both lie within one unit of the double's last place.
+    shortest = _digits(pc.cast(doubles, pa.string()))
+    rest = pc.invert(pc.equal(pc.utf8_rtrim(digits, "0"), pc.utf8_rtrim(shortest, "0")))
+    if not pc.any(rest).as_py():
+        return True
+    return all(
+        Decimal(format(value, f".{len(sig)}g")) == Decimal(text)
+        for text, value, sig in zip(
+            texts.filter(rest).to_pylist(),
+            doubles.filter(rest).to_pylist(),
+            digits.filter(rest).to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def _digits(texts: pa.Array) -> pa.Array:
+    """The mantissa digits of decimal texts, without sign, point and leading zeros."""
+    digits = pc.replace_substring_regex(texts, r"[eE].*$|[^0-9]", "")
+    return pc.replace_substring_regex(digits, r"^0+", "")
+
+
+def _cast(values: pa.Array, kind: pa.DataType) -> pa.Array | None:
+    try:
+        return pc.cast(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def unify_kinds(a: str, b: str) -> str:
@@ -182,8 +230,10 @@ def convert_column(column: pa.Array, kind: pa.DataType) -> tuple[pa.Array, list[
         nulls = pc.is_in(column, NULL_SPELLINGS)
         values = pc.if_else(nulls, None, column) if pc.any(nulls).as_py() else column
         if pa.types.is_boolean(kind):
+            # ``is_in`` of a null is false, not null: only present values can misfit.
             lowered = pc.utf8_lower(values)
-            bad = pc.invert(pc.fill_null(pc.is_in(lowered, pa.array(["true", "false"])), True))
+            known = pc.is_in(lowered, pa.array(["true", "false"]))
+            bad = pc.and_(pc.is_valid(lowered), pc.invert(known))
             return _with_bad(pc.equal(lowered, "true"), bad)
         return pc.cast(values, kind), []
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

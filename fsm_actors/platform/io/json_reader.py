@@ -1,9 +1,10 @@
 """JSON Lines and JSON array (or single object) to Arrow, skipping malformed records.
 
 JSON Lines is parsed a block of whole lines at a time by pyarrow; a block that pyarrow
-rejects is re-parsed line by line so only the bad lines are reported. A JSON array is walked
+rejects is re-parsed line by line so only the bad lines are reported. A JSON document (an
+array, one object, or objects one after another: JSON Lines given as ``json`` too) is walked
 element by element with the standard decoder over a bounded text buffer, so memory stays flat
-in file size; after a malformed element the reader resumes at the next ``}, {``.
+in file size; every element is a record or a ``RowError`` naming its line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -25,6 +26,8 @@ from fsm_actors.platform.io.errors import RowError, raw_text
 
 MAX_ELEMENT_CHARS = 64 << 20
 _RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
+_NEXT_OBJECT_LINE = re.compile(r"\n(?=[ \t\r]*\{)")
+_CUT = 32  # a decode error this close to the end of the buffer may be a value cut there
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -124,12 +127,36 @@ def _pieces(records: list[dict], errors: list[RowError]) -> list[Piece]:
 def read_json_pieces(
     stream: BinaryIO, name: str | None, encoding: str = "utf-8", batch_rows: int = 8192
 ) -> Iterator[Piece]:
-    """Pieces of a JSON document: the elements of a top-level array, or one top-level object."""
+    """Pieces of a JSON document (see ``iter_json_items`` for the shapes read)."""
+    records: list[dict] = []
+    errors: list[RowError] = []
+    for item in iter_json_items(stream, name, encoding):
+        if isinstance(item, RowError):
+            errors.append(item)
+            continue
+        records.append(item)
+        if len(records) >= batch_rows:
+            yield from _pieces(records, errors)
+            records, errors = [], []
+    if records or errors:
+        yield from _pieces(records, errors)
+
+
+def iter_json_items(
+    stream: BinaryIO, name: str | None, encoding: str = "utf-8"
+) -> Iterator[dict[str, Any] | RowError]:
+    """Every record of a JSON document, in order, as the dict the standard decoder gives.
+
+    The document is a top-level array of objects, one object, or objects one after another
+    (JSON Lines, blank lines allowed, or pretty-printed objects). Nothing is dropped without
+    a ``RowError`` naming its line: a value that does not parse or is not an object, and
+    anything after the last record. After a bad array element reading goes on at the next
+    ``}, {``; after a bad top-level value, at the next line that starts with ``{``. Memory
+    is bounded by the largest element (``MAX_ELEMENT_CHARS``), not the file.
+    """
     decoder = json.JSONDecoder()
     text_decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
     buf, pos, line, eof = "", 0, 1, False
-    records: list[dict] = []
-    errors: list[RowError] = []
 
     def fill() -> None:
         nonlocal buf, pos, line, eof
@@ -148,68 +175,72 @@ def read_json_pieces(
                 return
             fill()
 
+    in_array = False
     with stream:
-        skip_space()
-        if pos >= len(buf):
-            return
-        in_array = buf[pos] == "["
-        if in_array:
-            pos += 1
         while True:
             skip_space()
-            if pos >= len(buf) or (in_array and buf[pos] == "]"):
+            if pos >= len(buf):
                 break
+            if buf[pos] == "[" and not in_array:
+                in_array, pos = True, pos + 1
+                continue
+            if buf[pos] == "]" and in_array:
+                in_array, pos = False, pos + 1
+                continue
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as exc:
-                if not eof and (exc.pos >= len(buf) - 1 or exc.msg.startswith("Unterminated")):
+                # A value cut by the end of the buffer: read on and decode it again.
+                if not eof and (exc.pos >= len(buf) - _CUT or exc.msg.startswith("Unterminated")):
                     if len(buf) - pos > MAX_ELEMENT_CHARS:
-                        errors.append(
-                            RowError(
-                                name,
-                                "JSON element too large or unterminated",
-                                None,
-                                _line(buf, pos, line),
-                            )
+                        yield RowError(
+                            name,
+                            "JSON element too large or unterminated",
+                            None,
+                            _line(buf, pos, line),
                         )
-                        break
+                        return
                     fill()
                     continue
-                resync = _RESYNC.search(buf, exc.pos if exc.pos > pos else pos + 1)
-                stop = resync.start() + 1 if resync else len(buf)
-                errors.append(
-                    RowError(
-                        name, f"bad JSON: {exc.msg}", raw_text(buf[pos:stop]), _line(buf, pos, line)
-                    )
+                # Go on at the next element: "}, {" in an array, else the next line that
+                # starts an object; read on to find it.
+                pattern = _RESYNC if in_array else _NEXT_OBJECT_LINE
+                start = exc.pos if in_array and exc.pos > pos else pos + 1
+                found = pattern.search(buf, start)
+                while found is None and not eof and len(buf) - pos <= MAX_ELEMENT_CHARS:
+                    start = max(start, len(buf) - _CUT) - pos  # fill() drops buf[:pos]
+                    fill()
+                    found = pattern.search(buf, start)
+                stop = (found.start() + 1) if found is not None else len(buf)
+                yield RowError(
+                    name,
+                    f"bad JSON: {exc.msg}",
+                    raw_text(buf[pos:stop].rstrip()),
+                    _line(buf, pos, line),
                 )
-                if resync is None:
-                    break
+                if found is None and not eof:
+                    yield RowError(
+                        name,
+                        "JSON element too large or unterminated; the rest of the file is not read",
+                        None,
+                        _line(buf, stop, line),
+                    )
+                    return
                 pos = stop
                 continue
             element = buf[pos:end]
             if _SURROGATE.search(element):
-                errors.append(
-                    RowError(name, "undecodable bytes", raw_text(element), _line(buf, pos, line))
-                )
+                yield RowError(name, "undecodable bytes", raw_text(element), _line(buf, pos, line))
             elif not isinstance(value, dict):
-                errors.append(
-                    RowError(
-                        name,
-                        f"not a JSON object: {type(value).__name__}",
-                        raw_text(element),
-                        _line(buf, pos, line),
-                    )
+                yield RowError(
+                    name,
+                    f"not a JSON object: {type(value).__name__}",
+                    raw_text(element),
+                    _line(buf, pos, line),
                 )
             else:
-                records.append(value)
+                yield value
             pos = end
-            if not in_array:
-                break
-            if len(records) >= batch_rows:
-                yield from _pieces(records, errors)
-                records, errors = [], []
-    if records or errors:
-        yield from _pieces(records, errors)
 
 
 def _line(buf: str, pos: int, base: int) -> int:

@@ -14,14 +14,17 @@ from typing import Any
 
 from fsm_actors.platform.io.detect import open_input
 from fsm_actors.platform.io.errors import RAW_LIMIT as _RAW_LIMIT
-from fsm_actors.platform.io.errors import FormatError, RowError
+from fsm_actors.platform.io.errors import RowError
+from fsm_actors.platform.io.json_reader import iter_json_items
 
 
 def iter_json_records(path: str, read: Any) -> Iterator[dict[str, Any] | RowError]:
-    """Records of a JSON Lines or JSON array file (``read.format``: ``jsonl`` / ``json``)."""
+    """Records of a JSON Lines file (``read.format`` ``jsonl``: one object per line) or a
+    JSON document (``json``: an array, one object, or objects one after another, as
+    ``iter_json_items`` reads it). Every record is yielded or a ``RowError`` names it."""
     encoding = getattr(read, "encoding", "utf-8") or "utf-8"
     if getattr(read, "format", None) == "json":
-        yield from _array(path, encoding)
+        yield from _document(path, encoding)
         return
     skip_empty = getattr(read, "skip_empty_lines", True)
     with open_input(path) as stream:
@@ -51,17 +54,6 @@ def iter_json_records(path: str, read: Any) -> Iterator[dict[str, Any] | RowErro
             yield value
 
 
-def _array(path: str, encoding: str) -> Iterator[dict[str, Any] | RowError]:
-    with open_input(path) as stream:
-        data = stream.read()
-    try:
-        value = json.loads(data.decode(encoding))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: not a valid JSON document ({exc})", path) from exc
-    items = value if isinstance(value, list) else [value]
-    for number, item in enumerate(items, start=1):
-        if isinstance(item, dict):
-            yield item
-        else:
-            yield RowError(path, f"a JSON record must be an object, got {type(item).__name__}",
-                           json.dumps(item)[:_RAW_LIMIT], record=number)
+def _document(path: str, encoding: str) -> Iterator[dict[str, Any] | RowError]:
+    """A JSON array, one object, or objects one after another (JSON Lines too), streamed."""
+    yield from iter_json_items(open_input(path), path, encoding)

@@ -110,6 +110,8 @@ def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[P
             block_size=options.csv_block_size,
             column_types=options.csv_column_types,
             infer=options.csv_infer,
+            # A caller's file object has one position: it cannot be read twice at once.
+            concurrent_reads=is_path or not _seekable(source),
         )
     if fmt == "jsonl":
         return read_jsonl_pieces(open_stream(), name, options.encoding)
