@@ -27,6 +27,8 @@ from fsm_actors.cli.documents import UserError
 from fsm_actors.platform import runtime
 
 RAY = str(Path(sys.executable).with_name("ray"))
+LOOPBACK = "127.0.0.1"
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def _port_free(port: int) -> bool:
@@ -98,9 +100,13 @@ def session_processes(sid: int) -> list[int]:
 @click.option("--num-cpus", type=int, default=None, help="CPUs the head offers (default: all).")
 @click.option("--temp-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Ray's session directory (default: a new one under /tmp).")
+@click.option("--host", default=LOOPBACK, show_default=True,
+              help="The address the head's ports listen on; the default keeps every port on "
+              "this machine. Another (this machine's address on a network) lets other "
+              "machines join and submit.")
 def up(port: int | None, dashboard_port: int | None, client_port: int | None,
-       num_cpus: int | None, temp_dir: Path | None) -> None:
-    """Start a persistent Ray head on this machine (dashboard on 127.0.0.1)."""
+       num_cpus: int | None, temp_dir: Path | None, host: str) -> None:
+    """Start a persistent Ray head on this machine (every port on 127.0.0.1 by default)."""
     head = runtime.local_head()
     if head is not None:
         click.echo(f"already up: Ray at {head['address']}, dashboard {head['dashboard_url']} "
@@ -114,8 +120,8 @@ def up(port: int | None, dashboard_port: int | None, client_port: int | None,
     temp = Path(temp_dir or tempfile.mkdtemp(prefix="fsm-actors-ray-", dir="/tmp"))
     log = state / "head.log"
     args = [RAY, "start", "--head", "--block", f"--port={gcs}", f"--temp-dir={temp}",
-            "--node-ip-address=127.0.0.1", "--include-dashboard=true",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+            f"--node-ip-address={host}", "--include-dashboard=true",
+            f"--dashboard-host={host}", f"--dashboard-port={dash}",
             f"--ray-client-server-port={client}",
             # the job agent's HTTP port defaults to 52365: a second Ray on the machine holds it
             # and then every job submission is refused ("No available agent")
@@ -126,6 +132,11 @@ def up(port: int | None, dashboard_port: int | None, client_port: int | None,
                                                   os.environ.get("PATH", "")])}
     for var in runtime.ADDRESS_ENV_VARS:
         env.pop(var, None)
+    if host in LOCAL_NAMES:
+        # `ray start` swaps a loopback --node-ip-address for the machine's network address,
+        # and its gRPC servers then listen on every interface; without "cluster mode" the
+        # node keeps 127.0.0.1 and Ray's servers listen on the loopback only
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     started = time.monotonic()
     with open(log, "w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
@@ -136,17 +147,23 @@ def up(port: int | None, dashboard_port: int | None, client_port: int | None,
     except BaseException:
         _stop(proc.pid, quiet=True)
         raise
-    head = {"pid": proc.pid, "address": f"127.0.0.1:{gcs}",
-            "dashboard_url": f"http://127.0.0.1:{dash}",
-            "client_address": f"ray://127.0.0.1:{client}", "temp_dir": str(temp),
-            "log": str(log)}
+    where = "127.0.0.1" if host in LOCAL_NAMES else host
+    head = {"pid": proc.pid, "address": f"{where}:{gcs}",
+            "dashboard_url": f"http://{where}:{dash}",
+            "client_address": f"ray://{where}:{client}", "temp_dir": str(temp),
+            "log": str(log), "host": host}
     (state / "head.json").write_text(json.dumps(head, indent=2))
+    token = runtime.cluster_auth_mode(head["address"]) == "token"
     click.echo(
-        f"Ray head up in {time.monotonic() - started:.1f}s (pid {proc.pid})\n"
-        f"  address:   {head['address']}   (fsm-actors run ... attaches to it by itself)\n"
-        f"  dashboard: {head['dashboard_url']}\n"
-        f"  jobs:      fsm-actors submit FILE --wait   (to {head['dashboard_url']})\n"
-        f"  stop:      fsm-actors down"
+        f"Ray head up in {time.monotonic() - started:.1f}s (pid {proc.pid}), listening on "
+        + ("this machine only (127.0.0.1)" if host in LOCAL_NAMES else host) + "\n"
+        f"  address:   {head['address']}   (every fsm-actors command uses it by itself; "
+        "elsewhere give --address with it)\n"
+        f"  dashboard: {head['dashboard_url']}"
+        + ("   (it asks for the cluster's token: `ray get-auth-token` prints it)"
+           if token else "") + "\n"
+        "  jobs:      fsm-actors submit FILE --wait\n"
+        "  stop:      fsm-actors down"
     )
 
 

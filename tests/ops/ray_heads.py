@@ -140,3 +140,41 @@ def run_driver(code: str, *, timeout: float = 180, **env: str) -> subprocess.Com
     """Run ``code`` in a fresh Python with the repo importable and no inherited Ray settings."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=timeout, env=client_env(**env), cwd=REPO)
+
+
+def listening_addresses(pids: list[int]) -> list[str]:
+    """``host:port`` of every TCP socket the processes ``pids`` listen on (from /proc)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:  # gone, or not ours to read
+            continue
+    found = []
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        with open(table) as f:
+            next(f)
+            for row in f:
+                cols = row.split()
+                if cols[3] != "0A" or cols[9] not in inodes:  # 0A: LISTEN
+                    continue
+                hexip, hexport = cols[1].split(":")
+                raw = bytes.fromhex(hexip)
+                # /proc prints each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
+                host = socket.inet_ntop(socket.AF_INET if size == 4 else socket.AF_INET6, words)
+                found.append(f"{host}:{int(hexport, 16)}")
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    """``address`` (``host:port``) listens on the loopback only."""
+    host = address.rpartition(":")[0]
+    return host.startswith("127.") or host in ("::1", "::ffff:127.0.0.1") or \
+        host.startswith("::ffff:127.")
