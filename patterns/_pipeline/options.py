@@ -77,31 +77,39 @@ class ErrorHandling(BaseModel):
         return sorted(self.model_fields_set)
 
 
+class _Sections(BaseModel):
+    """The two sections as one model, so validation errors carry their key paths."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    options: JobOptions | None = None
+    error_handling: ErrorHandling | None = None
+
+
 def parse_sections(raw: dict[str, Any], where: str, unsupported: dict[str, str],
                    kind: str) -> tuple[JobOptions | None, ErrorHandling | None]:
     """The job's ``options`` and ``error_handling`` checked; an option the kind cannot honour
-    is a ``PatternError`` saying why (never accepted and ignored)."""
-    out: list[Any] = []
-    for key, model in (("options", JobOptions), ("error_handling", ErrorHandling)):
-        value = raw.get(key)
-        if value is None:
-            out.append(None)
-            continue
-        if not isinstance(value, dict):
-            raise PatternError(f"{where}.{key}: a mapping is needed, got {value!r}"
-                               if ": " in where else f"{where}: {key}: a mapping is needed")
-        try:
-            section = model(**value)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{key}.{'.'.join(str(p) for p in e['loc'])}: "
-                + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
-                for e in exc.errors(include_url=False))
-            raise PatternError(f"{where}: {problems}") from None
-        for name in section.given():
+    is a ``PatternError`` saying why (never accepted and ignored). A job at the top of its
+    file raises from the ``ValidationError`` (its key paths locate the lines)."""
+    given = {k: raw[k] for k in ("options", "error_handling") if raw.get(k) is not None}
+    if not given:
+        return None, None
+    try:
+        sections = _Sections(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(str(p) for p in e["loc"]) + ": "
+            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors(include_url=False))
+        error = PatternError(f"{where}: {problems}")
+        if ": steps[" in where:  # the key paths are relative to the step, not to the file
+            raise error from None
+        raise error from exc
+    for key in ("options", "error_handling"):
+        section = getattr(sections, key)
+        for name in section.given() if section is not None else ():
             reason = unsupported.get(f"{key}.{name}") or unsupported.get(key)
             if reason:
                 raise PatternError(f"{where}: {key}.{name} is not supported by kind {kind}: "
                                    f"{reason}")
-        out.append(section)
-    return out[0], out[1]
+    return sections.options, sections.error_handling

@@ -57,7 +57,7 @@ def test_the_seed_blocks_are_valid_file_processing_sections(tmp_path, block):
 def test_unknown_option_and_bad_value_are_named(tmp_path):
     _csv(tmp_path / "in.csv", 5)
     bad = _validate(_job(tmp_path, "options: {batch_sise: 10}\n"))
-    assert bad.exit_code == 1 and "options.batch_sise: unknown key" in bad.output
+    assert bad.exit_code == 1 and "job.yaml:4: options.batch_sise: unknown key" in bad.output
     bad = _validate(_job(tmp_path, "error_handling: {on_failure: retry_forever}\n"))
     assert bad.exit_code == 1 and "error_handling.on_failure" in bad.output
     bad = _validate(_job(tmp_path, "chunk_size: 50\noptions: {batch_size: 10}\n"))
