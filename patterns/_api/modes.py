@@ -36,6 +36,7 @@ class Run:
         self.policies = policies
         self.session = session
         self.fail_fast = fail_fast
+        self.max_concurrent = max_concurrent
         self.limit = asyncio.Semaphore(max_concurrent)
         self.outcomes: dict[str, CallOutcome] = {}
         self.results: dict[str, Any] = {}
@@ -117,9 +118,17 @@ async def pipeline(run: Run, data: Any) -> None:
 
 
 async def parallel(run: Run, data: Any) -> None:
+    """``max_concurrent`` runners take the endpoints in order, one call at a time each (the
+    same bound as a task per endpoint, without thousands of tasks waiting for a slot)."""
+    pending = iter(run.calls)
+
+    async def runner() -> None:
+        for call in pending:
+            await run.call(call, data)
+
     async with asyncio.TaskGroup() as group:
-        for call in run.calls:
-            group.create_task(run.call(call, data))
+        for _ in range(min(run.max_concurrent, len(run.calls))):
+            group.create_task(runner())
 
 
 async def hybrid(run: Run, data: Any) -> None:

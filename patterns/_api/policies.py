@@ -17,12 +17,16 @@ every caller sharing them slows down, and the retry waits at least that long.
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from patterns._api.call import EndpointCall
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.errors import PermanentCallError, TransientCallError
 from patterns.error_recovery import (
+    CallNotPermittedError,
     CircuitBreaker,
     CircuitBreakerConfig,
     RateLimiter,
@@ -31,15 +35,21 @@ from patterns.error_recovery import (
 
 
 class EndpointPolicy:
-    """Retry + limiters + breaker of one endpoint, bound where the calls run."""
+    """Retry + limiters + breaker of one endpoint, bound where the calls run.
 
-    __slots__ = ("retry", "limiters", "breaker")
+    A process-scope breaker is made by ``make_breaker`` at the endpoint's first failed call:
+    its rule (``failure_threshold`` failures in a row) reads nothing from the successes before
+    that, so a run of thousands of endpoints that succeed builds no breakers at all."""
+
+    __slots__ = ("retry", "limiters", "breaker", "make_breaker")
 
     def __init__(self, retry: RetryPolicy, limiters: list[RateLimiter],
-                 breaker: CircuitBreaker | None) -> None:
+                 breaker: CircuitBreaker | None,
+                 make_breaker: Callable[[], CircuitBreaker] | None = None) -> None:
         self.retry = retry
         self.limiters = limiters
         self.breaker = breaker
+        self.make_breaker = make_breaker
 
     def slow_down(self, seconds: float | None) -> None:
         """A 429 said to come back in ``seconds``: pause the limiters that apply."""
@@ -58,9 +68,23 @@ class EndpointPolicy:
         """The parsed body of the first good attempt; raises the last error when retries are
         spent or the error is not retried, ``CircuitOpenError`` while the breaker is open."""
         args = (call, session, url, kw, outcome)
-        if self.breaker is None:
+        if self.breaker is not None:
+            return await self.breaker.call(self.retry.run, self._attempt, args, {})
+        if self.make_breaker is None:
             return await self.retry.run(self._attempt, args, {})
-        return await self.breaker.call(self.retry.run, self._attempt, args, {})
+        started = time.monotonic()
+        try:
+            return await self.retry.run(self._attempt, args, {})
+        except TransientCallError as exc:  # the first failure a breaker would count
+            if self.breaker is None:
+                self.breaker = self.make_breaker()
+            breaker = self.breaker
+            try:
+                permit = await breaker.acquire()
+            except CallNotPermittedError:  # opened by a call that failed meanwhile
+                raise exc from None
+            breaker.record(permit, exc, time.monotonic() - started)
+            raise
 
 
 def _limiter_scope(config: APIOrchestrationConfig) -> str:
@@ -113,14 +137,17 @@ class Limits:
                 limiters.append(self._limiter(self.name(endpoint.name),
                                               endpoint.rate_limit / config.rate_limit_window,
                                               endpoint.burst_limit))
-            breaker = None
+            breaker = make_breaker = None
             if breaker_config is not None:
-                breaker = CircuitBreaker(breaker_config, name=self.name(endpoint.name),
-                                         scope=self.breaker_scope,  # type: ignore[arg-type]
-                                         group=self.name())  # one policy actor per run
+                make_breaker = partial(CircuitBreaker, breaker_config,
+                                       name=self.name(endpoint.name),
+                                       scope=self.breaker_scope,
+                                       group=self.name())  # one policy actor per run
+                if self.breaker_scope == "cluster":  # shared state: consulted from the start
+                    breaker, make_breaker = make_breaker(), None
             policies[endpoint.name] = EndpointPolicy(
                 RetryPolicy(endpoint.retry, name=self.name(endpoint.name)),
-                limiters, breaker)
+                limiters, breaker, make_breaker)
         self._policies = policies
         return policies
 
