@@ -88,6 +88,11 @@ def test_a_registered_kind_runs_validates_and_has_a_schema(toy_kind, tmp_path):
     error = jsonschema.exceptions.best_match(validator.iter_errors(
         {"kind": "shout", "words": ["a"], "output": "o", "wrds": 1}))
     assert "wrds" in error.message
+    # a kind that says nothing about options refuses them rather than ignoring them
+    (tmp_path / "opts.yaml").write_text(
+        "kind: shout\nwords: [a]\noutput: o.txt\noptions: {batch_size: 2}\n")
+    with pytest.raises(PatternError, match="not supported by kind shout"):
+        load_pipeline(tmp_path / "opts.yaml")
     # a step may be of the new kind too
     (tmp_path / "steps.yaml").write_text(
         "kind: steps\nsteps:\n  - {kind: shout, name: s, words: [x], output: s.txt}\n")
