@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from typing import Any
 
 from fsm_actors.engine import BatchLeases, DataHandlingMode, Machine, compile_machine
@@ -32,9 +33,12 @@ class WorkerCounters:
             self.last_state = last_state
 
 
+_SUCCESS = itemgetter("success")
+
+
 def batch_summary(results: list[dict[str, Any]]) -> tuple[int, int, str | None]:
     """``(records, failed, last final state)`` of a list of run results."""
-    failed = sum(1 for r in results if not r["success"])
+    failed = len(results) - sum(map(bool, map(_SUCCESS, results)))
     return len(results), failed, results[-1]["final_state"] if results else None
 
 
@@ -68,6 +72,8 @@ class FSMWorker:
         self.counters = WorkerCounters()
         self.batches_started = 0
         self.running: str | None = None
+        #: ``batch_summary`` of the last batch (one pass over its results, shared by callers)
+        self.last_summary: tuple[int, int, str | None] = (0, 0, None)
 
     def process(
         self,
@@ -124,7 +130,8 @@ class FSMWorker:
                 )
         finally:
             self.running = None
-        self.counters.add(*batch_summary(results))
+        self.last_summary = batch_summary(results)
+        self.counters.add(*self.last_summary)
         if timings is not None:
             counts = StateCounts().add_results(results).add_timings(timings)
             self.state_counts.merge(counts)

@@ -40,6 +40,22 @@ def _common(defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _refuse(common: dict[str, Any], unsupported: Any) -> None:
+    """What the kind refuses is refused by its schema too, with the reason as description."""
+    for key in ("options", "error_handling"):
+        if key in unsupported:
+            common[key] = {"not": {}, "description": f"not supported: {unsupported[key]}"}
+            continue
+        names = sorted(k.split(".", 1)[1] for k in unsupported if k.startswith(key + "."))
+        if names:
+            common[key] = {
+                "allOf": [common[key]],
+                "propertyNames": {"not": {"enum": names}},
+                "description": "; ".join(f"{n}: not supported: {unsupported[f'{key}.{n}']}"
+                                         for n in names),
+            }
+
+
 def _def_name(kind: str) -> str:
     return "Job_" + kind
 
@@ -59,7 +75,9 @@ def kind_schema(name: str, defs: dict[str, Any] | None = None) -> dict[str, Any]
         from patterns._pipeline.kind_steps import step_kinds
 
         props["steps"]["items"] = by_kind(step_kinds(), own)
-    out["properties"] = {"kind": {"const": name}, **_common(own), **props}
+    common = _common(own)
+    _refuse(common, kind.unsupported)
+    out["properties"] = {"kind": {"const": name}, **common, **props}
     out["required"] = sorted({"kind", *out.get("required", [])})
     out.setdefault("type", "object")
     if defs is None:

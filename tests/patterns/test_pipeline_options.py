@@ -253,3 +253,22 @@ def test_steps_take_the_pipeline_options_as_defaults(ray_session, tmp_path):
     pipeline = load_pipeline(tmp_path / "steps.yaml")
     assert [j.config.chunk_size for j in pipeline.jobs] == [20, 30]
     assert run_pipeline_file(tmp_path / "steps.yaml")["records_written"] == 120
+
+
+def test_the_schema_takes_the_seed_sections_and_refuses_what_a_kind_refuses():
+    import jsonschema
+    import yaml
+
+    from patterns.pipeline import PipelineFiles
+
+    validator = jsonschema.Draft202012Validator(PipelineFiles.schema(None))
+    seed = yaml.safe_load("kind: file_processing\ninput_path: a.csv\n" + SEED_BATCH + SEED_ERRORS)
+    assert not list(validator.iter_errors(seed))
+    assert [e.json_path for e in validator.iter_errors(
+        {**seed, "options": {"batch_sise": 1}})] == ["$.options"]
+    etl = {"kind": "etl", "source": "a", "target": "b"}
+    assert not list(validator.iter_errors({**etl, "options": {"batch_size": 5}}))
+    assert [e.json_path for e in validator.iter_errors(
+        {**etl, "options": {"memory_limit": "1GB"}})] == ["$.options"]
+    assert [e.json_path for e in validator.iter_errors(
+        {**etl, "error_handling": {"max_retries": 1}})] == ["$.error_handling"]
