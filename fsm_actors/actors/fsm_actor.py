@@ -14,7 +14,7 @@ from fsm_actors.engine import DataHandlingMode
 from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.pickling import pack_results, unpack
-from fsm_actors.worker import FSMWorker, batch_summary
+from fsm_actors.worker import FSMWorker
 
 
 @ray.remote
@@ -81,7 +81,7 @@ class FSMActor:
         started = time.perf_counter()
         results = self._worker.process_batch(records, data_mode, execution_id_prefix)
         self._batch_seconds.observe(time.perf_counter() - started)
-        failed = sum(1 for r in results if not r["success"])
+        _, failed, _ = self._worker.last_summary
         self._count(len(results) - failed, failed)
         return results
 
@@ -106,7 +106,7 @@ class FSMActor:
         with gc_paused():
             results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
             packed = pack_results(results)
-            return (*batch_summary(results), packed, self._worker.last_counts)
+            return (*self._worker.last_summary, packed, self._worker.last_counts)
 
     def snapshot(self) -> dict[str, Any]:
         return self._worker.snapshot()

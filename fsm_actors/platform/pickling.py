@@ -58,10 +58,11 @@ def unpack_results(payload: bytes) -> list[dict[str, Any]]:
     """The result dicts ``pack_results`` packed (each with its own ``path`` list)."""
     with gc_paused():
         datas, states, path_ids, paths, odd = pickle.loads(payload)
-        table = [list(p) for p in paths]
+        # each record's own path list, made by C-level maps (no Python call per record)
+        fresh = list(map(list, map(paths.__getitem__, path_ids)))
         out = [
-            {"final_state": s, "data": d, "path": table[p].copy(), "success": True, "error": None}
-            for d, s, p in zip(datas, states, path_ids, strict=True)
+            {"final_state": s, "data": d, "path": p, "success": True, "error": None}
+            for d, s, p in zip(datas, states, fresh, strict=True)
         ]
         for index, (success, error) in odd.items():
             out[index]["success"] = success
