@@ -13,6 +13,7 @@ try:  # importing Ray takes a moment: a Ctrl-C in it is an interrupt like any ot
     from fsm_actors.cli.interrupts import InterruptibleGroup
     from fsm_actors.cli.jobs import jobs, logs, stop, submit
     from fsm_actors.cli.run import run, schema, validate
+    from fsm_actors.cli.runs import runs
     from fsm_actors.cli.status import status
 except KeyboardInterrupt:
     sys.stderr.write("\nfsm-actors: interrupted while starting\n")
@@ -25,7 +26,7 @@ def cli() -> None:
     """Run finite-state-machine pipelines on Ray actors (local or on a cluster)."""
 
 
-for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph):
+for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph, runs):
     cli.add_command(_command)
 
 
