@@ -193,12 +193,15 @@ class _List:
 
 
 Renderer = Template | _Const | _Call | _Dict | _List
+_NONE = _Const(None)
 
 
 def compile_value(value: Any, *, url: bool = False) -> Renderer:
     """A renderer of ``value`` (a template string, a callable, or a structure of them).
 
     Raises ``TemplateError`` for a malformed template string."""
+    if value is None:
+        return _NONE
     if isinstance(value, Literal):
         return _Const(value.value)
     if isinstance(value, str):
