@@ -9,8 +9,9 @@ local mode, and (trivial machine only) the peer dataknobs-fsm 0.5.0 (in a scratc
 skipped with a message if it cannot be set up). Each of ours is the first batch after the
 FSM is built (no warm-up batch): ``seconds`` is that batch, ``with_construction_s`` adds
 building the FSM (the constructor returns once the actors are started). Prints one JSON line
-each: rows/s, peak RSS (all processes of the run), the CPU seconds of the driver and of the
-actors over the batch, and the ratios (``vs_local``: actors' rows/s over local mode's).
+each: rows/s, peak RSS (all processes of the run), the CPU seconds of the driver, of the
+actors and of Ray's other processes over the batch, and the ratios (``vs_local``: actors'
+rows/s over local mode's).
 
 Ray starts its workers at niceness 15 (``RAY_worker_niceness``), the driver runs at 0: on a
 machine other work also loads, actors then get a fraction of a core while local mode gets a
@@ -116,12 +117,15 @@ def bench_ours(n: int, local: bool, transform) -> dict:
         built = time.perf_counter()
         fsm = SimpleFSM(CONFIG, custom_functions={"double": transform}, local=local)
         actors = [] if local else [psutil.Process(s["pid"]) for s in fsm.async_fsm.status()]
+        pids = {p.pid for p in actors}
+        others = [p for p in psutil.Process().children(recursive=True) if p.pid not in pids]
         # no warm-up batch: the first large batch after construction is the one measured
-        cpu_driver, cpu_actors = time.process_time(), _cpu(actors)
+        cpu_driver, cpu_actors, cpu_others = time.process_time(), _cpu(actors), _cpu(others)
         t = time.perf_counter()
         out = fsm.process_batch(data)
         dt = time.perf_counter() - t
         cpu_driver, cpu_actors = time.process_time() - cpu_driver, _cpu(actors) - cpu_actors
+        cpu_others = _cpu(others) - cpu_others
         total = time.perf_counter() - built
         fsm.close()
     assert len(out) == n and all(r["success"] and r["data"]["y"] == 2 * r["data"]["x"] for r in out)
@@ -131,6 +135,8 @@ def bench_ours(n: int, local: bool, transform) -> dict:
     if not local:
         line["actors"] = len(actors)
         line["actors_cpu_s"] = round(cpu_actors, 3)
+    # Ray's own processes (raylet, GCS, idle workers it starts): CPU the run did not get
+    line["ray_other_cpu_s"] = round(cpu_others, 3)
     return line
 
 
