@@ -63,7 +63,7 @@ def unique_keys(conn: Any, ep: DatabaseEndpoint) -> list[list[str]]:
         found = list(indexes.values())
     usable = [(pk, cols) for pk, cols in found if cols and all(cols)]
     usable.sort(key=lambda entry: (not entry[0], len(entry[1])))
-    return [list(cols) for _, cols in usable]  # type: ignore[arg-type]
+    return [[c for c in cols if c is not None] for _, cols in usable]
 
 
 def _sqlite_table_sql(conn: Any, table: str) -> str | None:

@@ -184,8 +184,16 @@ JSON_SHAPES = {
     "lines": '{"a": 1}\n{"a": 2}\n{"a": 3}\n',
     "lines_blank": '{"a": 1}\n\n{"a": 2}\n   \n\n{"a": 3}',
     "pretty_objects": '{\n  "a": 1\n}\n{\n  "a": 2\n}\n{"a": 3}\n',
+    "line_then_pretty": '{"a": 1}\n{\n  "a": 2\n}\n',
 }
-JSON_COUNTS = {"array": 3, "object": 1, "lines": 3, "lines_blank": 3, "pretty_objects": 3}
+JSON_COUNTS = {
+    "array": 3,
+    "object": 1,
+    "lines": 3,
+    "lines_blank": 3,
+    "pretty_objects": 3,
+    "line_then_pretty": 2,
+}
 
 
 @pytest.mark.parametrize("shape", sorted(JSON_SHAPES))

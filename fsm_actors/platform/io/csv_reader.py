@@ -17,7 +17,8 @@ Bad input never ends a read: a row with the wrong number of fields, or bytes tha
 valid UTF-8, is a ``RowError``; a field larger than the parser's block makes the read start
 again with a larger block (up to 1 GB), skipping what was already returned. A ``RowError``'s
 ``line`` is the line in the file where the bad record starts, counting the lines of quoted
-newlines before it. A read that cannot go on (a truncated compressed stream, an unterminated
+newlines before it; its ``raw`` is the record's text as written (quotes kept), so parsing it
+again with the same options gives the same fields. A read that cannot go on (a truncated compressed stream, an unterminated
 quote) ends with one ``RowError`` saying so; the records before it are kept.
 """
 

@@ -5,13 +5,17 @@ the whole file) reads back as the same text, so nothing is rewritten silently:
 
 * ``int64`` when every value is an integer written the canonical way: ``00501`` (a zip
   code), ``+4917612345`` (a phone number), ``-0`` and integers beyond 64 bits stay text;
-* ``float64`` when every value is a plain decimal number with at most 15 significant digits
-  and no leading zeros or ``+`` (``2.50`` is ``2.5``; ``12345678901234567890`` stays text);
+* ``float64`` when every value is a plain decimal number (no leading zeros, ``+``, ``inf``
+  or ``nan``) that its double prints back as: any with up to 15 significant digits
+  (``2.50`` is ``2.5``), and longer ones as ``repr``/pandas (``-352334.4703336753``) or
+  ``%.17g`` write them; ``12345678901234567890`` and ``1e400`` stay text;
 * ``bool`` for ``true``/``false`` in any case;
 * ``null`` for a column with no values at all.
 
 Empty fields and pyarrow's null spellings (``NA``, ``NULL``, ``null``, ``N/A``...) are nulls in
-typed columns and stay as written in text columns. Dates and times stay text: declare them
+typed columns (bool included) and stay as written in text columns. ``fits`` (the inference)
+and ``convert_column`` (the conversion) agree: a column inferred as a kind converts without
+a rejected row. Dates and times stay text: declare them
 (``column_types={"day": "date32"}``) to get Arrow dates. Declared types accept any Arrow type
 name (``int64``, ``float32``, ``string``, ``bool``, ``date32``, ``timestamp[ms]``,
 ``decimal128(12,2)``...) or ``pa.DataType``; a value that does not fit its declared type

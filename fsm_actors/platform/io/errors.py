@@ -15,7 +15,8 @@ class RowError:
     ``line`` is the 1-based line (CSV: row, header included) in the file when the reader knows
     it; ``record`` the 1-based ordinal of the record among the file's good records when that is
     what is known instead. ``raw`` is the offending text (decoded with backslash escapes if it
-    was not valid in the file's encoding), cut to a few KB. ``stage`` says where it was
+    was not valid in the file's encoding), cut to a few KB; for a CSV row, the record as
+    written (quoting kept), which parses back to the same fields. ``stage`` says where it was
     rejected (parse, validate, filter, transform, fsm, load); ``function`` names the user
     function and ``state`` the FSM state that rejected it, when one did. This is the one
     error-file schema of every job.
