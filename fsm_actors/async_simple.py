@@ -282,6 +282,7 @@ class AsyncSimpleFSM:
         checkpoint_id: str | None = None,
         error_threshold: float | None = None,
         workers: int | None = None,
+        redrive: str | Path | bool | None = None,
     ) -> dict[str, Any]:
         """Stream records from a file or an iterator through the FSM to ``sink``.
 
@@ -297,11 +298,22 @@ class AsyncSimpleFSM:
         refused. Returns the job result: ``total_processed, successful, failed, emitted,
         excluded_by_state, lines_read, records_processed, records_written, errors, skipped,
         duration, throughput, output_path, error_file, run_id``. ``use_streaming`` is
-        accepted for compatibility: this path always streams.
+        accepted for compatibility: this path always streams. ``redrive`` (``True`` or an
+        error file) re-runs only the records of the error file a finished stream into
+        ``sink`` wrote, adding those that now succeed to ``sink`` (``fsm_actors.redrive``).
         """
         from fsm_actors.stream import FSMStage, stream_job
 
         self._check_open()
+        if redrive:
+            from fsm_actors.redrive import redrive_stream
+
+            return await redrive_stream(
+                self, source, sink, redrive, chunk_size=chunk_size,
+                output_format=None if output_format in (None, "auto") else output_format,
+                input_format=None if input_format == "auto" else input_format,
+                csv_delimiter=csv_delimiter, workers=workers,
+            )
         del use_streaming
         stage = FSMStage(
             self._config,

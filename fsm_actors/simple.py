@@ -127,6 +127,7 @@ class SimpleFSM:
         checkpoint_id: str | None = None,
         error_threshold: float | None = None,
         workers: int | None = None,
+        redrive: str | Path | bool | None = None,
     ) -> dict[str, Any]:
         """See ``AsyncSimpleFSM.process_stream``. ``skip_empty_lines`` drops lines that are
         empty or hold only whitespace (dataknobs-fsm 0.5 keeps whitespace-only text lines as
@@ -148,6 +149,7 @@ class SimpleFSM:
                 checkpoint_id=checkpoint_id,
                 error_threshold=error_threshold,
                 workers=workers,
+                redrive=redrive,
             )
         )
 

@@ -56,7 +56,11 @@ class FSMStage:
         if not hasattr(self, "_worker"):
             self.open()
         records = batch if isinstance(batch, list) else batch.to_pylist()
+        # the records as given, for the error lines of failures (redrive re-runs those):
+        # the FSM may change a list's dicts in place; an Arrow batch is read again
+        given = _given(batch) if records is batch else batch
         results = self._worker.process_batch(records, self.data_mode)
+        inputs: list[Any] | None = None
         emits = self._worker.machine.emits
         emitted: list[dict[str, Any]] = []
         errors: list[RowError] = []
@@ -64,11 +68,13 @@ class FSMStage:
         for number, r in enumerate(results, start=first_record + 1):
             state = r.get("final_state")
             if not r["success"]:
+                if inputs is None:
+                    inputs = _inputs(given, results)
                 errors.append(
                     RowError(
                         file,
                         str(r.get("error")),
-                        _raw(r.get("data")),
+                        _raw(inputs[number - first_record - 1]),
                         record=number,
                         stage="fsm",
                         state=state,
@@ -99,6 +105,19 @@ class FSMStage:
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "binder")}
+
+
+def _given(records: list[Any]) -> bytes | None:
+    try:
+        return pickle.dumps(records, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # records that do not pickle: their errors carry the data at failure
+        return None
+
+
+def _inputs(given: Any, results: list[dict[str, Any]]) -> list[Any]:
+    if given is None:
+        return [r.get("data") for r in results]
+    return pickle.loads(given) if isinstance(given, bytes) else given.to_pylist()
 
 
 def _raw(data: Any) -> str | None:
