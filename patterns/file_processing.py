@@ -107,6 +107,16 @@ class FileProcessor:
         runtime.ensure_ray(self.address)
         return run_sync(self.process(checkpoint_id, on_progress))
 
+    def redrive(self, error_file: str | None = None) -> dict[str, Any]:
+        """Re-run exactly the records a finished run rejected (its error file, or
+        ``error_file``) with this config: those that now pass are added to the output once,
+        those that still fail make the new error file; see ``patterns._files.redrive``."""
+        from fsm_actors.platform import runtime
+        from patterns._files.redrive import redrive_run
+
+        runtime.ensure_ray(self.address)
+        return run_sync(redrive_run(self.config, error_file=error_file, address=self.address))
+
 
 def _make(**fields: Any) -> FileProcessor:
     address = fields.pop("address", None)
