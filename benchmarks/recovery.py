@@ -168,6 +168,9 @@ def breaker_propagation(trials: int = 5) -> None:
             await self.breaker.close()  # its reply carries the OPEN state
             return time.time()
 
+        def ready(self) -> bool:
+            return True
+
         async def until_refused(self) -> float:
             while True:
                 try:
@@ -180,6 +183,7 @@ def breaker_propagation(trials: int = 5) -> None:
         name = f"bench-{uuid.uuid4().hex[:6]}"
         CircuitBreaker(name=name, scope="cluster", failure_threshold=5, timeout=60)
         workers = [Worker.remote(name) for _ in range(3)]
+        ray.get([w.ready.remote() for w in workers])  # started: the lag is not start-up
         watchers = [w.until_refused.remote() for w in workers[1:]]
         time.sleep(0.5)
         opened = ray.get(workers[0].fail.remote())
@@ -240,12 +244,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--local-only", action="store_true",
                         help="only the process-scope overheads (no Ray)")
+    parser.add_argument("--propagation-only", action="store_true",
+                        help="only the cluster breaker's propagation")
     args = parser.parse_args()
+    from fsm_actors.platform import runtime
+
+    if args.propagation_only:
+        runtime.ensure_ray(include_dashboard=False)
+        breaker_propagation()
+        return runtime.shutdown()
     retry_overhead(args.calls)
     local_policy_overhead(args.calls)
     if args.local_only:
         return
-    from fsm_actors.platform import runtime
 
     runtime.ensure_ray(include_dashboard=False)
     shared_policy_overhead(args.calls)

@@ -203,11 +203,12 @@ class BreakerShell:
                 self._save()
             return self._view()
 
-    async def report(self, codes: list[int], refused: int) -> tuple[str, float]:
-        """Closed-state outcomes and locally refused calls of one worker; the state now."""
+    async def report(self, codes: list[int], refused: int, source: str = "") -> tuple[str, float]:
+        """Closed-state outcomes and locally refused calls of one user (``source``); the
+        state now."""
         with self._lock:
             if codes:
-                self._core.record_batch(codes)
+                self._core.record_batch(codes, source)
             self._core.not_permitted += refused
             if codes or refused:
                 self._save()

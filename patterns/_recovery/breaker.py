@@ -3,7 +3,7 @@
 ``scope="process"`` (``LocalBreaker``) holds a ``BreakerCore`` under a lock; with ``auto_half_open`` a timer
 moves an OPEN breaker to HALF_OPEN when its wait ends, so the callback fires on time even
 when no call comes. ``scope="cluster"`` (with a ``name``) keeps the state in the policy actor
-``recovery/<name>/circuit_breaker``: workers decide CLOSED calls locally and report outcomes
+``recovery/<group>`` (one per policy name): workers decide CLOSED calls locally and report outcomes
 in batches (see ``patterns._recovery.cluster``).
 """
 

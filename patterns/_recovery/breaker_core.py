@@ -119,6 +119,7 @@ class BreakerCore:
         self._window = self._new_window()
         self._opened_at = 0.0
         self._consecutive = 0  # failures since the last success (the count rule)
+        self._streaks: dict[str, int] = {}  # the same per reporting user (record_batch)
         self._probes = 0
         self._probe_successes = 0
         self.not_permitted = 0
@@ -165,6 +166,7 @@ class BreakerCore:
         elif new is CircuitBreakerState.CLOSED:
             self._window = self._new_window()
         self._consecutive = 0
+        self._streaks.clear()
         self._probes = self._probe_successes = 0
         c = self.config
         hook = {CircuitBreakerState.OPEN: c.on_open, CircuitBreakerState.CLOSED: c.on_close,
@@ -229,16 +231,28 @@ class BreakerCore:
             if self._rates:
                 self._judge(0.0)
 
-    def record_batch(self, codes: list[int]) -> None:
-        """Closed-state outcomes reported together (a cluster worker's batch), judged one by
-        one in their order: three failures then successes open a breaker of threshold 3."""
+    def record_batch(self, codes: list[int], source: str = "") -> None:
+        """Closed-state outcomes reported together by one user (``source``, a cluster
+        worker), judged one by one in their order: three failures then successes open a
+        breaker of threshold 3. Consecutive failures are counted per source: batches of
+        different users arrive out of order, so another user's successes do not reset them."""
         now = self._clock()
-        for code in codes:
-            if self._state is not CircuitBreakerState.CLOSED:
-                return
-            if code != IGNORED:
-                self._add(code, now)
+        streak = self._streaks.get(source, 0)
+        try:
+            for code in codes:
+                if self._state is not CircuitBreakerState.CLOSED:
+                    return
+                if code == IGNORED:
+                    continue
+                self._window.add(code, now)
+                streak = streak + 1 if code & 1 else 0
+                self._consecutive = streak
                 self._judge(now)
+        finally:
+            if streak and self._state is CircuitBreakerState.CLOSED:
+                self._streaks[source] = streak
+            else:
+                self._streaks.pop(source, None)
 
     def _add(self, code: int, now: float) -> None:
         self._window.add(code, now)
@@ -298,7 +312,7 @@ class BreakerCore:
         """What a restarted cluster actor restores: state, when it opened, the count window."""
         return {"state": self._state.value, "opened_at": self._opened_at,
                 "codes": self._window.codes(), "not_permitted": self.not_permitted,
-                "consecutive": self._consecutive}
+                "consecutive": self._consecutive, "streaks": dict(self._streaks)}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Take over a ``snapshot`` made with the same kind of clock (no callbacks fire)."""
@@ -306,6 +320,7 @@ class BreakerCore:
         self._opened_at = float(snapshot["opened_at"])
         self.not_permitted = int(snapshot.get("not_permitted", 0))
         self._consecutive = int(snapshot.get("consecutive", 0))
+        self._streaks = {str(k): int(v) for k, v in snapshot.get("streaks", {}).items()}
         self._window = self._new_window()
         now = self._clock()
         for code in snapshot.get("codes", []):

@@ -1,4 +1,4 @@
-"""Cluster scope: clients of the policy actors ``recovery/<name>/<policy>``.
+"""Cluster scope: clients of the policy actors ``recovery/<group>`` (one per policy name).
 
 No actor round trip per call on the hot path:
 
@@ -35,6 +35,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+import uuid
 from typing import Any
 
 import ray
@@ -325,6 +326,7 @@ class ClusterBreaker:
         self._sent = 0.0
         self._pending: list[int] = []
         self._refused = 0
+        self._source = uuid.uuid4().hex[:12]  # this user, for its consecutive failures
         self._reporting: concurrent.futures.Future[Any] | None = None
         self._timer: threading.Timer | None = None
         # not awaited (an async actor's constructor must not block); the first call asks
@@ -372,7 +374,7 @@ class ClusterBreaker:
         codes, refused = self._pending, self._refused
         self._pending, self._refused = [], 0
         self._sent = now
-        self._reporting = self._link.send("report", codes, refused)
+        self._reporting = self._link.send("report", codes, refused, self._source)
         return self._reporting
 
     def _report_if_due(self, now: float) -> concurrent.futures.Future[Any] | None:
@@ -428,7 +430,7 @@ class ClusterBreaker:
             with self._lock:
                 codes, refused = self._pending, self._refused
                 self._pending, self._refused = [], 0
-            self._apply(await self._link.call("report", codes, refused))
+            self._apply(await self._link.call("report", codes, refused, self._source))
             with self._lock:
                 state, retry_at = self._state, self._retry_at
             now = time.monotonic()
@@ -498,7 +500,7 @@ class ClusterBreaker:
             codes, refused = self._pending, self._refused
             self._pending, self._refused = [], 0
         if codes or refused:
-            self._apply(await self._link.call("report", codes, refused))
+            self._apply(await self._link.call("report", codes, refused, self._source))
 
 
 class ClusterBulkhead:

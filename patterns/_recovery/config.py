@@ -162,7 +162,8 @@ class CircuitBreakerConfig(RecoveryModel):
     The window holds the last ``window_size`` calls (``window_type="count"``) or the calls of
     the last ``window_duration`` seconds (``"time"``). CLOSED opens when
     ``failure_threshold`` calls in a row failed (consecutive failures, pybreaker's and
-    dataknobs' rule; any window size), or, once the window has ``minimum_calls`` calls, the
+    dataknobs' rule; any window size; for a cluster breaker, in a row for one user: batches
+    of different users arrive out of order), or, once the window has ``minimum_calls`` calls, the
     failure rate reaches ``failure_rate_threshold`` percent or the rate of calls slower than
     ``slow_call_duration`` seconds reaches ``slow_call_rate_threshold`` percent
     (resilience4j's rules). A config that sets a rate threshold and no ``failure_threshold``

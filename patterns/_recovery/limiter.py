@@ -1,9 +1,9 @@
 """``RateLimiter``: a token bucket for this process, or one shared by the whole cluster.
 
 ``scope="process"`` drives a ``TokenBucket`` under a lock; ``scope="cluster"`` (with a
-``name``) takes tokens in small blocks from the policy actor ``recovery/<name>/rate_limiter``,
-so a call costs no actor round trip while its process holds tokens (see
-``patterns._recovery.cluster``).
+``name``) takes tokens in small blocks from the policy actor ``recovery/<group>`` (``group``
+defaults to ``name``), so a call costs no actor round trip while its process holds tokens
+(see ``patterns._recovery.cluster``).
 """
 
 from __future__ import annotations

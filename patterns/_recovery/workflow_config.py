@@ -103,10 +103,11 @@ class ErrorRecoveryConfig(RecoveryModel):
     names, any case); a policy also runs when its ``*_config`` is given. Which wraps which
     does not depend on primary or secondary: see ``WRAP_ORDER`` in
     ``patterns._recovery.workflow``. An explicit ``retry_config.max_attempts`` is what runs;
-    an explicit ``max_total_attempts`` below it is a config error naming both; ``global_timeout`` is the DEADLINE budget (applied when DEADLINE is
-    chosen or ``global_timeout`` is given); ``transient_errors`` / ``permanent_errors`` go to
+    an explicit ``max_total_attempts`` below it is a config error naming both;
+    ``global_timeout`` is the DEADLINE budget (applied when DEADLINE is chosen or
+    ``global_timeout`` is given); ``transient_errors`` / ``permanent_errors`` go to
     the retry policy. ``scope="cluster"`` keeps breaker, bulkhead and rate-limit state in
-    actors named ``recovery/<name>/<policy>`` shared by every process using ``name``.
+    one actor ``recovery/<name>`` shared by every process using ``name``.
     ``alert_threshold`` consecutive failures log a warning.
     """
 

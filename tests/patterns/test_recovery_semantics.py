@@ -139,3 +139,13 @@ def test_compensations_run_last_first_with_the_saved_state():
     with pytest.raises(SagaFailed):
         asyncio.run(workflow.execute(book, {"id": 1}))
     assert ran == ["no-arg"] + [(t, ({"id": 1},), "Down") for t in "cba"]
+
+
+def test_a_cluster_breaker_counts_each_users_failures_in_a_row():
+    from patterns.error_recovery import BreakerCore, CircuitBreakerConfig, CircuitBreakerState
+
+    core = BreakerCore(CircuitBreakerConfig(failure_threshold=3, timeout=60))
+    core.record_batch([1, 1], "a")  # two failures of user a
+    core.record_batch([0] * 5, "b")  # user b's successes, reported in between
+    core.record_batch([1], "a")  # a's third in a row
+    assert core.state is CircuitBreakerState.OPEN
