@@ -72,3 +72,57 @@ def test_stream_redrive_after_the_fix_equals_a_clean_run(ray_session, tmp_path, 
     assert errors.read_text() == ""
     assert (again["redriven"], again["succeeded"], again["still_failing"]) == (0, 0, 0)
     assert sorted(_lines(out), key=_key) == sorted(_lines(clean), key=_key)
+
+
+SCRIPT = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+import fsm_actors.redrive as redrive
+from fsm_actors import SimpleFSM
+from tests.patterns.test_redrive_stream import MACHINE, bump, fixed
+
+where = sys.argv[1]
+
+def crashing(data):
+    if where == "job" and data["id"] == 27:
+        os._exit(9)  # killed mid-job: chunks before this one are committed
+    return fixed(data)
+
+if where == "join":  # killed right after the output was replaced, before the journal says so
+    save = redrive._save
+    def dying(path, state):
+        if state.get("phase") == "errors":
+            os._exit(9)
+        save(path, state)
+    redrive._save = dying
+
+with SimpleFSM(MACHINE, custom_functions={{"bump": bump, "check": crashing}}, local=True) as fsm:
+    fsm.process_stream({src!r}, {out!r}, chunk_size=3, redrive=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["job", "join"])
+def test_a_redrive_killed_midway_and_run_again_ends_exact(tmp_path, where):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(60)))
+    out, clean = tmp_path / "out.jsonl", tmp_path / "clean.jsonl"
+    with SimpleFSM(MACHINE, custom_functions={"bump": bump, "check": broken}, local=True) as fsm:
+        fsm.process_stream(str(src), str(out), chunk_size=3)
+    script = tmp_path / "crash.py"
+    root = str(Path(__file__).resolve().parents[2])
+    script.write_text(SCRIPT.format(root=root, src=str(src), out=str(out)))
+    done = subprocess.run([sys.executable, str(script), where], capture_output=True, text=True,
+                          timeout=120, cwd=root)
+    assert done.returncode == 9, done.stderr
+    assert (tmp_path / "out.jsonl.errors.jsonl.redrive.json").exists()
+    with SimpleFSM(MACHINE, custom_functions={"bump": bump, "check": fixed}, local=True) as fsm:
+        summary = fsm.process_stream(str(src), str(out), chunk_size=3, redrive=True)
+        fsm.process_stream(str(src), str(clean), chunk_size=3)
+    assert (summary["redriven"], summary["succeeded"], summary["still_failing"]) == (20, 20, 0)
+    assert sorted(_lines(out), key=_key) == sorted(_lines(clean), key=_key)
+    assert not (tmp_path / "out.jsonl.errors.jsonl.redrive.json").exists()
+    assert not list((tmp_path / ".fsm_actors").glob("redrive-*"))
