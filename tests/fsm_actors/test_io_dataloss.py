@@ -244,3 +244,29 @@ def test_large_json_lines_file_as_json(tmp_path):
     path.write_text("".join(json.dumps({"i": i, "s": "x" * (i % 40)}) + "\n" for i in range(n)))
     rows, errors, _ = read(path, format="json", chunk_size=7000)
     assert errors == [] and [r["i"] for r in rows] == list(range(n))
+
+
+def test_json_records_and_bad_lines_across_buffer_boundaries(tmp_path):
+    """Records of every size (some larger than the reader's text buffer), numbers and
+    literals at every offset, bad lines between them: every good record, every bad line."""
+    rng = random.Random(9)
+    lines, good, bad = [], [], []
+    for i in range(3000):
+        if rng.random() < 0.05:
+            lines.append(rng.choice(['{"a": ', "nope", '{"x": tru}', "[1, 2]", "42"]))
+            bad.append(len(lines))
+            continue
+        size = rng.choice([1, 10, 100, 1000, 200_000]) if i % 400 == 7 else rng.randrange(40)
+        record = {"i": i, "n": rng.random() * 10 ** rng.randrange(20), "ok": rng.random() < 0.5}
+        record["s"] = "é" * size
+        lines.append(json.dumps(record, ensure_ascii=rng.random() < 0.5))
+        good.append(record)
+        if rng.random() < 0.1:
+            lines.append("")
+    path = tmp_path / "mixed.json"
+    path.write_text("\n".join(lines) + "\n")
+    rows, errors, _ = read(path, format="json", chunk_size=500)
+    assert rows == good
+    assert sorted({e.line for e in errors}) == bad  # "[1, 2]": one error per element
+    items = list(iter_json_records(str(path), ReadOptions(format="json")))
+    assert [i for i in items if isinstance(i, dict)] == good

@@ -18,8 +18,9 @@ valid UTF-8, is a ``RowError``; a field larger than the parser's block makes the
 again with a larger block (up to 1 GB), skipping what was already returned. A ``RowError``'s
 ``line`` is the line in the file where the bad record starts, counting the lines of quoted
 newlines before it; its ``raw`` is the record's text as written (quotes kept), so parsing it
-again with the same options gives the same fields. A read that cannot go on (a truncated compressed stream, an unterminated
-quote) ends with one ``RowError`` saying so; the records before it are kept.
+again with the same options gives the same fields. A read that cannot go on (a truncated
+compressed stream, an unterminated quote) ends with one ``RowError`` saying so; the records
+before it are kept.
 """
 
 from __future__ import annotations

@@ -19,15 +19,18 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from fsm_actors.platform.io.blocks import BLOCK_BYTES, line_blocks
+from fsm_actors.platform.io.blocks import line_blocks
 from fsm_actors.platform.io.chunks import Piece
 from fsm_actors.platform.io.convert import compatible_runs, records_to_table
 from fsm_actors.platform.io.errors import RowError, raw_text
 
 MAX_ELEMENT_CHARS = 64 << 20
 _RESYNC = re.compile(r"\}\s*,\s*(?=\{)")
-_NEXT_OBJECT_LINE = re.compile(r"\n(?=[ \t\r]*\{)")
+_NEXT_VALUE_LINE = re.compile(r"\n(?=[ \t\r]*[{[])")
 _CUT = 32  # a decode error this close to the end of the buffer may be a value cut there
+# Text read at a time: small, as a decode error costs a count of the lines before it in the
+# buffer (json's error position).
+_TEXT_BLOCK = 64 << 10
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -147,24 +150,36 @@ def iter_json_items(
 ) -> Iterator[dict[str, Any] | RowError]:
     """Every record of a JSON document, in order, as the dict the standard decoder gives.
 
-    The document is a top-level array of objects, one object, or objects one after another
-    (JSON Lines, blank lines allowed, or pretty-printed objects). Nothing is dropped without
-    a ``RowError`` naming its line: a value that does not parse or is not an object, and
-    anything after the last record. After a bad array element reading goes on at the next
-    ``}, {``; after a bad top-level value, at the next line that starts with ``{``. Memory
-    is bounded by the largest element (``MAX_ELEMENT_CHARS``), not the file.
+    The document is a top-level array of objects, one object, or objects (and arrays of
+    them) one after another: JSON Lines, blank lines allowed, or pretty-printed objects.
+    Nothing is dropped without a ``RowError`` naming its line: a value that does not parse
+    or is not an object, and anything after the last record. After a bad array element
+    reading goes on at the next ``}, {``; after a bad top-level value, at the next line that
+    starts with ``{`` or ``[``. Memory is bounded by the largest element
+    (``MAX_ELEMENT_CHARS``), not the file.
     """
     decoder = json.JSONDecoder()
     text_decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
-    buf, pos, line, eof = "", 0, 1, False
+    buf, pos, eof = "", 0, False
+    mark, mark_line = 0, 1  # buf[mark] is on file line mark_line
+
+    def line_at(at: int) -> int:
+        """The file line of ``buf[at]`` (asked in increasing order within a buffer, so
+        every newline is counted once)."""
+        nonlocal mark, mark_line
+        mark_line += buf.count("\n", mark, at)
+        mark = at
+        return mark_line
 
     def fill() -> None:
-        nonlocal buf, pos, line, eof
-        data = stream.read(BLOCK_BYTES)
+        nonlocal buf, pos, eof, mark
+        # A value longer than the buffer doubles it, so a large value is decoded a few times,
+        # not once per block.
+        data = stream.read(max(_TEXT_BLOCK, len(buf) - pos))
         eof = not data
-        line += buf.count("\n", 0, pos)
+        line_at(pos)
         buf = buf[pos:] + text_decoder.decode(data, final=eof)
-        pos = 0
+        pos = mark = 0
 
     def skip_space() -> None:
         nonlocal pos
@@ -197,14 +212,14 @@ def iter_json_items(
                             name,
                             "JSON element too large or unterminated",
                             None,
-                            _line(buf, pos, line),
+                            line_at(pos),
                         )
                         return
                     fill()
                     continue
                 # Go on at the next element: "}, {" in an array, else the next line that
-                # starts an object; read on to find it.
-                pattern = _RESYNC if in_array else _NEXT_OBJECT_LINE
+                # starts an object or array; read on to find it.
+                pattern = _RESYNC if in_array else _NEXT_VALUE_LINE
                 start = exc.pos if in_array and exc.pos > pos else pos + 1
                 found = pattern.search(buf, start)
                 while found is None and not eof and len(buf) - pos <= MAX_ELEMENT_CHARS:
@@ -216,32 +231,28 @@ def iter_json_items(
                     name,
                     f"bad JSON: {exc.msg}",
                     raw_text(buf[pos:stop].rstrip()),
-                    _line(buf, pos, line),
+                    line_at(pos),
                 )
                 if found is None and not eof:
                     yield RowError(
                         name,
                         "JSON element too large or unterminated; the rest of the file is not read",
                         None,
-                        _line(buf, stop, line),
+                        line_at(stop),
                     )
                     return
                 pos = stop
                 continue
             element = buf[pos:end]
             if _SURROGATE.search(element):
-                yield RowError(name, "undecodable bytes", raw_text(element), _line(buf, pos, line))
+                yield RowError(name, "undecodable bytes", raw_text(element), line_at(pos))
             elif not isinstance(value, dict):
                 yield RowError(
                     name,
                     f"not a JSON object: {type(value).__name__}",
                     raw_text(element),
-                    _line(buf, pos, line),
+                    line_at(pos),
                 )
             else:
                 yield value
             pos = end
-
-
-def _line(buf: str, pos: int, base: int) -> int:
-    return base + buf.count("\n", 0, pos)
