@@ -283,6 +283,7 @@ class AsyncSimpleFSM:
         error_threshold: float | None = None,
         workers: int | None = None,
         redrive: str | Path | bool | None = None,
+        trace: int = 0,
     ) -> dict[str, Any]:
         """Stream records from a file or an iterator through the FSM to ``sink``.
 
@@ -301,6 +302,8 @@ class AsyncSimpleFSM:
         accepted for compatibility: this path always streams. ``redrive`` (``True`` or an
         error file) re-runs only the records of the error file a finished stream into
         ``sink`` wrote, adding those that now succeed to ``sink`` (``fsm_actors.redrive``).
+        ``trace=N`` writes ``<sink>.trace.jsonl``: the path and the data after each state of
+        the first N records and of every failed record (``fsm_actors.trace``).
         """
         from fsm_actors.stream import FSMStage, stream_job
 
@@ -340,6 +343,7 @@ class AsyncSimpleFSM:
             address=self._address,
             workers=workers or (None if self._local else self._executor.parallelism()),
             local=self._local,
+            trace=trace,
         )
         try:
             result = await asyncio.wait_for(job, timeout)

@@ -128,6 +128,7 @@ class SimpleFSM:
         error_threshold: float | None = None,
         workers: int | None = None,
         redrive: str | Path | bool | None = None,
+        trace: int = 0,
     ) -> dict[str, Any]:
         """See ``AsyncSimpleFSM.process_stream``. ``skip_empty_lines`` drops lines that are
         empty or hold only whitespace (dataknobs-fsm 0.5 keeps whitespace-only text lines as
@@ -150,6 +151,7 @@ class SimpleFSM:
                 error_threshold=error_threshold,
                 workers=workers,
                 redrive=redrive,
+                trace=trace,
             )
         )
 

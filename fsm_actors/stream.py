@@ -40,6 +40,10 @@ class FSMStage:
     data_mode: Any = None
     resource_spec: ResourceSpec | None = None
     binder: Any = None
+    #: ``trace=N``: trace the first N records of each input and every failed one into
+    #: ``trace_sink``'s trace parts (``fsm_actors.trace``)
+    trace: int = 0
+    trace_sink: str | None = None
     wants_records = True
 
     def open(self) -> None:
@@ -59,8 +63,11 @@ class FSMStage:
         # the records as given, for the error lines of failures (redrive re-runs those):
         # the FSM may change a list's dicts in place; an Arrow batch is read again
         given = _given(batch) if records is batch else batch
-        results = self._worker.process_batch(records, self.data_mode)
+        traced = range(max(0, self.trace - first_record)) if self.trace_sink else None
+        results = self._worker.process_batch(records, self.data_mode, trace=traced)
         inputs: list[Any] | None = None
+        if traced is not None:
+            inputs = _trace(self.trace_sink, file, first_record, results, given)
         emits = self._worker.machine.emits
         emitted: list[dict[str, Any]] = []
         errors: list[RowError] = []
@@ -105,6 +112,16 @@ class FSMStage:
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "binder")}
+
+
+def _trace(sink: Any, file: str, first: int, results: list[dict[str, Any]], given: Any) -> list:
+    from fsm_actors import trace
+
+    inputs = _inputs(given, results)
+    trace.write_part(sink, file, first, [
+        trace.line(r, first + i + 1, file, inputs[i])
+        for i, r in enumerate(results) if r.get("trace") is not None])
+    return inputs
 
 
 def _given(records: list[Any]) -> bytes | None:
@@ -154,8 +171,15 @@ async def stream_job(
     address: str | None,
     workers: int | None,
     local: bool,
+    trace: int = 0,
 ) -> dict[str, Any]:
     """Run ``source`` through ``stage`` into ``sink``; see ``AsyncSimpleFSM.process_stream``."""
+    if trace and sink is not None:
+        from fsm_actors import trace as traces
+
+        stage.trace, stage.trace_sink = trace, os.fspath(sink)
+        if checkpoint_id is None:
+            traces.clear(sink)
     spill: Path | None = None
     records: Any = None
     if not isinstance(source, str | os.PathLike):
@@ -204,6 +228,8 @@ async def stream_job(
         if spill is not None:
             spill.unlink(missing_ok=True)
     result["emitted"] = result["records_written"]
+    if stage.trace_sink is not None:
+        result["trace_file"] = str(traces.join(sink))
     return result
 
 

@@ -102,9 +102,11 @@ class FSMWorker:
         records: list[dict[str, Any]],
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
+        trace: Any = None,
     ) -> list[dict[str, Any]]:
-        """Many records in one call; results in input order, failures as ``success: False``."""
-        return self._run_batch(records, data_mode, execution_id_prefix, self.owns_inputs)
+        """Many records in one call; results in input order, failures as ``success: False``
+        (``trace``: see ``Machine.run_batch``)."""
+        return self._run_batch(records, data_mode, execution_id_prefix, self.owns_inputs, trace)
 
     def _run_batch(
         self,
@@ -112,6 +114,7 @@ class FSMWorker:
         data_mode: DataHandlingMode,
         execution_id_prefix: str | None,
         private: bool,
+        trace: Any = None,
     ) -> list[dict[str, Any]]:
         self.running = f"batch of {len(records)}"
         self.batches_started += 1
@@ -127,6 +130,7 @@ class FSMWorker:
                     resources=leases,
                     execution_id_prefix=execution_id_prefix,
                     timings=timings,
+                    trace=trace,
                 )
         finally:
             self.running = None

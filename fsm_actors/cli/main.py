@@ -15,6 +15,7 @@ try:  # importing Ray takes a moment: a Ctrl-C in it is an interrupt like any ot
     from fsm_actors.cli.run import run, schema, validate
     from fsm_actors.cli.runs import runs
     from fsm_actors.cli.status import status
+    from fsm_actors.cli.trace import trace
 except KeyboardInterrupt:
     sys.stderr.write("\nfsm-actors: interrupted while starting\n")
     os._exit(130)
@@ -26,7 +27,7 @@ def cli() -> None:
     """Run finite-state-machine pipelines on Ray actors (local or on a cluster)."""
 
 
-for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph, runs):
+for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph, runs, trace):
     cli.add_command(_command)
 
 

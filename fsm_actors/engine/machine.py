@@ -12,7 +12,7 @@ and continues from there; its result stays a failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -175,6 +175,7 @@ class Machine:
         resources: ResourceBinder | None = None,
         execution_id_prefix: str | None = None,
         timings: dict[str, list[float]] | None = None,
+        trace: Container[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Run every record, in order: ``[{final_state, data, path, success, error}]``.
 
@@ -183,11 +184,15 @@ class Machine:
         collector is paused for the batch: the results hold no cycles, and collections
         triggered by the many small result objects cost more than the records' own work.
         With ``timings``, one record in ``TIMING_SAMPLE`` is timed state by state into it
-        (``{state: [timed entries, seconds]}``, see ``engine.counts``).
+        (``{state: [timed entries, seconds]}``, see ``engine.counts``). With ``trace`` (the
+        indices to sample), records run keeping each state's data; the result of a sampled
+        or failed record gets ``trace``: ``[(state, data after it, failure or None)]``.
         """
         copy = copier_for(data_mode or self._config.default_data_mode)
         prefix = execution_id_prefix or uuid4().hex
         start, limit = self._start, self._max
+        if trace is not None:
+            return self._traced_batch(records, copy, resources, prefix, trace)
         results: list[dict[str, Any]] = []
         append = results.append
         with gc_paused():
@@ -207,6 +212,28 @@ class Machine:
                     append(result)
                     continue
                 append(walk(start, copy(record), limit, resources, prefix, index, None, None))
+        return results
+
+    def _traced_batch(
+        self,
+        records: list[dict[str, Any]],
+        copy: Callable[[dict[str, Any]], dict[str, Any]],
+        resources: ResourceBinder | None,
+        prefix: str,
+        sample: Container[int],
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                results.append({**_not_a_dict(record), "trace": []})
+                continue
+            steps: list[tuple[str, Any, str | None]] = []
+            data = record if type(record) is dict else dict(record)
+            result = walk(self._start, copy(data), self._max, resources, prefix,
+                          index, None, None, None, steps)
+            if index in sample or not result["success"]:
+                result["trace"] = steps
+            results.append(result)
         return results
 
     def _state(self, name: str) -> State:

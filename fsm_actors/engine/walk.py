@@ -8,6 +8,7 @@ take one. Exceptions raised by user functions become the record's error text
 
 from __future__ import annotations
 
+from copy import deepcopy
 from time import perf_counter
 from typing import Any
 
@@ -27,12 +28,15 @@ def walk(
     variables: dict[str, Any] | None,
     counts: dict[str, int] | None,
     clock: list[float] | None = None,
+    steps: list[tuple[str, Any, str | None]] | None = None,
 ) -> dict[str, Any]:
     """Walk ``data`` from ``state`` until an end state or a stop (see ``Machine``) and
     return ``{final_state, data, path, success, error}``. The execution id (for resource
     owners) is ``run_id``, or ``<run_id>_<index>`` for record ``index`` of a batch;
     ``counts`` (if given) receives the arc usage counts; ``clock`` (if given) receives
-    ``perf_counter()`` as each state is entered (the caller adds the end time)."""
+    ``perf_counter()`` as each state is entered (the caller adds the end time); ``steps``
+    (if given) receives ``(state, copy of the data, failure or None)`` as each state is
+    left (the trace of ``fsm_actors.trace``)."""
     path: list[str] = []
     append = path.append
     error: str | None = None
@@ -135,6 +139,8 @@ def walk(
                     held = owner  # the sub-network inherits it: released when it returns
                 else:
                     failure = _release(binder, owner, state.resources, failure)  # type: ignore[arg-type]
+        if steps is not None:
+            steps.append((state.name, _snapshot(data), failure))
         if failure is not None:
             error = failure if error is None else f"{error}; then: {failure}"
             chosen = state.failure_arc
@@ -184,6 +190,14 @@ def _result(
         "success": success,
         "error": error,
     }
+
+
+def _snapshot(data: Any) -> Any:
+    """A copy of ``data`` for a trace (its ``repr`` if it does not copy)."""
+    try:
+        return fast_copy(data) if type(data) is dict else deepcopy(data)
+    except Exception:
+        return repr(data)
 
 
 def _execution_id(run_id: str, index: int | None) -> str:
