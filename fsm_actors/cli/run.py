@@ -165,12 +165,14 @@ def _before_work(display: RunDisplay, targets: list[Path]) -> None:
 @click.option("--checkpoint-id", default=None,
               help="Save progress under this id; a re-run with the same id resumes an "
               "interrupted run.")
+@click.option("--trace", "trace", type=int, default=0, help="FSM configs: keep where the first "
+              "N records and every failed one went in <output>.trace.jsonl (fsm-actors trace).")
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as JSON on stdout (for scripts) instead of a summary.")
 def run(config: Path, input_path: Path | None, output_path: Path | None, address: str | None,
         actors: int | None, local: bool, chunk_size: int, function_modules: tuple[str, ...],
-        checkpoint_id: str | None, no_progress: bool, as_json: bool) -> None:
+        checkpoint_id: str | None, no_progress: bool, as_json: bool, trace: int = 0) -> None:
     """Run CONFIG: an FSM config over --input into --output (stdout without it), or a
     pipeline file.
 
@@ -191,7 +193,8 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
                             checkpoint_id=checkpoint_id) as sink:
                 result = _run_fsm(config, spec, display, input_path,
                                   sink.path or output_path, address, actors, local,
-                                  chunk_size, load_functions(function_modules), checkpoint_id)
+                                  chunk_size, load_functions(function_modules), checkpoint_id,
+                                  trace)
                 result = sink.deliver(result)
         else:
             if input_path or output_path:
@@ -218,7 +221,7 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
 def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path: Path | None,
              output_path: Path | None, address: str | None, actors: int | None, local: bool,
              chunk_size: int, functions: dict[str, Any],
-             checkpoint_id: str | None) -> dict[str, Any]:
+             checkpoint_id: str | None, trace: int = 0) -> dict[str, Any]:
     from fsm_actors.simple import SimpleFSM
 
     if input_path is None:
@@ -239,7 +242,7 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
         with fsm:
             return fsm.process_stream(str(input_path), output_path, chunk_size=chunk_size,
                                       on_progress=display.on_progress,
-                                      checkpoint_id=checkpoint_id)
+                                      checkpoint_id=checkpoint_id, trace=trace)
     except KeyboardInterrupt as stop:
         _interrupted(display, _resume_hint(checkpoint_id), targets, stop)
         raise  # not reached: _interrupted exits

@@ -78,3 +78,18 @@ def test_trace_command_prints_a_failed_records_journey(tmp_path):
     assert missing.exit_code != 0 and "only the first N records" in missing.output
     none = CliRunner().invoke(cli, ["trace", str(src), "--record", "2"])
     assert none.exit_code != 0 and "--trace N" in none.output
+
+
+def test_run_trace_writes_the_trace_beside_the_output(tmp_path):
+    config, src, out = tmp_path / "m.json", tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    config.write_text(json.dumps(MACHINE))
+    src.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(10)))
+    done = CliRunner().invoke(cli, [
+        "run", str(config), "-i", str(src), "-o", str(out), "--local", "--no-progress",
+        "--functions", "tests.fsm_actors.test_trace", "--trace", "2"])
+    assert done.exit_code == 1, done.output  # record 4 (id 3) failed
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl.trace.jsonl").open()]
+    assert [x["record"] for x in lines] == [1, 2, 4]
+    shown = CliRunner().invoke(cli, ["trace", str(tmp_path / "out.jsonl.trace.jsonl"),
+                                     "--record", "4"])
+    assert "3. check" in shown.output and "ERROR:" in shown.output
