@@ -23,6 +23,8 @@ from typing import Any
 
 import msgpack
 
+from fsm_actors.platform.io import storage
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 FORMAT_VERSION = 1
 
@@ -31,20 +33,29 @@ class CheckpointStore:
     """Checkpoint documents (``dict``s of msgpack-able values) under ``root_dir``."""
 
     def __init__(self, root_dir: str | os.PathLike) -> None:
-        self.root = Path(root_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        #: a URI when the checkpoints live on an object store (beside a remote output)
+        self.uri = os.fspath(root_dir) if storage.is_remote(os.fspath(root_dir)) else None
+        self.root = Path(root_dir) if self.uri is None else Path(".")
+        if self.uri is None:
+            self.root.mkdir(parents=True, exist_ok=True)
 
-    def path(self, run_id: str) -> Path:
-        """The file that holds ``run_id``'s document."""
+    def _name(self, run_id: str) -> str:
         safe = _SAFE.sub("_", run_id)
         if safe != run_id:
             safe += "-" + hashlib.sha1(run_id.encode()).hexdigest()[:8]
-        return self.root / f"{safe}.ckpt"
+        return f"{safe}.ckpt"
+
+    def path(self, run_id: str) -> Path:
+        """The file that holds ``run_id``'s document (local stores)."""
+        return self.root / self._name(run_id)
 
     def save(self, run_id: str, doc: dict[str, Any]) -> None:
         """Replace ``run_id``'s document atomically and durably."""
-        target = self.path(run_id)
         data = msgpack.packb(doc, use_bin_type=True)
+        if self.uri is not None:  # one whole object: readers see the old or the new one
+            storage.put_bytes(storage.join(self.uri, self._name(run_id)), data)
+            return
+        target = self.path(run_id)
         fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -60,13 +71,20 @@ class CheckpointStore:
     def load(self, run_id: str) -> dict[str, Any] | None:
         """``run_id``'s document, or ``None`` if there is none."""
         try:
-            data = self.path(run_id).read_bytes()
+            data = (
+                storage.read_bytes(storage.join(self.uri, self._name(run_id)))
+                if self.uri is not None
+                else self.path(run_id).read_bytes()
+            )
         except FileNotFoundError:
             return None
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
     def delete(self, run_id: str) -> None:
         """Remove ``run_id``'s document (no error if there is none)."""
+        if self.uri is not None:
+            storage.delete(storage.join(self.uri, self._name(run_id)))
+            return
         self.path(run_id).unlink(missing_ok=True)
         _fsync_dir(self.root)
 

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
+from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, rechunk
 from fsm_actors.platform.io.csv_parse import CsvOptions, Header, read_header, record_end
 from fsm_actors.platform.io.csv_reader import file_types, scan_kinds, typed_pieces
@@ -90,7 +91,7 @@ def _check(path: str | os.PathLike, opts: CsvOptions) -> str:
 
 
 def _header(path: str | os.PathLike, opts: CsvOptions) -> Header | None:
-    return read_header(lambda: open(path, "rb"), opts, os.fspath(path))
+    return read_header(lambda: storage.open_input(os.fspath(path)), opts, os.fspath(path))
 
 
 def plan_byte_ranges(
@@ -107,13 +108,15 @@ def plan_byte_ranges(
     opts = csv_options(options) if options is not None else CsvOptions()
     _check(path, opts)
     header = _header(path, opts)
-    size = os.path.getsize(path)
+    size = _size(path)
     if header is None or header.data_offset >= size:
         return []
     start = header.data_offset
     n = max(1, min(n, (size - start) // max(min_bytes, 1)))
     cuts: list[tuple[int, int]] = [(start, header.data_line)]
-    if n > 1:
+    if n > 1 and storage.is_remote(os.fspath(path)):  # one read of the object
+        cuts += _cuts(storage.read_bytes(os.fspath(path)), start, header.data_line, size, n)
+    elif n > 1:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             cuts += _cuts(mm, start, header.data_line, size, n)
     bounds = [*cuts, (size, 0)]
@@ -124,7 +127,11 @@ def plan_byte_ranges(
     ]
 
 
-def _cuts(mm: mmap.mmap, start: int, line: int, size: int, n: int) -> list[tuple[int, int]]:
+def _size(path: str | os.PathLike) -> int:
+    return storage.stat(os.fspath(path))[0]
+
+
+def _cuts(mm: mmap.mmap | bytes, start: int, line: int, size: int, n: int) -> list[tuple[int, int]]:
     """``(offset, line)`` of the record starts at or after each of ``n - 1`` even targets."""
     step = (size - start) / n
     pos, quotes, lines = start, 0, line
@@ -149,7 +156,9 @@ def _cuts(mm: mmap.mmap, start: int, line: int, size: int, n: int) -> list[tuple
 
 def _window(path: str | os.PathLike, start: int, end: int) -> BinaryIO:
     """Bytes ``[start, end)`` of a file as a native stream over a memory map (no copies, no
-    Python in the parser's read loop)."""
+    Python in the parser's read loop); on an object store, one ranged read."""
+    if storage.is_remote(os.fspath(path)):
+        return pa.BufferReader(storage.read_range(os.fspath(path), start, end))
     mapped = pa.memory_map(os.fspath(path))
     try:
         return pa.BufferReader(mapped.read_at(end - start, start))
@@ -196,7 +205,7 @@ def csv_file_types(
     header = _header(path, opts)
     if header is None:
         return [], {}, False
-    data = lambda: _window(path, header.data_offset, os.path.getsize(path))  # noqa: E731
+    data = lambda: _window(path, header.data_offset, _size(path))  # noqa: E731
     types, multiline = file_types(data, header, opts, os.fspath(path))
     return header.names, types, multiline
 
@@ -233,7 +242,7 @@ def read_csv_range(
 def _line_at(path: str | os.PathLike, offset: int) -> int:
     """The 1-based line number of the byte at ``offset``."""
     lines = 1
-    with open(path, "rb") as fh:
+    with storage.open_input(os.fspath(path)) as fh:
         remaining = offset
         while remaining > 0:
             data = fh.read(min(remaining, 8 << 20))

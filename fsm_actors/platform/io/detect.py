@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
+from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.errors import CorruptStreamError, FormatError
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "xml", "parquet", "text", "log")
@@ -65,7 +66,7 @@ def normalize_format(fmt: str) -> str:
 
 def split_extensions(path: str | os.PathLike) -> tuple[str | None, str | None]:
     """``(format, compression)`` from the file name alone (``a.csv.gz`` -> ``("csv", "gzip")``)."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
+    suffixes = [s.lower() for s in Path(storage.basename(os.fspath(path))).suffixes]
     compression = None
     if suffixes and suffixes[-1] in COMPRESSION_EXTENSIONS:
         compression = COMPRESSION_EXTENSIONS[suffixes.pop()]
@@ -76,9 +77,9 @@ def split_extensions(path: str | os.PathLike) -> tuple[str | None, str | None]:
 def detect_compression(path: str | os.PathLike) -> str | None:
     """``gzip``/``zstd``/``None`` for an existing file, from its extension or first bytes."""
     _, compression = split_extensions(path)
-    if compression is not None or not os.path.isfile(path):
+    if compression is not None or not storage.is_file(os.fspath(path)):
         return compression
-    with open(path, "rb") as fh:
+    with storage.open_input(os.fspath(path)) as fh:
         head = fh.read(4)
     for magic, name in _MAGIC.items():
         if head.startswith(magic):
@@ -93,7 +94,7 @@ def detect_format(path: str | os.PathLike) -> str:
     ``FormatError`` naming the file when neither the name nor the content says the format.
     """
     fmt, _ = split_extensions(path)
-    exists = os.path.isfile(path)
+    exists = storage.is_file(os.fspath(path))
     if fmt == "json" and exists:
         return _sniff(path) or fmt
     if fmt is not None:
@@ -156,9 +157,14 @@ def open_input(path: str | os.PathLike, compression: str | None = "detect") -> B
     if compression == "detect":
         compression = detect_compression(path)
     if compression is None:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        return storage.open_input(os.fspath(path))
     codec = _codec(compression)
-    native = pa.CompressedInputStream(pa.OSFile(os.fspath(path), mode="r"), codec)
+    raw = (
+        storage.open_input(os.fspath(path))
+        if storage.is_remote(os.fspath(path))
+        else pa.OSFile(os.fspath(path), mode="r")
+    )
+    native = pa.CompressedInputStream(raw, codec)
     return _CheckedReader(_ArrowRaw(native, os.fspath(path), codec), 1 << 20)
 
 

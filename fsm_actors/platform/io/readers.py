@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, rechunk
 from fsm_actors.platform.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
 from fsm_actors.platform.io.detect import (
@@ -134,6 +135,11 @@ def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[P
             text_field_name=options.text_field_name,
             patterns=options.log_patterns,
         )
+    if is_path and storage.is_remote(os.fspath(source)) and not compression:
+        source = storage.open_input(os.fspath(source), random_access=True)
+        is_path = False
+        compression = None
+        return _parquet_pieces(source, name, batch_rows)
     return _parquet_pieces(
         source if is_path and not compression else open_stream(), name, batch_rows
     )

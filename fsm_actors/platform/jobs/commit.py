@@ -25,6 +25,7 @@ from fsm_actors.platform.io import (
     document_frame,
     fsync_path,
     join_parts,
+    storage,
 )
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging, part_stem
 
@@ -59,8 +60,9 @@ def part_columns(part: Path) -> list[str]:
     return json.loads(sidecar.read_text())
 
 
-def concat_errors(target: Path, parts: Sequence[Path]) -> int:
-    """Join error parts into one JSON Lines file; returns the number of errors."""
+def concat_errors(target: Path | str, parts: Sequence[Path]) -> int:
+    """Join error parts into one JSON Lines file (or object: a URI, written whole);
+    returns the number of errors."""
     count = 0
 
     def write(tmp: Path) -> None:
@@ -71,7 +73,10 @@ def concat_errors(target: Path, parts: Sequence[Path]) -> int:
                 count += data.count(b"\n")
                 out.write(data)
 
-    atomic_write(target, write)
+    if storage.is_remote(str(target)):
+        storage.write_via_local(str(target), write)
+    else:
+        atomic_write(target, write)
     return count
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from fsm_actors.platform.checkpoint import CheckpointStore
 from fsm_actors.platform.errors import FSMError
+from fsm_actors.platform.io import storage
 from fsm_actors.platform.jobs.commit import concat_errors
 from fsm_actors.platform.jobs.errors import JobError
 from fsm_actors.platform.jobs.model import (
@@ -395,7 +396,9 @@ def _write_errors(kind: JobKind, staging: Staging | None):
         return None
     parts = staging.error_parts()
     if not parts:
-        kind.error_file.unlink(missing_ok=True)
+        storage.delete(str(kind.error_file))
         return None
     concat_errors(kind.error_file, parts)
-    return kind.error_file
+    return storage.redact(kind.error_file) if storage.is_remote(kind.error_file) else (
+        kind.error_file
+    )

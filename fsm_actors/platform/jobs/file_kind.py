@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from fsm_actors.platform.io import storage
 from fsm_actors.platform.jobs.commit import Joiner, commit
 from fsm_actors.platform.jobs.file_step import FileStepSpec, safe_chunks
 from fsm_actors.platform.jobs.files import (
@@ -75,7 +76,7 @@ class FileJobKind(JobKind):
             "inputs": [item.key for item in plan.inputs],
             "chunk_size": plan.chunk_size,
             "worker_read": sorted(plan.worker_read),
-            "output": str(plan.output_path) if plan.output_path else None,
+            "output": plan.output_uri or (str(plan.output_path) if plan.output_path else None),
             "layout": plan.output_kind,
             "outputs": {str(k): asdict(v) for k, v in plan.outputs.items()},
             "partition_by": list(self.spec.partition_by),
@@ -228,9 +229,13 @@ class FileJobKind(JobKind):
                 self._join(plan.output_for(items[0]), parts, output)
         elif plan.output_kind == "partitioned":
             self._commit_partitions()
+        if plan.output_uri is not None:
+            self._upload()
         extra: dict[str, Any] = {
             "files": len(plan.inputs),
-            "output_path": str(plan.output_path) if plan.output_path else None,
+            "output_path": storage.redact(plan.output_uri)
+            if plan.output_uri
+            else (str(plan.output_path) if plan.output_path else None),
         }
         if self._finish is not None:
             extra.update(self._finish(self._stage_dir, meta))
@@ -250,9 +255,31 @@ class FileJobKind(JobKind):
         # The output of a run is what that run produced: partitions of an earlier run that
         # this one did not produce go.
         keep = {p.split("/")[0] for p in produced}
+        if plan.output_uri is not None:
+            return  # the upload drops the old remote partitions
         for old in plan.output_path.glob("*=*"):
             if old.is_dir() and old.name not in keep:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _upload(self) -> None:
+        """Put the outputs joined in the local temp directory onto the store, each object
+        whole; a partitioned output's partitions this run did not produce go."""
+        plan = self.plan
+        assert plan.output_uri is not None and plan.output_path is not None
+        if plan.output_kind == "single":
+            storage.put_file(plan.output_path, plan.output_uri)
+            return
+        written = set(storage.upload_tree(plan.output_path, plan.output_uri))
+        if plan.output_kind == "partitioned":
+            base = plan.output_uri.rstrip("/") + "/"
+            for uri in storage.list_files(plan.output_uri):
+                first = uri[len(base):].split("/")[0]
+                if "=" in first and uri not in written:
+                    storage.delete(uri)
+
+    def _drop_mirror(self) -> None:
+        if self.plan.output_uri is not None and self.plan.output_path is not None:
+            shutil.rmtree(self.plan.output_path.parent, ignore_errors=True)
 
     def _join(self, target: Path, parts: list[Path], output: Any) -> None:
         commit(
@@ -273,8 +300,12 @@ class FileJobKind(JobKind):
         self._stop_joining()
         if self._joiner is not None:
             self._joiner.abort()
+        self._drop_mirror()
 
     def cleanup(self) -> None:
+        self._drop_mirror()
+        if not isinstance(self.plan.staging, Path):
+            return  # a prefix on a store: nothing left once its objects are gone
         state_dir = self.plan.staging.parent
         for path in (state_dir / "checkpoints", state_dir):
             with contextlib.suppress(OSError):

@@ -20,6 +20,7 @@ from fsm_actors.platform.io import (
     detect_format,
     normalize_compression,
     split_extensions,
+    storage,
 )
 from fsm_actors.platform.jobs.errors import JobError
 from fsm_actors.platform.jobs.parts import OutputSpec
@@ -101,14 +102,19 @@ class Plan:
     inputs: list[InputFile]
     read: ReadOptions
     output_kind: str  # none | single | per_file | partitioned
+    #: where outputs are joined: the output itself, or for an object-store output a local
+    #: temp directory on the driver (uploaded to ``output_uri`` at the commit)
     output_path: Path | None
     outputs: dict[int, OutputSpec]
-    staging: Path
-    checkpoint_dir: Path
-    error_file: Path
+    #: staging, checkpoints and the error file: local ``Path``s, or URIs beside a remote
+    #: output (so workers on any node write parts there and a resumed driver finds them)
+    staging: Path | str
+    checkpoint_dir: Path | str
+    error_file: Path | str
     chunk_size: int | None
     max_in_flight: int
     worker_read: set[int] = field(default_factory=set)
+    output_uri: str | None = None
 
     def output_for(self, item: InputFile) -> Path:
         """The output file of one input in the ``per_file`` layout."""
@@ -141,6 +147,10 @@ def resolve_inputs(spec: str | list[str], pattern: str = "file_processing") -> l
     """Files named by a path, directory, glob or list of those, in a stable order."""
     found: list[str] = []
     for entry in [spec] if isinstance(spec, str) else spec:
+        if storage.is_remote(entry):
+            found += _remote_inputs(entry)
+            continue
+        entry = storage.local_path(entry)
         if any(ch in entry for ch in "*?["):
             found += sorted(p for p in glob.glob(entry, recursive=True) if os.path.isfile(p))
         elif os.path.isdir(entry):
@@ -158,8 +168,36 @@ def resolve_inputs(spec: str | list[str], pattern: str = "file_processing") -> l
                 file=entry,
             )
     if not found:
-        raise JobError(f"no input files match {spec!r}: check the path or the glob")
-    return list(dict.fromkeys(os.path.abspath(p) for p in found))
+        raise JobError(
+            f"no input files match {_shown(spec)!r}: check the path or the glob"
+        )
+    return list(dict.fromkeys(storage.absolute(p) for p in found))
+
+
+def _shown(spec: str | list[str]) -> str | list[str]:
+    return storage.redact(spec) if isinstance(spec, str) else [storage.redact(s) for s in spec]
+
+
+def _remote_inputs(entry: str) -> list[str]:
+    """Objects named by a URI: a glob (the bucket listed), an object, or a prefix."""
+    try:
+        if any(ch in entry for ch in "*?["):
+            return storage.glob(entry)
+        if storage.is_file(entry):
+            return [entry]
+        found = [
+            uri for uri in storage.list_files(entry)
+            if not any(p.startswith(".") for p in uri[len(entry.rstrip("/")):].split("/"))
+        ]
+    except OSError as exc:
+        raise JobError(str(exc), file=storage.redact(entry)) from None
+    if not found:
+        raise JobError(
+            f"input {storage.redact(entry)!r} does not exist: give an existing object, a "
+            "prefix or a glob",
+            file=storage.redact(entry),
+        )
+    return found
 
 
 def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
@@ -176,8 +214,8 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
                 "csv, tsv, json, jsonl, xml, parquet, text, log",
                 file=path,
             )
-        stat = os.stat(path)
-        inputs.append(InputFile(index, path, fmt, stat.st_size, stat.st_mtime_ns))
+        size, mtime_ns = storage.stat(path)
+        inputs.append(InputFile(index, path, fmt, size, mtime_ns))
     read = ReadOptions(
         format=None,
         encoding=spec.encoding,
@@ -191,6 +229,8 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
     if spec.byte_ranges and not spec.whole:
         inputs = _split_ranges(inputs, read)
     kind, out, outputs = _output(spec, inputs)
+    if spec.output_path is not None and storage.is_remote(spec.output_path):
+        return _remote_plan(spec, run_id, inputs, read, kind, out, outputs)
     if out is not None:
         for item in inputs:
             if kind == "single" and os.path.abspath(item.path) == str(out):
@@ -229,6 +269,48 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
         chunk_size=chunk,
         max_in_flight=spec.in_flight,
         worker_read={i.index for i in inputs} if spec.whole else small,
+    )
+
+
+def _remote_plan(
+    spec: FileJobSpec,
+    run_id: str,
+    inputs: list[InputFile],
+    read: ReadOptions,
+    kind: str,
+    mirror: Path | None,
+    outputs: dict[int, OutputSpec],
+) -> Plan:
+    """The plan of a job whose output is an object-store URI: staging, checkpoints and
+    the error file beside the output; the outputs joined in a local temp directory."""
+    uri = storage.absolute(spec.output_path or "")
+    if kind == "single" and uri in {i.path for i in inputs}:
+        raise JobError(
+            f"{storage.redact(uri)} is both an input and the output: write the output to "
+            "another path",
+            file=storage.redact(uri),
+        )
+    base = uri if kind in ("per_file", "partitioned") else storage.parent(uri)
+    state_dir = storage.join(base, ".fsm_actors")
+    error_file = spec.error_file or (
+        f"{uri}.errors.jsonl" if kind == "single" else storage.join(uri, "_errors.jsonl")
+    )
+    return Plan(
+        run_id=run_id,
+        inputs=inputs,
+        read=read,
+        output_kind=kind,
+        output_path=mirror,
+        outputs=outputs,
+        staging=storage.join(state_dir, f"run-{run_id}"),
+        checkpoint_dir=spec.checkpoint_dir or storage.join(state_dir, "checkpoints"),
+        error_file=error_file if storage.is_remote(error_file) else Path(error_file).absolute(),
+        chunk_size=None if spec.whole else (spec.chunk_size or DEFAULT_CHUNK),
+        max_in_flight=spec.in_flight,
+        worker_read={i.index for i in inputs}
+        if spec.whole
+        else ({i.index for i in inputs if i.size < SMALL_FILE} if len(inputs) > 1 else set()),
+        output_uri=uri,
     )
 
 
@@ -271,7 +353,14 @@ def _output(
     without ``output_format`` every output keeps its input's format and compression."""
     if spec.output_path is None:
         return "none", None, {}
-    out = Path(spec.output_path).absolute()
+    remote = storage.is_remote(spec.output_path)
+    if remote:  # joined in a local temp directory on the driver, uploaded at the commit
+        import tempfile
+
+        name = storage.basename(storage.absolute(spec.output_path))
+        out = Path(tempfile.mkdtemp(prefix="fsm_actors-out-")) / name
+    else:
+        out = Path(storage.local_path(spec.output_path)).absolute()
     ext_format, ext_compression = split_extensions(out)
     compression = normalize_compression(spec.compression)
     if compression and ext_compression and compression != ext_compression:
@@ -284,7 +373,10 @@ def _output(
     compression = compression or ext_compression
     if spec.partition_by:
         kind = "partitioned"
-    elif out.is_dir() or spec.output_path.endswith(("/", os.sep)):
+    elif (
+        spec.output_path.endswith(("/", os.sep))
+        or (storage.is_dir(spec.output_path) if remote else out.is_dir())
+    ):
         kind = "per_file"
     elif ext_format is None and len(inputs) > 1:
         kind = "per_file"

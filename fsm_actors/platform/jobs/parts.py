@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -30,6 +32,7 @@ from fsm_actors.platform.io import (
     RowError,
     atomic_write,
     compress_bytes,
+    storage,
 )
 from fsm_actors.platform.io.json_encode import json_default
 
@@ -58,13 +61,50 @@ def part_stem(file_index: int, batch: int) -> str:
 
 
 class Staging:
-    """The staging directory of one run."""
+    """The staging directory of one run: a local directory, or a prefix on an object store
+    (a URI). Remote parts are written through a local temp file and uploaded whole; the
+    listing methods download the parts they return into a local cache (a part never
+    changes once written), so joining reads local files either way."""
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.uri = os.fspath(root) if storage.is_remote(os.fspath(root)) else None
+        self.root: Path | str = self.uri or Path(root)
+        self._cache: Path | None = None
+
+    @property
+    def local(self) -> Path:
+        """The local directory parts are read from (the cache for a remote staging)."""
+        if self.uri is None:
+            return Path(self.root)
+        if self._cache is None:
+            self._cache = Path(tempfile.mkdtemp(prefix="fsm_actors-staging-"))
+        return self._cache
 
     def data_dir(self, partition: str | None = None) -> Path:
-        return self.root / "data" / partition if partition else self.root / "data"
+        return self.local / "data" / partition if partition else self.local / "data"
+
+    def _write(self, path: Path, write: Any) -> None:
+        """``atomic_write`` locally; on a store, the same through a temp file and upload."""
+        if self.uri is None:
+            atomic_write(path, write)
+            return
+        relative = path.relative_to(self.local).as_posix()
+        storage.write_via_local(storage.join(self.uri, relative), write)
+
+    def _sync(self, sub: str) -> None:
+        """Download the remote parts under ``sub`` that the cache does not hold yet."""
+        if self.uri is None:
+            return
+        base = storage.join(self.uri, sub)
+        for uri in storage.list_files(base):
+            relative = uri[len(self.uri.rstrip("/")) + 1:]
+            if relative.rpartition("/")[2].startswith("."):
+                continue  # an upload in progress
+            local = self.local / relative
+            if not local.exists():
+                tmp = local.with_name(f".{local.name}.dl")
+                storage.download(uri, tmp)
+                os.replace(tmp, local)
 
     def write_data(
         self,
@@ -102,8 +142,8 @@ class Staging:
 
         if fmt in ("csv", "tsv"):
             columns = json.dumps(table.column_names).encode()
-            atomic_write(directory / f"{stem}.columns.json", lambda tmp: tmp.write_bytes(columns))
-        atomic_write(directory / f"{stem}{ext}", write)
+            self._write(directory / f"{stem}.columns.json", lambda tmp: tmp.write_bytes(columns))
+        self._write(directory / f"{stem}{ext}", write)
 
     def write_records(
         self,
@@ -119,31 +159,34 @@ class Staging:
             json.dumps(r, ensure_ascii=False, default=json_default) + "\n" for r in records
         ).encode("utf-8")
         path = self.data_dir() / f"{part_stem(file_index, batch)}{ext}"
-        atomic_write(path, lambda tmp: tmp.write_bytes(compress_bytes(data, compression)))
+        self._write(path, lambda tmp: tmp.write_bytes(compress_bytes(data, compression)))
 
     def write_errors(self, file_index: int, batch: int, errors: Sequence[RowError]) -> None:
         """Write the rejected records of one batch as JSON Lines."""
         text = "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in errors)
-        path = self.root / "errors" / f"{part_stem(file_index, batch)}.jsonl"
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        path = self.local / "errors" / f"{part_stem(file_index, batch)}.jsonl"
+        self._write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def write_partial(self, file_index: int, batch: int, table: pa.Table) -> None:
         """Write one batch's partial aggregate."""
-        path = self.root / "agg" / f"{part_stem(file_index, batch)}.arrow"
-        atomic_write(
+        path = self.local / "agg" / f"{part_stem(file_index, batch)}.arrow"
+        self._write(
             path, lambda tmp: feather.write_feather(table, tmp, compression="uncompressed")
         )
 
     def partials(self) -> list[pa.Table]:
         """Every partial aggregate written."""
-        return [feather.read_table(p) for p in sorted((self.root / "agg").glob("*.arrow"))]
+        self._sync("agg")
+        return [feather.read_table(p) for p in sorted((self.local / "agg").glob("*.arrow"))]
 
     def error_parts(self) -> list[Path]:
         """Error parts in (file, batch) order."""
-        return sorted((self.root / "errors").glob("*.jsonl"))
+        self._sync("errors")
+        return sorted((self.local / "errors").glob("*.jsonl"))
 
     def partitions(self) -> list[str]:
         """Partition sub-paths (``col=value[/col2=value2]``) that hold parts."""
+        self._sync("data")
         base = self.data_dir()
         found = {p.parent.relative_to(base).as_posix() for p in base.rglob("f*-b*") if p.is_file()}
         return sorted(found - {"."})
@@ -153,15 +196,27 @@ class Staging:
     ) -> list[Path]:
         """Output parts in (file, batch) order, of one partition and/or one input file."""
         pattern = f"f{file_index:06d}-b*{ext}" if file_index is not None else f"f*-b*{ext}"
+        self._sync(f"data/{partition}" if partition else "data")
         return sorted(self.data_dir(partition).glob(pattern))
 
     def drop_file(self, file_index: int) -> None:
         """Delete every part of one input file (its input changed since the checkpoint)."""
-        for path in self.root.rglob(f"f{file_index:06d}-b*"):
+        if self.uri is not None:
+            stem = f"f{file_index:06d}-b"
+            for uri in storage.list_files(self.uri):
+                if uri.rpartition("/")[2].startswith(stem):
+                    storage.delete(uri)
+        for path in self.local.rglob(f"f{file_index:06d}-b*"):
             path.unlink(missing_ok=True)
 
     def remove(self) -> None:
-        """Delete the staging directory."""
+        """Delete the staging directory (and the local cache of a remote one)."""
+        if self.uri is not None:
+            storage.delete_tree(self.uri)
+            if self._cache is not None:
+                shutil.rmtree(self._cache, ignore_errors=True)
+                self._cache = None
+            return
         shutil.rmtree(self.root, ignore_errors=True)
 
 

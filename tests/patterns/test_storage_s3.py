@@ -1,0 +1,162 @@
+"""File jobs on an object store: moto's S3 server on 127.0.0.1, reached only through the
+standard AWS_* variables. Inputs listed from the bucket (plain, gzip and a >= 32 MB CSV cut
+into ranged reads), outputs written whole, parts and checkpoints beside the output, a
+failed run leaving the existing object as it was, nothing written to the working directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from fsm_actors.platform.io import storage
+from patterns.file_processing import FileProcessingConfig, FileProcessor
+from tests.s3_server import restart_ray_with_env, start_s3
+
+pytestmark = pytest.mark.ray
+
+SMALL = 5_000
+BIG = 900_000  # ~35 MB of CSV: cut into byte ranges
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = start_s3()
+    restart_ray_with_env()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def empty_cwd(tmp_path, monkeypatch):
+    """A working directory that must stay empty."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield cwd
+    assert list(cwd.iterdir()) == []
+
+
+def csv_bytes(start: int, rows: int) -> bytes:
+    table = pa.table({
+        "id": pa.array(range(start, start + rows), pa.int64()),
+        "group": pa.array([i % 7 for i in range(start, start + rows)], pa.int64()),
+        "name": pa.array([f"name-{i:08d}-padding-padding" for i in range(start, start + rows)]),
+    })
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="none"))
+    return sink.getvalue()
+
+
+@pytest.fixture(scope="module")
+def inputs(s3):
+    """``s3://inputs/in/``: a.csv (plain), b.csv.gz (gzip), c.csv (>= 32 MB)."""
+    bucket = s3.make_bucket("inputs")
+    storage.put_bytes(f"{bucket}/in/a.csv", csv_bytes(0, SMALL))
+    storage.put_bytes(f"{bucket}/in/b.csv.gz", gzip.compress(csv_bytes(SMALL, SMALL)))
+    big = csv_bytes(2 * SMALL, BIG)
+    assert len(big) >= 32 << 20
+    storage.put_bytes(f"{bucket}/in/c.csv", big)
+    storage.put_bytes(f"{bucket}/other/skip.csv", csv_bytes(0, 10))
+    return bucket
+
+
+TOTAL = 2 * SMALL + BIG
+
+
+def ids_of(table: pa.Table) -> Counter:
+    return Counter(table["id"].to_pylist())
+
+
+def read_parquet(uri: str) -> pa.Table:
+    with storage.open_input(uri, random_access=True) as fh:
+        return pq.read_table(fh)
+
+
+def read_jsonl(uri: str) -> pa.Table:
+    import pyarrow.json as pajson
+
+    return pajson.read_json(pa.BufferReader(storage.read_bytes(uri)))
+
+
+def test_glob_of_plain_gzip_and_large_csv_to_parquet_and_jsonl(
+    ray_session, s3, inputs, empty_cwd
+):
+    bucket = s3.make_bucket("out1")
+    for name, reader in (("all.parquet", read_parquet), ("all.jsonl", read_jsonl)):
+        target = f"{bucket}/{name}"
+        result = FileProcessor(
+            FileProcessingConfig(input_path=f"{inputs}/in/*.csv*", output_path=target,
+                                 chunk_size=50_000)
+        ).run()
+        assert result["output_path"] == target
+        assert result["records_written"] == TOTAL
+        counts = ids_of(reader(target))
+        assert len(counts) == TOTAL and set(counts.values()) == {1}
+        # the staging prefix is gone, only the output (and nothing half-written) is there
+        assert storage.list_files(bucket) == sorted(
+            f"{bucket}/{n}" for n in ["all.parquet", "all.jsonl"][: 1 + (name != "all.parquet")]
+        )
+
+
+def test_failed_run_leaves_existing_object_untouched(ray_session, s3, inputs, empty_cwd):
+    bucket = s3.make_bucket("keep")
+    target = f"{bucket}/out.jsonl"
+    storage.put_bytes(target, b'{"old": 1}\n')
+
+    class Crash(Exception):
+        pass
+
+    def crash(progress):
+        if progress.batches_done >= 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        FileProcessor(
+            FileProcessingConfig(input_path=f"{inputs}/in/a.csv", output_path=target,
+                                 chunk_size=500)
+        ).run(on_progress=crash)
+    assert storage.read_bytes(target) == b'{"old": 1}\n'
+    assert storage.list_files(bucket) == [target]
+
+
+def test_killed_worker_and_killed_driver_resume_exactly_once(
+    ray_session, s3, inputs, empty_cwd, monkeypatch
+):
+    monkeypatch.setattr("fsm_actors.platform.jobs.driver.SAVE_EVERY", 0.0)
+    bucket = s3.make_bucket("chaos")
+    target = f"{bucket}/out.parquet"
+    config = FileProcessingConfig(
+        input_path=f"{inputs}/in/[ab].csv*", output_path=target, chunk_size=500, workers=2,
+        checkpoint_id="s3-chaos",
+    )
+    killed = []
+
+    class Crash(Exception):
+        pass
+
+    def chaos(progress):
+        if progress.batches_done >= 3 and not killed:
+            ray.kill(ray.get_actor("file_processing/s3-chaos/worker/0"), no_restart=True)
+            killed.append(1)
+        if progress.batches_done >= 12:
+            raise Crash  # the driver stops here: its checkpoint is on the store
+
+    with pytest.raises(Crash):
+        FileProcessor(config).run(on_progress=chaos)
+    assert killed and not storage.exists(target)
+    assert storage.list_files(f"{bucket}/.fsm_actors/checkpoints")
+    second = []
+    result = FileProcessor(config).run(on_progress=lambda p: second.append(p.batches_done))
+    assert len(second) < 2 * SMALL // 500 - 10  # resumed, not restarted
+    counts = ids_of(read_parquet(target))
+    assert len(counts) == 2 * SMALL and set(counts.values()) == {1}
+    assert result["records_written"] == 2 * SMALL
+    assert storage.list_files(bucket) == [target]
