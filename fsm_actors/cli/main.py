@@ -12,6 +12,7 @@ try:  # importing Ray takes a moment: a Ctrl-C in it is an interrupt like any ot
     from fsm_actors.cli.graph import graph
     from fsm_actors.cli.interrupts import InterruptibleGroup
     from fsm_actors.cli.jobs import jobs, logs, stop, submit
+    from fsm_actors.cli.redrive import redrive
     from fsm_actors.cli.run import run, schema, validate
     from fsm_actors.cli.runs import runs
     from fsm_actors.cli.status import status
@@ -27,7 +28,8 @@ def cli() -> None:
     """Run finite-state-machine pipelines on Ray actors (local or on a cluster)."""
 
 
-for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph, runs, trace):
+for _command in (run, validate, schema, up, down, submit, jobs, logs, stop, status, graph, runs, trace,
+                 redrive):
     cli.add_command(_command)
 
 

@@ -126,3 +126,36 @@ def test_a_redrive_killed_midway_and_run_again_ends_exact(tmp_path, where):
     assert sorted(_lines(out), key=_key) == sorted(_lines(clean), key=_key)
     assert not (tmp_path / "out.jsonl.errors.jsonl.redrive.json").exists()
     assert not list((tmp_path / ".fsm_actors").glob("redrive-*"))
+
+
+def test_redrive_command_by_output_and_by_error_file(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from fsm_actors.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    src.write_text("id,name\n" + "".join(f'{i},"r, {i}"\n' for i in range(12)))
+    configs = {}
+    for name in ("broken", "fixed"):
+        machine = json.loads(json.dumps(MACHINE))
+        machine["states"][2]["functions"]["transform"] = name
+        configs[name] = tmp_path / f"{name}.json"
+        configs[name].write_text(json.dumps(machine))
+    base = ["--local", "--functions", "tests.patterns.test_redrive_stream"]
+    done = CliRunner().invoke(cli, ["run", str(configs["broken"]), "-i", str(src), "-o",
+                                    str(out), "--no-progress", "--checkpoint-id", "orders1",
+                                    *base])
+    assert done.exit_code == 1, done.output
+    redriven = CliRunner().invoke(cli, ["redrive", str(out), str(configs["fixed"]), *base])
+    assert redriven.exit_code == 0, redriven.output
+    assert "redriven 4: 4 now succeed" in redriven.output and "0 still fail" in redriven.output
+    rows = sorted(_lines(out), key=_key)
+    assert [r["id"] for r in rows] == list(range(12))
+    assert rows[3] == {"id": 3, "name": "r, 3", "n": 1, "checked": True}
+    again = CliRunner().invoke(cli, ["redrive", str(out) + ".errors.jsonl",
+                                     str(configs["fixed"]), *base])
+    assert "redriven 0: 0 now succeed" in again.output
+    assert len(_lines(out)) == 12
+    missing = CliRunner().invoke(cli, ["redrive", "nope", str(configs["fixed"]), *base])
+    assert missing.exit_code != 0 and "give the error file" in missing.output
