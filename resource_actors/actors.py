@@ -3,8 +3,11 @@
 ``ProviderActor`` (named ``resource/<name>``) hosts one ``ProviderHost``: the provider, its
 pool, and the truth about its leases (the lease book: cap, holders, FIFO waiters). Callers
 acquire and release here directly, one call each; the broker is not on that path. It is
-threaded, one thread per concurrent caller, so a slow query of one lease does not stall the
-others and waiters block their own thread. An upkeep thread reclaims leases past their TTL
+threaded, so a slow query of one lease does not stall the others. Acquisitions run in their
+own concurrency group (``acquire``, ``ACQUIRE_THREADS`` threads): a waiting acquirer blocks
+one of those, never a thread that a holder's call or a release needs, so holders always
+finish and hand their slot on (more waiters than that queue in Ray, in arrival order, and
+their timeout still counts from when they were sent). An upkeep thread reclaims leases past their TTL
 and those of owner processes that died (noticed by ``__ray_ready__`` failing with
 ``ActorDiedError`` on the owner's actor or its ``OwnerAnchor``), and evicts idle resources.
 
@@ -43,6 +46,8 @@ SWEEP_INTERVAL = 0.5
 #: Prefix of provider actor names: ``resource/<resource name>``.
 PROVIDER_PREFIX = "resource/"
 _KV_NAMESPACE = "fsm_actors"
+#: Threads of the ``acquire`` concurrency group (waiting acquirers block these only).
+ACQUIRE_THREADS = 64
 
 
 def provider_actor_name(name: str) -> str:
@@ -53,7 +58,7 @@ def _journal(name: str) -> Journal:
     return Journal(f"resource-registrations/{name}", _KV_NAMESPACE, codec="json")
 
 
-@ray.remote
+@ray.remote(concurrency_groups={"acquire": ACQUIRE_THREADS})
 class ProviderActor:
     """One provider, its pool and its leases (see the module docstring)."""
 
@@ -108,6 +113,7 @@ class ProviderActor:
         _journal(self._name).save(record)
 
     # -- leases ------------------------------------------------------------------------------
+    @ray.method(concurrency_group="acquire")
     def acquire(self, owner_id: str, timeout: float | None, sent_at: float,
                 owner_key: str | None, owner_handle: Any) -> tuple[LeaseInfo, bool]:
         """``(lease info, provider knows the owner's handle)``. ``timeout`` counts from
@@ -115,6 +121,7 @@ class ProviderActor:
         wait, knows = self._prologue(timeout, sent_at, owner_key, owner_handle)
         return self._host.describe(self._host.acquire(owner_id, wait, owner_key)), knows
 
+    @ray.method(concurrency_group="acquire")
     def acquire_here(self, owner_id: str, timeout: float | None, sent_at: float,
                      owner_key: str | None, owner_handle: Any, node_id: str | None = None
                      ) -> tuple[LeaseInfo | None, bool, IResourceProvider | None]:
