@@ -377,3 +377,61 @@ def local_dir(prefix: str = "fsm_actors-") -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# -- where paths are seen ----------------------------------------------------------------
+#: set to 1 when every node sees the same local paths (an NFS mount, a one-machine cluster)
+SHARED_FS_ENV = "FSM_ACTORS_SHARED_FS"
+
+
+def shared_fs(declared: bool | None = None) -> bool:
+    """Whether local paths are declared shared by every node (``shared_fs: true`` or the
+    environment variable ``FSM_ACTORS_SHARED_FS=1``)."""
+    if declared is not None:
+        return bool(declared)
+    return os.environ.get(SHARED_FS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def local_paths_notice(
+    paths: list[str], other_nodes: list[str], *, shared: bool | None = None
+) -> str | None:
+    """The warning for a job naming local ``paths`` on a cluster whose ``other_nodes``
+    (addresses of nodes other than the driver's) may not see them; ``None`` when there is
+    nothing to say (no local path, no other node, or the paths are declared shared)."""
+    local = [p for p in dict.fromkeys(paths) if p and not is_remote(p)]
+    if not local or not other_nodes or shared_fs(shared):
+        return None
+    shown = ", ".join(local[:5]) + (f" and {len(local) - 5} more" if len(local) > 5 else "")
+    return (
+        f"local path(s) {shown} are on the driver's machine, but the cluster also has "
+        f"node(s) {', '.join(other_nodes)} whose workers read and write them there: use an "
+        "object-store URI (s3://bucket/..., gs://..., abfs://...) for inputs and outputs, "
+        f"or, if every node mounts the same shared filesystem, say so with shared_fs: true "
+        f"or {SHARED_FS_ENV}=1"
+    )
+
+
+class SubmitPathError(ValueError):
+    """A relative output path of a job submitted to a remote head (the message names a
+    URI to use instead)."""
+
+
+def resolve_output_for_submit(
+    path: str | None, *, submit_dir: str, head_is_local: bool
+) -> str | None:
+    """Where a submitted job's output lands, decided before submission.
+
+    URIs and absolute paths stay as given. A relative path resolves against
+    ``submit_dir`` (the directory the user submitted from) when the head runs on this
+    machine; for a remote head it is refused with ``SubmitPathError`` naming a URI."""
+    if path is None or is_remote(path) or scheme(path) == "file" or os.path.isabs(path):
+        return path
+    if head_is_local:
+        return os.path.normpath(os.path.join(submit_dir, path))
+    name = path.replace(os.sep, "/").lstrip("./")
+    raise SubmitPathError(
+        f"output path {path!r} is relative, and the job runs on a remote head where it would "
+        f"land in the job's temporary working directory: give a URI the head can write, "
+        f"e.g. s3://YOUR-BUCKET/{name}, or an absolute path on a filesystem the cluster "
+        "shares"
+    )

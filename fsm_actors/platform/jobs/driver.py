@@ -184,6 +184,9 @@ class _PoolRunner:
 
         kind, staging = self.kind, self.staging
         runtime.ensure_ray(address)
+        notice = storage.local_paths_notice(kind.local_paths(), _other_nodes())
+        if notice:
+            log.warning("%s", notice)
         size = workers or kind.workers(runtime.cluster_cpus())
         base = f"{kind.pattern}/{kind.run_id}/worker"
         spec_ref = ray.put(kind.step_spec())
@@ -293,6 +296,20 @@ class _LocalRunner:
         if self.step is not None:
             self.step.close()
             self.step = None
+
+
+def _other_nodes() -> list[str]:
+    """Addresses of the alive nodes with CPUs other than this driver's."""
+    import ray
+
+    here = ray.get_runtime_context().get_node_id()
+    return sorted(
+        {
+            n.get("NodeManagerAddress", "?") + f" ({n['NodeID'][:8]})"
+            for n in ray.nodes()
+            if n.get("Alive") and n.get("NodeID") != here and n.get("Resources", {}).get("CPU")
+        }
+    )
 
 
 def _tasks(tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock) -> Iterator[Task]:

@@ -70,6 +70,14 @@ class FileJobKind(JobKind):
         self._types: dict[str, Any] = {}
 
     # -- planning --------------------------------------------------------------------------
+    def local_paths(self) -> list[str]:
+        plan = self.plan
+        paths = [i.path for i in plan.inputs if i.path != RECORDS_INPUT]
+        if plan.output_uri is None and plan.output_path is not None:
+            paths.append(str(plan.output_path))
+        paths.append(str(plan.staging))
+        return [p for p in dict.fromkeys(paths) if not storage.is_remote(p)]
+
     def fingerprint(self) -> dict[str, Any]:
         plan = self.plan
         return {

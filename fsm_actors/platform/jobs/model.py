@@ -122,6 +122,11 @@ class JobKind(ABC):
     #: calls one async worker runs at once (``async_step`` only)
     worker_concurrency: int = 1
 
+    def local_paths(self) -> list[str]:
+        """The local (not object-store) paths the workers read or write; a cluster with
+        nodes other than the driver's is warned about them before the run."""
+        return []
+
     def fingerprint(self) -> dict[str, Any]:
         """Settings the checkpoint depends on; a resume with others is refused."""
         return {}
