@@ -28,6 +28,7 @@ from fsm_actors.platform import metrics
 from fsm_actors.platform.io import RowError
 from fsm_actors.platform.io.errors import raw_text
 from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.io.storage import is_remote
 from fsm_actors.platform.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
 
 
@@ -236,7 +237,11 @@ async def stream_job(
 async def _spill(source: AsyncIterable[Any], sink: Any) -> Path:
     """An async iterator's items in a temp file (pickled as they are), read back lazily on
     the job's reader thread."""
-    directory = Path(sink).parent if sink is not None else Path(tempfile.gettempdir())
+    directory = (
+        Path(sink).parent
+        if sink is not None and not is_remote(os.fspath(sink))
+        else Path(tempfile.gettempdir())
+    )
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".fsm-stream-", suffix=".pickle", dir=directory)
     try:

@@ -160,3 +160,47 @@ def test_killed_worker_and_killed_driver_resume_exactly_once(
     assert len(counts) == 2 * SMALL and set(counts.values()) == {1}
     assert result["records_written"] == 2 * SMALL
     assert storage.list_files(bucket) == [target]
+
+
+MACHINE = {
+    "name": "tag",
+    "data_mode": "direct",
+    "states": [
+        {"name": "start", "is_start": True},
+        {"name": "tag", "functions": {"transform": "tag"}},
+        {"name": "done", "is_end": True},
+    ],
+    "arcs": [{"from": "start", "to": "tag"}, {"from": "tag", "to": "done"}],
+}
+
+
+def tag(data):
+    return {**data, "tagged": data["id"] * 2}
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_process_stream_s3_to_s3(ray_session, s3, inputs, empty_cwd, local):
+    from fsm_actors import SimpleFSM
+
+    bucket = s3.make_bucket(f"stream-{'local' if local else 'actors'}")
+    sink = f"{bucket}/tagged.jsonl"
+    with SimpleFSM(MACHINE, custom_functions={"tag": tag}, local=local, actors=2) as fsm:
+        result = fsm.process_stream(f"{inputs}/in/a.csv", sink, chunk_size=1000)
+    table = read_jsonl(sink)
+    assert sorted(table["id"].to_pylist()) == list(range(SMALL))
+    assert table["tagged"].to_pylist() == [i * 2 for i in table["id"].to_pylist()]
+    assert result["output_path"] == sink
+    assert storage.list_files(bucket) == [sink]
+
+
+def test_checkpoint_store_on_s3_saves_whole_documents(s3):
+    from fsm_actors.platform.checkpoint import CheckpointStore
+
+    bucket = s3.make_bucket("ckpt")
+    store = CheckpointStore(f"{bucket}/cp")
+    assert store.load("run/1") is None
+    store.save("run/1", {"n": 1})
+    store.save("run/1", {"n": 2})
+    assert store.load("run/1") == {"n": 2}
+    store.delete("run/1")
+    assert store.load("run/1") is None and storage.list_files(bucket) == []
