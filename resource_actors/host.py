@@ -180,7 +180,17 @@ class ProviderHost:
                     self.name, "acquire", owner_id=owner_id)
             return lease
         self.admission.complete(lease, IN_LESSEE)
+        self._make_room()
         return lease
+
+    def _make_room(self) -> None:
+        """Keep every open resource under the one cap: the lessees' own plus the pool's
+        (idle ones too), closing idle pooled ones as lessees take slots."""
+        if self.pool is None:
+            return
+        lessees = self.admission.read(
+            lambda book: sum(1 for lease in book.active() if lease.grant == IN_LESSEE))
+        self.pool.trim(self.pool.config.max_size - lessees)
 
     def _lease_resource(self, owner_id: str, started: float) -> Any:
         try:

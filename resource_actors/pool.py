@@ -361,6 +361,18 @@ class ResourcePool:
                 self._cond.notify()
             made += 1
 
+    def trim(self, limit: int) -> int:
+        """Close idle resources (the coldest first) until at most ``limit`` exist (idle,
+        handed out or being created); returns how many were closed. For a cap shared with
+        resources made outside the pool (leases of ``acquire_here``)."""
+        with self._cond:
+            excess = len(self._idle) + len(self._out) + self._pending - max(0, limit)
+            victims = [self._idle.pop(0).resource for _ in range(min(max(0, excess), len(self._idle)))]
+            self.metrics.evicted_idle += len(victims)
+        for resource in victims:
+            self._close_one(resource)
+        return len(victims)
+
     def evict_idle(self) -> int:
         """Close idle resources past ``max_idle_time`` or ``max_lifetime``, keeping ``min_size``."""
         now = time.monotonic()
