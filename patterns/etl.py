@@ -33,6 +33,7 @@ from typing import Any
 from fsm_actors.platform.event_loop import run_sync
 from patterns._etl.config import ETLConfig, ETLMode, coerce_config
 from patterns._etl.runner import plan_run
+from patterns._records import make_validator
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
 __all__ = [
@@ -63,6 +64,8 @@ class DatabaseETL:
                  address: str | None = None, local: bool = False,
                  sync_interval: float | None = None, **kwargs: Any) -> None:
         self.config = coerce_config(config, kwargs)
+        # a malformed validation_schema fails here (FSMConfigError at its key), not in workers
+        make_validator(self.config.validation_schema)
         self.address = address
         self.local = local
         #: seconds between the runs of ``run_periodically``

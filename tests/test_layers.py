@@ -41,7 +41,7 @@ CORES = [
     "patterns._etl.dialect",
     "patterns._api.config",
     "patterns._files.functions",
-    "patterns._files.validation",
+    "patterns._records",
     "patterns._files.aggregate",
     "resource_actors",
     "resource_actors.base",

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from patterns._files.validation import make_validator
+from patterns._records import make_validator
 
 
 class FileFormat(StrEnum):

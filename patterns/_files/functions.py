@@ -1,22 +1,15 @@
-"""Transformations, filters and validation over one batch (plain core, no Ray).
+"""Validation, filters and transformations over one table of a file step (plain core, no Ray).
 
-A step is record-level (a callable on a dict) or batch-level (a ``Vectorized`` callable on a
-``pyarrow.Table``, a callable whose first parameter is annotated as a Table/RecordBatch, a
-pyarrow compute ``Expression`` as a filter, or ``{column: Expression}`` as a transformation).
-Consecutive record-level steps run fused over one ``to_pylist()`` of the batch. Order:
-validation, then filters, then transformations (the order dataknobs-fsm documents).
-
-Record-level contract: a filter returns truthy to keep the record; a transformation returns
-the new record, or ``None`` to keep the (possibly mutated) record. Every user function runs
-exactly once per record it reaches: a record whose step raises is rejected with the
-exception (and the function's name) as reason and goes no further; the others go on and are
-never re-run. A batch-level step that raises rejects its whole batch, with its name.
+The steps and their contract are the shared record pipeline's (``patterns._records``); this
+module drives them over ``pyarrow`` tables: consecutive record-level steps run fused over one
+``to_pylist()`` of the batch, a batch-level step on the table itself. Order: validation, then
+filters, then transformations (the order dataknobs-fsm documents). A record-level rejection
+is an error entry with the file and record number; a batch-level step that raises rejects its
+whole batch, with its name.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,47 +18,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsm_actors.platform.io import RowError, records_to_table
-from fsm_actors.platform.io.json_encode import json_default
+from patterns._records import (
+    Vectorized,
+    is_batch_level,
+    prepared,
+    record_text,
+    run_record_steps,
+    step_name,
+    vectorized,
+)
 
-_RAW_LIMIT = 4096
-
-
-@dataclass(frozen=True)
-class Vectorized:
-    """Marks ``fn`` as batch-level: it takes a ``pyarrow.Table`` and returns a Table or
-    RecordBatch (a transformation), or a Table or boolean mask (a filter)."""
-
-    fn: Callable[[pa.Table], Any]
-
-    def __call__(self, table: pa.Table) -> Any:
-        return self.fn(table)
-
-
-def step_name(step: Any) -> str:
-    """What an error calls a step: the user function's name (a ``Vectorized`` is named for
-    the function it wraps), else its type."""
-    inner = step.fn if isinstance(step, Vectorized) else step
-    return getattr(inner, "__name__", type(inner).__name__)
-
-
-def vectorized(fn: Callable[[pa.Table], Any]) -> Vectorized:
-    """Decorator form of ``Vectorized``."""
-    return Vectorized(fn)
-
-
-def is_batch_level(step: Any) -> bool:
-    """Whether ``step`` works on whole tables rather than single records."""
-    if isinstance(step, Vectorized | pc.Expression | dict):
-        return True
-    try:
-        params = list(inspect.signature(step).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if not params:
-        return False
-    note = params[0].annotation
-    names = ("Table", "RecordBatch", "pa.Table", "pa.RecordBatch", "pyarrow.Table")
-    return note in (pa.Table, pa.RecordBatch) or (isinstance(note, str) and note in names)
+__all__ = ["BatchPipeline", "BatchResult", "Vectorized", "is_batch_level", "keep_types",
+           "record_text", "step_name", "vectorized"]
 
 
 @dataclass
@@ -78,16 +42,10 @@ class BatchResult:
     errors: list[RowError] = field(default_factory=list)
 
 
-def record_text(record: Any) -> str:
-    """A record as JSON text for an error entry, cut to a few KB."""
-    text = json.dumps(record, default=json_default, ensure_ascii=False)
-    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
-
-
 class BatchPipeline:
     """Applies validation, filters and transformations to tables.
 
-    ``validator`` is a record-level check (see ``make_validator``). Safe to share across
+    ``validator`` is a record-level check (see ``patterns._records.make_validator``). Safe to share across
     batches; not thread-safe (steps may keep state).
     """
 
@@ -105,8 +63,8 @@ class BatchPipeline:
         self._stages: list[tuple[bool, list[tuple[str, Any]]]] = []
         for kind, step in steps:
             batch = is_batch_level(step)
-            if not batch and inspect.iscoroutinefunction(step):
-                step = _bridged(step)
+            if not batch:
+                step = prepared([(kind, step)])[0][1]
             if self._stages and not batch and not self._stages[-1][0]:
                 self._stages[-1][1].append((kind, step))
             else:
@@ -170,55 +128,14 @@ class BatchPipeline:
 
 
 def _run_record_steps(records, numbers, steps, file, errors) -> tuple[list[dict], list, int]:
-    """Each step over the surviving records, each user function once per record: a record
-    whose step raises (or is invalid) is rejected there and goes no further; the others are
-    not run again. Whole-list passes per step keep the loop tight; ``try`` costs nothing
-    until something raises."""
-    originals = records
-    skipped = 0
-    for kind, step in steps:
-        out: list[dict] = []
-        out_numbers: list = []
-        out_originals: list = []
-        keep = out.append
-        for record, number, original in zip(records, numbers, originals, strict=True):
-            try:
-                if kind == "transform":
-                    new = step(record)
-                    if new is not None and type(new) is not dict:
-                        new = _checked(new)
-                    keep(record if new is None else new)
-                elif kind == "filter":
-                    if not step(record):
-                        skipped += 1
-                        continue
-                    keep(record)
-                else:
-                    reason = step(record)
-                    if reason:
-                        raise ValueError(reason)
-                    keep(record)
-            except Exception as exc:  # bad record or failing user code: reject this record
-                name = step_name(step)
-                label = kind if name in ("<lambda>", "check", "function") else f"{kind} {name}"
-                errors.append(RowError(file, f"{label} failed: {exc!r}", record_text(original),
-                                       record=number, stage=kind, function=name))
-                continue
-            out_numbers.append(number)
-            out_originals.append(original)
-        records, numbers, originals = out, out_numbers, out_originals
-    return records, numbers, skipped
-
-
-def _bridged(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """An ``async def`` step run to completion through the project's one sync bridge."""
-    from fsm_actors.platform.event_loop import run_sync
-
-    def call(record: Any) -> Any:
-        return run_sync(fn(record))
-
-    call.__name__ = getattr(fn, "__name__", "step")
-    return call
+    """The shared record-level steps over ``records``; rejects become error entries numbered
+    by ``numbers``."""
+    out = run_record_steps(records, steps)
+    for r in out.rejected:
+        errors.append(RowError(file, r.reason, record_text(r.record), record=numbers[r.position],
+                               stage=r.stage, function=r.function))
+    kept_numbers = numbers if out.positions is None else [numbers[p] for p in out.positions]
+    return out.records, kept_numbers, out.skipped
 
 
 def keep_types(table: pa.Table, source: pa.Schema) -> pa.Table:
@@ -239,12 +156,6 @@ def keep_types(table: pa.Table, source: pa.Schema) -> pa.Table:
                     pass
         columns.append(column)
     return pa.table(columns, names=table.column_names) if changed else table
-
-
-def _checked(out: Any) -> dict:
-    if not isinstance(out, dict):
-        raise TypeError(f"a transformation must return a dict or None, got {type(out).__name__}")
-    return out
 
 
 def _project(table: pa.Table, columns: dict[str, Any]) -> pa.Table:

@@ -133,7 +133,7 @@ def test_none_is_a_value_unless_the_caller_says_nulls_are_missing():
 
 
 def test_file_steps_and_the_engine_share_the_validator():
-    from patterns._files.validation import make_validator
+    from patterns._records import make_validator
 
     schema = {"required": ["id"], "properties": {"id": {"type": "integer", "minimum": 0}},
               "minProperties": 1}
