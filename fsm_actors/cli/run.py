@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
-from fsm_actors.cli.address import find, given_address, ray_address
+from fsm_actors.cli.address import driver_options, find, given_address, ray_address
 from fsm_actors.cli.checks import fsm_problems, reference_problems
 from fsm_actors.cli.documents import (
     UserError,
@@ -82,9 +82,13 @@ def resolve_address(address: str | None) -> str | None:
     """The address ``ray.init`` is given for ``address`` in any of Ray's forms
     (``fsm_actors.cli.address``); None or ``"local"`` as they are (the latest local cluster or
     an embedded Ray; a new embedded Ray)."""
-    if address == "local" or given_address(address) is None:
+    given = given_address(address)
+    if address == "local" or given is None:
         return address
-    return ray_address(find(address))
+    resolved = ray_address(find(address))
+    if address is None and resolved == given[0]:
+        return None  # the runtime finds it the same way, and says where it came from
+    return resolved
 
 
 def _connect(display: RunDisplay, address: str | None) -> Any:
@@ -95,7 +99,8 @@ def _connect(display: RunDisplay, address: str | None) -> Any:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR
     )
-    info = runtime.ensure_ray(address)
+    given = given_address(address)
+    info = runtime.ensure_ray(address, **driver_options(given[0] if given else None))
     catch_sigterm()  # Ray installed its own, which prints a stack of addresses
     where = "embedded local Ray" if info.started_local else f"Ray cluster at {info.address}"
     dashboard = f"; dashboard {info.dashboard_url}" if info.dashboard_url else ""

@@ -3,8 +3,11 @@
 Actors come from Ray's state API (alive, in the project's namespace) and are grouped by
 their names: ``fsm/<fsm>/<i>`` (FSM pools), ``<pattern>/<run id>/<role>/<i>`` (job workers
 and pattern actors), ``resource/<name>`` (providers) and ``resource-manager`` (the broker).
-Counters are read from each actor's ``status()`` method when it has one (an actor busy
-with a long call answers late and is shown as busy). With ``--watch`` the view refreshes
+Counters are read from each actor's ``status()`` method when it has one (job workers
+answer while they run a task; another actor busy with a long call is shown as busy). Each
+running job is shown with its pipeline, input, progress (records done / total, rate, ETA)
+and, for FSMs, its live per-state counts with rates, from the document its driver
+publishes (``fsm_actors.platform.jobs.heartbeat``). With ``--watch`` the view refreshes
 and shows rates from the change between two readings. Running jobs are listed too.
 """
 
@@ -17,9 +20,11 @@ from typing import Any
 import click
 
 from fsm_actors.cli.address import HELP as ADDRESS_HELP
-from fsm_actors.cli.address import dashboard_url, find, ray_address
+from fsm_actors.cli.address import dashboard_url, driver_options, find, ray_address
 from fsm_actors.cli.documents import UserError
 from fsm_actors.platform import runtime
+from fsm_actors.platform.jobs import heartbeat
+from fsm_actors.platform.jobs.progress import progress_text
 
 #: Counters a rate is computed for (records per second between two readings).
 RATE_KEYS = ("records", "records_read", "records_processed", "records_done")
@@ -47,11 +52,19 @@ def group_of(name: str) -> tuple[tuple[str, str], str]:
         return ("resources", "broker"), "broker"
     if parts[0] == "resource" and len(parts) >= 2:
         return ("resources", "providers"), "provider"
+    if is_job_worker(name):
+        return (parts[0], "/".join(parts[1:-2])), "worker"
     if parts[0] == "fsm" and len(parts) >= 3:
         return ("fsm", "/".join(parts[1:-1])), "worker"
     if len(parts) >= 4:
         return (parts[0], parts[1]), "/".join(parts[2:-1])
     return ("other", ""), parts[0] or "?"
+
+
+def is_job_worker(name: str) -> bool:
+    """A job's worker (``<pattern>/<run id>/worker/<i>``), not an FSM pool's actor."""
+    parts = name.split("/")
+    return len(parts) >= 4 and parts[-2] == "worker"
 
 
 def collect(dashboard_url: str, namespace: str) -> list[ActorRow]:
@@ -111,8 +124,25 @@ def _counters(status: dict[str, Any] | None) -> str:
     return " ".join(shown)
 
 
-def render(rows: list[ActorRow], jobs: list[tuple[str, str]], where: str) -> list[str]:
-    """The status view as lines."""
+def job_lines(doc: dict[str, Any]) -> list[str]:
+    """A running job's pipeline, input, progress and (FSMs) live per-state counts."""
+    lines = [f"  pipeline {doc.get('pipeline')!r}, input {doc.get('input') or '?'}",
+             f"  progress: {progress_text(doc)}"]
+    states = doc.get("states") or {}
+    if states:
+        width = max(len(name) for name in states)
+        lines.append(f"  {'state':<{width}}  {'entered':>10} {'ended':>10} {'failed':>8} "
+                     f"{'entered/s':>10}")
+        lines += [f"  {name:<{width}}  {row['entered']:>10,} {row['ended']:>10,} "
+                  f"{row['failed']:>8,} {row['rate']:>10,.0f}" for name, row in states.items()]
+    return lines
+
+
+def render(rows: list[ActorRow], jobs: list[tuple[str, str]], where: str,
+           runs: list[dict[str, Any]] | None = None) -> list[str]:
+    """The status view as lines; ``runs``: the running jobs' progress documents
+    (``heartbeat.running()``), shown under their workers' group."""
+    by_run = {doc["run"]: doc for doc in runs or []}
     lines = [f"cluster {where}: {len(rows)} fsm-actors actors"]
     current = None
     for row in rows:
@@ -120,12 +150,19 @@ def render(rows: list[ActorRow], jobs: list[tuple[str, str]], where: str) -> lis
             current = row.group
             members = sum(1 for r in rows if r.group == current)
             kind, ident = current
+            doc = by_run.pop(ident, None) if is_job_worker(row.name) else None
             title = {"fsm": f"FSM pool {ident!r}", "resources": f"resources ({ident})"}.get(
-                kind, f"{kind} run {ident}")
+                kind, f"{kind} run {ident}") if not is_job_worker(row.name) else (
+                f"{kind} run {ident}")
             lines.append(f"{title}: {members} actor{'s' if members != 1 else ''}")
+            if doc is not None:
+                lines += job_lines(doc)
         rates = " ".join(f"{k}/s={v:,.0f}" for k, v in row.rates.items())
         detail = " ".join(filter(None, [_counters(row.status), rates, row.note]))
         lines.append(f"  {row.name:<40} {row.role:<9} node {row.node_id[:8]:<8} {detail}")
+    for doc in by_run.values():  # local runs and runs whose workers are not listed
+        lines.append(f"{doc.get('pattern')} run {doc['run']} (no workers listed)")
+        lines += job_lines(doc)
     lines.append(f"running jobs: {len(jobs)}")
     lines += [f"  {job_id}  {entrypoint}" for job_id, entrypoint in jobs]
     return lines
@@ -154,7 +191,8 @@ def status(address: str | None, watch: bool, interval: float) -> None:
     cluster = find(address)
     dashboard = dashboard_url(cluster)
     try:
-        info = runtime.ensure_ray(ray_address(cluster))
+        target = ray_address(cluster)
+        info = runtime.ensure_ray(target, **driver_options(target))
     except runtime.RuntimeConnectError as exc:
         raise UserError(str(exc)) from None
     runtime.use_cluster_auth(dashboard)
@@ -162,7 +200,7 @@ def status(address: str | None, watch: bool, interval: float) -> None:
     while True:
         rows = collect(dashboard, info.namespace)
         _rates(rows, seen)
-        lines = render(rows, running_jobs(dashboard), cluster.describe())
+        lines = render(rows, running_jobs(dashboard), cluster.describe(), heartbeat.running())
         if watch:
             click.clear()
         click.echo("\n".join(lines))

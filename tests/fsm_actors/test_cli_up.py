@@ -26,6 +26,16 @@ def test_up_binds_every_port_to_the_loopback_and_says_how_to_get_the_token(tmp_p
         assert head["address"].startswith("127.0.0.1:")
         assert "`ray get-auth-token` prints it" in done.stdout, done.stdout
         assert "this machine only (127.0.0.1)" in done.stdout
+        # a driver on this machine attaches to the loopback-only head (run, status)
+        (tmp_path / "in.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(300)))
+        (tmp_path / "job.yaml").write_text("kind: file_processing\ninput_path: in.csv\n"
+                                           "output_path: out.jsonl\n")
+        ran = cli("run", "job.yaml", "--no-progress", cwd=tmp_path, timeout=180, **home)
+        assert ran.returncode == 0, ran.stderr
+        assert "done: 300 records in, 300 written" in ran.stderr
+        shown = cli("status", cwd=tmp_path, timeout=180, **home)
+        assert shown.returncode == 0, shown.stderr
+        assert f"GCS {head['address']}; from `fsm-actors up`" in shown.stdout
     finally:
         down = cli("down", cwd=tmp_path, **home)
     assert down.returncode == 0, down.stderr
