@@ -121,9 +121,15 @@ class DatabaseETL:
             job = await asyncio.to_thread(plan_run, cfg, checkpoint_id, manager, workers)
             if isinstance(job, dict):
                 return job
-            return await run_job(job, resumable=True, error_threshold=cfg.error_threshold,
-                                 on_progress=on_progress, address=self.address,
-                                 workers=job.workers(workers), local=self.local)
+            try:
+                return await run_job(job, resumable=True, error_threshold=cfg.error_threshold,
+                                     on_progress=on_progress, address=self.address,
+                                     workers=job.workers(workers), local=self.local)
+            except PatternError as exc:
+                cause = getattr(exc, "cause", None)  # a worker's error, wrapped by Ray
+                if isinstance(cause, PatternError):
+                    raise cause from None
+                raise
         finally:
             await asyncio.to_thread(manager.close)
 

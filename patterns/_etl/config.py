@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -175,7 +175,3 @@ def coerce_config(config: ETLConfig | dict[str, Any] | None, kwargs: dict[str, A
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
         raise PatternError(f"invalid ETL config: {problems}", pattern="etl") from None
-
-
-def as_list(value: Sequence[Any] | None) -> list[Any]:
-    return list(value or [])

