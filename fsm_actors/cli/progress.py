@@ -27,6 +27,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fsm_actors.platform.jobs import progress as jobs_progress
+
 _COMPRESSED = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".xz")
 _LINE_FORMATS = {".csv": 1, ".tsv": 1, ".jsonl": 0, ".ndjson": 0, ".txt": 0, ".log": 0}
 
@@ -90,6 +92,7 @@ class RunDisplay:
     def __init__(self, *, bar: bool = True, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.bar_enabled = bar and self.console.is_terminal
+        jobs_progress.log_lines(not self.bar_enabled)  # no bar: a progress line every 10 s
         self.started = time.monotonic()
         self._progress: Progress | None = None
         self._task: Any = None
@@ -109,7 +112,8 @@ class RunDisplay:
 
     def count_rows(self, paths: Iterable[str | os.PathLike], has_header: bool = True) -> None:
         """Start counting the input's rows, for the bar's total."""
-        self._counter = RowCounter(paths, has_header)
+        counter = self._counter = RowCounter(paths, has_header)
+        jobs_progress.expect_records(lambda: counter.total)  # for status and progress lines
 
     # -- the bar ---------------------------------------------------------------------------
     def on_progress(self, progress: Any) -> None:

@@ -242,7 +242,8 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
     fsm = SimpleFSM(spec, custom_functions=functions, local=local, actors=actors,
                     address=address)
     display.phase(f"FSM {fsm.name!r}: " + ("running in this process" if local else
-                  f"starting its actors (fsm/{fsm.name}/<i> in the dashboard)"))
+                  "running on job workers (fsm/<run id>/worker/<i>; `fsm-actors status` "
+                  f"shows them as fsm run <run id>, pipeline {fsm.name!r})"))
     try:
         with fsm:
             return fsm.process_stream(str(input_path), output_path, chunk_size=chunk_size,

@@ -25,6 +25,7 @@ from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.jobs.commit import concat_errors
 from fsm_actors.platform.jobs.errors import JobError
+from fsm_actors.platform.jobs.heartbeat import Heartbeat, pipeline_of
 from fsm_actors.platform.jobs.model import (
     JobKind,
     PartitionTotal,
@@ -96,6 +97,7 @@ async def run_job(
     if on_phase is not None:
         on_phase("running")
     items = Prefetch(runner.prepare(kind.tasks(state), totals, lock), runner.depth)
+    beat = Heartbeat(kind, runner).start()  # live figures: status, progress lines
     try:
         async for result in runner.results(items):
             state.record(result)
@@ -108,12 +110,14 @@ async def run_job(
                 state.save()
                 last_save = time.time()
         items.close()
+        beat.stop()
         runner.close()
         apply_totals()
         state.save()
         _check(kind, state, staging, error_threshold, final=True)
     except BaseException as exc:
         items.close()
+        beat.stop()
         runner.close()
         kind.abort()
         if store is None and staging is not None:  # nothing can resume this run
@@ -199,7 +203,7 @@ class _PoolRunner:
             name = pool_actor_name(base, index, generation)
             options = runtime.actor_options("worker", name=name, **extra)
             context = StepContext(kind.run_id, index, str(staging.root) if staging else None)
-            return remote.options(**options).remote(spec_ref, context, name)
+            return remote.options(**options).remote(spec_ref, context, name, pipeline_of(kind))
 
         self.pool = ActorPool(make_actor, size, max_in_flight=kind.max_in_flight, name=base)
         self.depth = size * kind.max_in_flight

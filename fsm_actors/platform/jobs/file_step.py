@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from fsm_actors.platform.io import Chunk, FormatError, ReadOptions, RowError, iter_chunks
+from fsm_actors.platform.jobs import progress
 from fsm_actors.platform.jobs.model import StepContext, Task, TaskResult
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging, split_partitions
 
@@ -158,6 +159,7 @@ class FileStep:
             "skipped": result.skipped,
             "errors": len(errors),
         }
+        progress.batch_done(counts, getattr(result, "counts", None))
         # Hand freed Arrow buffers back to the OS so a long stream keeps a flat footprint.
         pa.default_memory_pool().release_unused()
         return counts, side
