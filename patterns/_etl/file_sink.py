@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fsm_actors.platform.io import atomic_write, records_to_table
+from fsm_actors.platform.io import atomic_write, records_to_table, storage
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging, part_stem
 from patterns._etl.records import Reject, reject_line
 
@@ -45,8 +45,13 @@ class FileSink:
         if rejects:
             lines = "".join(json.dumps(reject_line(part, seq, r), ensure_ascii=False) + "\n"
                             for r in rejects)
-            path = self.staging.root / "errors" / f"{part_stem(self.index, seq)}.jsonl"
-            atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
+            name = f"{part_stem(self.index, seq)}.jsonl"
+            if self.staging.uri is not None:  # a remote staging: the part put whole
+                storage.put_bytes(storage.join(self.staging.uri, "errors", name),
+                                  lines.encode("utf-8"))
+            else:
+                path = self.staging.local / "errors" / name
+                atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
 
     def put_state(self, part: str, state: dict[str, Any]) -> None:
         """The driver's checkpoint records finished partitions: nothing to keep here."""

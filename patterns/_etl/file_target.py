@@ -14,13 +14,14 @@ and INCREMENTAL match rows by key in a table: they need a database target.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from fsm_actors.platform.io import atomic_write
+from fsm_actors.platform.io import atomic_write, storage
 from fsm_actors.platform.io.detect import normalize_format, split_extensions
 from fsm_actors.platform.jobs.commit import commit
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging
@@ -40,9 +41,9 @@ def output_of(target: FileEndpoint, mode: ETLMode) -> OutputSpec:
             f"{mode.name} matches rows by key, which a file target cannot do: load into a "
             "database table, or write the file with mode FULL_REFRESH (replace it) or APPEND "
             "(a new file)", pattern="etl")
-    if mode is ETLMode.APPEND and os.path.exists(target.path):
+    if mode is ETLMode.APPEND and storage.exists(target.path):
         raise PatternError(
-            f"APPEND into file {target.path!r}: the file exists, and file targets are written "
+            f"APPEND into file {storage.redact(target.path)!r}: the file exists, and file targets are written "
             "whole; write to a new path, remove the file, or use FULL_REFRESH to replace it",
             pattern="etl")
     ext_format, compression = split_extensions(target.path)
@@ -55,14 +56,45 @@ def output_of(target: FileEndpoint, mode: ETLMode) -> OutputSpec:
     return OutputSpec(fmt, compression if fmt != "parquet" else None, delimiter)
 
 
-def result_path(work: Path, run_id: str) -> Path:
-    return work / f"{run_id}.result.json"
+def work_dir(target: FileEndpoint, given: str | None) -> Path | str:
+    """Where a run into ``target`` keeps its staging, checkpoint and error file: ``given``,
+    else ``.fsm_actors/etl`` beside the target (one filesystem or store, so the commit
+    stays whole); a URI (a prefix in the target's store) for a remote target, so nothing
+    is written to the local working directory."""
+    where = given or storage.join(storage.parent(target.path), ".fsm_actors", "etl")
+    return where if storage.is_remote(where) else Path(where)
 
 
-def finished_result(work: Path, run_id: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+def _under(work: Path | str, *names: str) -> Path | str:
+    return storage.join(work, *names) if isinstance(work, str) else work.joinpath(*names)
+
+
+def source_files(path: str) -> list[str]:
+    """The files of a file source: a directory's or prefix's files, a glob's matches, or
+    the one file (absolute paths, or URIs as given); ``[]`` when nothing is there."""
+    if storage.is_remote(path):
+        if any(c in path for c in "*?["):
+            return storage.glob(path)
+        if storage.is_file(path):
+            return [path]
+        return storage.list_files(path)
+    path = storage.local_path(path)
+    if os.path.isdir(path):
+        return sorted(str(p.absolute()) for p in Path(path).rglob("*") if p.is_file())
+    if any(c in path for c in "*?["):
+        return sorted(os.path.abspath(p) for p in glob.glob(path, recursive=True))
+    return [os.path.abspath(path)] if os.path.exists(path) else []
+
+
+def result_path(work: Path | str, run_id: str) -> Path | str:
+    return _under(work, f"{run_id}.result.json")
+
+
+def finished_result(work: Path | str, run_id: str,
+                    settings: dict[str, Any]) -> dict[str, Any] | None:
     """The result of the run ``run_id`` that finished with ``settings``, or None."""
     try:
-        record = json.loads(result_path(work, run_id).read_text())
+        record = json.loads(storage.read_bytes(str(result_path(work, run_id))))
     except (OSError, ValueError):
         return None
     return record["result"] if record.get("settings") == settings else None
@@ -73,7 +105,7 @@ class ETLFileJob(PartitionedETL):
 
     def __init__(self, *, run_id: str, spec: Any, partitions: list[dict[str, Any]],
                  settings: dict[str, Any], target: FileEndpoint, output: OutputSpec,
-                 work: Path, workers: int | None, keep_checkpoint: bool, label: str) -> None:
+                 work: Path | str, workers: int | None, keep_checkpoint: bool, label: str) -> None:
         self.run_id = run_id
         self.spec = spec
         self._partitions = partitions
@@ -82,10 +114,9 @@ class ETLFileJob(PartitionedETL):
         self.output = output
         self._workers = workers
         self.label = label
-        root = work / run_id
-        self.staging = root / "staging"
-        self.checkpoint_dir = root / "checkpoint" if keep_checkpoint else None
-        self.error_file = work / f"{run_id}.errors.jsonl"
+        self.staging = _under(work, run_id, "staging")
+        self.checkpoint_dir = _under(work, run_id, "checkpoint") if keep_checkpoint else None
+        self.error_file = _under(work, f"{run_id}.errors.jsonl")
         self.result_file = result_path(work, run_id)
         spec.staging = str(self.staging)
 
@@ -99,19 +130,33 @@ class ETLFileJob(PartitionedETL):
 
     def cleanup(self) -> None:
         """After the commit (or a failed run nothing can resume): the run's directory goes."""
-        shutil.rmtree(self.staging.parent, ignore_errors=True)
+        if isinstance(self.staging, str):
+            storage.delete_tree(storage.parent(self.staging))
+        else:
+            shutil.rmtree(self.staging.parent, ignore_errors=True)
 
     def commit(self, counts: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
         """Join the parts into the target file (atomically); returns the ETL result keys."""
         staging, out = Staging(self.staging), self.output
         parts = [p for i in range(len(self._partitions))
                  for p in staging.data_parts(out.ext, file_index=i)]
-        target = Path(self.target.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        commit(target, parts, out.format, compression=out.compression,
-               csv_delimiter=out.csv_delimiter)
+        def join(tmp: Path) -> None:
+            commit(tmp, parts, out.format, compression=out.compression,
+                   csv_delimiter=out.csv_delimiter)
+
+        if storage.is_remote(self.target.path):  # joined here, put whole (or not at all)
+            storage.write_via_local(self.target.path, join)
+            shown = storage.redact(self.target.path)
+        else:
+            target = Path(storage.local_path(self.target.path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            join(target)
+            shown = str(target)
         keys = etl_counts(counts)
         if self.checkpoint_dir is not None:  # what a re-run with this checkpoint_id answers
             record = json.dumps({"settings": self.settings, "result": keys}).encode()
-            atomic_write(self.result_file, lambda tmp: tmp.write_bytes(record))
-        return {**keys, "output_path": str(target)}
+            if isinstance(self.result_file, str):
+                storage.put_bytes(self.result_file, record)
+            else:
+                atomic_write(self.result_file, lambda tmp: tmp.write_bytes(record))
+        return {**keys, "output_path": shown}

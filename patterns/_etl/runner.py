@@ -10,7 +10,6 @@ watermark) and FULL_REFRESH (a fresh reload).
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fsm_actors.platform.io import storage
 from patterns._etl import dialect as sql
 from patterns._etl.catalog import (
     bounds,
@@ -36,7 +36,13 @@ from patterns._etl.catalog import (
 )
 from patterns._etl.config import ETLConfig, ETLMode
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
-from patterns._etl.file_target import ETLFileJob, finished_result, output_of
+from patterns._etl.file_target import (
+    ETLFileJob,
+    finished_result,
+    output_of,
+    source_files,
+    work_dir,
+)
 from patterns._etl.kind import RUN_PART, ETLJob
 from patterns._etl.load import load_state, plain_values, unplain_values
 from patterns._etl.step import ETLStepSpec
@@ -107,7 +113,7 @@ def settings_of(cfg: ETLConfig, source: Endpoint, target: Endpoint) -> dict[str,
     def where(ep: Endpoint) -> dict[str, Any]:
         if isinstance(ep, DatabaseEndpoint):
             return {"url": ep.safe_url, "table": ep.table, "query": ep.query}
-        return {"path": os.path.abspath(ep.path)}
+        return {"path": storage.absolute(ep.path)}
 
     return {"mode": cfg.mode.value, "source": where(source), "target": where(target),
             "key_columns": cfg.key_columns, "watermark_column": cfg.watermark_column,
@@ -202,8 +208,7 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
     settings = settings_of(cfg, source, target)
     run_id, keep = run_id_for(cfg, checkpoint_id, settings)
     # staged parts beside the target: one filesystem, so the final rename is atomic
-    work = Path(cfg.work_dir or os.path.join(os.path.dirname(os.path.abspath(target.path)),
-                                             ".fsm_actors", "etl"))
+    work = work_dir(target, cfg.work_dir)
     done = finished_result(work, run_id, settings) if keep else None
     if done is not None and cfg.mode is ETLMode.APPEND:
         return {**done, "run_id": run_id, "already_done": True}
@@ -246,7 +251,8 @@ def _source_shape(dbs: Databases, source: Endpoint) -> tuple[list[str], list[str
     still match rows when writing."""
     if isinstance(source, FileEndpoint):
         if not _file_paths(source):
-            raise _fail(f"the source file {source.path!r} does not exist: check the path")
+            raise _fail(f"the source file {storage.redact(source.path)!r} does not exist: "
+                        "check the path")
         return [], [], None
     with dbs.connect(source, "source") as sconn:
         scols = columns_of(sconn, source, "source")
@@ -339,11 +345,7 @@ def _unplain_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _file_paths(source: FileEndpoint) -> list[str]:
-    if os.path.isdir(source.path):
-        return sorted(str(p) for p in Path(source.path).rglob("*") if p.is_file())
-    if any(c in source.path for c in "*?["):
-        return sorted(glob.glob(source.path, recursive=True))
-    return [source.path] if os.path.exists(source.path) else []
+    return source_files(source.path)
 
 
 def _plan_partitions(cfg: ETLConfig, dbs: Databases, source: Endpoint, read_key: list[str],
@@ -355,7 +357,7 @@ def _plan_partitions(cfg: ETLConfig, dbs: Databases, source: Endpoint, read_key:
     prefix = f"g{gen}"
     if isinstance(source, FileEndpoint):
         return [{"id": f"{prefix}/file:{i}:{os.path.basename(p)}"[:190],
-                 "payload": {"kind": "file", "path": os.path.abspath(p)}}
+                 "payload": {"kind": "file", "path": p}}
                 for i, p in enumerate(_file_paths(source))]
     if not read_key:
         return [{"id": f"{prefix}/rows", "payload": {"kind": "ordered", "order": order}}]

@@ -35,7 +35,10 @@ import pyarrow.fs as pafs
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hdfs", "viewfs")
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 _lock = threading.Lock()
-_filesystems: dict[tuple[str, str, tuple], pafs.FileSystem] = {}
+_filesystems: dict[tuple[str, str, tuple, tuple], pafs.FileSystem] = {}
+#: variables that choose a store's endpoint or identity: a change makes a new filesystem
+_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+             "AWS_REGION", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_ACCOUNT_NAME")
 
 
 class StorageError(OSError):
@@ -107,7 +110,8 @@ def filesystem(
     """``(filesystem, path inside it)`` for a remote ``uri`` (filesystems cached per
     scheme, authority and options)."""
     parts = urlsplit(uri)
-    key = (parts.scheme.lower(), parts.netloc, tuple(sorted((storage_options or {}).items())))
+    key = (parts.scheme.lower(), parts.netloc, tuple(sorted((storage_options or {}).items())),
+           tuple(os.environ.get(name) for name in _ENV_KEYS))
     inner = (parts.netloc + parts.path).rstrip("/") if key[0] in ("s3", "gs", "gcs") else None
     with _lock:
         fs = _filesystems.get(key)
