@@ -21,7 +21,7 @@ from patterns.errors import PatternError
 class ETLMode(StrEnum):
     """How the target is written.
 
-    FULL_REFRESH: load a staging table, then swap it for the target in one transaction.
+    FULL_REFRESH: load a staging table, then swap its rows into the target in one transaction.
     INCREMENTAL: only source rows past the watermark of the last run, upserted by key.
     UPSERT: insert, or update the row with the same key. APPEND: insert.
     """

@@ -284,7 +284,7 @@ def reject_select(backend: str) -> str:
 
 # -- FULL_REFRESH ------------------------------------------------------------------------------
 def staging_name(table: str, token: str) -> str:
-    """The staging table of ``table`` for one run (same schema, so the swap is a rename)."""
+    """The staging table of ``table`` for one run (shaped like it)."""
     schema, _, name = table.rpartition(".")
     staged = f"{name[:40]}__etl_{token}"
     return f"{schema}.{staged}" if schema else staged
@@ -312,30 +312,34 @@ def staging_create(backend: str, table: str, staging: str) -> list[str]:
     raise ValueError("SQLite staging tables are made from the table's DDL")
 
 
-def pg_owned_sequences_sql() -> str:
-    """Rows ``seq``, ``col`` of the sequences owned by columns of table ``:t`` (SERIAL)."""
-    return ("SELECT s.relname AS seq, n.nspname AS nsp, a.attname AS col FROM pg_class s "
-            "JOIN pg_namespace n ON n.oid = s.relnamespace "
-            "JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass "
-            "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-            "WHERE s.relkind = 'S' AND d.deptype = 'a' AND d.refobjid = CAST(:t AS regclass)")
+def refresh_statements(backend: str, table: str, staging: str, columns: Sequence[str],
+                       key: Sequence[str]) -> list[str]:
+    """DML putting ``staging``'s rows in place of ``table``'s, to run in ONE transaction:
+    the table itself (grants, triggers, foreign keys both ways, comment, row-level security,
+    index names, the views on it) is left as it is, only its rows change.
 
-
-def swap_statements(backend: str, table: str, staging: str, old: str,
-                    sqlite_indexes: Sequence[str] = (),
-                    pg_sequences: Sequence[tuple[str, str, str]] = ()) -> list[str]:
-    """Statements replacing ``table`` by ``staging``; run in one transaction (MySQL: one
-    atomic ``RENAME TABLE``), so readers see the old table or the new one, never neither.
-    ``pg_sequences`` (schema, sequence, column) owned by the old table move to the new one."""
-    t, s, o = quote(backend, table), quote(backend, staging), quote(backend, old)
-    bare = table.rpartition(".")[2]
-    if backend == "postgresql":
-        return [f"ALTER TABLE {t} RENAME TO {quote(backend, old.rpartition('.')[2])}",
-                f"ALTER TABLE {s} RENAME TO {quote(backend, bare)}",
-                *(f"ALTER SEQUENCE {quote(backend, nsp)}.{quote(backend, seq)} OWNED BY "
-                  f"{t}.{quote(backend, col)}" for nsp, seq, col in pg_sequences),
-                f"DROP TABLE {o}"]
+    With a ``key`` (the target's primary key): rows whose key is gone are deleted and the
+    others inserted or updated in place, so rows that child tables refer to stay; without
+    one: every row is deleted, the new ones inserted."""
+    t, s = quote(backend, table), quote(backend, staging)
+    cols = quote_all(backend, columns)
+    insert = f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}"
+    if not key:
+        return [f"DELETE FROM {t}", insert]
+    if is_sqlite(backend):  # no aliases in SQLite's DELETE: the bare names qualify
+        tq, sq = quote(backend, table.rpartition(".")[2]), quote(backend, staging.rpartition(".")[2])
+        match = " AND ".join(f"{sq}.{quote(backend, k)} = {tq}.{quote(backend, k)}" for k in key)
+        delete = f"DELETE FROM {t} WHERE NOT EXISTS (SELECT 1 FROM {s} WHERE {match})"
+    else:
+        match = " AND ".join(f"etl_s.{quote(backend, k)} = etl_t.{quote(backend, k)}"
+                             for k in key)
+        gone = f"WHERE NOT EXISTS (SELECT 1 FROM {s} AS etl_s WHERE {match})"
+        delete = (f"DELETE etl_t FROM {t} AS etl_t {gone}" if backend == "mysql"
+                  else f"DELETE FROM {t} AS etl_t {gone}")
+    rest = [c for c in columns if c not in key]
     if backend == "mysql":
-        return [f"RENAME TABLE {t} TO {o}, {s} TO {t}", f"DROP TABLE {o}"]
-    return [f"DROP TABLE {t}", f"ALTER TABLE {s} RENAME TO {quote(backend, bare)}",
-            *sqlite_indexes]
+        first = quote(backend, key[0])
+        sets = ", ".join(f"{quote(backend, c)} = VALUES({quote(backend, c)})" for c in rest)
+        return [delete, f"{insert} ON DUPLICATE KEY UPDATE {sets or f'{first} = {first}'}"]
+    where = " WHERE true" if is_sqlite(backend) else ""  # SQLite: ON after SELECT needs a WHERE
+    return [delete, insert + where + _on_conflict(backend, key, rest)]

@@ -4,8 +4,9 @@ Tasks are the planned partitions (key ranges, a keyset, files), one actor call e
 step (``patterns._etl.step``) loads a partition in batches and commits each batch with its
 checkpoint row in the target database, so the job layer keeps no checkpoint of its own for
 ETL: a re-sent or resumed partition asks the target where it stopped. ``commit`` makes the
-run final: FULL_REFRESH swaps the staging table in, INCREMENTAL saves the new watermark, and
-the run row is marked done in the same transaction.
+run final: FULL_REFRESH puts the staging table's rows in the target (the table itself, with
+all it carries, is kept), INCREMENTAL saves the new watermark, and the run row is marked done
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from fsm_actors.platform.jobs.model import DoneSet, JobKind, Task
 from patterns._etl import dialect as sql
-from patterns._etl.catalog import sqlite_ddl, table_exists
+from patterns._etl.catalog import primary_key, table_exists
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import DatabaseEndpoint
 from patterns._etl.records import reject_line
@@ -117,40 +118,48 @@ class ETLJob(PartitionedETL):
             staging = self.run_state.get("staging")
             swap = (self._swap(conn, table, staging)
                     if self.mode is ETLMode.FULL_REFRESH and staging else [])
+            # MySQL commits DDL implicitly: its staging table is dropped after the commit
+            drop = [f"DROP TABLE {sql.quote(backend, staging)}"] if swap else []
             conn.begin()
             try:
-                if backend == "mysql":
-                    # DDL commits implicitly there: swap (one atomic RENAME) before the row
-                    for statement in swap:
-                        conn.execute(statement)
-                    conn.execute(put, row)
-                else:
-                    # the run row first: in SQLite a DML statement opens the transaction
-                    # the DDL below then joins, so the swap is all-or-nothing
-                    conn.execute(put, row)
-                    for statement in swap:
-                        conn.execute(statement)
+                # the run row first: in SQLite a DML statement opens the transaction the
+                # rest joins, so the swap is all-or-nothing
+                conn.execute(put, row)
+                for statement in swap + (drop if backend != "mysql" else []):
+                    conn.execute(statement)
                 conn.commit()
-            except BaseException:
+            except BaseException as exc:
                 conn.rollback()
+                self.abort()
+                if swap and isinstance(exc, Exception):
+                    raise self._swap_failed(exc) from None
                 raise
+            if backend == "mysql" and drop:
+                try:
+                    conn.execute(drop[0])
+                except Exception as exc:  # the data is in place; a later run drops it
+                    log.warning("could not drop staging table %s: %s", staging, exc)
             error_file = self._export_rejects(conn)
             self._forget(conn)
         return {**keys, "error_file": str(error_file) if error_file else None}
 
     def _swap(self, conn: Any, table: str, staging: str) -> list[str]:
-        backend = self.target.backend
-        if not table_exists(conn, backend, staging):  # swapped in already (MySQL: DDL commits)
+        """The statements that put the staging table's rows in the target (none when they
+        are in already)."""
+        if not table_exists(conn, self.target.backend, staging):
             return []
-        indexes: list[str] = []
-        sequences: list[tuple[str, str, str]] = []
-        if sql.is_sqlite(backend):
-            indexes = sqlite_ddl(conn, table)[1]
-        elif backend == "postgresql":
-            sequences = [(r["nsp"], r["seq"], r["col"]) for r in
-                         conn.query(sql.pg_owned_sequences_sql(), {"t": table})]
-        old = sql.staging_name(table, "old_" + self.run_state["token"])
-        return sql.swap_statements(backend, table, staging, old, indexes, sequences)
+        key = primary_key(conn, self.target)
+        return sql.refresh_statements(self.target.backend, table, staging,
+                                      self.spec.target_columns, key)
+
+    def _swap_failed(self, exc: Exception) -> PatternError:
+        from patterns._etl.load import database_reason
+
+        return PatternError(
+            f"FULL_REFRESH could not put the new rows in table {self.target.table!r}; the "
+            f"table keeps its old rows. The database said: {database_reason(exc)}. (A row "
+            "that another table's foreign key refers to cannot go: keep it in the source, or "
+            "change the foreign key)", pattern="etl", run_id=self.run_id)
 
     def _export_rejects(self, conn: Any) -> Path | None:
         """Write this run's rejects to the error file (JSON Lines); None when there are none."""
