@@ -34,9 +34,9 @@ from ray.exceptions import ActorDiedError, GetTimeoutError
 
 from fsm_actors.platform.journal import Journal
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
-from resource_actors.broker import Registration
 from resource_actors.errors import ResourceError
 from resource_actors.host import LeaseInfo, ProviderHost, Upkeep
+from resource_actors.lease_book import Registration
 from resource_actors.pool import PoolConfig, PoolMetrics
 
 log = logging.getLogger(__name__)

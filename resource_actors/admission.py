@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from resource_actors.broker import Lease, LeaseBook, Ticket
 from resource_actors.errors import ResourceError
+from resource_actors.lease_book import Lease, LeaseBook, Ticket
 
 
 class Admission:

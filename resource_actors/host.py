@@ -23,8 +23,8 @@ from typing import Any
 
 from resource_actors.admission import Admission
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
-from resource_actors.broker import Lease, LeaseBook
 from resource_actors.errors import ResourceError
+from resource_actors.lease_book import Lease, LeaseBook
 from resource_actors.pool import PoolConfig, PoolMetrics, ResourcePool
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The broker core: the acquire protocol of one resource, and its registrations. No I/O.
+"""The lease book: the acquire protocol of one resource, and its registrations. No I/O.
 
 ``LeaseBook`` decides who holds a resource; drivers carry its decisions out. There is one
 driver, ``resource_actors.admission.Admission`` (a condition variable), used by an in-process

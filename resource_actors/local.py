@@ -13,9 +13,9 @@ import threading
 from typing import Any
 
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
-from resource_actors.broker import Registration
 from resource_actors.errors import ResourceError
 from resource_actors.host import ProviderHost, Upkeep, metrics_view
+from resource_actors.lease_book import Registration
 from resource_actors.pool import PoolConfig
 
 

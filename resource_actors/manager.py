@@ -23,9 +23,9 @@ from typing import Any
 
 from fsm_actors.functions import ResourceConfig
 from resource_actors.base import IResourceProvider, ResourceHealth, ResourceMetrics
-from resource_actors.broker import new_registration_id
 from resource_actors.errors import NotAProviderError, RegistrationConflict, ResourceError
 from resource_actors.factory import create_provider_from_dict
+from resource_actors.lease_book import new_registration_id
 from resource_actors.local import LocalBroker, fingerprint_of
 from resource_actors.pool import PoolConfig
 from resource_actors.simple import SimpleResourceProvider

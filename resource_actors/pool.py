@@ -23,8 +23,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from resource_actors.admission import Admission
 from resource_actors.base import IResourceProvider, ResourceMetrics
-from resource_actors.broker import LeaseBook
 from resource_actors.errors import ResourceError
+from resource_actors.lease_book import LeaseBook
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ResourcePool:
         self._pending = 0  # slots reserved for resources being created or validated
         self._closed = False
         self._owner_of: dict[int, str] = {}  # resource id -> admission owner (acquire/release)
-        #: The pool's one cap: who holds a slot, FIFO waiters (see ``resource_actors.broker``).
+        #: The pool's one cap: who holds a slot, FIFO waiters (see ``resource_actors.lease_book``).
         self.admission = Admission(LeaseBook(self.name, self.config.max_size, self.config.lease_ttl))
         self.metrics = PoolMetrics(min_size=self.config.min_size, max_size=self.config.max_size)
         attach = getattr(provider, "attach_pool", None)

@@ -46,7 +46,7 @@ CORES = [
     "resource_actors",
     "resource_actors.base",
     "resource_actors.pool",
-    "resource_actors.broker",
+    "resource_actors.lease_book",
     "resource_actors.admission",
     "resource_actors.host",
     "resource_actors.local",

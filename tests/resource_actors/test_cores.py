@@ -24,8 +24,8 @@ from resource_actors import (
     UnavailableResourceProvider,
     create_provider_from_dict,
 )
-from resource_actors.broker import LeaseBook, Registration
 from resource_actors.http import RetryPolicy
+from resource_actors.lease_book import LeaseBook, Registration
 from resource_actors.local import LocalBroker
 
 
@@ -58,7 +58,7 @@ class Counting(BaseResourceProvider):
 
 
 @pytest.mark.parametrize("core", ["resource_actors", "resource_actors.base", "resource_actors.pool",
-                                  "resource_actors.broker", "resource_actors.admission",
+                                  "resource_actors.lease_book", "resource_actors.admission",
                                   "resource_actors.host", "resource_actors.local",
                                   "resource_actors.manager", "resource_actors.binder",
                                   "resource_actors.factory", "resource_actors.errors"])
