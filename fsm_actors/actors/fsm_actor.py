@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import ray
-from ray.util.metrics import Counter, Histogram
 
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.engine.resources import ResourceSpec
+from fsm_actors.platform import metrics
 from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.pickling import pack_results, unpack
 from fsm_actors.worker import FSMWorker
@@ -44,18 +44,8 @@ class FSMActor:
             + (f", config={config_source!r})" if config_source else ")")
         )
         self._last_task: str | None = None
-        tags = {"fsm": self._worker.machine.name}
-        self._records = Counter(
-            "fsm_actors_records", "Records run through an FSM", tag_keys=("fsm", "outcome")
-        )
-        self._records.set_default_tags(tags)
-        self._batch_seconds = Histogram(
-            "fsm_actors_batch_seconds",
-            "Time to run one batch through an FSM actor",
-            boundaries=[0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-            tag_keys=("fsm",),
-        )
-        self._batch_seconds.set_default_tags(tags)
+        # the catalog's metrics (fsm_actors.platform.metrics), as job workers record them
+        self._tags = {"pipeline": self._worker.machine.name, "run": "", "role": "fsm"}
 
     def process(
         self,
@@ -80,17 +70,15 @@ class FSMActor:
         self._named()
         started = time.perf_counter()
         results = self._worker.process_batch(records, data_mode, execution_id_prefix)
-        self._batch_seconds.observe(time.perf_counter() - started)
+        metrics.observe("batch_seconds", time.perf_counter() - started, **self._tags)
         _, failed, _ = self._worker.last_summary
         self._count(len(results) - failed, failed)
         return results
 
     def _count(self, succeeded: int, failed: int) -> None:
-        # Ray's Counter refuses inc(0): a chunk where every record failed is still a result
-        if succeeded:
-            self._records.inc(succeeded, {"outcome": "success"})
-        if failed:
-            self._records.inc(failed, {"outcome": "failure"})
+        metrics.inc("records", succeeded + failed, **self._tags)  # zero counts are skipped
+        metrics.inc("errors", failed, **self._tags)
+        metrics.inc("batches", 1, **self._tags)
 
     def process_packed(
         self,
