@@ -40,7 +40,7 @@ STABLE API for other patterns (names and signatures kept; add keywords only with
 Modules come in pairs, a plain core and its driver: ``retry_core``/``retry``,
 ``breaker_core``/``breaker``, ``limiter_core``/``limiter``, ``bulkhead_core``/``bulkhead``;
 a driver holds a backend chosen by scope through ``patterns._recovery.backends``
-(process-local, or cluster-wide from ``patterns._recovery.cluster``).
+(process-local, or cluster-wide from ``patterns._recovery.policy_clients``).
 
 Every config raises ``RecoveryConfigError`` (``field`` names the bad field) at construction.
 """
@@ -50,14 +50,6 @@ from __future__ import annotations
 from patterns._recovery.breaker import CircuitBreaker
 from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
 from patterns._recovery.bulkhead import Bulkhead
-from patterns._recovery.config import (
-    BackoffStrategy,
-    BulkheadConfig,
-    CircuitBreakerConfig,
-    RateLimiterConfig,
-    RecoveryStrategy,
-    RetryConfig,
-)
 from patterns._recovery.errors import (
     AttemptTimeout,
     BulkheadFullError,
@@ -77,6 +69,14 @@ from patterns._recovery.factories import (
 )
 from patterns._recovery.limiter import RateLimiter
 from patterns._recovery.limiter_core import TokenBucket
+from patterns._recovery.policy_config import (
+    BackoffStrategy,
+    BulkheadConfig,
+    CircuitBreakerConfig,
+    RateLimiterConfig,
+    RecoveryStrategy,
+    RetryConfig,
+)
 from patterns._recovery.retry import RetryPolicy
 from patterns._recovery.retry_core import Action, Kind, RetryCore, RetryState
 from patterns._recovery.saga import SagaStep

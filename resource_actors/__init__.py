@@ -1,10 +1,10 @@
 """Pooled external resources (databases, files, HTTP services) hosted by Ray actors.
 
 Public names live here; the modules hold one idea each: ``base`` (the provider contract),
-``errors``, ``pool``, ``broker`` (the acquire protocol's pure core: ``LeaseBook``,
+``errors``, ``pool``, ``lease_book`` (the acquire protocol's pure core: ``LeaseBook``,
 ``Registration``), ``admission`` (its one driver, for threads), ``host`` (a provider and
 its leases), ``local`` (the in-process registry), ``database``/``sql``, ``filesystem``,
-``http``, ``simple``, ``factory`` (dicts to providers), ``actors``/``broker_actor`` (Ray
+``http``, ``static_providers``, ``factory`` (dicts to providers), ``actors``/``broker_actor`` (Ray
 shells), ``handle``, ``remote`` (the cluster client), ``manager`` (the facade) and ``binder``
 (the FSM engine's view). Names are imported on first use, so importing this package (or
 one of its cores) loads neither Ray nor SQLAlchemy nor aiohttp.
@@ -29,7 +29,8 @@ _WHERE = {
     "ResourceManager": "manager",
     "PoolConfig": "pool", "PoolMetrics": "pool", "ResourcePool": "pool",
     "ResourceConfig": "fsm_actors.functions",
-    "SimpleResourceProvider": "simple", "UnavailableResourceProvider": "simple",
+    "SimpleResourceProvider": "static_providers",
+    "UnavailableResourceProvider": "static_providers",
     "DatabaseConnection": "sql",
 }
 

@@ -29,7 +29,7 @@ from typing import Any
 from fsm_actors.platform.extensions import register
 from resource_actors.errors import ResourceError
 from resource_actors.manager import ResourceManager
-from resource_actors.simple import UnavailableResourceProvider
+from resource_actors.static_providers import UnavailableResourceProvider
 
 log = logging.getLogger(__name__)
 

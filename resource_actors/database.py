@@ -30,8 +30,8 @@ from sqlalchemy import URL, Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from resource_actors.backends import BACKENDS, normalize_backend  # noqa: F401 (BACKENDS: re-exported)
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus
+from resource_actors.db_backends import BACKENDS, normalize_backend  # noqa: F401 (BACKENDS: re-exported)
 from resource_actors.errors import ResourceError
 from resource_actors.sql import DatabaseConnection, error_text
 

@@ -14,10 +14,10 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from resource_actors.backends import BACKENDS
 from resource_actors.base import IResourceProvider
+from resource_actors.db_backends import BACKENDS
 from resource_actors.errors import ResourceError
-from resource_actors.simple import SimpleResourceProvider
+from resource_actors.static_providers import SimpleResourceProvider
 
 ProviderFactory = Callable[[str, dict[str, Any]], IResourceProvider]
 

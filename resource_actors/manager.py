@@ -28,7 +28,7 @@ from resource_actors.factory import create_provider_from_dict
 from resource_actors.lease_book import new_registration_id
 from resource_actors.local import LocalBroker, fingerprint_of
 from resource_actors.pool import PoolConfig
-from resource_actors.simple import SimpleResourceProvider
+from resource_actors.static_providers import SimpleResourceProvider
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ CORES = [
     "patterns._recovery.saga",
     "patterns._etl.dialect",
     "patterns._api.config",
-    "patterns._files.functions",
+    "patterns._files.table_steps",
     "patterns._records",
     "patterns._files.aggregate",
     "resource_actors",

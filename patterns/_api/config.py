@@ -17,8 +17,8 @@ from functools import lru_cache, partial
 from typing import Any
 
 from patterns._api.auth import to_auth
+from patterns._api.endpoint_graph import check_graph
 from patterns._api.errors import APIConfigError, PermanentCallError, TransientCallError
-from patterns._api.graph import check_graph
 from patterns._api.templates import TemplateError, compile_value
 from patterns.error_recovery import RecoveryConfigError, RetryConfig
 

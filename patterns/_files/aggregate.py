@@ -104,7 +104,7 @@ def _numeric_text(table: pa.Table, specs: Sequence[AggSpec]) -> pa.Table:
     """Text columns that sum/mean/min/max read, as numbers when every value is one (log
     groups and CSV columns that stayed text compare as numbers: ``max`` of 99 and 1000 is
     1000). A sum or mean over text that is not numbers raises ``FormatError`` naming it."""
-    from fsm_actors.platform.io.schema import require_numeric
+    from fsm_actors.platform.io.arrow_schema import require_numeric
 
     for spec in specs:
         name = spec.field

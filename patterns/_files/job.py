@@ -37,7 +37,7 @@ from fsm_actors.platform.jobs import (
 )
 from patterns._files.aggregate import AggSpec, merge, parse_aggregations, partial
 from patterns._files.config import FileProcessingConfig, ProcessingMode
-from patterns._files.functions import BatchPipeline
+from patterns._files.table_steps import BatchPipeline
 from patterns._records import make_validator
 from patterns.errors import ErrorThresholdExceeded, PatternError
 

@@ -21,7 +21,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 def _common(defs: dict[str, Any]) -> dict[str, Any]:
     """The keys every job takes besides its kind's own."""
     from patterns._pipeline.options import ErrorHandling, JobOptions
-    from patterns._recovery.config import RetryConfig
+    from patterns._recovery.policy_config import RetryConfig
 
     out: dict[str, Any] = {"name": {"type": "string"}, "description": {"type": "string"}}
     for key, model, what in (

@@ -36,8 +36,8 @@ from fsm_actors.platform.journal import Journal
 from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
 from patterns._recovery.bulkhead import PermitWaiters
 from patterns._recovery.bulkhead_core import PermitBook
-from patterns._recovery.config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
 from patterns._recovery.limiter_core import TokenBucket
+from patterns._recovery.policy_config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A driver (``CircuitBreaker``, ``RateLimiter``, ``Bulkhead``) holds a backend of its kind:
 the process-local one (registered by the driver's own module) or the cluster-wide one
-(registered by ``patterns._recovery.cluster``). ``provide(scope, module)`` names a module
+(registered by ``patterns._recovery.policy_clients``). ``provide(scope, module)`` names a module
 that registers the backends of ``scope`` when first needed (the cluster module is named by
 default, so importing the public API loads no Ray).
 ``create(kind, scope, config, name, what, **options)`` builds the one registered for
@@ -58,7 +58,7 @@ Factory = Callable[..., Any]
 _registry: dict[tuple[str, str], Factory] = {}
 #: scope -> the module that registers its backends (imported on first use, so a process
 #: that only unpickled a driver finds them too)
-_providers: dict[str, str] = {"cluster": "patterns._recovery.cluster"}
+_providers: dict[str, str] = {"cluster": "patterns._recovery.policy_clients"}
 
 
 def register(kind: Kind, scope: str, factory: Factory) -> None:

@@ -4,7 +4,7 @@
 moves an OPEN breaker to HALF_OPEN when its wait ends, so the callback fires on time even
 when no call comes. ``scope="cluster"`` (with a ``name``) keeps the state in the policy actor
 ``recovery/<group>`` (one per policy name): workers decide CLOSED calls locally and report outcomes
-in batches (see ``patterns._recovery.cluster``).
+in batches (see ``patterns._recovery.policy_clients``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from patterns._recovery import backends
 from patterns._recovery.breaker_core import BreakerCore, CircuitBreakerState
-from patterns._recovery.config import CircuitBreakerConfig, Scope
 from patterns._recovery.errors import open_error
+from patterns._recovery.policy_config import CircuitBreakerConfig, Scope
 
 
 class LocalBreaker:

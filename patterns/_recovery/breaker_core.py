@@ -17,7 +17,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from patterns._recovery.config import CircuitBreakerConfig
+from patterns._recovery.policy_config import CircuitBreakerConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from patterns._recovery import backends
 from patterns._recovery.bulkhead_core import PermitBook
-from patterns._recovery.config import BulkheadConfig, Scope
 from patterns._recovery.errors import BulkheadFullError
 from patterns._recovery.invoke import invoke
+from patterns._recovery.policy_config import BulkheadConfig, Scope
 
 _DEFAULT = object()
 

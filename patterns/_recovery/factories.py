@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from patterns._recovery.config import BackoffStrategy, RecoveryStrategy, Scope
+from patterns._recovery.policy_config import BackoffStrategy, RecoveryStrategy, Scope
 from patterns._recovery.workflow import ErrorRecoveryWorkflow
 from patterns._recovery.workflow_config import ErrorRecoveryConfig
 

@@ -3,7 +3,7 @@
 ``scope="process"`` drives a ``TokenBucket`` under a lock; ``scope="cluster"`` (with a
 ``name``) takes tokens in small blocks from the policy actor ``recovery/<group>`` (``group``
 defaults to ``name``), so a call costs no actor round trip while its process holds tokens
-(see ``patterns._recovery.cluster``).
+(see ``patterns._recovery.policy_clients``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from patterns._recovery import backends
-from patterns._recovery.config import RateLimiterConfig, Scope
 from patterns._recovery.errors import rate_limit_timeout as _timeout
 from patterns._recovery.limiter_core import TokenBucket
+from patterns._recovery.policy_config import RateLimiterConfig, Scope
 
 _DEFAULT = object()
 

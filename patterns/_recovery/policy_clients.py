@@ -52,7 +52,6 @@ from patterns._recovery.breaker_core import (
     CircuitBreakerState,
     outcome_of,
 )
-from patterns._recovery.config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
 from patterns._recovery.errors import (
     PolicyUnavailableError,
     RecoveryConfigError,
@@ -60,6 +59,7 @@ from patterns._recovery.errors import (
     open_error,
 )
 from patterns._recovery.errors import rate_limit_timeout as _timeout
+from patterns._recovery.policy_config import BulkheadConfig, CircuitBreakerConfig, RateLimiterConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from patterns._recovery.config import RetryConfig
 from patterns._recovery.errors import AttemptTimeout, DeadlineExceeded
 from patterns._recovery.invoke import invoke, invoke_sync
+from patterns._recovery.policy_config import RetryConfig
 from patterns._recovery.retry_core import Kind, RetryCore, RetryState
 
 

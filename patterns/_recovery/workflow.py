@@ -26,7 +26,6 @@ from fsm_actors.platform.event_loop import run_sync
 from patterns._recovery.breaker import CircuitBreaker
 from patterns._recovery.bulkhead import Bulkhead
 from patterns._recovery.cache import MISS, TTLCache, call_key
-from patterns._recovery.config import RecoveryStrategy as S
 from patterns._recovery.errors import (
     AttemptTimeout,
     DeadlineExceeded,
@@ -35,6 +34,7 @@ from patterns._recovery.errors import (
 from patterns._recovery.invoke import invoke
 from patterns._recovery.limiter import RateLimiter
 from patterns._recovery.metrics import WorkflowCounts
+from patterns._recovery.policy_config import RecoveryStrategy as S
 from patterns._recovery.retry import RetryPolicy
 from patterns._recovery.saga import SagaStep, as_steps, compensate, run_saga
 from patterns._recovery.workflow_config import ErrorRecoveryConfig

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from patterns._recovery.config import (
+from patterns._recovery.policy_config import (
     BulkheadConfig,
     CircuitBreakerConfig,
     ErrorClasses,

@@ -14,7 +14,7 @@ from fsm_actors.platform.io import RowError, read_record_batches
 from fsm_actors.platform.jobs.commit import Joiner, commit, concat_errors
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging, split_partitions
 from patterns._files.aggregate import merge, parse_aggregations, partial
-from patterns._files.functions import BatchPipeline, is_batch_level, vectorized
+from patterns._files.table_steps import BatchPipeline, is_batch_level, vectorized
 from patterns._records import make_validator
 
 TABLE = pa.table(

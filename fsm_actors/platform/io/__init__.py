@@ -14,6 +14,13 @@ parse one large CSV together (one type per column via ``csv_file_types`` or
 only records that Arrow gives back unchanged.
 """
 
+from fsm_actors.platform.io.arrow_schema import (
+    cast_column,
+    conform,
+    require_numeric,
+    unify_schemas,
+    unify_types,
+)
 from fsm_actors.platform.io.chunks import Chunk
 from fsm_actors.platform.io.convert import records_to_table, table_to_records
 from fsm_actors.platform.io.csv_ranges import (
@@ -52,13 +59,6 @@ from fsm_actors.platform.io.readers import (
     iter_chunks,
     read_arrow_batches,
     read_record_batches,
-)
-from fsm_actors.platform.io.schema import (
-    cast_column,
-    conform,
-    require_numeric,
-    unify_schemas,
-    unify_types,
 )
 from fsm_actors.platform.io.writers import ArrowWriter, RecordWriter, document_frame
 

@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fsm_actors.platform.io.arrow_schema import conform, unify_schemas
 from fsm_actors.platform.io.detect import normalize_compression, normalize_format, open_input
 from fsm_actors.platform.io.errors import FormatError
 from fsm_actors.platform.io.fsync import fsync_path
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet
-from fsm_actors.platform.io.schema import conform, unify_schemas
 from fsm_actors.platform.io.writers import ArrowWriter, document_frame
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fsm_actors.platform.io.arrow_schema import conform
 from fsm_actors.platform.io.convert import records_to_table
 from fsm_actors.platform.io.detect import (
     normalize_compression,
@@ -28,7 +29,6 @@ from fsm_actors.platform.io.detect import (
 from fsm_actors.platform.io.errors import FormatError
 from fsm_actors.platform.io.fsync import fsync_path
 from fsm_actors.platform.io.json_encode import dumps_value, encode_rows
-from fsm_actors.platform.io.schema import conform
 from fsm_actors.platform.io.xml_io import record_to_xml, xml_epilogue, xml_name, xml_prologue
 
 _JSON_SEPARATOR = b",\n"
