@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsm_actors.engine.schema import compile_schema
+from fsm_actors.config.schema import compile_schema
 from fsm_actors.platform.io.json_encode import json_default
 
 _RAW_LIMIT = 4096

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fsm_actors.engine.schema import compile_schema
+from fsm_actors.config.schema import compile_schema
 from fsm_actors.platform.errors import FSMConfigError
 
 
