@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from fsm_actors.platform.io.detect import end_at_last_line
+from fsm_actors.platform.io.detect import end_at_last_line, normalize_format
 from fsm_actors.platform.io.errors import CorruptStreamError, FormatError
 
 DEFAULT_BLOCK_SIZE = 1 << 20
@@ -42,6 +42,24 @@ class CsvOptions:
     def __post_init__(self) -> None:
         if self.infer not in ("file", "sample", "text"):
             raise FormatError(f"csv infer={self.infer!r}: expected 'file', 'sample' or 'text'")
+
+
+def csv_options(options: Any, fmt: str | None = None) -> CsvOptions:
+    """``options`` (a ``ReadOptions`` or ``CsvOptions``) as ``CsvOptions``; ``fmt``: the
+    detected format (``tsv`` means tab-delimited), else ``options.format``."""
+    if isinstance(options, CsvOptions):
+        return options
+    if fmt is None:
+        fmt = normalize_format(options.format) if options.format not in (None, "auto") else "csv"
+    return CsvOptions(
+        delimiter=options.csv_delimiter or ("\t" if fmt == "tsv" else ","),
+        has_header=options.csv_has_header,
+        encoding=options.encoding,
+        skip_empty_lines=options.skip_empty_lines,
+        block_size=options.csv_block_size,
+        column_types=options.csv_column_types,
+        infer=options.csv_infer,
+    )
 
 
 @dataclass

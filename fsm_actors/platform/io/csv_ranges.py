@@ -32,10 +32,16 @@ import pyarrow as pa
 
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, rechunk
-from fsm_actors.platform.io.csv_parse import CsvOptions, Header, read_header, record_end
+from fsm_actors.platform.io.csv_parse import (
+    CsvOptions,
+    Header,
+    csv_options,
+    read_header,
+    record_end,
+)
 from fsm_actors.platform.io.csv_reader import file_types, scan_kinds, typed_pieces
 from fsm_actors.platform.io.csv_types import declared_types, kind_type, unify_kinds
-from fsm_actors.platform.io.detect import detect_compression, normalize_format
+from fsm_actors.platform.io.detect import detect_compression
 from fsm_actors.platform.io.errors import FormatError
 
 MIN_RANGE_BYTES = 4 << 20
@@ -58,22 +64,6 @@ class RangeScan:
 
     kinds: dict[str, str]
     multiline: bool
-
-
-def csv_options(options: Any) -> CsvOptions:
-    """``options`` (a ``ReadOptions`` or ``CsvOptions``) as ``CsvOptions``."""
-    if isinstance(options, CsvOptions):
-        return options
-    fmt = normalize_format(options.format) if options.format not in (None, "auto") else "csv"
-    return CsvOptions(
-        delimiter=options.csv_delimiter or ("\t" if fmt == "tsv" else ","),
-        has_header=options.csv_has_header,
-        encoding=options.encoding,
-        skip_empty_lines=options.skip_empty_lines,
-        block_size=options.csv_block_size,
-        column_types=options.csv_column_types,
-        infer=options.csv_infer,
-    )
 
 
 def _check(path: str | os.PathLike, opts: CsvOptions) -> str:

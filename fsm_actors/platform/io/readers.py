@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, rechunk
+from fsm_actors.platform.io.csv_parse import csv_options
 from fsm_actors.platform.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
 from fsm_actors.platform.io.detect import (
     detect_compression,
@@ -104,13 +105,7 @@ def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[P
         return read_csv_pieces(
             reopen,
             name,
-            delimiter=options.csv_delimiter or ("\t" if fmt == "tsv" else ","),
-            has_header=options.csv_has_header,
-            encoding=options.encoding,
-            skip_empty_lines=options.skip_empty_lines,
-            block_size=options.csv_block_size,
-            column_types=options.csv_column_types,
-            infer=options.csv_infer,
+            **vars(csv_options(options, fmt)),
             # A caller's file object has one position: it cannot be read twice at once.
             concurrent_reads=is_path or not _seekable(source),
         )
