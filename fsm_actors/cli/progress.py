@@ -145,7 +145,7 @@ class RunDisplay:
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[rate]:>9,.0f} rec/s"),
+            TextColumn("{task.fields[rate]:>9,.0f} rec/s (run)"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
@@ -175,16 +175,28 @@ class RunDisplay:
 
 
 def _counts(result: dict[str, Any]) -> str:
-    """``N records in, N written, N rejected, N failed[, N skipped]`` of one result."""
+    """``N records in, N written, N not written (ended in ...), N skipped, N rejected`` of
+    one result, each record counted once: ``failed`` and ``errors`` are the same records (the
+    error file's), and ``skipped`` of an FSM run is the records that ended in a non-output
+    state."""
     read = _first(result, "lines_read", "total_processed") or 0
     written = _first(result, "records_written", "emitted") or 0
-    rejected = result.get("errors")
-    if rejected is None:
-        rejected = sum((result.get("excluded_by_state") or {}).values())
-    failed = result.get("failed") or 0
-    counts = f"{read:,} records in, {written:,} written, {rejected:,} rejected, {failed:,} failed"
-    if result.get("skipped"):
-        counts += f", {result['skipped']:,} skipped"
+    rejected = _first(result, "errors", "failed") or 0
+    counts = f"{read:,} records in, {written:,} written"
+    excluded = {k: v for k, v in (result.get("excluded_by_state") or {}).items() if v}
+    skipped = int(result.get("skipped") or 0)
+    if excluded:
+        states = ", ".join(f"{name!r} {n:,}" for name, n in excluded.items())
+        ended = sum(excluded.values())
+        counts += (f", {ended:,} not written (ended in non-output state"
+                   f"{'s' if len(excluded) > 1 else ''} {states})")
+        skipped -= ended
+    if skipped > 0:
+        counts += f", {skipped:,} skipped by filters"
+    counts += f", {rejected:,} rejected"
+    failed = int(result.get("failed") or 0)
+    if failed and failed != rejected:
+        counts += f", {failed:,} failed"
     return counts
 
 
@@ -196,13 +208,41 @@ def _first(obj: Any, *names: str) -> Any:
     return None
 
 
+def number(value: Any) -> str:
+    """A figure for people: integers with thousands separators, floats rounded to what a
+    person reads (2 decimals, 4 significant digits below 1; float noise such as
+    ``337362565.04999995`` gone)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
+
+
+def rejected_any(result: dict[str, Any]) -> bool:
+    """Whether a run's result holds rejected records or failed calls."""
+    steps = result.get("steps")
+    if isinstance(steps, dict):
+        return any(rejected_any(step) for step in steps.values() if isinstance(step, dict))
+    return bool(result.get("failed") or result.get("errors"))
+
+
 def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
     """The human summary of a run's result dict (FSM stream or file job keys; a ``steps``
-    pipeline: a line per step)."""
+    pipeline: a line per step; an ``api`` job: endpoints or FANOUT items). The rate is the
+    run's (records over the job's own seconds, as on the bar); ``wall`` adds starting Ray
+    and the workers."""
     steps = result.get("steps")
     if isinstance(steps, dict) and steps:
         failed = sum(int(r.get("failed") or 0) for r in steps.values())
-        lines = [("done: " if not failed else "done with failures: ") + f"{len(steps)} steps"]
+        lines = [("done: " if not failed else "done with rejected records: ")
+                 + f"{len(steps)} steps"]
         for name, step in steps.items():
             counts = _counts(step)
             where = step.get("output_path") or step.get("table")
@@ -210,33 +250,79 @@ def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
             if step.get("error_file"):
                 lines.append(f"    errors: {step['error_file']}")
         duration = float(result.get("duration") or wall)
-        lines.append(f"  {duration:.1f} s in the steps (wall {wall:.1f} s)")
+        lines.append(f"  {duration:.1f} s in the steps (wall {wall:.1f} s incl. starting Ray)")
         return lines
     if "endpoints" in result and "results" in result:  # an API job
-        errors = int(result.get("errors") or 0)
-        lines = [("done: " if not errors else "done with failures: ")
-                 + f"{result['endpoints']:,} endpoints called, {errors:,} failed"]
-        if result.get("output_path"):
-            lines.append(f"  output: {os.path.normpath(result['output_path'])}")
-        lines.append(f"  wall {wall:.1f} s")
-        return lines
+        return _api_lines(result, wall)
     read = _first(result, "lines_read", "total_processed") or 0
     duration = float(result.get("duration") or wall)
     rate = read / duration if duration > 0 else 0.0
-    lines = [("done: " if not result.get("failed") else "done with failures: ") + _counts(result)]
-    if result.get("excluded_by_state"):
-        by_state = ", ".join(f"{k} {v:,}" for k, v in result["excluded_by_state"].items())
-        lines.append(f"  not written (ended in a non-output state): {by_state}")
+    lines = [("done: " if not rejected_any(result) else "done with rejected records: ")
+             + _counts(result)]
+    if result.get("resumed"):
+        lines.append(f"  resumed: {result['resumed']:,} records already done by an earlier "
+                     "run of this checkpoint (counted above)")
     if result.get("aggregations"):
-        aggs = ", ".join(f"{k} {v:,}" if isinstance(v, int | float) else f"{k} {v}"
-                         for k, v in result["aggregations"].items())
+        aggs = ", ".join(f"{k} {number(v)}" for k, v in result["aggregations"].items())
         lines.append(f"  aggregations: {aggs}")
     if result.get("output_path"):
         lines.append(f"  output: {os.path.normpath(result['output_path'])}")
     if result.get("error_file"):
         lines.append(f"  errors: {result['error_file']}")
-    lines.append(f"  {rate:,.0f} records/s, {duration:.1f} s (wall {wall:.1f} s)")
+    lines.append(f"  run rate {rate:,.0f} records/s over {duration:.1f} s "
+                 f"(wall {wall:.1f} s incl. starting Ray and the workers)")
     return lines
+
+
+def _api_lines(result: dict[str, Any], wall: float) -> list[str]:
+    """An API job: endpoints called and failed, or a FANOUT's items; where the results and
+    the failed items went, and why calls failed."""
+    results = result.get("results") or {}
+    errors = results.get("errors") or {}
+    metrics = results.get("_metrics") or {}
+    failed = int(result.get("errors") or 0)
+    head = "done: " if not failed else "done with failures: "
+    lines: list[str]
+    if "items" in metrics:  # FANOUT: one endpoint over many items
+        items = int(metrics.get("items") or 0)
+        name = next((k for k in results if k not in ("errors", "_metrics", "merged")), "?")
+        lines = [head + f"FANOUT {name!r}: {items:,} items, {items - failed:,} succeeded, "
+                 f"{failed:,} failed"]
+        if result.get("resumed") or (metrics.get("job") or {}).get("resumed"):
+            done = result.get("resumed") or metrics["job"]["resumed"]
+            lines.append(f"  resumed: {done:,} items already done by an earlier run")
+        sink = (results.get(name) or {}) if isinstance(results.get(name), dict) else {}
+        if sink.get("output_path"):
+            lines.append(f"  sink: {os.path.normpath(sink['output_path'])}")
+        if metrics.get("error_file") and failed:
+            lines.append(f"  errors: {metrics['error_file']}")
+    else:
+        lines = [head + f"{result['endpoints']:,} endpoints called, {failed:,} failed"]
+    for endpoint, entries in errors.items():
+        entries = entries if isinstance(entries, list) else [entries]
+        if entries:
+            lines.append(f"  {endpoint}: " + _reasons(entries))
+    if result.get("output_path"):
+        lines.append(f"  output: {os.path.normpath(result['output_path'])}")
+    lines.append(f"  wall {wall:.1f} s incl. starting Ray")
+    return lines
+
+
+def _reasons(entries: list[Any]) -> str:
+    """The distinct reasons of failed calls, most frequent first, with counts."""
+    seen: dict[str, int] = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            status = entry.get("status")
+            why = str(entry.get("reason") or entry.get("error") or "failed")
+            text = (why if why.startswith(f"HTTP {status}") else f"HTTP {status}: {why}"
+                    ) if status is not None else f"no answer: {why}"
+        else:
+            text = str(entry)
+        seen[text] = seen.get(text, 0) + 1
+    ranked = sorted(seen.items(), key=lambda kv: -kv[1])
+    shown = "; ".join(f"{n:,} x {text}" if n > 1 else text for text, n in ranked[:3])
+    return shown + (f"; and {len(ranked) - 3} other reasons" if len(ranked) > 3 else "")
 
 
 def install_interrupt_exit(message: Callable[[], str]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from fsm_actors.cli import cold_start
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
 from fsm_actors.cli.address import driver_options, find, given_address, ray_address
 from fsm_actors.cli.checks import fsm_problems, reference_problems
@@ -31,7 +32,7 @@ from fsm_actors.cli.documents import (
     without_path,
 )
 from fsm_actors.cli.outputs import output_paths, unwritable
-from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit
+from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit, rejected_any
 from fsm_actors.cli.state_table import state_table
 from fsm_actors.cli.stdout_sink import StdoutSink
 from fsm_actors.cli.stopping import Terminated, catch_sigterm, remove, stale_temp_files
@@ -173,11 +174,15 @@ def _before_work(display: RunDisplay, targets: list[Path]) -> None:
 @click.option("--trace", "trace", type=int, default=0, help="FSM configs: keep where the first "
               "N records and every failed one went in <output>.trace.jsonl (fsm-actors trace).")
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any record was rejected (without "
+              "it a run that finished within its error_threshold exits 0; the rejected "
+              "records are in its error file).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as JSON on stdout (for scripts) instead of a summary.")
 def run(config: Path, input_path: Path | None, output_path: Path | None, address: str | None,
         actors: int | None, local: bool, chunk_size: int, function_modules: tuple[str, ...],
-        checkpoint_id: str | None, no_progress: bool, as_json: bool, trace: int = 0) -> None:
+        checkpoint_id: str | None, no_progress: bool, as_json: bool, trace: int = 0,
+        strict: bool = False) -> None:
     """Run CONFIG: an FSM config over --input into --output (stdout without it), or a
     pipeline file.
 
@@ -219,8 +224,8 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
         display.summary(result, output=output_path)
         for line in state_table(result):  # issue 25: per-state counts (cli/state_table.py)
             display.console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if result.get("failed") or ("endpoints" in result and result.get("errors")):
-        sys.exit(1)  # rejected records, or endpoints that failed
+    if ("endpoints" in result and result.get("errors")) or (strict and rejected_any(result)):
+        sys.exit(1)  # endpoints that failed; with --strict, rejected records too
 
 
 def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path: Path | None,
@@ -237,6 +242,8 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
     display.count_rows([input_path])
     targets = [output_path] if output_path is not None else []
     _before_work(display, targets)
+    if not local and cold_start.prepare(display, "fsm_config", address, [str(input_path)]):
+        local = True  # the first run here: in-process while a background head starts
     if not local:
         _connect(display, address)
     fsm = SimpleFSM(spec, custom_functions=functions, local=local, actors=actors,
@@ -305,8 +312,9 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     display.count_rows(_inputs(config, spec), has_header=getattr(job, "csv_has_header", True))
     targets = [path for _, path in output_paths(spec, config.parent)]
     _before_work(display, targets)
-    _connect(display, address)
     kind = getattr(job, "kind", "file_processing")
+    if not cold_start.prepare(display, kind, address, _inputs(config, spec)):
+        _connect(display, address)
     display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
                   if kind == "steps" else
                   f"starting the job's workers ({kind}/<run id>/worker/<i>)")

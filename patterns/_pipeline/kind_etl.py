@@ -37,9 +37,45 @@ def sqlite_relative(base: Path, url: str) -> str:
     return url
 
 
+#: the spellings of ``mode`` a pipeline file may use, as the README and examples write them
+MODE_SPELLINGS = ("full_refresh", "incremental", "upsert", "append")
+
+
+def check_mode(value: Any, where: str) -> None:
+    """Refuse an unknown ``mode`` naming the spellings users write (``full_refresh``, ...),
+    with the nearest one when the value looks like a typo."""
+    import difflib
+
+    from patterns._etl.config import _MODE_ALIASES, ETLMode
+    from patterns.errors import PatternError
+
+    if not isinstance(value, str) or isinstance(value, ETLMode):
+        return
+    known = {m.value for m in ETLMode} | {m.name.lower() for m in ETLMode} | set(_MODE_ALIASES)
+    if value.lower() in known:
+        return
+    near = difflib.get_close_matches(value.lower(), sorted(known), n=1, cutoff=0.6)
+    hint = ""
+    if near:
+        meant = near[0] if near[0] in MODE_SPELLINGS else next(
+            (m for m in MODE_SPELLINGS if _canonical(m) == _canonical(near[0])), near[0])
+        hint = f"; did you mean {meant!r}?"
+    error = PatternError(f"{where}: mode: {value!r} is not a mode; use one of "
+                         f"{', '.join(MODE_SPELLINGS)}{hint}")
+    error.key_path = "mode"  # type: ignore[attr-defined]
+    raise error
+
+
+def _canonical(spelling: str) -> str:
+    from patterns._etl.config import _MODE_ALIASES
+
+    return _MODE_ALIASES.get(spelling, spelling).replace("full_refresh", "full")
+
+
 def build(job: dict[str, Any], where: str) -> Any:
     from patterns.etl import ETLConfig
 
+    check_mode(job.get("mode"), where)
     return ETLConfig(**job)
 
 

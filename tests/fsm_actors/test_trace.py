@@ -86,8 +86,8 @@ def test_run_trace_writes_the_trace_beside_the_output(tmp_path):
     src.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(10)))
     done = CliRunner().invoke(cli, [
         "run", str(config), "-i", str(src), "-o", str(out), "--local", "--no-progress",
-        "--functions", "tests.fsm_actors.test_trace", "--trace", "2"])
-    assert done.exit_code == 1, done.output  # record 4 (id 3) failed
+        "--functions", "tests.fsm_actors.test_trace", "--trace", "2", "--strict"])
+    assert done.exit_code == 1, done.output  # record 4 (id 3) failed (--strict)
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl.trace.jsonl").open()]
     assert [x["record"] for x in lines] == [1, 2, 4]
     shown = CliRunner().invoke(cli, ["trace", str(tmp_path / "out.jsonl.trace.jsonl"),

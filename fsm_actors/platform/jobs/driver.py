@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from fsm_actors.platform.background_head import in_process
 from fsm_actors.platform.checkpoint import CheckpointStore
 from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import storage
@@ -90,6 +91,7 @@ async def run_job(
         for partition, total in pending.items():
             state.set_total(partition, total)
 
+    local = local or in_process()  # the CLI's first run while its background head starts
     runner = _LocalRunner(kind, staging) if local else _PoolRunner(kind, staging, memory_limit)
     if on_phase is not None:
         on_phase("connecting" if not local else "starting")
@@ -152,6 +154,8 @@ async def run_job(
     )
     result.update(extra)
     result["peak_bytes_in_flight"] = getattr(runner, "budget", None) and runner.budget.peak
+    if state.resumed:  # records an earlier, stopped run of this checkpoint had done
+        result["resumed"] = state.resumed
     state.mark_committed(result)
     _finish_run(kind, state, staging)
     return result

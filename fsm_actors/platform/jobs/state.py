@@ -53,6 +53,9 @@ class JobState:
             kind.abort()
         if cp is None:
             cp = Checkpoint(self.run_id, meta={"settings": fingerprint})
+        # what ``fsm-actors runs`` lists: the job's kind and pipeline name
+        cp.meta.setdefault("kind", kind.pattern)
+        cp.meta.setdefault("pipeline", _pipeline_of(kind))
         self.cp = cp
         for name, source in kind.partitions().items():
             part = cp.partition(name)
@@ -62,6 +65,8 @@ class JobState:
                 cp.partitions[name] = part = PartitionState()
                 kind.partition_changed(name)
             part.fingerprint = source
+        #: records an earlier run of this checkpoint read (0 for a fresh run)
+        self.resumed = self.counts().get("read", 0)
 
     # -- DoneSet ---------------------------------------------------------------------------
     def is_done(self, partition: str, seq: int) -> bool:
@@ -135,6 +140,13 @@ def threshold_verdict(
     return (
         f"{errors} rejected records out of {read} read exceed error_threshold ({allowed})"
     )
+
+
+def _pipeline_of(kind: JobKind) -> str:
+    """The pipeline name of a job: its label without the pattern word (``fsm orders`` ->
+    ``orders``), else the pattern."""
+    label = str(getattr(kind, "label", "") or kind.pattern)
+    return label.removeprefix(f"{kind.pattern} ") or kind.pattern
 
 
 def _plain(value: Any) -> Any:
