@@ -117,7 +117,27 @@ def settings_of(cfg: ETLConfig, source: Endpoint, target: Endpoint) -> dict[str,
 
     return {"mode": cfg.mode.value, "source": where(source), "target": where(target),
             "key_columns": cfg.key_columns, "watermark_column": cfg.watermark_column,
-            "field_mappings": cfg.field_mappings}
+            "field_mappings": cfg.field_mappings,
+            "transformations": [code_of(fn) for fn in cfg.transformations or []],
+            "filters": [code_of(fn) for fn in cfg.filters or []],
+            "validation_schema": cfg.validation_schema}
+
+
+def code_of(fn: Any) -> str:
+    """A transformation or filter as ``name#digest`` of its source code (of its class when
+    it is an object), so a resume can tell that the record work changed."""
+    import inspect
+
+    target = getattr(fn, "__func__", fn)
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    for candidate in (target, type(target)):
+        try:
+            text = inspect.getsource(candidate)
+        except (OSError, TypeError):
+            continue
+        return f"{name}#{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    code = getattr(target, "__code__", None)
+    return f"{name}#{hashlib.sha256(code.co_code).hexdigest()[:12]}" if code else name
 
 
 def run_id_for(cfg: ETLConfig, checkpoint_id: str | None, settings: dict[str, Any]) -> tuple[str, bool]:
@@ -148,7 +168,7 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
         for ddl in (sql.checkpoint_ddl(target.backend), sql.reject_ddl(target.backend)):
             tconn.execute(ddl)
         row = load_state(tconn, target.backend, run_id, RUN_PART)
-    if row is not None and row.get("settings") != settings:
+    if row is not None and _changed(row, settings):
         raise _fail(f"checkpoint {run_id!r} was made with other settings ({_diff(row['settings'], settings)}); "
                     "resuming would lose or duplicate rows: run with the same settings or use "
                     "another checkpoint_id", run_id)
@@ -235,6 +255,19 @@ def _pipeline_of(cfg: ETLConfig, read_key: list[str], write_key: list[str]) -> d
     return {"key": read_key or list(write_key), "validation_schema": cfg.validation_schema,
             "filters": cfg.filters or [], "field_mappings": cfg.field_mappings,
             "transformations": cfg.transformations or []}
+
+
+#: Settings of the record work: a finished run's next generation may change them, a resume
+#: may not (its target would end with rows of the old and the new work)
+RECORD_WORK = ("transformations", "filters", "validation_schema")
+
+
+def _changed(row: dict[str, Any], settings: dict[str, Any]) -> bool:
+    old = row.get("settings") or {}
+    keys = {k for k in set(old) | set(settings) if old.get(k) != settings.get(k)}
+    if row.get("status") != "running":
+        keys -= set(RECORD_WORK)
+    return bool(keys)
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 import uuid
 
 import pytest
@@ -22,6 +21,7 @@ from tests.patterns.test_etl_support import (  # noqa: F401
     kill_actor_when,
     postgres_server,
     run_and_sigkill,
+    slow,
     sqlite_db,
     sqlite_rows,
 )
@@ -112,9 +112,6 @@ ROWS = 12_000
 SRC = "CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT);"
 
 
-def slow(record):
-    time.sleep(0.0002)
-    return record
 
 
 def chaos_dbs(tmp_path, target_ddl="CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT);",
@@ -182,7 +179,7 @@ def test_driver_sigkilled_mid_run_then_resumed_loads_every_row_once(tmp_path, mo
     assert 0 < partial < ROWS
     result = DatabaseETL(source={"connection": src, "table": "items"},
                          target={"connection": tgt, "table": "items"}, mode=mode,
-                         batch_size=250, checkpoint_interval=3_000,
+                         transformations=[slow], batch_size=250, checkpoint_interval=3_000,
                          work_dir=str(tmp_path / "w")).run_sync(checkpoint)
     assert result["loaded"] == ROWS
     _exactly_once(path)
@@ -205,6 +202,6 @@ def test_full_refresh_with_its_driver_killed_leaves_the_old_table_whole(tmp_path
         == [(500, "old", "old", -sum(range(1, 501)))]
     DatabaseETL(source={"connection": src, "table": "items"},
                 target={"connection": tgt, "table": "items"}, mode="full",
-                batch_size=250, checkpoint_interval=3_000,
+                transformations=[slow], batch_size=250, checkpoint_interval=3_000,
                 work_dir=str(tmp_path / "w")).run_sync(checkpoint)
     _exactly_once(path)

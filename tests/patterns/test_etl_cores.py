@@ -98,15 +98,18 @@ def test_full_refresh_swaps_in_a_new_table_with_its_indexes(dbs):
 def test_full_refresh_killed_mid_run_leaves_the_old_table_then_resumes(dbs):
     sqlite_db(dbs["tgt_path"], "", [(i, 0, "old", 0) for i in range(1, 11)], INSERT)
 
+    armed = [True]
+
     def dies(record):
-        if record["id"] == 1_700:
+        if armed and record["id"] == 1_700:
             raise Crash()
         return record
 
     with pytest.raises(Crash):
         run_inline(config(dbs, "full", transformations=[dies]), "refresh-1")
     assert target_rows(dbs, "SELECT COUNT(*), MIN(b), MAX(b) FROM items") == [(10, "old", "old")]
-    result = run_inline(config(dbs, "full"), "refresh-1")
+    armed.clear()  # the process "restarts": the same transformation, which now goes through
+    result = run_inline(config(dbs, "full", transformations=[dies]), "refresh-1")
     assert count_distinct(dbs) == (N, N)
     # the batches committed before the crash count once
     assert result["extracted"] == N
@@ -116,9 +119,11 @@ def test_full_refresh_killed_mid_run_leaves_the_old_table_then_resumes(dbs):
 def test_resume_after_a_crash_loads_every_row_exactly_once(dbs, mode):
     seen = []
 
+    armed = [True]
+
     def dies(record):
         seen.append(record["id"])
-        if record["id"] == 1_234:
+        if armed and record["id"] == 1_234:
             raise Crash()
         return record
 
@@ -126,7 +131,8 @@ def test_resume_after_a_crash_loads_every_row_exactly_once(dbs, mode):
         run_inline(config(dbs, mode, transformations=[dies]), "resume-1")
     partial = count_distinct(dbs)[0]
     assert 0 < partial < N
-    run_inline(config(dbs, mode), "resume-1")
+    armed.clear()  # resumed with the same transformation, which now goes through
+    run_inline(config(dbs, mode, transformations=[dies]), "resume-1")
     assert count_distinct(dbs) == (N, N)
     assert target_rows(dbs)[-1] == (N, 2 * N, f"row {N}", None)
 

@@ -8,7 +8,6 @@ import decimal
 import gzip
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.patterns.test_etl_support import (  # noqa: F401
     kill_actor_when,
     postgres_server,
     run_and_sigkill,
+    slow,
     sqlite_db,
 )
 
@@ -157,9 +157,6 @@ def test_a_failed_full_refresh_leaves_the_old_file_as_it_was(tmp_path):
     assert out.read_text() == "id,a,b\n0,0,old\n"
 
 
-def slow(record):
-    time.sleep(0.0002)
-    return record
 
 
 def _staged_parts(work: Path, run_id: str) -> int:
@@ -194,7 +191,8 @@ def test_a_driver_sigkilled_mid_run_resumes_and_the_file_holds_every_row_once(tm
     assert not out.exists()  # nothing committed yet
     result = DatabaseETL(source={"connection": src, "table": "items"},
                          target={"type": "file", "path": str(out)}, mode="full_refresh",
-                         batch_size=250, checkpoint_interval=3_000, parallel_workers=2,
+                         transformations=[slow], batch_size=250, checkpoint_interval=3_000,
+                         parallel_workers=2,
                          work_dir=str(work)).run_sync(checkpoint)
     assert result["loaded"] == ROWS
     assert read_ids(out) == list(range(1, ROWS + 1))

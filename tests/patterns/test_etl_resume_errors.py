@@ -100,3 +100,40 @@ def test_mariadb_refusing_a_value_is_one_clear_error(mariadb_server, tmp_path, c
 
 def repeat_sql() -> str:
     return "REPEAT('y', 50)"
+
+
+def _double(record):
+    record["v"] = record["v"] * 2
+    return record
+
+
+def _triple(record):
+    record["v"] = record["v"] * 3
+    return record
+
+
+def test_a_resume_with_other_transformations_is_refused_saying_what_changed(tmp_path):
+    import sqlite3
+
+    from tests.patterns.test_etl_support import run_inline, sqlite_db, sqlite_rows
+
+    path = str(tmp_path / "t.db")
+    url = sqlite_db(path, "CREATE TABLE src (id INTEGER PRIMARY KEY, v INTEGER);"
+                    "CREATE TABLE tgt (id INTEGER PRIMARY KEY, v INTEGER);"
+                    "INSERT INTO tgt VALUES (250, 0);",
+                    [(i, i) for i in range(1, 301)], "INSERT INTO src VALUES (?, ?)")
+    config = {"source": {"type": "database", "connection": url, "table": "src"},
+              "target": {"type": "database", "connection": url, "table": "tgt"},
+              "mode": "append", "batch_size": 100, "checkpoint_interval": 100,
+              "work_dir": str(tmp_path / "w")}
+    with pytest.raises(PatternError, match="UNIQUE"):  # stops part-way: a key is there already
+        run_inline({**config, "transformations": [_double]}, checkpoint_id="c1", workers=1)
+    with sqlite3.connect(path) as conn:  # the obstacle goes; the run may resume
+        conn.execute("DELETE FROM tgt WHERE id = 250 AND v = 0")
+    loaded = sqlite_rows(path, "SELECT count(*) FROM tgt")
+    with pytest.raises(PatternError, match="transformations") as err:
+        run_inline({**config, "transformations": [_triple]}, checkpoint_id="c1", workers=1)
+    assert "_double" in str(err.value) and "_triple" in str(err.value)
+    assert sqlite_rows(path, "SELECT count(*) FROM tgt") == loaded  # nothing more written
+    run_inline({**config, "transformations": [_double]}, checkpoint_id="c1", workers=1)
+    assert sqlite_rows(path, "SELECT count(*), sum(v) FROM tgt") == [(300, 300 * 301)]

@@ -134,16 +134,21 @@ def run_and_sigkill(script: str, cwd: str, ready: Any, timeout: float = 180) -> 
             proc.wait()
 
 
+def slow(record: dict[str, Any]) -> dict[str, Any]:
+    """The chaos runs' transformation (a resume passes it again: same record work)."""
+    import time
+
+    time.sleep(0.0003)
+    return record
+
+
 _DRIVER = """
-import sys, time
+import sys
 sys.path.insert(0, {root!r})
 from fsm_actors.platform import runtime
 runtime.ensure_ray(address={address!r})
 from patterns.etl import DatabaseETL
-
-def slow(record):
-    time.sleep(0.0003)
-    return record
+from tests.patterns.test_etl_support import slow
 
 DatabaseETL(source={source!r}, target={target!r}, mode={mode!r}, transformations=[slow],
             batch_size=250, checkpoint_interval=3000, parallel_workers=2,
