@@ -1,9 +1,11 @@
 """``fsm-actors up`` / ``down``: a persistent Ray head on this machine for people who watch.
 
-``up`` starts ``ray start --head --block`` in its own session (so it outlives the command),
-with the dashboard on 127.0.0.1, this Python's directory first on PATH (a job's ``python``
-is the one on the PATH of the process that started the head), and records it in
-``$FSM_ACTORS_HOME/head.json`` (default ``~/.fsm-actors``). ``run`` and the other commands
+``up`` starts ``ray start --head --block`` under a supervisor in its own session (so it
+outlives the command; ``fsm_actors.platform.background_head``), with the dashboard on
+127.0.0.1, this Python's directory first on PATH (a job's ``python`` is the one on the PATH
+of the process that started the head), and records it in ``$FSM_ACTORS_HOME/head.json``
+(default ``~/.fsm-actors``). A first ``fsm-actors run`` starts the same head with an idle
+timer; ``down`` stops either. ``run`` and the other commands
 then attach to it. ``down`` stops that process (which stops its node's processes), then ends
 any process of that session that is still there: nothing is left behind, and no other Ray on
 the machine is touched (``ray stop`` would stop them all).
@@ -11,22 +13,19 @@ the machine is touched (``ray stop`` would stop them all).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import click
 
 from fsm_actors.cli.documents import UserError
-from fsm_actors.platform import runtime
+from fsm_actors.platform import background_head
+from fsm_actors.platform.background_head import session_processes
 
-RAY = str(Path(sys.executable).with_name("ray"))
 LOOPBACK = "127.0.0.1"
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -54,18 +53,18 @@ def _pick(port: int | None, default: int, what: str) -> int:
     return default if _port_free(default) else _free_port()
 
 
-def _wait_for(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+def _wait_for_head(proc: subprocess.Popen, log: Path, timeout: float) -> dict:
+    """Wait until the supervisor recorded its head (every port answers)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        head = background_head.local_head()
+        if head is not None and int(head["pid"]) == proc.pid:
+            return head
         if proc.poll() is not None:
             raise UserError(f"the Ray head exited ({proc.returncode}); its log ({log}) ends "
                             f"with:\n{_tail(log)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise UserError(f"the Ray head did not open port {port} within {timeout:.0f}s; see {log}")
+        time.sleep(0.2)
+    raise UserError(f"the Ray head did not come up within {timeout:.0f}s; see {log}")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -73,22 +72,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def session_processes(sid: int) -> list[int]:
-    """Pids of the processes in session ``sid`` (the head's ``ray start`` leads its own)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields[3]: session id
-            pids.append(int(entry))
-    return pids
 
 
 @click.command()
@@ -107,52 +90,30 @@ def session_processes(sid: int) -> list[int]:
 def up(port: int | None, dashboard_port: int | None, client_port: int | None,
        num_cpus: int | None, temp_dir: Path | None, host: str) -> None:
     """Start a persistent Ray head on this machine (every port on 127.0.0.1 by default)."""
-    head = runtime.local_head()
+    head = background_head.local_head()
     if head is not None:
+        idle = head.get("idle_timeout")
         click.echo(f"already up: Ray at {head['address']}, dashboard {head['dashboard_url']} "
-                   f"(pid {head['pid']}); `fsm-actors down` stops it")
+                   f"(pid {head['pid']}); `fsm-actors down` stops it"
+                   + (f"; it stops itself after {idle / 60:g} min without runs" if idle else ""))
         return
+    if background_head.starting() is not None:
+        raise UserError("a Ray head is starting in the background (a first `fsm-actors run` "
+                        "started it); wait a few seconds and run `fsm-actors up` again, or "
+                        "`fsm-actors down` to stop it")
     gcs, dash, client = (_pick(port, 6379, "GCS"), _pick(dashboard_port, 8265, "dashboard"),
                          _pick(client_port, 10001, "Ray Client server"))
-    state = runtime.state_dir()
-    state.mkdir(parents=True, exist_ok=True)
-    # short: Ray's Unix socket paths live under it
-    temp = Path(temp_dir or tempfile.mkdtemp(prefix="fsm-actors-ray-", dir="/tmp"))
-    log = state / "head.log"
-    args = [RAY, "start", "--head", "--block", f"--port={gcs}", f"--temp-dir={temp}",
-            f"--node-ip-address={host}", "--include-dashboard=true",
-            f"--dashboard-host={host}", f"--dashboard-port={dash}",
-            f"--ray-client-server-port={client}",
-            # the job agent's HTTP port defaults to 52365: a second Ray on the machine holds it
-            # and then every job submission is refused ("No available agent")
-            f"--dashboard-agent-listen-port={_pick(None, 52365, 'job agent')}"]
-    if num_cpus is not None:
-        args.append(f"--num-cpus={num_cpus}")
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
-                                                  os.environ.get("PATH", "")])}
-    for var in runtime.ADDRESS_ENV_VARS:
-        env.pop(var, None)
-    if host in LOCAL_NAMES:
-        # `ray start` swaps a loopback --node-ip-address for the machine's network address,
-        # and its gRPC servers then listen on every interface; without "cluster mode" the
-        # node keeps 127.0.0.1 and Ray's servers listen on the loopback only
-        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     started = time.monotonic()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    proc, log = background_head.spawn(
+        gcs=gcs, dashboard=dash, client=client, agent=_pick(None, 52365, "job agent"),
+        host=host, num_cpus=num_cpus, temp_dir=temp_dir)
     try:
-        for p in (gcs, client, dash):
-            _wait_for(p, proc, log, timeout=120)
+        head = _wait_for_head(proc, log, timeout=180)
     except BaseException:
         _stop(proc.pid, quiet=True)
         raise
-    where = "127.0.0.1" if host in LOCAL_NAMES else host
-    head = {"pid": proc.pid, "address": f"{where}:{gcs}",
-            "dashboard_url": f"http://{where}:{dash}",
-            "client_address": f"ray://{where}:{client}", "temp_dir": str(temp),
-            "log": str(log), "host": host}
-    (state / "head.json").write_text(json.dumps(head, indent=2))
+    from fsm_actors.platform import runtime
+
     token = runtime.cluster_auth_mode(head["address"]) == "token"
     click.echo(
         f"Ray head up in {time.monotonic() - started:.1f}s (pid {proc.pid}), listening on "
@@ -203,11 +164,18 @@ def _stop(pid: int, *, quiet: bool = False, timeout: float = 60) -> int:
 @click.command()
 def down() -> None:
     """Stop the Ray head started by `fsm-actors up` (and every process it started)."""
-    path = runtime.state_dir() / "head.json"
-    head = runtime.local_head()
+    path = background_head.state_dir() / "head.json"
+    head = background_head.local_head()
     if head is None:
+        pending = background_head.starting()
+        if pending is not None:  # still starting: its supervisor cleans up after itself
+            _stop(pending)
+            background_head.starting_file().unlink(missing_ok=True)
+            click.echo("Ray head (still starting) stopped; no process left")
+            return
         path.unlink(missing_ok=True)
-        click.echo("nothing to stop: no head started by `fsm-actors up` is running")
+        click.echo("nothing to stop: no head started by `fsm-actors up` or `fsm-actors run` "
+                   "is running")
         return
     started = time.monotonic()
     _stop(int(head["pid"]))

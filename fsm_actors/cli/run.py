@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from fsm_actors.cli import cold_start
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
 from fsm_actors.cli.address import driver_options, find, given_address, ray_address
 from fsm_actors.cli.checks import fsm_problems, reference_problems
@@ -241,6 +242,8 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
     display.count_rows([input_path])
     targets = [output_path] if output_path is not None else []
     _before_work(display, targets)
+    if not local and cold_start.prepare(display, "fsm_config", address, [str(input_path)]):
+        local = True  # the first run here: in-process while a background head starts
     if not local:
         _connect(display, address)
     fsm = SimpleFSM(spec, custom_functions=functions, local=local, actors=actors,
@@ -309,8 +312,9 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     display.count_rows(_inputs(config, spec), has_header=getattr(job, "csv_has_header", True))
     targets = [path for _, path in output_paths(spec, config.parent)]
     _before_work(display, targets)
-    _connect(display, address)
     kind = getattr(job, "kind", "file_processing")
+    if not cold_start.prepare(display, kind, address, _inputs(config, spec)):
+        _connect(display, address)
     display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
                   if kind == "steps" else
                   f"starting the job's workers ({kind}/<run id>/worker/<i>)")

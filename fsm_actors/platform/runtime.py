@@ -20,9 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from fsm_actors.platform.errors import FSMError
+
+
+class _Ray:
+    """``ray``, imported at first use: a CLI run that never connects (in-process while a
+    background head starts) does not pay for importing Ray (about a second of CPU)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import ray as module
+
+        globals()["ray"] = module
+        return getattr(module, name)
+
+
+ray: Any = _Ray()
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +81,17 @@ def _address_from_env() -> tuple[str | None, str | None]:
 
 def state_dir() -> Path:
     """Where ``fsm-actors up`` records its head: ``$FSM_ACTORS_HOME``, else ~/.fsm-actors."""
-    return Path(os.environ.get("FSM_ACTORS_HOME") or Path.home() / ".fsm-actors")
+    from fsm_actors.platform.background_head import state_dir as where
+
+    return where()
 
 
 def local_head() -> dict[str, Any] | None:
-    """The head ``fsm-actors up`` started on this machine, while its process lives.
+    """The head ``fsm-actors up`` (or a first ``fsm-actors run``) started on this machine,
+    while its process lives (see ``platform.background_head.local_head``)."""
+    from fsm_actors.platform.background_head import local_head as recorded
 
-    Keys: ``pid``, ``address`` (GCS host:port), ``dashboard_url``, ``client_address``,
-    ``temp_dir``, ``log``.
-    """
-    import json
-
-    path = state_dir() / "head.json"
-    try:
-        head = json.loads(path.read_text())
-        os.kill(int(head["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return head
+    return recorded()
 
 
 def project_packages() -> tuple[str, ...]:
