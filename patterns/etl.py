@@ -143,9 +143,18 @@ class DatabaseETL:
         return run_sync(self.run(checkpoint_id))
 
     def __repr__(self) -> str:
-        src = self.config.source_endpoint()
-        return (f"DatabaseETL(mode={self.config.mode.name}, source={src.describe()!r}, "
-                f"target={self.config.target_endpoint(src).describe()!r})")
+        """Mode, source and target (passwords hidden); never raises: what a run would
+        refuse is shown as ``<...>``."""
+        try:
+            src = self.config.source_endpoint()
+            source = src.describe()
+        except PatternError:
+            src, source = None, "<no table or query>"
+        try:
+            target = self.config.target_endpoint(src).describe()
+        except PatternError:
+            target = "<no table>"
+        return f"DatabaseETL(mode={self.config.mode.name}, source={source!r}, target={target!r})"
 
 
 def create_etl_pipeline(source: str | dict[str, Any], target: str | dict[str, Any],

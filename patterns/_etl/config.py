@@ -12,7 +12,14 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint, parse_endpoint
 from patterns.errors import PatternError
@@ -110,6 +117,12 @@ class ETLConfig(BaseModel):
             raise ValueError("no target: give 'target' (a dict or URL) or 'target_db'")
         return self
 
+    @field_serializer("source", "target", "source_db", "target_db")
+    def _hide_credentials(self, value: Any) -> Any:
+        """Dumps (``model_dump``, ``model_dump_json``) show endpoints with the password
+        hidden; the config itself keeps it, so its connections still work."""
+        return redact_endpoint(value)
+
     def __repr_args__(self):  # credentials never in a repr: endpoints as safe descriptions
         for name, value in super().__repr_args__():
             if name in ("source", "target", "source_db", "target_db") and value is not None:
@@ -149,6 +162,42 @@ class ETLConfig(BaseModel):
                 f"{self.mode.name} needs a database target (rows are matched by key); for a "
                 "file target use APPEND or FULL_REFRESH", pattern="etl")
         return ep
+
+
+_SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key"})
+_URL_KEYS = ("connection", "connection_string", "url", "dsn", "uri")
+
+
+def redact_endpoint(value: Any) -> Any:
+    """An endpoint (URL or dict) with its password replaced by ``***``."""
+    if isinstance(value, str):
+        return _redact_url(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if str(key).lower() in _SECRET_KEYS and item is not None:
+                out[key] = "***"
+            elif key in _URL_KEYS and isinstance(item, str):
+                out[key] = _redact_url(item)
+            elif isinstance(item, dict):
+                out[key] = redact_endpoint(item)
+            else:
+                out[key] = item
+        return out
+    return value
+
+
+def _redact_url(text: str) -> str:
+    if "://" not in text:
+        return text
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        return text
+    return url.render_as_string(hide_password=True) if url.password else text
 
 
 def _default_table(source: Endpoint | None) -> str | None:

@@ -44,6 +44,7 @@ from patterns._etl.file_target import (
     work_dir,
 )
 from patterns._etl.kind import RUN_PART, ETLJob
+from patterns._etl.leftovers import clean_leftovers, this_owner
 from patterns._etl.load import load_state, plain_values, unplain_values
 from patterns._etl.step import ETLStepSpec
 from patterns.errors import PatternError
@@ -168,6 +169,8 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
         for ddl in (sql.checkpoint_ddl(target.backend), sql.reject_ddl(target.backend)):
             tconn.execute(ddl)
         row = load_state(tconn, target.backend, run_id, RUN_PART)
+        assert target.table is not None
+        clean_leftovers(tconn, target.backend, target.table, run_id)
     if row is not None and _changed(row, settings):
         raise _fail(f"checkpoint {run_id!r} was made with other settings ({_diff(row['settings'], settings)}); "
                     "resuming would lose or duplicate rows: run with the same settings or use "
@@ -192,7 +195,8 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
     else:
         state = {"gen": gen, "status": "running", "settings": settings,
                  "token": hashlib.sha256(f"{run_id}/{gen}".encode()).hexdigest()[:8],
-                 "watermark": (row or {}).get("watermark")}
+                 "watermark": (row or {}).get("watermark"), "keep": keep,
+                 "owner": this_owner()}
         _plan_window(state, cfg, dbs, source, wm)
         state["partitions"] = _plan_partitions(cfg, dbs, source, read_key, order, gen, state,
                                                workers)
