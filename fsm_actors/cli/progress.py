@@ -8,6 +8,7 @@ few lines a person reads; ``--json`` prints the result dict instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -27,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fsm_actors.platform.jobs import heartbeat
 from fsm_actors.platform.jobs import progress as jobs_progress
 
 _COMPRESSED = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".xz")
@@ -66,17 +68,20 @@ def count_rows(path: str | os.PathLike, has_header: bool = True) -> int | None:
 
 class RowCounter:
     """Counts the rows of ``paths`` in a daemon thread; ``total`` is None until done (or
-    when any file cannot be counted)."""
+    when any file cannot be counted). ``done(total, seconds)`` hears a finished count."""
 
-    def __init__(self, paths: Iterable[str | os.PathLike], has_header: bool = True) -> None:
+    def __init__(self, paths: Iterable[str | os.PathLike], has_header: bool = True,
+                 done: Callable[[int, float], None] | None = None) -> None:
         self.total: int | None = None
         self._paths = list(paths)
         self._has_header = has_header
+        self._done = done
         self._thread = threading.Thread(target=self._count, name="fsm-actors-count",
                                         daemon=True)
         self._thread.start()
 
     def _count(self) -> None:
+        started = time.monotonic()
         total = 0
         for path in self._paths:
             rows = count_rows(path, self._has_header)
@@ -84,6 +89,8 @@ class RowCounter:
                 return
             total += rows
         self.total = total
+        if self._done is not None:
+            self._done(total, time.monotonic() - started)
 
 
 class RunDisplay:
@@ -99,7 +106,9 @@ class RunDisplay:
         self._counter: RowCounter | None = None
         self._running_since: float | None = None
         self._committing = False
+        self._lock = threading.Lock()
         self.done = 0
+        heartbeat.WATCHERS.append(self.on_beat)  # live figures while tasks run, notices
 
     # -- phases --------------------------------------------------------------------------
     def phase(self, text: str) -> None:
@@ -112,24 +121,54 @@ class RunDisplay:
 
     def count_rows(self, paths: Iterable[str | os.PathLike], has_header: bool = True) -> None:
         """Start counting the input's rows, for the bar's total."""
-        counter = self._counter = RowCounter(paths, has_header)
+        counter = self._counter = RowCounter(paths, has_header, done=self._counted)
         jobs_progress.expect_records(lambda: counter.total)  # for status and progress lines
+
+    def _counted(self, total: int, seconds: float) -> None:
+        if seconds >= 1.0:  # a count a person waited for is worth a line
+            self.phase(f"input: {total:,} rows (counted in {seconds:.1f} s, the bar's total)")
+
+    def on_beat(self, doc: dict[str, Any]) -> None:
+        """A job's live figures (every ~2 s while tasks run: records read so far) or a notice
+        of what the driver is doing; moves the bar between finished tasks, so one long task
+        does not leave it at 0 until the end."""
+        if "notice" in doc:
+            self.phase(str(doc["notice"]))
+            return
+        # the workers are up once the job's heartbeat beats: the run's clock starts there
+        started = doc.get("started")
+        since = (time.monotonic() - max(0.0, time.time() - float(started))
+                 if started else None)
+        self._running(since)
+        self._move(max(self.done, int(doc.get("records") or 0)))
+
+    def _running(self, since: float | None = None) -> None:
+        with self._lock:
+            if self._running_since is not None:
+                return
+            self._running_since = since if since is not None else time.monotonic()
+        self.phase("actors ready; running")
+        self._start_bar()
 
     # -- the bar ---------------------------------------------------------------------------
     def on_progress(self, progress: Any) -> None:
         """The ``on_progress`` callback of a run: moves the bar, notes phase changes."""
         done = _first(progress, "lines_read", "records_processed", "completed") or 0
-        self.done = done
-        if self._running_since is None:
-            self._running_since = time.monotonic()
-            self.phase("actors ready; running")
-            self._start_bar()
+        self.done = max(self.done, done)
+        self._running()
         parts, total_parts = (_first(progress, "partitions_done", "files_done"),
                               _first(progress, "partitions_total", "files_total"))
         if not self._committing and total_parts and parts == total_parts:
             self._committing = True
             self.phase("all input read; committing output")
-        if self._progress is not None:
+        self._move(self.done)
+
+    def _move(self, done: int) -> None:
+        """Put the bar at ``done`` records; its rate is records over the seconds since the
+        run's first records (the summary's "run rate")."""
+        self.done = max(self.done, done)
+        if self._progress is not None and self._running_since is not None:
+            done = self.done
             total = self._counter.total if self._counter else None
             if total is not None and done > total:
                 total = done  # the count was an estimate (quoted newlines)
@@ -145,7 +184,7 @@ class RunDisplay:
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[rate]:>9,.0f} rec/s (run)"),
+            TextColumn("{task.fields[rate]:>9,.0f} rec/s running"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
@@ -158,6 +197,8 @@ class RunDisplay:
 
     def stop_bar(self) -> None:
         """Stop drawing (before the summary, or on an interrupt)."""
+        with contextlib.suppress(ValueError):
+            heartbeat.WATCHERS.remove(self.on_beat)
         if self._progress is not None:
             if self._counter is None or self._counter.total is None:
                 self._progress.update(self._task, total=self.done)
@@ -269,8 +310,8 @@ def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
         lines.append(f"  output: {os.path.normpath(result['output_path'])}")
     if result.get("error_file"):
         lines.append(f"  errors: {result['error_file']}")
-    lines.append(f"  run rate {rate:,.0f} records/s over {duration:.1f} s "
-                 f"(wall {wall:.1f} s incl. starting Ray and the workers)")
+    lines.append(f"  {rate:,.0f} records/s over the job's {duration:.1f} s (incl. starting "
+                 f"its workers and committing, which the bar's rate leaves out); wall {wall:.1f} s incl. starting Ray")
     return lines
 
 

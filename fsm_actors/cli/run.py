@@ -285,6 +285,9 @@ def _inputs(config: Path, spec: dict[str, Any]) -> list[str]:
     relative to the file's folder)."""
     kind, job, _ = _job_mapping(spec)
     value = job.get(INPUT_KEYS.get(kind, ""))
+    source = job.get("source")
+    if kind == "etl" and isinstance(source, dict) and source.get("type") == "file":
+        value = source.get("path")  # an ETL file source: its rows are the bar's total
     if value is None:
         return []
     found: list[str] = []

@@ -116,7 +116,9 @@ class ETLFileJob(PartitionedETL):
         self.label = label
         self.staging = _under(work, run_id, "staging")
         self.checkpoint_dir = _under(work, run_id, "checkpoint") if keep_checkpoint else None
-        self.error_file = _under(work, f"{run_id}.errors.jsonl")
+        # beside the output, as every file job's (<output>.errors.jsonl), not in the work dir
+        self.error_file = (f"{target.path}.errors.jsonl" if storage.is_remote(target.path)
+                           else Path(f"{target.path}.errors.jsonl").absolute())
         self.result_file = result_path(work, run_id)
         spec.staging = str(self.staging)
 

@@ -39,6 +39,11 @@ class Reject:
     stage: str
     reason: str
     record: str
+    #: where a file source's record was: its file, line (when the reader knows it) and
+    #: 1-based record number
+    file: str | None = None
+    line: int | None = None
+    record_no: int | None = None
 
 
 @dataclass
@@ -54,7 +59,9 @@ def reject_line(part: str, seq: int | None, r: Any) -> dict[str, Any]:
     """One line of an ETL error file (``r``: a ``Reject`` or a reject-table row)."""
     get = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
     key = r["record_key"] if isinstance(r, dict) else r.key
-    return {"file": None, "line": None, "record": None, "partition": part, "batch": seq,
+    where = (None, None, None) if isinstance(r, dict) else (r.file, r.line, r.record_no)
+    return {"file": where[0], "line": where[1], "record": where[2], "partition": part,
+            "batch": seq,
             "key": key, "raw": get("record"), "stage": get("stage"), "function": None,
             "state": None, "reason": get("reason")}
 

@@ -46,9 +46,10 @@ import uuid
 import zlib
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fsm_actors.platform.jobs import progress
 from fsm_actors.platform.jobs.model import StepContext, Task, TaskResult
 from fsm_actors.platform.jobs.parts import OutputSpec
 from patterns._etl import dialect as sql
@@ -71,6 +72,20 @@ class Page:
     bad: list[Reject]
     cursor: dict[str, Any]
     last: bool
+    #: a file source's page: its file, its first record's 0-based ordinal, each row's line
+    file: str | None = None
+    first: int = 0
+    lines: list[int | None] | None = None
+
+    def locate(self, reject: Reject) -> Reject:
+        """``reject`` (of row ``reject.index`` of this page) with its file, line and record
+        number, for a file source."""
+        if self.file is None or reject.index < 0:
+            return reject
+        line = self.lines[reject.index] if self.lines and reject.index < len(self.lines) \
+            else None
+        return replace(reject, file=self.file, line=line,
+                       record_no=self.first + reject.index + 1)
 
     def records(self) -> list[dict[str, Any]]:
         names = self.names
@@ -175,7 +190,7 @@ class ETLStep:
                 else:
                     outcome = self.pipeline.apply(page.records())
                     processed, skipped = len(outcome.records), outcome.skipped
-                    rejects = page.bad + outcome.rejects
+                    rejects = page.bad + [page.locate(r) for r in outcome.rejects]
                     columns, rows = loader.rows_for(outcome.records)
                 batches[seq] = {"read": len(page.rows) + len(page.bad), "processed": processed,
                                 "written": len(rows), "skipped": skipped, "errors": len(rejects)}
@@ -183,8 +198,8 @@ class ETLStep:
                          "batches": {str(k): v for k, v in batches.items()}}
                 if writing is not None:  # batches commit in order, one at a time
                     writing.result()
-                writing = self._writer.submit(loader.commit_batch, part, seq, columns, rows,
-                                              _renumber(rejects), state)
+                writing = self._writer.submit(_commit, loader, batches[seq], part, seq, columns,
+                                              rows, _renumber(rejects), state)
         finally:
             pages.close()  # now, not when the traceback goes: a read's transaction ends
             if writing is not None:
@@ -281,12 +296,15 @@ class ETLStep:
         for chunk in iter_chunks(path, options, self.spec.batch_size):
             if chunk.index <= done:
                 continue
-            bad = [Reject(-1, "", "parse", err.reason, (err.raw or "")[:4096])
+            bad = [Reject(-1, "", "parse", err.reason, (err.raw or "")[:4096],
+                          file=err.file or path, line=err.line, record_no=err.record)
                    for err in chunk.errors]
             batch = chunk.batch
             columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
             rows = list(zip(*columns, strict=True)) if columns else []
-            yield Page(list(batch.schema.names), rows, bad, {"chunk": chunk.index}, False)
+            lines = chunk.lines.to_pylist() if chunk.lines is not None else None
+            yield Page(list(batch.schema.names), rows, bad, {"chunk": chunk.index}, False,
+                       file=path, first=chunk.first_record, lines=lines)
 
     def close(self) -> None:
         """Release this step's leases."""
@@ -328,7 +346,7 @@ def _renumber(rejects: list[Reject]) -> list[Reject]:
     """Give every reject a distinct index within its batch (parse errors have none)."""
     out = []
     for i, r in enumerate(rejects):
-        out.append(Reject(i, r.key, r.stage, r.reason, r.record))
+        out.append(replace(r, index=i))
     return out
 
 
@@ -406,3 +424,10 @@ def rows_digest(rows: Iterable[tuple], start: int = 0) -> int:
     in any order and in any process (unlike Python's salted ``hash``); a check against
     accidents (a changed source, ties), not against forgery."""
     return (start + sum(map(zlib.crc32, map(str.encode, map(repr, rows))))) & _MASK
+
+
+def _commit(loader: Loader | FileSink, counts: dict[str, int], *args: Any) -> None:
+    """Commit one batch, then count it in the worker's live figures (``fsm-actors status``,
+    the run's bar)."""
+    loader.commit_batch(*args)
+    progress.batch_done(counts)

@@ -56,8 +56,9 @@ def test_fsm_summary_counts_each_record_once_and_names_the_rates(tmp_path):
            "'rejected' 100), 40 rejected" in head, text
     assert "skipped" not in text and "failed" not in head, text
     assert "not written (ended in a non-output state)" not in text  # said once, above
-    assert re.search(r"run rate [\d,]+ records/s over [\d.]+ s \(wall [\d.]+ s incl\. "
-                     r"starting Ray", text), text
+    assert re.search(r"[\d,]+ records/s over the job's [\d.]+ s \(incl\. starting its "
+                     r"workers and committing, which the bar's rate leaves out\); "
+                     r"wall [\d.]+ s incl\. starting Ray", text), text
     strict = _invoke("run", str(ORDERS), "-i", str(src), "-o", str(out), "--local",
                      "--no-progress", "--strict")
     assert strict.exit_code == 1, strict.output

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
@@ -71,6 +73,8 @@ class FileJobKind(JobKind):
 
     # -- planning --------------------------------------------------------------------------
     def local_paths(self) -> list[str]:
+        if self.spec.shared_fs:  # declared seen alike by every node
+            return []
         plan = self.plan
         paths = [i.path for i in plan.inputs if i.path != RECORDS_INPUT]
         if plan.output_uri is None and plan.output_path is not None:
@@ -156,9 +160,19 @@ class FileJobKind(JobKind):
         """One type per column for the whole file, scanned once, shared by its ranges."""
         if item.path not in self._types:
             from fsm_actors.platform.io import csv_file_types
+            from fsm_actors.platform.jobs.heartbeat import notice
 
             options = replace(self.plan.read, format=item.format)
+            where = str(item.path)
+            size = None if storage.is_remote(where) else os.path.getsize(where)
+            notice(f"reading all of {storage.redact(str(item.path))}"
+                   + (f" ({size / 1e6:,.0f} MB)" if size else "")
+                   + " once for one type per column (csv_infer: sample reads its first "
+                   "block only)")
+            started = time.monotonic()
             _, types, multiline = csv_file_types(item.path, options)
+            notice(f"column types of {storage.redact(str(item.path))} known after "
+                   f"{time.monotonic() - started:.1f} s")
             self._types[item.path] = (types, multiline)
         return self._types[item.path]
 

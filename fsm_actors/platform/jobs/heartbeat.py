@@ -16,11 +16,13 @@ A local run (no Ray) reads this process's ``progress.LIVE`` and only prints line
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from fsm_actors.platform.jobs import progress
@@ -28,6 +30,18 @@ from fsm_actors.platform.jobs import progress
 TICK = 2.0
 WINDOW = 30.0
 KV_NAMESPACE = "fsm_actors_progress"
+
+
+#: callables given each job's live document after every beat, and ``{"notice": text}`` for
+#: what the driver is doing before tasks report (``fsm-actors run``'s bar and phase lines)
+WATCHERS: list[Callable[[dict[str, Any]], None]] = []
+
+
+def notice(text: str) -> None:
+    """Tell the watchers what the driver is doing (a long step with no records yet)."""
+    for watcher in list(WATCHERS):
+        with contextlib.suppress(Exception):  # a watcher never stops a run
+            watcher({"notice": text})
 
 
 def pipeline_of(kind: Any) -> str:
@@ -121,6 +135,9 @@ class Heartbeat:
         )
         if self._kv:
             _kv_put(self.kind.run_id, self.doc)
+        for watcher in list(WATCHERS):
+            with contextlib.suppress(Exception):  # a watcher never stops a run
+                watcher(dict(self.doc))
         if self.every and now - self._last_line >= self.every - 0.05:
             self._last_line = now
             print(self.line(), file=sys.stderr, flush=True)
