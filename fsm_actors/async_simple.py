@@ -284,6 +284,7 @@ class AsyncSimpleFSM:
         workers: int | None = None,
         redrive: str | Path | bool | None = None,
         trace: int = 0,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Stream records from a file or an iterator through the FSM to ``sink``.
 
@@ -304,6 +305,8 @@ class AsyncSimpleFSM:
         ``sink`` wrote, adding those that now succeed to ``sink`` (``fsm_actors.redrive``).
         ``trace=N`` writes ``<sink>.trace.jsonl``: the path and the data after each state of
         the first N records and of every failed record (``fsm_actors.trace``).
+        ``storage_options``: the object store's filesystem arguments for ``s3://``... source
+        and sink (``FileProcessingConfig.storage_options``); never shown.
         """
         from fsm_actors.stream import FSMStage, stream_job
 
@@ -344,6 +347,7 @@ class AsyncSimpleFSM:
             workers=workers or (None if self._local else self._executor.parallelism()),
             local=self._local,
             trace=trace,
+            storage_options=storage_options,
         )
         try:
             result = await asyncio.wait_for(job, timeout)

@@ -129,6 +129,7 @@ class SimpleFSM:
         workers: int | None = None,
         redrive: str | Path | bool | None = None,
         trace: int = 0,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """See ``AsyncSimpleFSM.process_stream``. ``skip_empty_lines`` drops lines that are
         empty or hold only whitespace (dataknobs-fsm 0.5 keeps whitespace-only text lines as
@@ -152,6 +153,7 @@ class SimpleFSM:
                 workers=workers,
                 redrive=redrive,
                 trace=trace,
+                storage_options=storage_options,
             )
         )
 

@@ -28,7 +28,7 @@ from fsm_actors.platform import metrics
 from fsm_actors.platform.io import RowError
 from fsm_actors.platform.io.errors import raw_text
 from fsm_actors.platform.io.json_encode import json_default
-from fsm_actors.platform.io.storage import is_remote
+from fsm_actors.platform.io.storage import is_remote, storage_options_for
 from fsm_actors.platform.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
 
 
@@ -173,6 +173,7 @@ async def stream_job(
     workers: int | None,
     local: bool,
     trace: int = 0,
+    storage_options: Any = None,
 ) -> dict[str, Any]:
     """Run ``source`` through ``stage`` into ``sink``; see ``AsyncSimpleFSM.process_stream``."""
     if trace and sink is not None:
@@ -204,6 +205,8 @@ async def stream_job(
         workers=workers,
         pattern="fsm",
         records=records,
+        storage_options=storage_options_for(
+            storage_options, [os.fspath(p) for p in (source, sink) if p is not None]),
     )
     try:
         kind = FileJobKind(

@@ -105,7 +105,7 @@ class PipelineJob:
     kind: str
     name: str
     spec: dict[str, Any]
-    raw: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)  # as written: may hold storage credentials
     base: Path
     where: str
     config: Any = None

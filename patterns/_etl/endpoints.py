@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from fsm_actors.platform.io.storage import storage_options_for
 from patterns.errors import PatternError
 from resource_actors.database import BACKENDS
 
@@ -128,6 +129,8 @@ def parse_endpoint(spec: Any, role: str) -> Endpoint:
         if not path:
             raise config_error(f"the file {role} needs a 'path'")
         fmt = spec.pop("format", None) or (kind if kind not in ("file", "files") else None)
+        if spec.get("storage_options") is not None:  # for the path's store; never shown
+            spec["storage_options"] = storage_options_for(spec["storage_options"], path)
         return FileEndpoint(os.fspath(path), fmt, spec)
     provider = spec.pop("provider", None) or spec.pop("backend", None)
     if kind and kind not in _DB_TYPES:

@@ -6,8 +6,9 @@ import os
 from enum import Enum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fsm_actors.platform.io.storage import StorageOptions, storage_options_for
 from patterns._records import make_validator
 
 
@@ -63,7 +64,12 @@ class FileProcessingConfig(BaseModel):
     ``parallel_chunks``) is the number of worker actors (default: the cluster's CPUs, fewer
     for small inputs). ``error_threshold``: a count (>= 1) or a share (< 1) of rejected
     records past which the run stops; ``None`` never stops. ``checkpoint_id`` makes the run
-    resumable after a crash.
+    resumable after a crash. ``storage_options``: arguments of the object store's filesystem
+    (``pyarrow.fs.S3FileSystem`` for ``s3://``: ``access_key``, ``secret_key``,
+    ``endpoint_override``, ``region``, ...) for the stores the paths name; without them the
+    store's environment decides (``AWS_*``). Never shown in reprs, logs, errors or results.
+    ``shared_fs``: every node of the cluster sees the same local paths (no warning about
+    local paths on a multi-node cluster).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -96,6 +102,8 @@ class FileProcessingConfig(BaseModel):
     error_threshold: float | None = Field(default=None, gt=0)
     checkpoint_id: str | None = None
     checkpoint_dir: str | None = None
+    storage_options: StorageOptions | None = None
+    shared_fs: bool | None = None
 
     @field_validator("input_path", mode="before")
     @classmethod
@@ -124,6 +132,24 @@ class FileProcessingConfig(BaseModel):
     @classmethod
     def _name_list(cls, value: Any) -> Any:
         return _names(value)
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _options_mapping(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict | StorageOptions):
+            raise ValueError("storage_options must be a mapping of the store's filesystem "
+                             f"arguments, got {type(value).__name__}")
+        return StorageOptions(value) if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _options_for_paths(self) -> FileProcessingConfig:
+        """``storage_options`` registered for the stores of every path the run uses."""
+        if self.storage_options is not None:
+            inputs = [self.input_path] if isinstance(self.input_path, str) else self.input_path
+            paths = [*inputs, self.output_path, self.error_file, self.checkpoint_dir]
+            scoped = storage_options_for(self.storage_options, [p for p in paths if p])
+            object.__setattr__(self, "storage_options", scoped)
+        return self
 
     @property
     def worker_count(self) -> int | None:

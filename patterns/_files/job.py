@@ -306,6 +306,8 @@ def _spec(config: FileProcessingConfig) -> FileJobSpec:
         error_file=config.error_file,
         checkpoint_dir=config.checkpoint_dir,
         workers=config.worker_count,
+        storage_options=config.storage_options,
+        shared_fs=config.shared_fs,
     )
 
 

@@ -6,14 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
-from patterns._pipeline.values import function, loc, relative
+from patterns._pipeline.values import function, loc, relative, storage_config
 
 
 def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
     """File sources/targets and relative SQLite URLs relative to the pipeline file;
     transformations and filters resolved to functions."""
+    storage = job.pop("storage", None)
+    if storage is not None:  # every file endpoint's store
+        storage = storage_config(storage, loc(where, "storage"))
     for side in ("source", "target"):
         spec = job.get(side)
+        if storage is not None and isinstance(spec, dict) and spec.get("type") == "file":
+            spec = job[side] = {"storage_options": storage, **spec}
         if isinstance(spec, dict) and spec.get("type") == "file" and "path" in spec:
             job[side] = {**spec, "path": relative(base, spec["path"])}
         elif isinstance(spec, dict) and isinstance(spec.get("connection"), str):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
-from patterns._pipeline.values import function, loc, relative
+from patterns._pipeline.values import function, loc, relative, storage_config
 from patterns.errors import PatternError
 
 FILE_PATHS = ("input_path", "output_path", "error_file", "checkpoint_dir")
@@ -18,6 +18,8 @@ def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
     for key in FILE_PATHS:
         if job.get(key) is not None:
             job[key] = relative(base, job[key])
+    if job.get("storage") is not None:  # the object store's filesystem arguments
+        job["storage_options"] = storage_config(job.pop("storage"), loc(where, "storage"))
     for key in ("transformations", "filters"):
         if key in job:
             job[key] = [function(f, loc(where, f"{key}[{i}]"))

@@ -16,6 +16,12 @@ from typing import Any
 from patterns._pipeline.generator import model_schema
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+#: kinds whose files may live on an object store: ``storage:`` holds its filesystem's arguments
+STORAGE_KINDS = ("file_processing", "etl")
+STORAGE = {"type": "object",
+           "description": "arguments of the object store's filesystem (pyarrow.fs; for s3:// "
+                          "access_key, secret_key, endpoint_override, region, ...); values may "
+                          "be ${ENV} references; never shown in logs or errors"}
 
 
 def _common(defs: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +83,8 @@ def kind_schema(name: str, defs: dict[str, Any] | None = None) -> dict[str, Any]
         props["steps"]["items"] = by_kind(step_kinds(), own)
     common = _common(own)
     _refuse(common, kind.unsupported)
+    if name in STORAGE_KINDS:
+        common["storage"] = STORAGE
     out["properties"] = {"kind": {"const": name}, **common, **props}
     out["required"] = sorted({"kind", *out.get("required", [])})
     out.setdefault("type", "object")

@@ -117,3 +117,15 @@ def evaluate(code: str, where: str) -> Any:
         return eval(compile(code, where, "eval"), dict(SCOPE))  # noqa: S307 - pipeline files are code
     except SyntaxError as exc:
         raise PatternError(f"{where}: syntax error in {code!r}: {exc.msg}") from exc
+
+
+def storage_config(value: Any, where: str) -> Any:
+    """A job's ``storage:`` mapping as ``StorageOptions`` (never shown in reprs or errors);
+    ``PatternError`` for anything else."""
+    from fsm_actors.platform.io.storage import StorageOptions
+
+    if not isinstance(value, dict):
+        raise PatternError(f"{where}: storage: a mapping of the object store's filesystem "
+                           "arguments is needed (e.g. region: eu-west-1, endpoint_override: "
+                           f"host:port), got {type(value).__name__}")
+    return StorageOptions(value)

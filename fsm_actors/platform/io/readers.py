@@ -61,6 +61,9 @@ class ReadOptions:
     csv_column_types: Mapping[str, Any] | None = None
     csv_infer: str = "file"
     csv_block_size: int = DEFAULT_BLOCK_SIZE
+    #: ``storage.StorageOptions`` of the stores read (shipped with the options to workers,
+    #: where unpickling registers them)
+    storage_options: Any = None
 
 
 def iter_chunks(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[Chunk]:

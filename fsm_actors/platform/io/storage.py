@@ -18,6 +18,7 @@ touches the target.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -104,13 +105,100 @@ def absolute(path: str | os.PathLike) -> str:
     return text.rstrip("/") if is_remote(text) else os.path.abspath(local_path(text))
 
 
+# -- storage options ------------------------------------------------------------------------
+#: (scheme, authority) -> the options registered for that store (see ``StorageOptions``)
+_registered: dict[tuple[str, str], StorageOptions] = {}
+#: option names whose values may be shown (everything else prints as ***)
+_SHOWN = frozenset({"region", "endpoint_override", "scheme", "anonymous", "project_id",
+                    "account_name", "host", "port"})
+
+
+class StorageOptions(Mapping[str, Any]):
+    """Constructor arguments of the filesystems of some stores (``pyarrow.fs.S3FileSystem``
+    for ``s3://``: ``access_key``, ``secret_key``, ``endpoint_override``, ``region``, ...),
+    for the buckets/authorities of ``paths``.
+
+    Made (or unpickled: a config shipped to a worker) it registers itself in this process,
+    so every read and write of those stores uses it. Its repr and str show option names
+    and only non-secret values (region, endpoint): credentials never reach logs, reprs,
+    errors or results."""
+
+    __slots__ = ("_options", "scopes")
+
+    def __init__(self, options: Mapping[str, Any], paths: Any = ()) -> None:
+        if not isinstance(options, Mapping):
+            raise TypeError(
+                f"storage_options must be a mapping of the store's filesystem arguments "
+                f"(e.g. {{'region': 'eu-west-1'}}), got {type(options).__name__}")
+        self._options = dict(options.items())
+        listed = [paths] if isinstance(paths, str | os.PathLike) else list(paths or ())
+        scopes = {_scope(os.fspath(p)) for p in listed if p and is_remote(os.fspath(p))}
+        self.scopes: tuple[tuple[str, str], ...] = tuple(sorted(scopes))
+        for scope in self.scopes:
+            _registered[scope] = self
+
+    def __getitem__(self, key: str) -> Any:
+        return self._options[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._options)
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StorageOptions):
+            return self._options == other._options and self.scopes == other.scopes
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.scopes)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{k}={v!r}" if k in _SHOWN else f"{k}=***" for k, v in self._options.items()
+        )
+        return f"StorageOptions({shown})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (self._options, [f"{s}://{n}/" for s, n in self.scopes]))
+
+
+def _restore(options: dict[str, Any], paths: list[str]) -> StorageOptions:
+    return StorageOptions(options, paths)
+
+
+def _scope(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return parts.scheme.lower(), parts.hostname or parts.netloc
+
+
+def storage_options_for(
+    given: Any, paths: Any
+) -> StorageOptions | None:
+    """``given`` (a mapping, a ``StorageOptions`` or ``None``) as ``StorageOptions`` for the
+    stores of ``paths`` (registered in this process)."""
+    if given is None:
+        return None
+    listed = [paths] if isinstance(paths, str | os.PathLike) else list(paths or ())
+    if isinstance(given, StorageOptions):
+        return StorageOptions(given._options, [*listed, *(f"{s}://{n}/" for s, n in given.scopes)])
+    return StorageOptions(given, listed)
+
+
 def filesystem(
     uri: str, storage_options: Mapping[str, Any] | None = None
 ) -> tuple[pafs.FileSystem, str]:
     """``(filesystem, path inside it)`` for a remote ``uri`` (filesystems cached per
-    scheme, authority and options)."""
+    scheme, authority and options); without ``storage_options``, those registered for
+    the URI's store (``StorageOptions``) if any."""
+    if storage_options is None:
+        storage_options = _registered.get(_scope(uri))
     parts = urlsplit(uri)
-    key = (parts.scheme.lower(), parts.netloc, tuple(sorted((storage_options or {}).items())),
+    opts = json.dumps(dict((storage_options or {}).items()), sort_keys=True, default=str)
+    key = (parts.scheme.lower(), parts.netloc, (opts,),
            tuple(os.environ.get(name) for name in _ENV_KEYS))
     inner = (parts.netloc + parts.path).rstrip("/") if key[0] in ("s3", "gs", "gcs") else None
     with _lock:
@@ -118,7 +206,7 @@ def filesystem(
     if fs is None:
         try:
             if storage_options:
-                fs = _with_options(key[0], storage_options)
+                fs = _with_options(key[0], dict(storage_options.items()))
             else:
                 fs, path = pafs.FileSystem.from_uri(uri)
                 inner = inner if inner is not None else path
@@ -134,13 +222,20 @@ def filesystem(
     return fs, inner
 
 
-def _with_options(name: str, options: Mapping[str, Any]) -> pafs.FileSystem:
-    kinds = {"s3": pafs.S3FileSystem, "gs": pafs.GcsFileSystem, "gcs": pafs.GcsFileSystem}
-    if name in ("abfs", "abfss", "az"):
-        return pafs.AzureFileSystem(**options)
-    if name == "hdfs":
-        return pafs.HadoopFileSystem(**options)
-    return kinds[name](**options)
+def _with_options(name: str, options: dict[str, Any]) -> pafs.FileSystem:
+    kinds: dict[str, Any] = {"s3": pafs.S3FileSystem, "gs": pafs.GcsFileSystem,
+                             "gcs": pafs.GcsFileSystem, "abfs": pafs.AzureFileSystem,
+                             "abfss": pafs.AzureFileSystem, "az": pafs.AzureFileSystem,
+                             "hdfs": pafs.HadoopFileSystem}
+    if name not in kinds:
+        raise ValueError(f"storage_options are not supported for {name}:// paths")
+    try:
+        return kinds[name](**options)
+    except TypeError:
+        raise ValueError(
+            f"storage_options {sorted(options)} are not all arguments of "
+            f"pyarrow.fs.{kinds[name].__name__} (see its documentation for the names)"
+        ) from None
 
 
 def _clean(exc: BaseException, options: Mapping[str, Any] | None) -> str:

@@ -68,6 +68,10 @@ class FileJobSpec:
     records: object = None
     #: large uncompressed CSVs are cut into byte ranges that workers parse themselves
     byte_ranges: bool = True
+    #: ``storage.StorageOptions`` of the stores the paths name (shipped to the workers)
+    storage_options: object = None
+    #: every node sees the same local paths (no local-paths warning on a cluster)
+    shared_fs: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,7 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
         text_field_name=spec.text_field_name,
         log_patterns=tuple(spec.log_patterns),
         xml_record_element=spec.xml_record_element,
+        storage_options=spec.storage_options,
     )
     if spec.byte_ranges and not spec.whole:
         inputs = _split_ranges(inputs, read)
