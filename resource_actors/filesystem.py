@@ -6,12 +6,18 @@ refused with ``ResourceError``. Writes are atomic (temp file + rename). Temp fil
 creates are deleted when it is released if ``auto_cleanup``, and all of them on ``close()``.
 The adapter itself also has dataknobs-fsm 0.5's ``open``, ``exists``, ``list_files`` and
 ``delete`` (same confinement), for code written against ``FileSystemResource``.
+
+A ``base_path`` that is an object-store URI (``s3://bucket/prefix``, ``gs://``, ``abfs://``)
+gives ``RemoteFileSystemSession`` objects (``resource_actors.filesystem_remote``): the same
+operations on objects under the URI, writes whole or nothing; ``storage_options`` (the
+store's filesystem arguments) are never shown.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import io
 import json
 import os
 import shutil
@@ -21,8 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from fsm_actors.platform.io import storage
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus
 from resource_actors.errors import ResourceError
+from resource_actors.filesystem_remote import RemoteFileSystemSession
 
 
 class FileSystemSession:
@@ -188,12 +196,16 @@ class FileSystemResourceAdapter(BaseResourceProvider):
 
     def __init__(self, name: str, base_path: str | os.PathLike[str] | None = None,
                  temp_dir: str | os.PathLike[str] | None = None, auto_cleanup: bool = True,
-                 **config: Any) -> None:
-        base = Path(base_path if base_path is not None else os.getcwd())
+                 storage_options: Any = None, **config: Any) -> None:
+        given = os.fspath(base_path) if base_path is not None else os.getcwd()
+        #: the base URI of an object store, or None for a local base directory
+        self.base_uri = given.rstrip("/") if storage.is_remote(given) else None
+        base = Path(storage.local_path(given)) if self.base_uri is None else Path(".")
         temp = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir()) / f"fsm-{name}"
-        super().__init__(name, {"base_path": str(base), "temp_dir": str(temp),
-                                "auto_cleanup": auto_cleanup, **config})
-        self.base_path = base
+        self.storage_options = storage.storage_options_for(storage_options, [given])
+        super().__init__(name, {"base_path": storage.redact(self.base_uri or str(base)),
+                                "temp_dir": str(temp), "auto_cleanup": auto_cleanup, **config})
+        self.base_path: Any = base if self.base_uri is None else self.base_uri
         self.temp_dir = temp
         self.auto_cleanup = auto_cleanup
         self._lock = threading.Lock()
@@ -219,12 +231,17 @@ class FileSystemResourceAdapter(BaseResourceProvider):
                 self.name, "acquire") from exc
         return self.base_path.resolve(), self.temp_dir.resolve()
 
-    def acquire(self, **kwargs: Any) -> FileSystemSession:
-        """A session rooted at the base directory."""
+    def _session(self) -> FileSystemSession | RemoteFileSystemSession:
+        if self.base_uri is not None:
+            return RemoteFileSystemSession(self.name, self.base_uri, self.temp_dir)
+        base, temp = self._roots()
+        return FileSystemSession(self.name, base, temp)
+
+    def acquire(self, **kwargs: Any) -> FileSystemSession | RemoteFileSystemSession:
+        """A session rooted at the base directory (or base URI)."""
         if self.status is ResourceStatus.CLOSED:
             raise ResourceError(f"file system resource {self.name!r} is closed", self.name, "acquire")
-        base, temp = self._roots()
-        session = FileSystemSession(self.name, base, temp)
+        session = self._session()
         with self._lock:
             self._sessions.append(session)
         self.status = ResourceStatus.ACTIVE
@@ -232,12 +249,12 @@ class FileSystemResourceAdapter(BaseResourceProvider):
 
     def reset(self, resource: Any) -> None:
         """Delete the session's temp files (when ``auto_cleanup``) before it is reused."""
-        if self.auto_cleanup and isinstance(resource, FileSystemSession):
+        if self.auto_cleanup and isinstance(resource, FileSystemSession | RemoteFileSystemSession):
             resource.cleanup()
 
     def release(self, resource: Any) -> None:
         """End a session; its temp files go when ``auto_cleanup``."""
-        if not isinstance(resource, FileSystemSession):
+        if not isinstance(resource, FileSystemSession | RemoteFileSystemSession):
             return
         self.reset(resource)
         resource.closed = True
@@ -246,29 +263,44 @@ class FileSystemResourceAdapter(BaseResourceProvider):
                 self._sessions.remove(resource)
 
     def validate(self, resource: Any) -> bool:
-        """True for an open session whose base directory still exists."""
+        """True for an open session whose base directory still exists (a store: open)."""
+        if isinstance(resource, RemoteFileSystemSession):
+            return not resource.closed
         return isinstance(resource, FileSystemSession) and not resource.closed and self.base_path.is_dir()
 
     def health_check(self) -> ResourceHealth:
-        """HEALTHY when the base directory exists and is writable."""
-        healthy = self.base_path.is_dir() and os.access(self.base_path, os.W_OK | os.X_OK)
+        """HEALTHY when the base directory exists and is writable (a store: its base can be
+        listed)."""
+        if self.base_uri is not None:
+            try:
+                storage.list_files(self.base_uri)
+                healthy = True
+            except OSError:
+                healthy = False
+        else:
+            healthy = self.base_path.is_dir() and os.access(self.base_path, os.W_OK | os.X_OK)
         self.metrics.record_health_check(healthy)
         return ResourceHealth.HEALTHY if healthy else ResourceHealth.UNHEALTHY
 
     # -- dataknobs-fsm 0.5's direct methods (no acquire needed), confined like a session --------
-    def _direct(self, operation: str) -> FileSystemSession:
+    def _direct(self, operation: str) -> FileSystemSession | RemoteFileSystemSession:
         if self.status is ResourceStatus.CLOSED:
             raise ResourceError(f"file system resource {self.name!r} is closed", self.name,
                                 operation)
-        base, temp = self._roots()
-        return FileSystemSession(self.name, base, temp)
+        return self._session()
 
     @contextlib.contextmanager
     def open(self, path: str, mode: str = "r", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
         """Open ``path`` (relative to the base directory) as ``open()`` does, as a context
         manager; parent directories are created for writing modes. A path outside the base
-        directory is a ``ResourceError``."""
-        target = self._direct("open")._resolve(path, "open")
+        directory is a ``ResourceError``. Under a base URI, reading opens the object's bytes
+        and writing a local temp file put whole on exit."""
+        session = self._direct("open")
+        if isinstance(session, RemoteFileSystemSession):
+            with _open_remote(session, path, mode, encoding) as handle:
+                yield handle
+            return
+        target = session._resolve(path, "open")
         if any(flag in mode for flag in "wax+"):
             target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -290,7 +322,11 @@ class FileSystemResourceAdapter(BaseResourceProvider):
     def list_files(self, pattern: str = "*") -> list[str]:
         """Sorted paths of the files matching the glob ``pattern`` (``Path.glob``: ``**``
         descends), relative to the base directory."""
-        base = self._direct("list_files")._base
+        session = self._direct("list_files")
+        if isinstance(session, RemoteFileSystemSession):
+            return sorted(p for p in session.list("*", recursive=True)
+                          if fnmatch.fnmatch(p, pattern.replace("**/", "*")))
+        base = session._base
         return sorted(str(p.relative_to(base)) for p in base.glob(pattern) if p.is_file())
 
     def close(self) -> None:
@@ -301,6 +337,28 @@ class FileSystemResourceAdapter(BaseResourceProvider):
             session.cleanup()
             session.closed = True
         self.status = ResourceStatus.CLOSED
+
+
+@contextlib.contextmanager
+def _open_remote(session: RemoteFileSystemSession, path: str, mode: str,
+                 encoding: str | None) -> Iterator[IO[Any]]:
+    uri = session.resolve(path)
+    text = "b" not in mode
+    if not any(flag in mode for flag in "wax+"):
+        data = session.read_bytes(path)
+        yield io.TextIOWrapper(io.BytesIO(data), encoding=encoding) if text else io.BytesIO(data)
+        return
+    Path(session.temp_dir).mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="fsm_open_", dir=session.temp_dir)
+    os.close(fd)
+    try:
+        if "a" in mode and storage.exists(uri):
+            storage.download(uri, tmp)
+        with open(tmp, mode.replace("x", "w"), encoding=encoding if text else None) as handle:
+            yield handle
+        storage.put_file(tmp, uri)
+    finally:
+        os.unlink(tmp)
 
 
 #: dataknobs-fsm 0.5's name.
