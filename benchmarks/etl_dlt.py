@@ -40,6 +40,7 @@ from benchmarks._measure import emit  # noqa: E402
 from benchmarks.etl import fill, ours, plain_sqlalchemy, reset_target  # noqa: E402
 
 DLT_DATASET = "dlt_bench"
+DLT_STEPS: dict[str, float] = {}  # the last dlt run's seconds per step (extract, normalize, load)
 
 
 class TreeCPU:
@@ -133,6 +134,10 @@ def run_dlt(src_url: str, dst_url: str, loader_format: str) -> int:
             dataset_name=DLT_DATASET)
         pipeline.run(source, table_name="dst", write_disposition="append",
                      loader_file_format=loader_format)
+        DLT_STEPS.clear()
+        DLT_STEPS.update({step.step: round((step.finished_at - step.started_at).total_seconds(), 2)
+                          for step in pipeline.last_trace.steps
+                          if step.started_at and step.finished_at and step.step != "run"})
         engine = create_engine(dst_url.replace("postgresql://", "postgresql+psycopg://", 1))
         with engine.connect() as conn:
             n = conn.execute(text(f"SELECT count(*) FROM {DLT_DATASET}.dst")).scalar_one()
@@ -193,7 +198,8 @@ def main() -> None:
             reset_dlt(dst)
             run = measure(run_dlt, db_pid, dlt_src, dlt_dst, args.dlt_format)
             runs["dlt"].append(run)
-            record("dlt", args.rows, run, round=i + 1, loader_file_format=args.dlt_format)
+            record("dlt", args.rows, run, round=i + 1, loader_file_format=args.dlt_format,
+                   step_seconds=dict(DLT_STEPS))
         if not args.no_sqlalchemy:
             reset_target(dst)
             run = measure(plain_sqlalchemy, db_pid, src, dst, "append")
