@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shlex
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,7 @@ def job_runtime_env(working_dir: Path | None) -> dict[str, Any]:
               default=None, help="Directory uploaded with the job (FILE must be inside it); "
               "without it FILE and its inputs are read by path on the cluster.")
 @click.option("--wait", is_flag=True, help="Follow the job's logs; exit with its outcome.")
-@click.option("--job-id", "submission_id", default=None, help="Id for the job (default: Ray's).")
+@click.option("--job-id", "submission_id", default=None, help="Id for the job (default: <pipeline name>-<8 hex>).")
 @click.option("--verbose", is_flag=True, help="Show Ray's lines about packaging and uploading.")
 def submit(file: Path, run_args: tuple[str, ...], address: str | None,
            working_dir: Path | None, wait: bool, submission_id: str | None,
@@ -93,7 +95,11 @@ def submit(file: Path, run_args: tuple[str, ...], address: str | None,
     client, cluster = job_client(address, announce=False)
     entrypoint = shlex.join(["python", "-m", "fsm_actors.cli.main", "run", target,
                              "--no-progress", *run_args])
-    job_id = _submit(client, entrypoint, job_runtime_env(working_dir), submission_id)
+    metadata = job_metadata(file)
+    if submission_id is None:  # the Jobs list names the pipeline, not raysubmit_<n>
+        submission_id = f"{_id_part(metadata['pipeline'])}-{uuid.uuid4().hex[:8]}"
+    job_id = _submit(client, entrypoint, job_runtime_env(working_dir), submission_id,
+                     metadata=metadata)
     click.echo(job_id)
     click.echo(f"submitted to {cluster.describe()}: {entrypoint}\n"
                f"  fsm-actors logs {job_id} --follow | fsm-actors stop {job_id}", err=True)
@@ -146,14 +152,34 @@ def check_upload(file: Path, run_args: tuple[str, ...], working_dir: Path) -> No
             "RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1 to upload .gitignored files too.")
 
 
+def job_metadata(file: Path) -> dict[str, str]:
+    """What the dashboard's Jobs tab shows of a submitted job: ``pipeline`` (the file's
+    ``name``, else its stem), ``kind`` and the ``file``."""
+    from fsm_actors.cli.documents import document_kind, read_document
+
+    try:
+        spec = read_document(file)
+        kind = document_kind(file, spec)
+    except UserError:
+        spec, kind = {}, "?"
+    name = spec.get("name") if isinstance(spec.get("name"), str) else None
+    return {"pipeline": name or file.stem, "kind": str(kind), "file": file.name,
+            "submitted_by": "fsm-actors submit"}
+
+
+def _id_part(name: str) -> str:
+    """``name`` as a job id prefix (letters, digits, ``-`` and ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "job"
+
+
 def _submit(client: Any, entrypoint: str, env: dict[str, Any], submission_id: str | None,
-            timeout: float = 60) -> str:
+            timeout: float = 60, metadata: dict[str, str] | None = None) -> str:
     """Submit; a head that has just started has no job agent for some seconds: wait for it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return client.submit_job(entrypoint=entrypoint, runtime_env=env,
-                                     submission_id=submission_id)
+                                     submission_id=submission_id, metadata=metadata)
         except RuntimeError as exc:
             if "No available agent" not in str(exc) or time.monotonic() > deadline:
                 raise UserError(f"the cluster refused the job: {exc}") from None
@@ -199,7 +225,8 @@ def jobs(address: str | None) -> None:
     for job in listed:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((job.start_time or 0) / 1000))
         status = str(job.status).split(".")[-1]
-        click.echo(f"{job.submission_id:<28} {status:<10} {started}  "
+        pipeline = (job.metadata or {}).get("pipeline") or "-"
+        click.echo(f"{job.submission_id:<28} {status:<10} {started}  {pipeline:<16} "
                    f"{job.entrypoint}")
 
 

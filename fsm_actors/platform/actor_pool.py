@@ -392,7 +392,9 @@ class ActorPool:
         return iterate_sync(self.map(call, items, ordered=ordered, actors=actors))
 
     def shutdown(self) -> None:
-        """Kill the pool's actors. Idempotent."""
+        """End the pool's actors: idle ones exit as a normal end (``__ray_terminate__``:
+        the dashboard shows an intended exit, not ``ray.kill``), busy ones are killed now.
+        Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -404,7 +406,10 @@ class ActorPool:
                 pass
         for slot in self._slots:
             try:
-                ray.kill(slot.actor, no_restart=True)
+                if slot.in_flight == 0:  # idle: a normal end (the dashboard shows an exit)
+                    slot.actor.__ray_terminate__.remote()
+                else:  # busy (a failed or stopped run): now, not after its calls
+                    ray.kill(slot.actor, no_restart=True)
             except Exception:  # an actor that is already gone needs no kill
                 pass
 
