@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+# CLI runs in tests start a Ray of their own as before; only tests of the background head
+# (test_runtime_background.py) let a first run leave one (issue 26 item 1)
+os.environ.setdefault("FSM_ACTORS_BACKGROUND_HEAD", "0")
+
 
 @pytest.fixture(scope="session")
 def ray_session():

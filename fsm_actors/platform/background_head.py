@@ -247,7 +247,14 @@ def _live_drivers(address: str) -> int | None:
         from ray._raylet import GcsClient
 
         jobs = GcsClient(address=address).get_all_job_info(timeout=10)
-    except Exception:  # noqa: BLE001 - a busy GCS: ask again at the next tick
+    except Exception as exc:  # noqa: BLE001 - a busy GCS: ask again at the next tick
+        if "auth" in str(exc).lower() and os.environ.get("RAY_AUTH_MODE") != "token":
+            # `ray start` turned token auth on (this machine's token): speak it from now on
+            from ray._raylet import Config
+
+            os.environ["RAY_AUTH_MODE"] = "token"
+            Config.initialize("")  # Ray caches the mode in its config
+            return _live_drivers(address)
         return None
     return sum(1 for job in jobs.values() if not job.is_dead)
 
@@ -314,7 +321,7 @@ def supervise(ns: argparse.Namespace) -> int:
                 drivers = _live_drivers(head["address"])
                 if drivers:
                     idle_since = time.monotonic()
-                elif drivers == 0 and time.monotonic() - idle_since >= ns.idle:
+                elif time.monotonic() - idle_since >= ns.idle:  # none seen for that long
                     stop["why"] = f"idle for {ns.idle:g}s: stopped itself"
         print(f"fsm-actors: head {stop['why']}", flush=True)
         return 0
