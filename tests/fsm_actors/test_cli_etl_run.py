@@ -3,7 +3,8 @@ the bar moves while the one task of a file source runs (not 0 -> 100% at the end
 and committing are separate moments, the rejected records are in ``<target>.errors.jsonl``
 beside the output with their file, line and record number, the summary counts them once,
 the shipped ``examples/orders_to_parquet.yaml`` exits 0, and a misspelt ``mode`` names the
-spellings a pipeline file uses."""
+spellings a pipeline file uses. The whole-file type scan of a big CSV is a phase
+line with its size (it was 30-54 s of silence before "actors ready")."""
 
 from __future__ import annotations
 
@@ -85,3 +86,25 @@ def test_a_misspelt_mode_names_the_spellings_a_file_uses(tmp_path):
                "incremental, upsert, append; did you mean 'upsert'?" in result.output, \
                result.output
         assert "Input should be" not in result.output
+
+
+@pytest.mark.ray
+def test_the_whole_file_type_scan_of_a_big_csv_is_a_phase_with_its_size(ray_session, tmp_path):
+    row = "{i},{i}.5,customer-{i:08d},2026-01-01,some free text to widen the row\n"
+    with open(tmp_path / "big.csv", "w") as f:  # > 32 MB: read in byte ranges, types scanned
+        f.write("id,amount,customer,day,note\n")
+        for start in range(0, 520_000, 10_000):
+            f.write("".join(row.format(i=i) for i in range(start, start + 10_000)))
+    assert (tmp_path / "big.csv").stat().st_size > 32 << 20
+    job = tmp_path / "big.yaml"
+    job.write_text("kind: file_processing\ninput_path: big.csv\noutput_path: out.parquet\n")
+    shown, code = in_terminal(["run", str(job), "--address", ray_session.address],
+                              cwd=tmp_path)
+    assert code == 0, shown
+    texts = [text for _, text in PHASE.findall(shown)]
+    scan = next(i for i, t in enumerate(texts) if t.startswith("reading all of "))
+    size = (tmp_path / "big.csv").stat().st_size / 1e6
+    assert f"big.csv ({size:,.0f} MB) once for one type per column" in texts[scan], shown
+    known = next(i for i, t in enumerate(texts) if t.startswith("column types of "))
+    assert known > scan and re.search(r"known after [\d.]+ s", texts[known]), shown
+    assert "520,000 records in, 520,000 written" in shown, shown
