@@ -21,7 +21,7 @@ def _fail(message: str) -> PatternError:
 
 
 def table_exists(conn: Any, backend: str, table: str) -> bool:
-    return bool(conn.query(sql.table_exists_sql(backend), {"t": table}))
+    return bool(conn.query(sql.table_exists_sql(backend), sql.catalog_params(backend, table)))
 
 
 def columns_of(conn: Any, ep: DatabaseEndpoint, role: str) -> list[str]:
@@ -41,7 +41,8 @@ def primary_key(conn: Any, ep: DatabaseEndpoint) -> list[str]:
     """The primary-key columns of the endpoint's table (empty for a query or no key)."""
     if not ep.table:
         return []
-    return [r["name"] for r in conn.query(sql.primary_key_sql(ep.backend), {"t": ep.table})]
+    return [r["name"] for r in conn.query(sql.primary_key_sql(ep.backend),
+                                          sql.catalog_params(ep.backend, ep.table))]
 
 
 def unique_keys(conn: Any, ep: DatabaseEndpoint) -> list[list[str]]:
@@ -57,7 +58,8 @@ def unique_keys(conn: Any, ep: DatabaseEndpoint) -> list[list[str]]:
         found = _sqlite_unique_keys(conn, ep.table)
     else:
         indexes: dict[str, tuple[bool, list[str | None]]] = {}
-        for r in conn.query(sql.unique_keys_sql(ep.backend), {"t": ep.table}):
+        for r in conn.query(sql.unique_keys_sql(ep.backend),
+                            sql.catalog_params(ep.backend, ep.table)):
             columns = indexes.setdefault(str(r["idx"]), (bool(r["pk"]), []))[1]
             columns.append(r["name"] if r["notnull"] else None)
         found = list(indexes.values())
@@ -105,7 +107,7 @@ def stable_order(conn: Any, ep: DatabaseEndpoint, columns: list[str]) -> str:
     column."""
     if ep.backend == "postgresql":
         if ep.table:
-            kind = conn.query(sql.pg_relkind_sql(), {"t": ep.table})
+            kind = conn.query(sql.pg_relkind_sql(), sql.catalog_params(ep.backend, ep.table))
             if kind and kind[0]["kind"] in ("r", "p", "m"):
                 return sql.PG_ADDRESS_ORDER
         return sql.PG_TEXT_ORDER

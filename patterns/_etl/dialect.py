@@ -41,6 +41,23 @@ def text_type(backend: str, length: int | None = None) -> str:
 
 
 # -- catalog -----------------------------------------------------------------------------------
+#: MySQL's catalog rows of table ``:t`` in database ``:s`` (NULL: the connection's own)
+_MYSQL_SCHEMA = "TABLE_SCHEMA = COALESCE(:s, DATABASE())"
+
+
+def catalog_params(backend: str, table: str) -> dict[str, str | None]:
+    """The parameters of the catalog queries below for ``table`` as the user wrote it (case
+    kept, ``schema.table`` allowed): PostgreSQL's ``regclass`` gets the quoted name (an
+    unquoted one folds to lower case: "MixedT" would be missed, "Orders" taken for orders);
+    MySQL gets the database and the table apart."""
+    if backend == "postgresql":
+        return {"t": quote(backend, table)}
+    if backend == "mysql":
+        schema, _, name = table.rpartition(".")
+        return {"s": schema or None, "t": name}
+    return {"t": table}
+
+
 def primary_key_sql(backend: str) -> str:
     """Rows ``name`` of the primary-key columns of table ``:t``, in key order."""
     if is_sqlite(backend):
@@ -51,7 +68,7 @@ def primary_key_sql(backend: str) -> str:
                 "WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary "
                 "ORDER BY array_position(i.indkey, a.attnum)")
     return ("SELECT COLUMN_NAME AS name FROM information_schema.KEY_COLUMN_USAGE "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND CONSTRAINT_NAME = 'PRIMARY' "
+            f"WHERE {_MYSQL_SCHEMA} AND TABLE_NAME = :t AND CONSTRAINT_NAME = 'PRIMARY' "
             "ORDER BY ORDINAL_POSITION")
 
 
@@ -61,7 +78,7 @@ def table_exists_sql(backend: str) -> str:
         return "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = :t"
     if backend == "postgresql":
         return "SELECT 1 AS x WHERE to_regclass(:t) IS NOT NULL"
-    return ("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+    return (f"SELECT 1 AS x FROM information_schema.TABLES WHERE {_MYSQL_SCHEMA} "
             "AND TABLE_NAME = :t")
 
 
@@ -94,7 +111,7 @@ def unique_keys_sql(backend: str) -> str:
             "c.IS_NULLABLE = 'NO' AS notnull FROM information_schema.STATISTICS s "
             "LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA "
             "AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME "
-            "WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = :t AND s.NON_UNIQUE = 0 "
+            f"WHERE s.{_MYSQL_SCHEMA} AND s.TABLE_NAME = :t AND s.NON_UNIQUE = 0 "
             "ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX")
 
 
