@@ -49,12 +49,13 @@ MIN_RANGE_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class ByteRange:
-    """Bytes ``[start, end)`` of a CSV file; ``first_line`` is the file line at ``start``."""
+    """Bytes ``[start, end)`` of a CSV file; ``first_line`` is the file line at ``start``
+    (``None`` on an object store: the worker reading the range counts it)."""
 
     index: int
     start: int
     end: int
-    first_line: int
+    first_line: int | None
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,9 @@ def plan_byte_ranges(
         return []
     start = header.data_offset
     n = max(1, min(n, (size - start) // max(min_bytes, 1)))
-    cuts: list[tuple[int, int]] = [(start, header.data_line)]
-    if n > 1 and storage.is_remote(os.fspath(path)):  # one read of the object
-        cuts += _cuts(storage.read_bytes(os.fspath(path)), start, header.data_line, size, n)
+    cuts: list[tuple[int, int | None]] = [(start, header.data_line)]
+    if n > 1 and storage.is_remote(os.fspath(path)):  # ranged reads around each cut only
+        cuts += _remote_cuts(os.fspath(path), start, size, n, header, opts)
     elif n > 1:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             cuts += _cuts(mm, start, header.data_line, size, n)
@@ -142,6 +143,111 @@ def _cuts(mm: mmap.mmap | bytes, start: int, line: int, size: int, n: int) -> li
         pos = end
         cuts.append((end, lines))
     return cuts
+
+
+#: bytes read around a cut on an object store (grown while the record start is ambiguous)
+_PROBE = 1 << 20
+_MAX_PROBE = 64 << 20
+
+
+def _remote_cuts(
+    path: str, start: int, size: int, n: int, header: Header, opts: CsvOptions
+) -> list[tuple[int, int | None]]:
+    """The cuts of ``_cuts`` on an object store without reading the object: at each target,
+    a ranged read, and the record start under each quoting state (outside or inside a
+    quoted field) parsed on: the one state whose records all have the header's field count
+    wins (a quoted value that outlasts the probe counts as failing: values longer than
+    ``_PROBE`` = 1 MB across a cut are not supported on object stores). Ambiguous even at
+    ``_MAX_PROBE`` bytes (bad records in every probe): quotes counted from ``start`` by a
+    streamed read of the bytes before the target."""
+    step = (size - start) / n
+    cuts: list[tuple[int, int | None]] = []
+    pos = start
+    for k in range(1, n):
+        target = int(start + k * step)
+        if target <= pos:
+            continue
+        end = _remote_cut(path, target, size, len(header.names), opts)
+        if end is None:
+            end = _counted_cut(path, start, target)
+        if end is None or end >= size:
+            break
+        pos = end
+        cuts.append((end, None))
+    return cuts
+
+
+def _remote_cut(path: str, target: int, size: int, fields: int, opts: CsvOptions) -> int | None:
+    probe = _PROBE
+    while True:
+        window = storage.read_range(path, target, min(size, target + probe))
+        whole = target + len(window) >= size
+        found = {e for e in (_start_if(window, q, fields, opts, whole) for q in (0, 1)) if e}
+        if len(found) == 1:
+            return target + found.pop()
+        if probe >= _MAX_PROBE or whole:
+            return None
+        probe *= 4
+
+
+def _start_if(window: bytes, quotes: int, fields: int, opts: CsvOptions,
+              whole: bool) -> int | None:
+    """The record start in ``window`` if it began with ``quotes`` open quotes, when the
+    records after it parse with ``fields`` fields each (else ``None``)."""
+    import pyarrow.csv as pacsv
+
+    end = record_end(window, 0, quotes)
+    if end is None:
+        return None
+    body = window[end:]
+    if not whole:  # up to the last record end (a line end after an even count of quotes)
+        total, last = body.count(b'"'), len(body)
+        for _ in range(256):
+            last = body.rfind(b"\n", 0, last) + 1
+            if last <= 0 or (total - body.count(b'"', last)) % 2 == 0:
+                break
+            last -= 1
+        body = body[:max(last, 0)]
+    if not body.strip():
+        return end if whole and end == len(window) else None
+    if body.count(b'"') % 2:
+        return None  # the sample ends inside a quoted field: parse on from a wider window
+    bad = 0
+
+    def invalid(row: Any) -> str:
+        nonlocal bad
+        bad += 1
+        return "skip"
+
+    try:
+        pacsv.read_csv(
+            pa.BufferReader(body),
+            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(fields)],
+                                           use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=opts.delimiter, newlines_in_values=True,
+                                             invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(column_types={
+                f"c{i}": pa.string() for i in range(fields)}),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    return end if bad == 0 else None
+
+
+def _counted_cut(path: str, start: int, target: int) -> int | None:
+    """The exact cut at ``target``: the quotes before it counted by a streamed read."""
+    quotes, pos = 0, start
+    with storage.open_input(path) as fh:
+        fh.read(start)
+        while pos < target:
+            data = fh.read(min(8 << 20, target - pos))
+            if not data:
+                return None
+            quotes += data.count(b'"')
+            pos += len(data)
+    window = storage.read_range(path, target, min(storage.stat(path)[0], target + _MAX_PROBE))
+    end = record_end(window, 0, quotes)
+    return None if end is None else target + end
 
 
 def _window(path: str | os.PathLike, start: int, end: int) -> BinaryIO:
