@@ -1,17 +1,19 @@
-"""Cold and attached CLI runs of a CSV -> JSON Lines job vs a plain Python loop, one run.
+"""First and later CLI runs of a CSV -> JSON Lines job vs a plain Python loop, interleaved.
 
-    .venv/bin/python benchmarks/cli_cold.py [--rows 1000000]
+    .venv/bin/python benchmarks/cli_cold.py [--rows 1000000] [--rounds 3] [--embedded]
 
 * ``python``: ``csv.DictReader`` -> the lambda -> ``json.dumps`` per row, in a fresh
   interpreter (its start-up included);
-* ``cli_cold``: ``fsm-actors run job.yaml --address local`` (starts an embedded Ray, runs,
-  stops it), wall time of the whole command;
-* ``cli_attached``: the same command attached to a head started beforehand with
-  ``ray start --head`` (own temp dir and ports), plus the time ``ensure_ray`` takes to attach.
+* ``cli_first``: ``fsm-actors run job.yaml`` on a machine without Ray (own
+  ``FSM_ACTORS_HOME`` and ``RAY_TMPDIR``): it starts the background head and runs in-process;
+* ``cli_later``: the same command again, attached to that head (``--rounds`` times, each right
+  after a ``python`` run, so both see the same machine load);
+* ``cli_embedded`` (``--embedded``): ``--address local``, a Ray of its own started and stopped.
 
-One JSON line each (wall seconds, rows/s, ratio to ``python``). The job is the per-record
-path: one transformation, one filter. Numbers are noisy on a shared machine; ratios of one
-run count.
+One JSON line each: wall seconds, CPU seconds (the command and its children, plus every
+process of the background head's session over the run: its start-up, its workers), and
+ratios to the ``python`` run just before (wall and CPU). On a shared machine the CPU ratio
+is the steadier figure. The head is stopped with ``fsm-actors down`` at the end.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -56,68 +59,126 @@ def make_csv(path: Path, rows: int) -> None:
                              for i in range(start, min(rows, start + 100_000))))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def session_cpu(sid: int | None) -> dict[int, float]:
+    """CPU seconds of each live process of session ``sid`` (its own and reaped children's)."""
+    if sid is None:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid:
+            out[int(entry)] = sum(int(x) for x in fields[11:15]) / tick
+    return out
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+class SessionSampler:
+    """CPU of a session's processes over a stretch of time, sampled every 0.2 s: a Ray
+    worker that exits is not reaped into anyone's CPU figures, so its last sample counts."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.before = session_cpu(head_pid(home))
+        self.last: dict[int, float] = dict(self.before)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.done.wait(0.2):
+            self.last.update(session_cpu(head_pid(self.home)))
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        self.last.update(session_cpu(head_pid(self.home)))
+        return sum(v - self.before.get(pid, 0.0) for pid, v in self.last.items())
+
+
+def head_pid(home: Path) -> int | None:
+    for name, key in (("head.json", "pid"), ("head.starting", None)):
+        try:
+            text = (home / name).read_text()
+            return int(json.loads(text)[key]) if key else int(text.strip())
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None,
+          home: Path | None = None) -> tuple[float, float, float]:
+    """(wall, CPU, head CPU) of ``cmd``: CPU is its own and its children's plus the head
+    session's over the run; head CPU is that last part alone."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler = SessionSampler(home) if home else None
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    head = sampler.stop() if sampler else 0.0
+    return wall, cpu + head, head
 
 
-def line(name: str, seconds: float, rows: int, base: float | None, **extra) -> None:
-    doc = {"path": name, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
+def line(name: str, wall: float, cpu: float, head: float, rows: int,
+         base: tuple[float, float, float] | None, **extra) -> None:
+    doc = {"path": name, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+           "rows_per_s": round(rows / wall)}
+    if head:
+        doc["of_which_head_cpu_seconds"] = round(head, 2)
     if base:
-        doc["ratio_vs_python"] = round(base / seconds, 2)
+        doc["ratio_vs_python"] = round(base[0] / wall, 2)
+        doc["cpu_ratio_vs_python"] = round(base[1] / cpu, 2)
     print(json.dumps({**doc, **extra}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--embedded", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fsm-cold-"))
+    home = work / "home"
+    (work / "rt").mkdir()
+    env = {**os.environ, "FSM_ACTORS_HOME": str(home), "RAY_TMPDIR": str(work / "rt"),
+           "FSM_ACTORS_BACKGROUND_HEAD": "1"}
+    for var in ("RAY_ADDRESS", "FSM_ACTORS_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+        env.pop(var, None)
+    fsm = [str(BIN / "fsm-actors")]
     try:
         csv = work / "in.csv"
         make_csv(csv, args.rows)
         job = work / "job.yaml"
         job.write_text(JOB.format(csv=csv, out=work / "out.jsonl"))
         (work / "plain.py").write_text(PLAIN)
-        base = timed([sys.executable, str(work / "plain.py"), str(csv), str(work / "p.jsonl")])
-        line("python", base, args.rows, None)
-        cli = [str(BIN / "fsm-actors"), "run", str(job), "--no-progress", "--json"]
-        line("cli_cold", timed([*cli, "--address", "local"]), args.rows, base)
-        port = free_port()
-        temp = work / "ray"
-        head = subprocess.Popen(
-            [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
-             f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=false",
-             f"--min-worker-port={port + 1}", f"--max-worker-port={port + 200}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            address = f"127.0.0.1:{port}"
-            attach = [sys.executable, "-c",
-                      "import time, sys; t=time.perf_counter();"
-                      "from fsm_actors.platform import runtime; runtime.ensure_ray(sys.argv[1]);"
-                      "print(time.perf_counter()-t)", address]
-            deadline = time.time() + 60
-            while True:
-                done = subprocess.run(attach, capture_output=True, text=True)
-                if done.returncode == 0 or time.time() > deadline:
-                    break
-                time.sleep(1)
-            attach_s = float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-            line("cli_attached", timed([*cli, "--address", address]), args.rows, base,
-                 attach_seconds=attach_s and round(attach_s, 2))
-        finally:
-            head.terminate()
-            head.wait(60)
+        plain = [sys.executable, str(work / "plain.py"), str(csv), str(work / "p.jsonl")]
+        cli = [*fsm, "run", str(job), "--no-progress", "--json"]
+
+        base = timed(plain)
+        line("python", *base, args.rows, None)
+        line("cli_first", *timed(cli, env, home), args.rows, base)
+        deadline = time.time() + 300
+        while not (home / "head.json").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        for n in range(args.rounds):
+            base = timed(plain)
+            line("python", *base, args.rows, None)
+            line("cli_later", *timed(cli, env, home), args.rows, base, round=n + 1)
+        if args.embedded:
+            base = timed(plain)
+            line("python", *base, args.rows, None)
+            line("cli_embedded", *timed([*cli, "--address", "local"], env), args.rows, base)
     finally:
+        subprocess.run([*fsm, "down"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=180)
         shutil.rmtree(work, ignore_errors=True)
 
 
