@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from patterns._etl import dialect as sql
@@ -147,3 +149,59 @@ def sqlite_ddl(conn: Any, table: str) -> tuple[str, list[str]]:
     if not create:
         raise _fail(f"the target table {table!r} does not exist")
     return create[0], [r["sql"] for r in rows if r["type"] == "index"]
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """What a load must know of a column's declared type: ``kind`` is ``json`` (json,
+    jsonb, MySQL JSON), ``array`` (a PostgreSQL array), ``decimal`` (with ``precision`` and
+    ``scale`` when declared) or ``other``."""
+
+    kind: str
+    precision: int | None = None
+    scale: int | None = None
+
+
+def column_types(conn: Any, ep: DatabaseEndpoint) -> dict[str, ColumnType]:
+    """The declared types of the endpoint's columns that a load treats apart (see
+    ``ColumnType``); PostgreSQL tables and queries, MySQL tables; else empty."""
+    if ep.backend == "postgresql":
+        if ep.table:
+            return _pg_types(conn, sql.catalog_params(ep.backend, ep.table))
+        view = f"etl_probe_{uuid.uuid4().hex[:10]}"  # a query's types: a temp view's columns
+        try:
+            conn.execute(f"CREATE TEMP VIEW {view} AS {ep.query}")
+        except ResourceError:
+            return {}  # the probe read says what is wrong with the query
+        try:
+            return _pg_types(conn, {"t": view})
+        finally:
+            conn.execute(f"DROP VIEW IF EXISTS {view}")
+    if ep.backend == "mysql" and ep.table:
+        out = {}
+        for r in conn.query(sql.MYSQL_COLUMN_TYPES, sql.catalog_params(ep.backend, ep.table)):
+            kind = str(r["type"]).lower()
+            if kind == "json":
+                out[r["name"]] = ColumnType("json")
+            elif kind == "decimal":
+                out[r["name"]] = ColumnType("decimal", _int(r["prec"]), _int(r["scale"]))
+        return out
+    return {}
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _pg_types(conn: Any, params: dict[str, Any]) -> dict[str, ColumnType]:
+    out = {}
+    for r in conn.query(sql.PG_COLUMN_TYPES, params):
+        if r["type"] in ("json", "jsonb"):
+            out[r["name"]] = ColumnType("json")
+        elif r["cat"] == "A":
+            out[r["name"]] = ColumnType("array")
+        elif r["type"] == "numeric":
+            mod = int(r["mod"])
+            out[r["name"]] = (ColumnType("decimal", ((mod - 4) >> 16) & 0xFFFF, (mod - 4) & 0xFFFF)
+                              if mod >= 4 else ColumnType("decimal"))
+    return out

@@ -124,6 +124,29 @@ SQLITE_UNIQUE_INDEXES = (
 SQLITE_ROWID_ALIASES = ("rowid", "_rowid_", "oid")
 
 
+#: Rows ``name``, ``type`` (pg_type.typname), ``cat`` (typcategory) and ``mod`` (atttypmod)
+#: of relation ``:t``'s columns
+PG_COLUMN_TYPES = (
+    "SELECT a.attname AS name, t.typname AS type, CAST(t.typcategory AS text) AS cat, "
+    "a.atttypmod AS mod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped")
+#: Rows ``name``, ``type``, ``prec``, ``scale`` of MySQL table ``:t``'s columns
+MYSQL_COLUMN_TYPES = (
+    "SELECT COLUMN_NAME AS name, DATA_TYPE AS type, NUMERIC_PRECISION AS prec, "
+    "NUMERIC_SCALE AS scale FROM information_schema.COLUMNS WHERE "
+    f"{_MYSQL_SCHEMA} AND TABLE_NAME = :t")
+
+
+def select_list(backend: str, columns: Sequence[str], as_text: Sequence[str] = ()) -> str:
+    """The quoted ``columns``; PostgreSQL reads those in ``as_text`` as their text (JSON
+    columns: the JSON exactly as stored, JSON null apart from SQL NULL)."""
+    if backend != "postgresql" or not as_text:
+        return quote_all(backend, columns)
+    text = set(as_text)
+    return ", ".join(f"CAST({quote(backend, c)} AS text) AS {quote(backend, c)}" if c in text
+                     else quote(backend, c) for c in columns)
+
+
 def pg_relkind_sql() -> str:
     """One row ``kind``: the ``pg_class.relkind`` of relation ``:t`` (``r`` a table)."""
     return "SELECT CAST(relkind AS text) AS kind FROM pg_class WHERE oid = CAST(:t AS regclass)"
@@ -131,7 +154,8 @@ def pg_relkind_sql() -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 def page_sql(backend: str, table: str | None, query: str | None, columns: Sequence[str],
-             key: Sequence[str], *, after: bool, lo: bool, hi: bool, extra: str | None) -> str:
+             key: Sequence[str], *, after: bool, lo: bool, hi: bool, extra: str | None,
+             as_text: Sequence[str] = ()) -> str:
     """One keyset page: rows past ``:after_*`` (when ``after``), inside ``[:lo, :hi]`` of the
     first key column (when ``lo``/``hi``), matching ``extra``, ordered by ``key``, ``:n`` rows.
     """
@@ -145,7 +169,7 @@ def page_sql(backend: str, table: str | None, query: str | None, columns: Sequen
         where.append(keyset_after(backend, key))
     if extra:
         where.append(extra)
-    sql = f"SELECT {quote_all(backend, columns)} FROM {relation(backend, table, query)}"
+    sql = f"SELECT {select_list(backend, columns, as_text)} FROM {relation(backend, table, query)}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + f" ORDER BY {quote_all(backend, key)} LIMIT :n"
@@ -173,10 +197,10 @@ def columns_order(count: int) -> str:
 
 
 def ordered_sql(backend: str, table: str | None, query: str | None, columns: Sequence[str],
-                order: str, extra: str | None) -> str:
+                order: str, extra: str | None, as_text: Sequence[str] = ()) -> str:
     """Every row of the source matching ``extra``, ordered by ``order`` (one pass)."""
     where = f" WHERE {extra}" if extra else ""
-    return (f"SELECT {quote_all(backend, columns)} FROM {relation(backend, table, query)}"
+    return (f"SELECT {select_list(backend, columns, as_text)} FROM {relation(backend, table, query)}"
             f"{where} ORDER BY {order}")
 
 

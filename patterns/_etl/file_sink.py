@@ -19,7 +19,11 @@ from patterns._etl.records import Reject, reject_line
 class FileSink:
     """The ``Loader`` of a file target: one partition's batches as staged parts."""
 
-    def __init__(self, staging: str, output: OutputSpec, index: int) -> None:
+    def __init__(self, staging: str, output: OutputSpec, index: int,
+                 declared: dict[str, Any] | None = None) -> None:
+        #: the source's declared column types (``catalog.ColumnType``): a column that holds
+        #: them is written with them, not with a type guessed from one batch's values
+        self.types = arrow_types(declared or {})
         self.staging = Staging(staging)
         self.output = output
         self.index = index
@@ -40,7 +44,8 @@ class FileSink:
         rejects' part."""
         if rows:
             out = self.output
-            self.staging.write_data(self.index, seq, _table(columns, rows), out.format, out.ext,
+            table = _declared(_table(columns, rows), self.types)
+            self.staging.write_data(self.index, seq, table, out.format, out.ext,
                                     compression=out.compression, csv_delimiter=out.csv_delimiter)
         if rejects:
             lines = "".join(json.dumps(reject_line(part, seq, r), ensure_ascii=False) + "\n"
@@ -65,3 +70,30 @@ def _table(columns: list[str], rows: list[Any]) -> pa.Table:
                                     names=columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds in a column: the lenient path
         return records_to_table([dict(zip(columns, r, strict=True)) for r in rows])
+
+
+def arrow_types(declared: dict[str, Any]) -> dict[str, pa.DataType]:
+    """Arrow types of the declared column types that values alone do not tell: decimals of
+    declared precision and scale, JSON as its text."""
+    out: dict[str, pa.DataType] = {}
+    for name, t in declared.items():
+        if t.kind == "json":
+            out[name] = pa.string()
+        elif t.kind == "decimal" and t.precision and t.scale is not None:
+            out[name] = (pa.decimal128(t.precision, t.scale) if t.precision <= 38
+                         else pa.decimal256(t.precision, t.scale))
+    return out
+
+
+def _declared(table: pa.Table, types: dict[str, pa.DataType]) -> pa.Table:
+    """``table`` with its columns of a declared type cast to it (a column a transformation
+    made something else stays as it is)."""
+    for i, name in enumerate(table.column_names):
+        want = types.get(name)
+        if want is None or table.schema.field(i).type == want:
+            continue
+        try:
+            table = table.set_column(i, pa.field(name, want), table.column(i).cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            continue
+    return table

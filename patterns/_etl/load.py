@@ -48,18 +48,39 @@ def _mysql_datetime(value: datetime.datetime) -> datetime.datetime:
     return value.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
+def _iso_duration(value: datetime.timedelta) -> str:
+    """A duration as ISO 8601 (``P1DT2H3M4.5S``, ``-P...`` when negative)."""
+    sign = "-" if value < datetime.timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    secs = f"{seconds}.{value.microseconds:06d}".rstrip("0").rstrip(".") if value.microseconds \
+        else str(seconds)
+    return f"{sign}P{value.days}DT{hours}H{minutes}M{secs}S"
+
+
+def _json_value(value: Any) -> Any:
+    """A value for a JSON column: text as is (it is JSON text), other values as JSON."""
+    return value if value is None or isinstance(value, str) else _json(value)
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
 _COMMON = {dict: _json, list: _json}
 _CONVERT: dict[str, dict[type, Any]] = {
     "sqlite": {**_COMMON, decimal.Decimal: str, datetime.datetime: _sqlite_time,
                datetime.date: _sqlite_time, datetime.time: _sqlite_time, uuid.UUID: str,
-               memoryview: bytes},
+               memoryview: bytes, datetime.timedelta: _iso_duration},
     "mysql": {**_COMMON, datetime.datetime: _mysql_datetime, uuid.UUID: str, memoryview: bytes},
     "postgresql": {**_COMMON, memoryview: bytes},
 }
 _CONVERT["memory"] = _CONVERT["sqlite"]
 
 
-def to_tuples(records: list[dict[str, Any]], columns: Sequence[str], backend: str) -> list[tuple]:
+def to_tuples(records: list[dict[str, Any]], columns: Sequence[str], backend: str,
+              kinds: dict[str, str] | None = None) -> list[tuple]:
     """Row tuples in ``columns`` order with values the backend's driver can bind (JSON values
     as text; SQLite: decimals and times as text; MySQL: aware datetimes in UTC)."""
     if all(len(r) == len(columns) for r in records):
@@ -70,24 +91,37 @@ def to_tuples(records: list[dict[str, Any]], columns: Sequence[str], backend: st
             rows = [tuple(r.get(c) for c in columns) for r in records]
     else:
         rows = [tuple(r.get(c) for c in columns) for r in records]
-    return bindable(rows, backend)
+    return bindable(rows, backend, columns, kinds)
 
 
-def bindable(rows: list[tuple], backend: str) -> list[tuple]:
+def bindable(rows: list[tuple], backend: str, columns: Sequence[str] = (),
+             kinds: dict[str, str] | None = None) -> list[tuple]:
     """``rows`` with the values the backend's driver cannot bind converted (see
-    ``to_tuples``); the same list when there are none (one pass over the values)."""
+    ``to_tuples``); the same list when there are none (one pass over the values).
+
+    ``kinds`` (column -> ``json``/``array``, of the target's declared types) refines it per
+    column of ``columns``: a JSON column takes text as is and any other value as JSON (a
+    JSON string, ``true``); a PostgreSQL array column takes lists as they are."""
     convert = _CONVERT.get(backend, _COMMON)
-    if not rows or not any(t in convert for t in set(map(type, chain.from_iterable(rows)))):
+    special = {i: k for i, c in enumerate(columns) if (k := (kinds or {}).get(c))}
+    if not rows or (not special and not any(
+            t in convert for t in set(map(type, chain.from_iterable(rows))))):
         return rows
-    fix = [i for i, column in enumerate(zip(*rows, strict=True))
-           if any(t in convert for t in set(map(type, column)))]
+    fix: dict[int, Any] = {}
+    for i, column in enumerate(zip(*rows, strict=True)):
+        kind = special.get(i)
+        if kind == "json":
+            fix[i] = _json_value
+        elif any(t in convert for t in set(map(type, column))):
+            fix[i] = (lambda v, c=convert: c.get(type(v), _keep)(v)) if kind != "array" \
+                else (lambda v, c=convert: v if type(v) is list else c.get(type(v), _keep)(v))
+    if not fix:
+        return rows
     out = []
     for row in rows:
         values = list(row)
-        for i in fix:
-            fn = convert.get(type(values[i]))
-            if fn is not None:
-                values[i] = fn(values[i])
+        for i, fn in fix.items():
+            values[i] = fn(values[i])
         out.append(tuple(values))
     return out
 
@@ -141,8 +175,11 @@ class Loader:
 
     def __init__(self, conn: Any, backend: str, table: str, target_columns: Sequence[str],
                  upsert_key: Sequence[str] | None, run_id: str,
-                 range_key: Sequence[str] = (), shown_table: str | None = None) -> None:
+                 range_key: Sequence[str] = (), shown_table: str | None = None,
+                 kinds: dict[str, str] | None = None) -> None:
         self.conn = conn
+        #: target columns whose declared type is ``json`` or ``array`` (``bindable``)
+        self.kinds = dict(kinds or {})
         #: the key a failed batch is described by (its range), and the table named to users
         self.range_key = list(upsert_key or range_key)
         self.shown_table = shown_table or table
@@ -160,7 +197,7 @@ class Loader:
         if self.upsert_key:
             records = dedupe(records, self.upsert_key)
         columns = batch_columns(records, self.target_columns, self.table)
-        return columns, to_tuples(records, columns, self.backend)
+        return columns, to_tuples(records, columns, self.backend, self.kinds)
 
     def tuples_for(self, names: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
         """Rows that need no record step, as read: checked against the target's columns,
@@ -175,7 +212,7 @@ class Loader:
                 rows = last_per_key(rows, [r[i] for r in rows])
             else:
                 rows = last_per_key(rows, [tuple(r[i] for i in at) for r in rows])
-        return list(names), bindable(rows, self.backend)
+        return list(names), bindable(rows, self.backend, names, self.kinds)
 
     def commit_batch(self, part: str, seq: int, columns: list[str], rows: list[tuple],
                      rejects: Sequence[Reject], state: dict[str, Any]) -> None:

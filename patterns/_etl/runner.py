@@ -25,7 +25,9 @@ from typing import Any
 from fsm_actors.platform.io import storage
 from patterns._etl import dialect as sql
 from patterns._etl.catalog import (
+    ColumnType,
     bounds,
+    column_types,
     columns_of,
     key_ranges,
     primary_key,
@@ -166,6 +168,8 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
     with dbs.connect(target, "target") as tconn:
         tcols = columns_of(tconn, target, "target")
         tpk = primary_key(tconn, target)
+        tkinds = {c: t.kind for c, t in column_types(tconn, target).items()
+                  if t.kind in ("json", "array")}
         for ddl in (sql.checkpoint_ddl(target.backend), sql.reject_ddl(target.backend)):
             tconn.execute(ddl)
         row = load_state(tconn, target.backend, run_id, RUN_PART)
@@ -180,7 +184,7 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
     resume = row is not None and row["status"] == "running"
     gen = row["gen"] if resume else (row["gen"] + 1 if row else 1)
 
-    scols, read_key, order = _source_shape(dbs, source)
+    scols, read_key, order, stypes = _source_shape(dbs, source)
     write_key = list(cfg.key_columns or tpk)
     _check_columns(cfg, source, target, scols, tcols, write_key)
     upsert = cfg.mode in (ETLMode.UPSERT, ETLMode.INCREMENTAL)
@@ -215,7 +219,8 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
         batch_size=cfg.batch_size,
         pipeline=_pipeline_of(cfg, read_key, write_key),
         where=state.get("where"), where_params=_unplain_params(state.get("where_params") or {}),
-        manager=manager if getattr(manager, "local", False) else None)
+        manager=manager if getattr(manager, "local", False) else None,
+        source_text=_json_columns(source, stypes), target_kinds=tkinds)
     work = Path(cfg.work_dir or os.path.join(".fsm_actors", "etl"))
     return ETLJob(run_id=run_id, mode=cfg.mode, spec=spec, partitions=state["partitions"],
                   run_state=state, target=target,
@@ -238,7 +243,7 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
         return {**done, "run_id": run_id, "already_done": True}
     output = output_of(target, cfg.mode)
     dbs = Databases(manager, source, None, pool_size=workers + 3)
-    scols, read_key, order = _source_shape(dbs, source)
+    scols, read_key, order, stypes = _source_shape(dbs, source)
     _check_mapped_fields(cfg, scols)
     state = {"where": None, "where_params": {}}
     partitions = _plan_partitions(cfg, dbs, source, read_key, order, 1, state, workers)
@@ -248,7 +253,9 @@ def plan_file_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any, worke
         run_id=run_id, source=source, target=target, write_table="", target_columns=[],
         source_columns=scols, read_key=read_key, upsert_key=None, batch_size=cfg.batch_size,
         pipeline=_pipeline_of(cfg, read_key, list(cfg.key_columns or [])), output=output,
-        manager=manager if getattr(manager, "local", False) else None)
+        manager=manager if getattr(manager, "local", False) else None,
+        source_text=_json_columns(source, stypes),
+        declared={_mapped(cfg, c): t for c, t in stypes.items()})
     return ETLFileJob(run_id=run_id, spec=spec, partitions=partitions, settings=settings,
                       target=target, output=output, work=work, workers=cfg.parallel_workers,
                       keep_checkpoint=keep, label=f"etl {cfg.name or os.path.basename(target.path)}")
@@ -279,9 +286,21 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "unknown"
 
 
-def _source_shape(dbs: Databases, source: Endpoint) -> tuple[list[str], list[str], str | None]:
+def _json_columns(source: Endpoint, types: dict[str, ColumnType]) -> list[str]:
+    """The source's JSON columns, which a PostgreSQL source reads as their text."""
+    if not isinstance(source, DatabaseEndpoint) or source.backend != "postgresql":
+        return []
+    return [c for c, t in types.items() if t.kind == "json"]
+
+
+def _mapped(cfg: ETLConfig, column: str) -> str:
+    return (cfg.field_mappings or {}).get(column, column)
+
+
+def _source_shape(dbs: Databases, source: Endpoint
+                  ) -> tuple[list[str], list[str], str | None, dict[str, ColumnType]]:
     """The source's columns, the key it is paged by, and else the ORDER BY of its one ordered
-    pass (files: neither).
+    pass (files: neither), and the declared types of its columns (``catalog.column_types``).
 
     The key is one the catalog proves unique and NOT NULL (``unique_keys``), never merely
     ``key_columns``: keyset pages on a repeated or NULL value skip rows. ``key_columns``
@@ -290,13 +309,14 @@ def _source_shape(dbs: Databases, source: Endpoint) -> tuple[list[str], list[str
         if not _file_paths(source):
             raise _fail(f"the source file {storage.redact(source.path)!r} does not exist: "
                         "check the path")
-        return [], [], None
+        return [], [], None, {}
     with dbs.connect(source, "source") as sconn:
         scols = columns_of(sconn, source, "source")
+        types = column_types(sconn, source)
         keys = unique_keys(sconn, source)
         if keys:
-            return scols, keys[0], None
-        return scols, [], stable_order(sconn, source, scols)
+            return scols, keys[0], None, types
+        return scols, [], stable_order(sconn, source, scols), types
 
 
 def _declared_key(cfg: ETLConfig, scols: list[str]) -> list[str]:

@@ -118,6 +118,12 @@ class ETLStepSpec:
     #: a file target: how to write it, and the run's staging directory (set by the job)
     output: OutputSpec | None = None
     staging: str | None = None
+    #: source columns read as text (PostgreSQL JSON: kept exactly), target columns' kinds
+    #: (``json``/``array``: how values are bound), the source's declared types (a file
+    #: target's column types: declared decimals, JSON as text)
+    source_text: list[str] = field(default_factory=list)
+    target_kinds: dict[str, str] = field(default_factory=dict)
+    declared: dict[str, Any] = field(default_factory=dict)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -215,11 +221,13 @@ class ETLStep:
         spec = self.spec
         if spec.output is not None:
             assert spec.staging is not None
-            return FileSink(spec.staging, spec.output, int(task.payload["index"]))
+            return FileSink(spec.staging, spec.output, int(task.payload["index"]),
+                            declared=spec.declared)
         assert isinstance(spec.target, DatabaseEndpoint)
         return Loader(self._target_conn(), spec.target.backend, spec.write_table,
                       spec.target_columns, spec.upsert_key, spec.run_id,
-                      range_key=spec.read_key, shown_table=spec.target.table)
+                      range_key=spec.read_key, shown_table=spec.target.table,
+                      kinds=spec.target_kinds)
 
     # -- reading -----------------------------------------------------------------------------
     def _pages(self, payload: dict[str, Any], cursor: dict[str, Any]
@@ -247,9 +255,11 @@ class ETLStep:
         has_lo, has_hi = payload.get("lo") is not None, payload.get("hi") is not None
         after = unplain_values(cursor["after"]) if cursor.get("after") is not None else None
         first_sql = sql.page_sql(src.backend, src.table, src.query, spec.source_columns, key,
-                                 after=after is not None, lo=has_lo, hi=has_hi, extra=spec.where)
+                                 after=after is not None, lo=has_lo, hi=has_hi, extra=spec.where,
+                                 as_text=spec.source_text)
         next_sql = sql.page_sql(src.backend, src.table, src.query, spec.source_columns, key,
-                                after=True, lo=has_lo, hi=has_hi, extra=spec.where)
+                                after=True, lo=has_lo, hi=has_hi, extra=spec.where,
+                                as_text=spec.source_text)
         base = dict(spec.where_params, n=n)
         if has_lo:
             base["lo"] = payload["lo"]
@@ -276,7 +286,7 @@ class ETLStep:
         spec, src = self.spec, self.spec.source
         assert isinstance(src, DatabaseEndpoint)
         select = sql.ordered_sql(src.backend, src.table, src.query, spec.source_columns, order,
-                                 spec.where)
+                                 spec.where, as_text=spec.source_text)
         batches = _ordered_batches(self._source_conn(), src.backend, select,
                                    dict(spec.where_params), spec.batch_size)
         try:

@@ -84,3 +84,103 @@ def test_mariadb_target_in_another_database(mariadb_server, tmp_path):  # noqa: 
     finally:
         _exec(engine, f"DROP DATABASE {other}")
         engine.dispose()
+
+
+# -- item 7: types -------------------------------------------------------------------------------
+DOCS = ['{"a": 3}', '"a JSON string"', "true", "null", None, '{"b": 1, "c": [1, 2]}']
+
+
+def _typed_source(engine, table):
+    _exec(engine, f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, ints INTEGER[], "
+          "texts TEXT[], doc JSONB, raw JSON, span INTERVAL, amount NUMERIC(12, 2))")
+    with engine.begin() as conn:
+        for i, doc in enumerate(DOCS, start=1):
+            conn.execute(text(
+                f"INSERT INTO {table} VALUES (:id, :ints, :texts, CAST(:doc AS jsonb), "
+                "CAST(:raw AS json), CAST(:span AS interval), :amount)"),
+                {"id": i, "ints": [i, i + 1], "texts": ["x", f"y{i}"], "doc": doc,
+                 "raw": '{"k":1,"k":2}' if i == 1 else doc, "span": f"{i} days 02:00:00.5",
+                 "amount": f"{i}.50"})
+
+
+def test_postgres_arrays_and_json_values_load_as_they_are(postgres_server, tmp_path):  # noqa: F811
+    engine = create_engine(postgres_server.url)
+    tag = _tag()
+    src = f"tsrc_{tag}"
+    _typed_source(engine, src)
+    shown = ("SELECT id, CAST(ints AS text), CAST(texts AS text), CAST(doc AS text), "
+             "doc IS NULL, CAST(raw AS text), span, amount FROM {} ORDER BY id")
+    want = _fetch(engine, shown.format(src))
+    assert want[3][3] == "null" and want[4][4] is True  # JSON null and SQL NULL apart
+    for mode in ("append", "upsert"):
+        tgt = f"ttgt_{mode}_{tag}"
+        _exec(engine, f"CREATE TABLE {tgt} (LIKE {src} INCLUDING ALL)")
+        if mode == "upsert":  # a row of the range is there: the temp-table upsert path
+            _exec(engine, f"INSERT INTO {tgt} (id) VALUES (2)")
+        result = run_inline(_config(postgres_server.plain_url, src, tgt, mode, tmp_path))
+        assert result["loaded"] == len(DOCS) and result["rejected"] == 0
+        assert _fetch(engine, shown.format(tgt)) == want, mode
+    engine.dispose()
+
+
+def test_postgres_json_into_mariadb_keeps_json(postgres_server, mariadb_server, tmp_path):  # noqa: F811
+    pg, maria = create_engine(postgres_server.url), create_engine(mariadb_server.url)
+    tag = _tag()
+    src, tgt = f"jsrc_{tag}", f"jtgt_{tag}"
+    _exec(pg, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, doc JSONB)",
+          f"""INSERT INTO {src} VALUES (1, 'true'), (2, '"s"'), (3, '{{"a": [1, false]}}'), """
+          "(4, 'null'), (5, NULL)")
+    _exec(maria, f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, doc JSON)")
+    result = run_inline(_config(postgres_server.plain_url, src, tgt, "append", tmp_path,
+                                target_url=mariadb_server.plain_url))
+    assert result["loaded"] == 5
+    assert _fetch(maria, f"SELECT id, doc FROM {tgt} ORDER BY id") == [
+        (1, "true"), (2, '"s"'), (3, '{"a": [1, false]}'), (4, "null"), (5, None)]
+    pg.dispose()
+    maria.dispose()
+
+
+def test_postgres_interval_into_sqlite(postgres_server, tmp_path):  # noqa: F811
+    engine = create_engine(postgres_server.url)
+    src = f"isrc_{_tag()}"
+    _exec(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, span INTERVAL)",
+          f"INSERT INTO {src} VALUES (1, '1 day 02:03:04.5'), (2, '-00:00:30'), (3, NULL)")
+    path = tmp_path / "t.db"
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE spans (id INTEGER PRIMARY KEY, span TEXT)")
+    result = run_inline(_config(postgres_server.plain_url, src, "spans", "append", tmp_path,
+                                target_url=f"sqlite:///{path}"))
+    assert result["loaded"] == 3
+    with sqlite3.connect(path) as conn:
+        got = conn.execute("SELECT id, span FROM spans ORDER BY id").fetchall()
+    assert got == [(1, "P1DT2H3M4.5S"), (2, "-P0DT0H0M30S"), (3, None)]
+    engine.dispose()
+
+
+def test_postgres_into_parquet_keeps_json_text_and_declared_decimals(postgres_server,  # noqa: F811
+                                                                    tmp_path):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    engine = create_engine(postgres_server.url)
+    src = f"psrc_{_tag()}"
+    _exec(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, doc JSONB, "
+          "amount NUMERIC(12, 2))",
+          f"""INSERT INTO {src} VALUES (1, '{{"a": 3}}', 1.5), (2, '{{"b": null, "c": 1}}', """
+          "123.25), (3, 'null', NULL)")
+    out = tmp_path / "out.parquet"
+    result = run_inline({"source": {"connection": postgres_server.plain_url, "table": src},
+                         "target": {"type": "file", "path": str(out)}, "mode": "full",
+                         "work_dir": str(tmp_path / "w")})
+    assert result["loaded"] == 3
+    table = pq.read_table(out)
+    assert table.schema.field("amount").type == pa.decimal128(12, 2)
+    assert table.schema.field("doc").type == pa.string()
+    assert table.column("doc").to_pylist() == ['{"a": 3}', '{"b": null, "c": 1}', "null"]
+    assert table.column("amount").to_pylist() == [decimal.Decimal("1.50"),
+                                                  decimal.Decimal("123.25"), None]
+    engine.dispose()
