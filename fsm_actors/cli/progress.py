@@ -107,12 +107,16 @@ class RunDisplay:
         self._running_since: float | None = None
         self._committing = False
         self._lock = threading.Lock()
+        #: what the wall time adds to the job's own seconds (the summary names it)
+        self.started_what = "reading the config"
         self.done = 0
         heartbeat.WATCHERS.append(self.on_beat)  # live figures while tasks run, notices
 
     # -- phases --------------------------------------------------------------------------
     def phase(self, text: str) -> None:
         """Print one phase line: ``[  3.2s] text``."""
+        if text.startswith("Ray ready"):
+            self.started_what = "starting Ray" if "embedded" in text else "connecting to Ray"
         line = f"[{time.monotonic() - self.started:6.1f}s] {text}"
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -211,7 +215,8 @@ class RunDisplay:
         self.stop_bar()
         if output is not None and not result.get("output_path"):
             result = {**result, "output_path": str(output)}
-        for line in summary_lines(result, time.monotonic() - self.started):
+        for line in summary_lines(result, time.monotonic() - self.started,
+                                  started=self.started_what):
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -274,7 +279,8 @@ def rejected_any(result: dict[str, Any]) -> bool:
     return bool(result.get("failed") or result.get("errors"))
 
 
-def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
+def summary_lines(result: dict[str, Any], wall: float,
+                  started: str = "starting Ray") -> list[str]:
     """The human summary of a run's result dict (FSM stream or file job keys; a ``steps``
     pipeline: a line per step; an ``api`` job: endpoints or FANOUT items). The rate is the
     run's (records over the job's own seconds, as on the bar); ``wall`` adds starting Ray
@@ -291,10 +297,10 @@ def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
             if step.get("error_file"):
                 lines.append(f"    errors: {step['error_file']}")
         duration = float(result.get("duration") or wall)
-        lines.append(f"  {duration:.1f} s in the steps (wall {wall:.1f} s incl. starting Ray)")
+        lines.append(f"  {duration:.1f} s in the steps (wall {wall:.1f} s incl. {started})")
         return lines
     if "endpoints" in result and "results" in result:  # an API job
-        return _api_lines(result, wall)
+        return _api_lines(result, wall, started)
     read = _first(result, "lines_read", "total_processed") or 0
     duration = float(result.get("duration") or wall)
     rate = read / duration if duration > 0 else 0.0
@@ -311,11 +317,12 @@ def summary_lines(result: dict[str, Any], wall: float) -> list[str]:
     if result.get("error_file"):
         lines.append(f"  errors: {result['error_file']}")
     lines.append(f"  {rate:,.0f} records/s over the job's {duration:.1f} s (incl. starting "
-                 f"its workers and committing, which the bar's rate leaves out); wall {wall:.1f} s incl. starting Ray")
+                 f"its workers and committing, which the bar's rate leaves out); wall {wall:.1f} s incl. "
+                 f"{started}")
     return lines
 
 
-def _api_lines(result: dict[str, Any], wall: float) -> list[str]:
+def _api_lines(result: dict[str, Any], wall: float, started: str) -> list[str]:
     """An API job: endpoints called and failed, or a FANOUT's items; where the results and
     the failed items went, and why calls failed."""
     results = result.get("results") or {}
@@ -345,7 +352,7 @@ def _api_lines(result: dict[str, Any], wall: float) -> list[str]:
             lines.append(f"  {endpoint}: " + _reasons(entries))
     if result.get("output_path"):
         lines.append(f"  output: {os.path.normpath(result['output_path'])}")
-    lines.append(f"  wall {wall:.1f} s incl. starting Ray")
+    lines.append(f"  wall {wall:.1f} s incl. {started}")
     return lines
 
 

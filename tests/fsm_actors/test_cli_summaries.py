@@ -58,7 +58,7 @@ def test_fsm_summary_counts_each_record_once_and_names_the_rates(tmp_path):
     assert "not written (ended in a non-output state)" not in text  # said once, above
     assert re.search(r"[\d,]+ records/s over the job's [\d.]+ s \(incl\. starting its "
                      r"workers and committing, which the bar's rate leaves out\); "
-                     r"wall [\d.]+ s incl\. starting Ray", text), text
+                     r"wall [\d.]+ s incl\. reading the config", text), text  # no Ray in --local
     strict = _invoke("run", str(ORDERS), "-i", str(src), "-o", str(out), "--local",
                      "--no-progress", "--strict")
     assert strict.exit_code == 1, strict.output
