@@ -174,6 +174,7 @@ def main() -> None:
     from tests.servers import start_postgres
 
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no calls home from a benchmark
     runtime.ensure_ray(address="local", include_dashboard=False)
     import dlt.sources.sql_database  # noqa: F401  imports out of the timed runs, both sides
 
