@@ -11,8 +11,9 @@ and loads into its ``postgres`` destination (credentials strings, ``write_dispos
 The machine may be shared, so ours and dlt run interleaved (``--rounds`` each), plain
 SQLAlchemy once, and every run reports its CPU seconds beside its wall time: ``cpu_s`` is
 all processes under this one (the driver, Ray's processes, the database server and its
-backends; sampled every 0.25 s, the sampler's own CPU left out, see ``TreeCPU``), ``db_cpu_s`` the database server's part.
-One JSON line per run, then one summary line with ours / dlt and ours / SQLAlchemy by best
+backends; sampled every 0.25 s, the sampler's own CPU left out, see ``TreeCPU``),
+``db_cpu_s`` the database server's part. dlt's line also gives its extract / normalize /
+load seconds. One JSON line per run, then one summary line with ours / dlt and ours / SQLAlchemy by best
 wall time and by CPU seconds. Targets: ours >= 3x dlt, >= 2x plain SQLAlchemy.
 
 Usage: ``python benchmarks/etl_dlt.py [--rows N] [--rounds N] [--dlt-format csv|insert_values]
