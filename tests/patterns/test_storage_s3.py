@@ -244,3 +244,24 @@ def test_byte_ranges_of_an_s3_csv_are_planned_from_ranged_reads(s3, tmp_path, mo
             ids += chunk.batch.column("id").to_pylist()
             assert not chunk.errors
     assert ids == list(range(120_000))
+
+
+def test_type_scan_of_an_s3_csv_streams_ranged_reads(s3, tmp_path, monkeypatch):
+    """The whole-file type scan of an object holds a block at a time (no read of the whole
+    object into memory) and finds what the local scan finds (a type changing at the end)."""
+    from fsm_actors.platform.io import csv_ranges
+    from fsm_actors.platform.io.csv_ranges import csv_file_types
+
+    rows = "".join(f'{i},"text\n{i}",{i * 0.5}\n' for i in range(60_000))
+    data = f"id,text,x\n{rows}60000,last,C1\n".encode()
+    local = tmp_path / "t.csv"
+    local.write_bytes(data)
+    bucket = s3.make_bucket("scan")
+    storage.put_bytes(f"{bucket}/t.csv", data)
+    monkeypatch.setattr(csv_ranges, "_WHOLE_WINDOW", 256 << 10)
+    real = storage.read_range
+    monkeypatch.setattr(storage, "read_range", lambda p, a, b: (
+        pytest.fail(f"one read of {b - a} bytes") if b - a > 256 << 10 else real(p, a, b)))
+    remote = csv_file_types(f"{bucket}/t.csv")
+    assert remote == csv_file_types(local)
+    assert str(remote[1]["x"]) == "string" and remote[2] is True

@@ -22,6 +22,7 @@ Only ASCII-compatible encodings (UTF-8, Latin-1, cp1252...) can be cut by bytes.
 from __future__ import annotations
 
 import codecs
+import io
 import mmap
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -250,10 +251,44 @@ def _counted_cut(path: str, start: int, target: int) -> int | None:
     return None if end is None else target + end
 
 
+#: a remote window bigger than this is streamed in ranged reads, not held in memory whole
+_WHOLE_WINDOW = 64 << 20
+
+
+class _RangeStream(io.RawIOBase):
+    """Bytes ``[start, end)`` of a store's object, read on demand (ranged reads of the
+    sizes the parser asks for): a whole-file type scan holds one block, not the object."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        super().__init__()
+        self._file = storage.open_input(path, random_access=True)
+        self._pos, self._end = start, end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._end - self._pos)
+        if want <= 0:
+            return 0
+        data = self._file.read_at(want, self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
 def _window(path: str | os.PathLike, start: int, end: int) -> BinaryIO:
     """Bytes ``[start, end)`` of a file as a native stream over a memory map (no copies, no
-    Python in the parser's read loop); on an object store, one ranged read."""
+    Python in the parser's read loop); on an object store, one ranged read (streamed in
+    ranged reads past ``_WHOLE_WINDOW`` bytes)."""
     if storage.is_remote(os.fspath(path)):
+        if end - start > _WHOLE_WINDOW:
+            return io.BufferedReader(_RangeStream(os.fspath(path), start, end), 8 << 20)
         return pa.BufferReader(storage.read_range(os.fspath(path), start, end))
     mapped = pa.memory_map(os.fspath(path))
     try:
