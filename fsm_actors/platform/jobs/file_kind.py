@@ -170,7 +170,10 @@ class FileJobKind(JobKind):
                    + " once for one type per column (csv_infer: sample reads its first "
                    "block only)")
             started = time.monotonic()
-            _, types, multiline = csv_file_types(item.path, options)
+            with _every(10.0, lambda: notice(
+                    f"still reading {storage.redact(str(item.path))} for column types "
+                    f"({time.monotonic() - started:.0f} s)")):
+                _, types, multiline = csv_file_types(item.path, options)
             notice(f"column types of {storage.redact(str(item.path))} known after "
                    f"{time.monotonic() - started:.1f} s")
             self._types[item.path] = (types, multiline)
@@ -332,3 +335,22 @@ class FileJobKind(JobKind):
         for path in (state_dir / "checkpoints", state_dir):
             with contextlib.suppress(OSError):
                 path.rmdir()
+
+
+@contextlib.contextmanager
+def _every(seconds: float, say: Callable[[], None]) -> Iterator[None]:
+    """Call ``say`` every ``seconds`` in a daemon thread while the block runs."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            say()
+
+    thread = threading.Thread(target=loop, name="fsm-actors-every", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
