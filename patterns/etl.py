@@ -19,6 +19,15 @@ The source is split into key ranges spread over ETL worker actors
 checkpoint row in the target database, so a run resumed with the same ``checkpoint_id``
 after any crash loads every source row exactly once.
 
+Values keep their declared types: a PostgreSQL source's JSON columns are read as their JSON
+text (JSON ``null`` apart from SQL NULL, ``json``'s text exactly as stored), so a
+transformation sees that text (``json.loads`` it to work on it); a JSON target column takes
+text as is and any other value (a dict, ``True``) as JSON; PostgreSQL array columns take
+lists. A file target gets the source's declared decimals (``numeric(12,2)``) and JSON as text.
+
+A run without a ``checkpoint_id`` whose driver was killed leaves its staging table and
+checkpoint rows; the next run of the same target (from this host) removes them and logs what.
+
 Results carry the job layer's keys (``records_processed``, ``errors``, ``skipped``,
 ``duration``, ``throughput``, ``error_file``, ``run_id`` ...) and the ETL keys
 (``extracted``, ``transformed``, ``loaded``, ``rejected``). Rejected records (key, stage,

@@ -55,12 +55,14 @@ class ETLConfig(BaseModel):
     ``transformations``: per-record callables (dict -> dict, or None to keep the mutated
     dict) or ``Vectorized`` table callables; ``filters``: record predicates (False -> the
     record is skipped); ``validation_schema``: a JSON schema each record must meet (failures
-    are rejected with key and reason). ``batch_size``: rows per read and per load
+    are rejected with key and reason). All three see a PostgreSQL source's JSON columns as
+    their JSON text (as stored). ``batch_size``: rows per read and per load
     transaction; ``checkpoint_interval``: rows per partition (one worker task);
     ``parallel_workers``: worker actors (default: the cluster's CPUs); ``error_threshold``:
     the share (< 1) or number (>= 1) of rejected records that stops the run (None: never).
     ``work_dir``: where the run's error file and job checkpoint go (default ``.fsm_actors/etl``;
     for a file target, ``.fsm_actors/etl`` beside the target file, where its parts are staged).
+    Dumps (``model_dump``, ``model_dump_json``) hide the endpoints' passwords.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
