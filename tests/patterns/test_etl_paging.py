@@ -146,18 +146,21 @@ def test_a_keyless_query_resumed_after_a_crash_loads_every_row_once(db, tmp_path
     rows = _keyless_source(engine, src)
     _make(engine, tgt, "id INTEGER, v VARCHAR(20)")
     seen = []
+    armed = [True]  # the resume runs the same transformation (a changed one is refused)
 
     def dies(record):
         seen.append(record)
-        if len(seen) == 1_700:
+        if armed[0] and len(seen) == 1_700:
             raise Crash()
         return record
 
     cfg = _config(url, {"query": f"SELECT id, v FROM {src}"}, tgt, mode, tmp_path, batch_size=250)
+    cfg = {**cfg, "transformations": [dies]}
     with pytest.raises(Crash):
-        run_inline({**cfg, "transformations": [dies]}, f"resume-{mode}")
+        run_inline(cfg, f"resume-{mode}")
     if mode == "append":
         assert 0 < len(_rows(engine, f"SELECT id FROM {tgt}")) < len(rows)
+    armed[0] = False
     result = run_inline(cfg, f"resume-{mode}")
     assert result["loaded"] == len(rows)
     assert Counter(_rows(engine, f"SELECT id, v FROM {tgt}")) == Counter(rows)
@@ -169,15 +172,19 @@ def test_a_resume_that_cannot_be_exact_stops_and_says_so(db, tmp_path):
     _keyless_source(engine, src)
     _make(engine, tgt, "id INTEGER, v VARCHAR(20)")
 
+    armed = [True]  # the resume runs the same transformation (a changed one is refused)
+
     def dies(record):
-        if record["id"] == 2_000:
+        if armed[0] and record["id"] == 2_000:
             raise Crash()
         return record
 
     cfg = _config(url, {"query": f"SELECT id, v FROM {src}"}, tgt, "append", tmp_path,
                   batch_size=250)
+    cfg = {**cfg, "transformations": [dies]}
     with pytest.raises(Crash):
-        run_inline({**cfg, "transformations": [dies]}, "changed")
+        run_inline(cfg, "changed")
+    armed[0] = False
     loaded = _rows(engine, f"SELECT COUNT(*) FROM {tgt}")
     with engine.begin() as conn:  # a row now sorting among the ones already loaded
         conn.execute(text(f"DELETE FROM {src} WHERE id = 1"))
@@ -198,19 +205,22 @@ def test_postgres_query_of_unordered_types_resumes_exactly(small_pg, tmp_path):
         conn.execute(text(f"INSERT INTO {src} SELECT g, json_build_object('g', g) "
                           "FROM generate_series(1, 20000) g"))
     seen = []
+    armed = [True]  # the resume runs the same transformation (a changed one is refused)
 
     def dies(record):
         seen.append(record)
-        if len(seen) == 13_000:
+        if armed[0] and len(seen) == 13_000:
             raise Crash()
         return record
 
     cfg = _config(small_pg.plain_url,
                   {"query": f"SELECT id, doc, id % 7 AS etl_src FROM {src}"}, tgt, "append",
                   tmp_path, batch_size=1_000)
+    cfg = {**cfg, "transformations": [dies]}
     with _scanning(engine, src):
         with pytest.raises(Crash):
-            run_inline({**cfg, "transformations": [dies]}, "json")
+            run_inline(cfg, "json")
+        armed[0] = False
         assert run_inline(cfg, "json")["loaded"] == 20_000
     assert _rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(etl_src) FROM {tgt}") \
         == _rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id % 7) FROM {src}")
