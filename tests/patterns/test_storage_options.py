@@ -46,10 +46,20 @@ def no_endpoint_env(ray_session, s3, monkeypatch):
     from fsm_actors.platform import runtime
 
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    restart_ray_with_env()
+    restart()
     yield runtime
     monkeypatch.undo()
+    restart()
+
+
+def restart() -> None:
+    """Restart Ray; the broker handle cached by an earlier test's Ray goes with it (its
+    cache is keyed by job id, which a new Ray repeats: a resource_actors defect)."""
+    from resource_actors import broker_actor
+
     restart_ray_with_env()
+    if broker_actor._broker is not None:
+        broker_actor.forget_broker(broker_actor._broker[1])
 
 
 def ids_of(uri: str) -> list[int]:
