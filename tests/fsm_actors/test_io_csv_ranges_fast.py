@@ -66,3 +66,18 @@ def test_fast_ranges_equal_the_exact_path(tmp_path, monkeypatch, extra):
         assert all(took) and not errors and len(rows) == 20_000
     else:
         assert not all(took)  # the range with the odd line took the exact path
+
+
+def test_threaded_type_scan_equals_one_pass(tmp_path, monkeypatch):
+    """A large file's scan by byte ranges at once finds the types and line breaks one pass
+    finds: a value that makes a column text at the end, a line break in one value."""
+    path = tmp_path / "big.csv"
+    rows = [f"{i},{i / 3!r},plain {i}\n" for i in range(400_000)]
+    rows[200_000] = '200000,1.5,"two\nlines"\n'
+    path.write_text("id,x,t\n" + "".join(rows) + "400000,C7,z\n")
+    assert path.stat().st_size >= 2 * csv_ranges.MIN_RANGE_BYTES
+    threaded = csv_file_types(path)
+    monkeypatch.setattr(csv_ranges, "SCAN_THREADS", 1)
+    assert threaded == csv_file_types(path)
+    assert str(threaded[1]["x"]) == "string" and str(threaded[1]["id"]) == "int64"
+    assert threaded[2] is True

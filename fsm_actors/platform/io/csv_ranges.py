@@ -26,6 +26,7 @@ import io
 import mmap
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -54,6 +55,8 @@ from fsm_actors.platform.io.errors import FormatError
 MIN_RANGE_BYTES = 4 << 20
 #: ranges whose first block a ``infer="sample"`` type scan of a large file reads
 SAMPLED_RANGES = 8
+#: threads of a whole-file type scan (each scans one byte range)
+SCAN_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -352,20 +355,33 @@ def csv_file_types(
     path: str | os.PathLike, options: Any = None
 ) -> tuple[list[str], dict[str, pa.DataType], bool]:
     """``(column names, one type per column, any line break in a value)`` for the whole
-    file, from one scan in this process. With ``infer="sample"``, the first block of each
+    file, from one scan in this process (of a large uncompressed file: its byte ranges
+    scanned by up to ``SCAN_THREADS`` threads, merged: the same types). With
+    ``infer="sample"``, the first block of each
     of up to ``SAMPLED_RANGES`` ranges of a large uncompressed file (not only the file's
     first block), merged: the types of values all through the file, read in a fraction."""
     opts = csv_options(options) if options is not None else CsvOptions()
     header = _header(path, opts)
     if header is None:
         return [], {}, False
-    if (opts.infer == "sample" and _size(path) - header.data_offset >= 2 * MIN_RANGE_BYTES
-            and detect_compression(path) is None):
+    big = (_size(path) - header.data_offset >= 2 * MIN_RANGE_BYTES
+           and detect_compression(path) is None)
+    if big and opts.infer == "sample":
         file_types(lambda: pa.BufferReader(b""), header, opts, os.fspath(path))  # checks
         ranges = plan_byte_ranges(path, SAMPLED_RANGES, opts)
         scans = [scan_csv_range(path, r.start, r.end, opts) for r in ranges]
         types, _ = merge_scans(scans, header.names, opts)
         return header.names, types, True
+    threads = min(SCAN_THREADS, len(os.sched_getaffinity(0)))
+    undeclared = len(declared_types(opts.column_types)) < len(header.names)
+    if big and opts.infer == "file" and threads > 1 and undeclared:
+        # the same scan over byte ranges at once: Arrow's parser and kernels leave the GIL
+        file_types(lambda: pa.BufferReader(b""), header, opts, os.fspath(path))  # checks
+        ranges = plan_byte_ranges(path, threads, opts)
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            scans = list(pool.map(lambda r: scan_csv_range(path, r.start, r.end, opts), ranges))
+        types, multiline = merge_scans(scans, header.names, opts)
+        return header.names, types, multiline
     data = lambda: _window(path, header.data_offset, _size(path))  # noqa: E731
     types, multiline = file_types(data, header, opts, os.fspath(path))
     return header.names, types, multiline
