@@ -75,7 +75,8 @@ def _address_from_env() -> tuple[str | None, str | None]:
             return value, var
     head = local_head()
     if head is not None:
-        return head["address"], "`fsm-actors up`"
+        started_by = "`fsm-actors up`" if not head.get("idle_timeout") else "the background head"
+        return head["address"], started_by
     return None, None
 
 
