@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
-from patterns._pipeline.values import function, loc, relative
+from patterns._pipeline.values import function, loc, output_base, relative
 
 ENDPOINT_FUNCTIONS = ("transform", "response_parser", "transform_input", "error_handler",
                       "condition")
@@ -18,7 +18,7 @@ def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
     """``output``/``sink`` relative to the pipeline file; endpoint functions resolved."""
     for key in ("output", "sink"):
         if job.get(key) is not None:
-            job[key] = relative(base, job[key])
+            job[key] = relative(output_base(base), job[key])
     endpoints = []
     for i, endpoint in enumerate(job.get("endpoints") or []):
         endpoint = dict(endpoint) if isinstance(endpoint, dict) else endpoint

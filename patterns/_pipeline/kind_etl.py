@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
-from patterns._pipeline.values import function, loc, relative, storage_config
+from patterns._pipeline.values import function, loc, output_base, relative, storage_config
 
 
 def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
@@ -20,7 +20,8 @@ def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
         if storage is not None and isinstance(spec, dict) and spec.get("type") == "file":
             spec = job[side] = {"storage_options": storage, **spec}
         if isinstance(spec, dict) and spec.get("type") == "file" and "path" in spec:
-            job[side] = {**spec, "path": relative(base, spec["path"])}
+            where = base if side == "source" else output_base(base)
+            job[side] = {**spec, "path": relative(where, spec["path"])}
         elif isinstance(spec, dict) and isinstance(spec.get("connection"), str):
             job[side] = {**spec, "connection": sqlite_relative(base, spec["connection"])}
         elif isinstance(spec, str):

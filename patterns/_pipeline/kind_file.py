@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
-from patterns._pipeline.values import function, loc, relative, storage_config
+from patterns._pipeline.values import function, loc, output_base, relative, storage_config
 from patterns.errors import PatternError
 
 FILE_PATHS = ("input_path", "output_path", "error_file", "checkpoint_dir")
@@ -17,7 +17,7 @@ def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
     ``validation_schema`` resolved to functions."""
     for key in FILE_PATHS:
         if job.get(key) is not None:
-            job[key] = relative(base, job[key])
+            job[key] = relative(base if key == "input_path" else output_base(base), job[key])
     if job.get("storage") is not None:  # the object store's filesystem arguments
         job["storage_options"] = storage_config(job.pop("storage"), loc(where, "storage"))
     for key in ("transformations", "filters"):

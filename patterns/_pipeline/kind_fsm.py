@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns._pipeline.registry import PipelineKind, RunContext, register_kind
-from patterns._pipeline.values import function, loc, relative
+from patterns._pipeline.values import function, loc, output_base, relative
 from patterns.errors import PatternError
 
 KEYS = (
@@ -30,7 +30,7 @@ def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
     for key in ("input", "output"):
         if job.get(key) is None:
             raise PatternError(f"{where}: kind fsm needs '{key}'")
-        job[key] = relative(base, job[key])
+        job[key] = relative(base if key == "input" else output_base(base), job[key])
     if isinstance(job["config"], str):
         job["config"] = relative(base, job["config"])
     job["functions"] = {name: function(f, loc(where, f"functions.{name}"))

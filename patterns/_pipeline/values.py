@@ -119,6 +119,16 @@ def evaluate(code: str, where: str) -> Any:
         raise PatternError(f"{where}: syntax error in {code!r}: {exc.msg}") from exc
 
 
+def output_base(base: Path) -> Path:
+    """Where relative output paths of a pipeline file in ``base`` resolve: ``base``, or
+    the file's folder on the machine it was submitted from (``storage.OUTPUT_BASE_ENV``,
+    set by ``fsm-actors submit`` for a head on that machine)."""
+    from fsm_actors.platform.io.storage import OUTPUT_BASE_ENV
+
+    given = os.environ.get(OUTPUT_BASE_ENV)
+    return Path(given) if given else base
+
+
 def storage_config(value: Any, where: str) -> Any:
     """A job's ``storage:`` mapping as ``StorageOptions`` (never shown in reprs or errors);
     ``PatternError`` for anything else."""

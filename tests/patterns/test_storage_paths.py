@@ -62,3 +62,29 @@ def test_glob_wildcards_stay_within_one_segment_unless_double_star():
     deep = re.compile(storage._glob_regex("s3://b/in/**/*.csv"))
     assert deep.match("s3://b/in/a.csv") and deep.match("s3://b/in/x/y/a.csv")
     assert not deep.match("s3://b/other/a.csv")
+
+
+def test_output_base_of_a_submitted_pipeline_file(tmp_path, monkeypatch):
+    """FSM_ACTORS_OUTPUT_BASE (what `fsm-actors submit` would set for a head on this
+    machine): relative outputs resolve against it, inputs against the uploaded file."""
+    from fsm_actors.platform.io.storage import OUTPUT_BASE_ENV
+    from patterns.pipeline import load_pipeline
+
+    uploaded, here = tmp_path / "uploaded", tmp_path / "here"
+    (uploaded / "data").mkdir(parents=True)
+    (uploaded / "data" / "in.csv").write_text("x\n1\n")
+    job = uploaded / "job.yaml"
+    job.write_text("kind: file_processing\ninput_path: data/in.csv\n"
+                   "output_path: out/r.jsonl\n")
+    etl = uploaded / "etl.yaml"
+    etl.write_text("kind: etl\nsource: {type: file, path: data/in.csv}\n"
+                   "target: {type: file, path: out/e.jsonl}\n")
+    plain = load_pipeline(job).jobs[0].spec
+    assert plain["output_path"] == str(uploaded / "out" / "r.jsonl")
+    monkeypatch.setenv(OUTPUT_BASE_ENV, str(here))
+    spec = load_pipeline(job).jobs[0].spec
+    assert spec["input_path"] == str(uploaded / "data" / "in.csv")
+    assert spec["output_path"] == str(here / "out" / "r.jsonl")
+    spec = load_pipeline(etl).jobs[0].spec
+    assert spec["source"]["path"] == str(uploaded / "data" / "in.csv")
+    assert spec["target"]["path"] == str(here / "out" / "e.jsonl")

@@ -510,6 +510,12 @@ def local_paths_notice(
     )
 
 
+#: the folder, on the submitting machine, that a submitted pipeline file's relative outputs
+#: resolve against (set by ``fsm-actors submit`` for a head on that machine; the job reads
+#: its file from an uploaded copy elsewhere)
+OUTPUT_BASE_ENV = "FSM_ACTORS_OUTPUT_BASE"
+
+
 class SubmitPathError(ValueError):
     """A relative output path of a job submitted to a remote head (the message names a
     URI to use instead)."""
