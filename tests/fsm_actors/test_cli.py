@@ -75,7 +75,7 @@ def test_run_on_actors_matches_local(ray_session, tmp_path):
         assert result.exit_code == 0, result.output
         outs.append(out.read_text())
         if extra[0] == "--actors":  # says where it runs, for finding the actors in the dashboard
-            assert "FSM 'orders': starting its actors (fsm/orders/<i>" in result.output
+            assert "FSM 'orders': running on job workers (fsm/<run id>/worker/<i>" in result.output
     assert outs[0] == outs[1]
 
 

@@ -184,7 +184,8 @@ def test_run_shows_a_state_table_and_its_json_feeds_graph_counts(tmp_path):
     shown = runner.invoke(cli, ["run", str(EXAMPLE), "-i", str(orders), "-o",
                                 str(tmp_path / "a.jsonl"), "--local", "--no-progress"])
     assert shown.exit_code == 0, shown.output
-    table = shown.output[shown.output.index("state "):].splitlines()
+    lines = shown.output.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.split()[:2] == ["state", "entered"]):]
     assert table[0].split()[:4] == ["state", "entered", "ended", "failed"]
     assert table[1].split()[:4] == ["start", "70", "0", "0"]
     assert table[5].split()[:3] == ["rejected", "10", "10"]
