@@ -20,8 +20,8 @@ def prepare(job: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
         if storage is not None and isinstance(spec, dict) and spec.get("type") == "file":
             spec = job[side] = {"storage_options": storage, **spec}
         if isinstance(spec, dict) and spec.get("type") == "file" and "path" in spec:
-            where = base if side == "source" else output_base(base)
-            job[side] = {**spec, "path": relative(where, spec["path"])}
+            folder = base if side == "source" else output_base(base)
+            job[side] = {**spec, "path": relative(folder, spec["path"])}
         elif isinstance(spec, dict) and isinstance(spec.get("connection"), str):
             job[side] = {**spec, "connection": sqlite_relative(base, spec["connection"])}
         elif isinstance(spec, str):

@@ -78,7 +78,8 @@ def test_output_base_of_a_submitted_pipeline_file(tmp_path, monkeypatch):
                    "output_path: out/r.jsonl\n")
     etl = uploaded / "etl.yaml"
     etl.write_text("kind: etl\nsource: {type: file, path: data/in.csv}\n"
-                   "target: {type: file, path: out/e.jsonl}\n")
+                   "target: {type: file, path: out/e.jsonl}\n"
+                   "transformations: ['lambda r: r']\n")
     plain = load_pipeline(job).jobs[0].spec
     assert plain["output_path"] == str(uploaded / "out" / "r.jsonl")
     monkeypatch.setenv(OUTPUT_BASE_ENV, str(here))
