@@ -93,18 +93,84 @@ def submit(file: Path, run_args: tuple[str, ...], address: str | None,
         for name in PACKAGING_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
     client, cluster = job_client(address, announce=False)
+    run_args, env_vars, outputs = submit_outputs(file, run_args, _head_is_local(cluster))
     entrypoint = shlex.join(["python", "-m", "fsm_actors.cli.main", "run", target,
                              "--no-progress", *run_args])
     metadata = job_metadata(file)
     if submission_id is None:  # the Jobs list names the pipeline, not raysubmit_<n>
         submission_id = f"{_id_part(metadata['pipeline'])}-{uuid.uuid4().hex[:8]}"
-    job_id = _submit(client, entrypoint, job_runtime_env(working_dir), submission_id,
-                     metadata=metadata)
+    env = job_runtime_env(working_dir)
+    if env_vars:
+        env["env_vars"] = {**env.get("env_vars", {}), **env_vars}
+    job_id = _submit(client, entrypoint, env, submission_id, metadata=metadata)
     click.echo(job_id)
     click.echo(f"submitted to {cluster.describe()}: {entrypoint}\n"
                f"  fsm-actors logs {job_id} --follow | fsm-actors stop {job_id}", err=True)
     if wait:
-        sys.exit(_follow(client, job_id))
+        code = _follow(client, job_id)
+        if code == 0 and outputs:
+            click.echo(f"output: {', '.join(outputs)}", err=True)
+        sys.exit(code)
+
+
+def _head_is_local(cluster: Cluster) -> bool:
+    """Whether the cluster's head runs on this machine (its address is a loopback or one
+    of this machine's addresses)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    main = cluster.dashboard or cluster.gcs or cluster.client or cluster.given
+    host = urlsplit(main if "://" in main else f"//{main}").hostname or ""
+    if host in ("localhost", "") or host.startswith("127.") or host == "::1":
+        return True
+    try:
+        mine = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        mine = set()
+    return host in mine
+
+
+def submit_outputs(file: Path, run_args: tuple[str, ...], head_is_local: bool
+                   ) -> tuple[tuple[str, ...], dict[str, str], list[str]]:
+    """``(run args, env vars, outputs)`` of a job about to be submitted: a relative output
+    (``-o`` of an FSM config, else the pipeline file's) lands where ``fsm-actors run`` on
+    this machine would write it (``storage.resolve_output_for_submit``: for a head here the
+    submitting directory, or the file's folder for paths in the file); for a remote head it
+    is refused with a URI to use instead. ``outputs`` are the paths the job writes."""
+    from fsm_actors.cli.documents import FSM_KEYS, read_document
+    from fsm_actors.cli.outputs import OUTPUT_KEYS
+    from fsm_actors.cli.run import _job_mapping
+    from fsm_actors.platform.io import storage
+
+    def resolve(path: str, base: Path) -> str:
+        try:
+            done = storage.resolve_output_for_submit(path, submit_dir=str(base),
+                                                     head_is_local=head_is_local)
+        except storage.SubmitPathError as exc:
+            raise UserError(f"{file}: {exc}") from None
+        return str(done)
+
+    args = list(run_args)
+    spec = read_document(file)
+    if any(key in spec for key in FSM_KEYS):
+        for flag in ("-o", "--output"):
+            if flag in args[:-1]:
+                at = args.index(flag) + 1
+                args[at] = resolve(args[at], Path.cwd())
+                return tuple(args), {}, [storage.redact(args[at])]
+        return tuple(args), {}, []
+    kind, mapping, _ = _job_mapping(spec)
+    values = [mapping.get(k) for k in OUTPUT_KEYS.get(kind, ())[:1]]
+    target = mapping.get("target")
+    if kind == "etl" and isinstance(target, dict) and target.get("type") == "file":
+        values.append(target.get("path"))
+    base = file.resolve().parent
+    outputs = [resolve(os.fspath(v), base) for v in values
+               if isinstance(v, str | os.PathLike) and "${" not in os.fspath(v)]
+    relative = any(not storage.is_remote(os.fspath(v)) and not os.path.isabs(os.fspath(v))
+                   for v in values if isinstance(v, str | os.PathLike))
+    env = {storage.OUTPUT_BASE_ENV: str(base)} if relative and head_is_local else {}
+    return tuple(args), env, [storage.redact(o) for o in outputs]
 
 
 def _named_files(file: Path, run_args: tuple[str, ...], working_dir: Path

@@ -114,3 +114,47 @@ def test_driver_sigkilled_mid_run_resumes_from_its_s3_checkpoint(ray_session, s3
     counts = ids(target)
     assert sorted(counts) == list(range(2 * ROWS)) and set(counts.values()) == {1}
     assert os.listdir(cwd) == []  # nothing in the working directories
+
+
+def _pipeline(folder, rows: int = 200):
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "in.csv").write_text(
+        "x\n" + "".join(f"{i}\n" for i in range(rows)))
+    job = folder / "job.yaml"
+    job.write_text("kind: file_processing\ninput_path: data/in.csv\n"
+                   "output_path: out/result.jsonl\n")
+    return job
+
+
+def test_submit_lands_a_relative_output_in_the_submitting_directory(tmp_path):
+    """`fsm-actors submit job.yaml --working-dir . --wait` to a head on this machine: the
+    output named relative in the file lands beside it here (not in the job's uploaded copy),
+    and the final message names it."""
+    from tests.ops.ray_heads import start_head
+
+    head = start_head(auth="token", cpus=1, dashboard=True, log_dir=tmp_path)
+    try:
+        work = tmp_path / "w"
+        _pipeline(work)
+        proc = subprocess.run(
+            [sys.executable, "-m", "fsm_actors.cli.main", "submit", "job.yaml", "--address",
+             head.dashboard_url, "--working-dir", ".", "--wait"],
+            capture_output=True, text=True, timeout=300, cwd=work, env=client_env())
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+        out = work / "out" / "result.jsonl"
+        assert [json.loads(line)["x"] for line in out.read_text().splitlines()] == list(
+            range(200))
+        assert f"output: {out}" in proc.stderr
+    finally:
+        head.stop()
+
+
+def test_submit_to_a_remote_head_refuses_a_relative_output_naming_a_uri(tmp_path):
+    from fsm_actors.cli.documents import UserError
+    from fsm_actors.cli.jobs import submit_outputs
+
+    job = _pipeline(tmp_path)
+    with pytest.raises(UserError, match=r"s3://YOUR-BUCKET/out/result.jsonl"):
+        submit_outputs(job, (), head_is_local=False)
+    job.write_text(job.read_text().replace("out/result.jsonl", "s3://b/out.jsonl"))
+    assert submit_outputs(job, (), head_is_local=False) == ((), {}, ["s3://b/out.jsonl"])
