@@ -205,6 +205,7 @@ class _PoolRunner:
 
         def make_actor(index: int, generation: int):
             name = pool_actor_name(base, index, generation)
+            _evict_leftover(name)
             options = runtime.actor_options("worker", name=name, **extra)
             context = StepContext(kind.run_id, index, str(staging.root) if staging else None)
             return remote.options(**options).remote(spec_ref, context, name, pipeline_of(kind))
@@ -318,6 +319,28 @@ def _other_nodes() -> list[str]:
             if n.get("Alive") and n.get("NodeID") != here and n.get("Resources", {}).get("CPU")
         }
     )
+
+
+def _evict_leftover(name: str, wait: float = 15.0) -> None:
+    """Stop a worker of this name left by an earlier attempt of the same run (one cut short
+    while its calls still ran, or whose driver died) so the new one can take the name."""
+    import ray
+
+    from fsm_actors.platform import runtime
+
+    try:
+        old = ray.get_actor(name, namespace=runtime.namespace())
+    except ValueError:
+        return
+    log.warning("worker %r is left from an earlier attempt of this run: stopping it", name)
+    ray.kill(old, no_restart=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=runtime.namespace())
+        except ValueError:
+            return
+        time.sleep(0.05)
 
 
 def _tasks(tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock) -> Iterator[Task]:
