@@ -140,7 +140,9 @@ def get_broker(**extra: Any) -> Any:
     """
     global _broker
     runtime.ensure_ray()
-    job = ray.get_runtime_context().get_job_id()
+    ctx = ray.get_runtime_context()
+    # the job id repeats when Ray is restarted in this process: the session tells them apart
+    job = (ctx.get_session_name(), ctx.get_job_id())
     with _lock:
         if _broker is None or _broker[0] != job:
             _broker = (job, RemoteResourceManagerActor.options(**broker_options(**extra)).remote())

@@ -54,8 +54,9 @@ def owner_identity() -> tuple[str, Any]:
     if actor_id is not None:
         return actor_id, ctx.current_actor
     job = ctx.get_job_id()
+    session = (ctx.get_session_name(), job)  # a Ray restarted in this process repeats job ids
     with _anchor_lock:
-        if _anchor is None or _anchor[0] != job:
+        if _anchor is None or _anchor[0] != session:
             kind = "driver" if ctx.worker.mode == ray.SCRIPT_MODE else "task worker"
             where = f"{ray.util.get_node_ip_address()}/{os.getpid()}"
             whose = f"{kind} pid {os.getpid()} of job {job} on {socket.gethostname()}"
@@ -65,7 +66,7 @@ def owner_identity() -> tuple[str, Any]:
             except ValueError:  # the name of a previous anchor of this pid is still taken
                 opts["name"] += f"/{time.monotonic_ns()}"
                 handle = OwnerAnchor.options(**opts).remote(whose)
-            _anchor = (job, ray.get(handle.actor_id.remote()), handle)
+            _anchor = (session, ray.get(handle.actor_id.remote()), handle)
         return _anchor[1], _anchor[2]
 
 

@@ -92,7 +92,8 @@ def policy_actor(group: str, restore: bool = False, dead: Any = None) -> Any:
     handle found dead, dropped from the cache; a new actor then restores the journals."""
     runtime.ensure_ray()
     full = actor_name(group)
-    key = (ray.get_runtime_context().get_job_id(), full)
+    ctx = ray.get_runtime_context()  # a Ray restarted in this process repeats job ids
+    key = (ctx.get_session_name(), ctx.get_job_id(), full)
     with _actors_lock:
         handle = _actors.get(key)
         if handle is None or (dead is not None and handle is dead):
