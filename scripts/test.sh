@@ -7,4 +7,4 @@ bash scripts/setup.sh
 .venv/bin/ruff check fsm_actors resource_actors patterns tests benchmarks examples
 # the layer contracts of docs/architecture.md (pyproject.toml [tool.importlinter])
 .venv/bin/lint-imports --no-cache
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=30 "$@"
