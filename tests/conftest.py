@@ -11,6 +11,25 @@ import pytest
 os.environ.setdefault("FSM_ACTORS_BACKGROUND_HEAD", "0")
 
 
+class _LiveRay:
+    """The session's Ray as it is now: a fixture that must restart Ray (the S3 server's, so
+    workers see its variables) changes its address, and tests read ``address`` from here."""
+
+    def __init__(self, info):
+        self._info = info
+
+    @property
+    def address(self) -> str:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().gcs_address
+        return self._info.address
+
+    def __getattr__(self, name):
+        return getattr(self._info, name)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """Start one local Ray (2 CPUs) for the whole session and stop it at the end."""
@@ -18,5 +37,5 @@ def ray_session():
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     info = runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)
-    yield info
+    yield _LiveRay(info)
     runtime.shutdown()

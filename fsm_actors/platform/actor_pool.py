@@ -108,7 +108,7 @@ class ActorPool:
         self.stats = PoolStats()
         self._make_actor = make_actor
         self._on_replace = on_replace
-        self._slots = [_Slot(i, make_actor(i, 0)) for i in range(size)]
+        self._slots = [_Slot(i, *self._made(i, 0)) for i in range(size)]
         self._ready = False
         self._closed = False
         self._ready_task: asyncio.Task | None = None
@@ -164,6 +164,19 @@ class ActorPool:
         self._ready_task = asyncio.ensure_future(self.wait_ready(placement_only=True))
         self._ready_task.add_done_callback(_retrieve)
 
+    def _made(self, index: int, generation: int) -> tuple[ActorHandle, int]:
+        """A new actor for slot ``index`` and its generation: a name still held by an actor
+        that is ending (a pool of the same name just shut down, a replaced actor not yet
+        gone) moves on to the next generation's name instead of failing the pool."""
+        for attempt in range(generation, generation + 50):
+            try:
+                return self._make_actor(index, attempt), attempt
+            except ValueError as exc:  # Ray's ActorAlreadyExistsError is a ValueError
+                if "already taken" not in str(exc):
+                    raise
+        raise PoolError(f"ActorPool {self.name!r}: every name for actor {index} is taken",
+                        pool=self.name)
+
     def _replace(self, slot: _Slot, generation: int) -> None:
         """Replace the actor of ``slot`` if it is still the one that died."""
         if slot.generation != generation:
@@ -172,8 +185,7 @@ class ActorPool:
             ray.kill(slot.actor, no_restart=True)
         except Exception:  # already gone; nothing to free
             pass
-        slot.generation += 1
-        slot.actor = self._make_actor(slot.index, slot.generation)
+        slot.actor, slot.generation = self._made(slot.index, slot.generation + 1)
         slot.in_flight = 0
         self.stats.actors_replaced += 1
         if self._on_replace is not None:

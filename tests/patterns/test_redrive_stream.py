@@ -145,8 +145,8 @@ def test_redrive_command_by_output_and_by_error_file(tmp_path, monkeypatch):
     base = ["--local", "--functions", "tests.patterns.test_redrive_stream"]
     done = CliRunner().invoke(cli, ["run", str(configs["broken"]), "-i", str(src), "-o",
                                     str(out), "--no-progress", "--checkpoint-id", "orders1",
-                                    *base])
-    assert done.exit_code == 1, done.output
+                                    "--strict", *base])
+    assert done.exit_code == 1, done.output  # --strict: any rejected record exits 1
     redriven = CliRunner().invoke(cli, ["redrive", str(out), str(configs["fixed"]), *base])
     assert redriven.exit_code == 0, redriven.output
     assert "redriven 4: 4 now succeed" in redriven.output and "0 still fail" in redriven.output
