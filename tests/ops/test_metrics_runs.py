@@ -82,12 +82,20 @@ def test_file_fsm_stream_and_etl_runs_export_every_charted_metric(ray_session, e
     ids = {kind: result.get("run_id") for kind, result in runs.items()}
     assert all(ids.values()), {k: sorted(r) for k, r in runs.items()}
     wanted = [f'run="{run_id}"' for run_id in ids.values()]
-    text = _exported(wanted + ["ray_fsm_actors_state_entered_total"])
-    for kind, run_id in ids.items():
+    deadline = time.monotonic() + 60
+    while True:  # each metric reaches the export in its own report cycle: wait for all
+        text = _exported(wanted + ["ray_fsm_actors_state_entered_total"])
         try:
-            _check_run(text, run_id, runs[kind])
-        except AssertionError as exc:
-            raise AssertionError(f"{kind} run: {exc}") from None
+            for kind, run_id in ids.items():
+                try:
+                    _check_run(text, run_id, runs[kind])
+                except AssertionError as exc:
+                    raise AssertionError(f"{kind} run: {exc}") from None
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
     # the FSM stream's per-state counters, with the labels the state panels group by
     states = [line for line in text.splitlines()
               if line.startswith("ray_fsm_actors_state_entered_total{") and 'fsm="orders"' in line]
