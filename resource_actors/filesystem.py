@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -31,21 +30,16 @@ from fsm_actors.platform.io import storage
 from resource_actors.base import BaseResourceProvider, ResourceHealth, ResourceStatus
 from resource_actors.errors import ResourceError
 from resource_actors.filesystem_remote import RemoteFileSystemSession
+from resource_actors.filesystem_session import SessionBase, encode_payload
 
 
-class FileSystemSession:
+class FileSystemSession(SessionBase):
     """File operations confined to a base directory (and the adapter's temp directory)."""
 
-    handle_kind = "filesystem"
-
     def __init__(self, resource_name: str, base_path: Path, temp_dir: Path) -> None:
-        self.resource_name = resource_name
+        super().__init__(resource_name, temp_dir)
         self.base_path = str(base_path)
-        self.temp_dir = str(temp_dir)
         self._base = base_path
-        self._temp = temp_dir
-        self._temps: list[Path] = []
-        self.closed = False
 
     def _check_open(self, operation: str) -> None:
         if self.closed:
@@ -78,14 +72,6 @@ class FileSystemSession:
             raise ResourceError(f"read of {path!r} in {self.resource_name!r} failed: {exc.strerror}",
                                 self.resource_name, "read") from exc
 
-    def read_text(self, path: str, encoding: str = "utf-8") -> str:
-        """The text of a file."""
-        return str(self.read(path, encoding=encoding))
-
-    def read_bytes(self, path: str) -> bytes:
-        """The bytes of a file."""
-        return bytes(self.read(path, binary=True))
-
     def write(self, path: str, data: Any, encoding: str = "utf-8") -> str:
         """Write ``data`` atomically; returns the absolute path written.
 
@@ -93,12 +79,7 @@ class FileSystemSession:
         directories are created.
         """
         target = self._resolve(path, "write")
-        if isinstance(data, bytes | bytearray | memoryview):
-            payload = bytes(data)
-        elif isinstance(data, str):
-            payload = data.encode(encoding)
-        else:
-            payload = json.dumps(data, default=str, ensure_ascii=False).encode(encoding)
+        payload = encode_payload(data, encoding)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -144,44 +125,11 @@ class FileSystemSession:
         rel = (str(p.relative_to(self._base)) for p in found if p.is_file())
         return sorted(r for r in rel if fnmatch.fnmatch(r, pattern) or fnmatch.fnmatch(Path(r).name, pattern))
 
-    def create_temp(self, suffix: str = "", prefix: str = "fsm_", content: str | bytes | None = None,
-                    directory: bool = False) -> str:
-        """Create a temp file (or directory) in the temp dir; returns its absolute path.
-
-        ``prefix`` and ``suffix`` are parts of a file name: one holding a path separator or
-        ``..`` (which could place the file outside the temp dir) is refused.
-        """
+    def create_temp(self, suffix: str = "", prefix: str = "fsm_",
+                    content: str | bytes | None = None, directory: bool = False) -> str:
+        """``SessionBase.create_temp``, refused once the session is released."""
         self._check_open("create_temp")
-        for label, part in (("prefix", prefix), ("suffix", suffix)):
-            if "/" in part or (os.altsep and os.altsep in part) or os.sep in part or ".." in part:
-                raise ResourceError(
-                    f"create_temp refused: {label} {part!r} holds a path separator or '..'; "
-                    f"give a plain file-name part (the file goes in {self.temp_dir!r})",
-                    self.resource_name, "create_temp")
-        self._temp.mkdir(parents=True, exist_ok=True)
-        if directory:
-            path = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=self._temp))
-        else:
-            fd, name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=self._temp)
-            with os.fdopen(fd, "wb") as fh:
-                if content is not None:
-                    fh.write(content.encode() if isinstance(content, str) else content)
-            path = Path(name)
-        self._temps.append(path)
-        return str(path)
-
-    def cleanup(self) -> int:
-        """Delete the temp files this session created; returns how many were removed."""
-        removed = 0
-        for path in self._temps:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-                removed += 1
-            elif path.exists():
-                path.unlink(missing_ok=True)
-                removed += 1
-        self._temps.clear()
-        return removed
+        return super().create_temp(suffix, prefix, content, directory)
 
     def __repr__(self) -> str:
         return f"<FileSystemSession {self.resource_name!r} base={self.base_path!r}>"

@@ -11,30 +11,22 @@ directory). Errors name the base without credentials.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import posixpath
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fsm_actors.platform.io import storage
 from resource_actors.errors import ResourceError
+from resource_actors.filesystem_session import SessionBase, encode_payload
 
 
-class RemoteFileSystemSession:
+class RemoteFileSystemSession(SessionBase):
     """File operations confined to a base URI (and the adapter's local temp directory)."""
 
-    handle_kind = "filesystem"
-
     def __init__(self, resource_name: str, base_uri: str, temp_dir: Path) -> None:
-        self.resource_name = resource_name
+        super().__init__(resource_name, temp_dir)
         self.base_path = base_uri.rstrip("/")
-        self.temp_dir = str(temp_dir)
-        self._temp = temp_dir
-        self._temps: list[Path] = []
-        self.closed = False
 
     def _fail(self, message: str, operation: str) -> ResourceError:
         return ResourceError(message, self.resource_name, operation)
@@ -77,21 +69,10 @@ class RemoteFileSystemSession:
         data = self._io("read", path, lambda: storage.read_bytes(uri))
         return data if binary else data.decode(encoding)
 
-    def read_text(self, path: str, encoding: str = "utf-8") -> str:
-        return str(self.read(path, encoding=encoding))
-
-    def read_bytes(self, path: str) -> bytes:
-        return bytes(self.read(path, binary=True))
-
     def write(self, path: str, data: Any, encoding: str = "utf-8") -> str:
         """Write ``data`` whole (``str`` as text, ``bytes`` as is, else JSON); the URI."""
         uri = self._resolve(path, "write")
-        if isinstance(data, bytes | bytearray | memoryview):
-            payload = bytes(data)
-        elif isinstance(data, str):
-            payload = data.encode(encoding)
-        else:
-            payload = json.dumps(data, default=str, ensure_ascii=False).encode(encoding)
+        payload = encode_payload(data, encoding)
         self._io("write", path, lambda: storage.put_bytes(uri, payload))
         return uri
 
@@ -129,37 +110,6 @@ class RemoteFileSystemSession:
         return sorted(r for r in rel
                       if fnmatch.fnmatch(r, pattern) or fnmatch.fnmatch(posixpath.basename(r),
                                                                           pattern))
-
-    def create_temp(self, suffix: str = "", prefix: str = "fsm_",
-                    content: str | bytes | None = None, directory: bool = False) -> str:
-        """A local temp file (or directory) in the temp dir; its path."""
-        for label, part in (("prefix", prefix), ("suffix", suffix)):
-            if "/" in part or (os.altsep and os.altsep in part) or os.sep in part or ".." in part:
-                raise self._fail(f"create_temp refused: {label} {part!r} holds a path "
-                                 "separator or '..'", "create_temp")
-        self._temp.mkdir(parents=True, exist_ok=True)
-        if directory:
-            made = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=self._temp))
-        else:
-            fd, name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=self._temp)
-            with os.fdopen(fd, "wb") as fh:
-                if content is not None:
-                    fh.write(content.encode() if isinstance(content, str) else content)
-            made = Path(name)
-        self._temps.append(made)
-        return str(made)
-
-    def cleanup(self) -> int:
-        removed = 0
-        for made in self._temps:
-            if made.is_dir():
-                shutil.rmtree(made, ignore_errors=True)
-                removed += 1
-            elif made.exists():
-                made.unlink(missing_ok=True)
-                removed += 1
-        self._temps.clear()
-        return removed
 
     def __repr__(self) -> str:
         return (f"<RemoteFileSystemSession {self.resource_name!r} "
