@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from resource_actors import ResourceManager
 from tests.servers import (
     DatabaseServer,
     HTTPTestServer,
@@ -57,3 +58,11 @@ def http_server() -> Iterator[HTTPTestServer]:
 def uid() -> str:
     """A short unique suffix for resource names shared through the cluster-wide broker."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def manager() -> Iterator[ResourceManager]:
+    """A ``ResourceManager`` of the session Ray, closed after the test."""
+    m = ResourceManager()
+    yield m
+    m.close()

@@ -8,12 +8,7 @@ import sqlalchemy as sa
 
 from resource_actors import DatabaseResourceAdapter, PoolConfig, ResourceManager
 
-pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(autouse=True)
-def _ray(ray_session):
-    return ray_session
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 import ray
 
 from resource_actors import (
-    BaseResourceProvider,
     DatabaseResourceAdapter,
     ManagerResourceBinder,
     PoolConfig,
@@ -20,21 +19,10 @@ from resource_actors import (
     register_fsm_resources,
 )
 from resource_actors.handle import DatabaseHandle, ResourceHandle
+from tests.helpers.providers import FactoryProvider
 from tests.servers import free_port
 
-pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(autouse=True)
-def _ray(ray_session):
-    return ray_session
-
-
-@pytest.fixture
-def manager():
-    m = ResourceManager()
-    yield m
-    m.close()
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 
 class Counter:
@@ -54,14 +42,6 @@ class Counter:
     @property
     def value(self) -> int:
         return self.n
-
-
-class CounterProvider(BaseResourceProvider):
-    def acquire(self, **kwargs):
-        return Counter()
-
-    def release(self, resource):
-        return None
 
 
 @ray.remote(num_cpus=0)
@@ -127,7 +107,7 @@ def test_handles_run_calls_on_the_provider_actor(manager, uid, tmp_path):
 
 
 def test_custom_provider_through_generic_handle_and_plain_data(manager, uid):
-    manager.register_provider(f"counter{uid}", CounterProvider(f"counter{uid}"))
+    manager.register_provider(f"counter{uid}", FactoryProvider(f"counter{uid}", Counter))
     manager.register_from_dict(f"settings{uid}", {"data": {"timeout": 30}})
     counter = manager.acquire(f"counter{uid}", "o")
     assert type(counter) is ResourceHandle
@@ -191,7 +171,7 @@ def test_killed_owner_lease_is_reclaimed_and_waiter_proceeds(manager, uid, tmp_p
 
 def test_lease_ttl_expires_in_the_cluster(manager, uid):
     name = f"ttl{uid}"
-    manager.register_provider(name, CounterProvider(name), PoolConfig(min_size=0, max_size=1, lease_ttl=0.5))
+    manager.register_provider(name, FactoryProvider(name, Counter), PoolConfig(min_size=0, max_size=1, lease_ttl=0.5))
     stale = manager.acquire(name, "forgetful")
     fresh = manager.acquire(name, "next", timeout=20)
     assert fresh.incr() == 1

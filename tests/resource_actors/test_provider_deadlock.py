@@ -9,14 +9,10 @@ import time
 
 import pytest
 
-from resource_actors import BaseResourceProvider, PoolConfig, ResourceManager
+from resource_actors import PoolConfig, ResourceManager
+from tests.helpers.providers import FactoryProvider
 
-pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(autouse=True)
-def _ray(ray_session):
-    return ray_session
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 
 _GRANTED: list[str] = []  # in the provider actor's process: who marked, in order
@@ -39,14 +35,6 @@ class Tally:
         return list(_GRANTED)
 
 
-class TallyProvider(BaseResourceProvider):
-    def acquire(self, **kwargs):
-        return Tally()
-
-    def release(self, resource):
-        return None
-
-
 def _use(manager: ResourceManager, name: str, owner: str, hold: float, served: list[str],
          errors: list[BaseException]) -> None:
     try:
@@ -66,7 +54,7 @@ def test_more_acquirers_than_provider_threads_all_get_served(uid):
     manager = ResourceManager()
     name = f"deadlock{uid}"
     try:
-        manager.register_provider(name, TallyProvider(name),
+        manager.register_provider(name, FactoryProvider(name, Tally),
                                   PoolConfig(min_size=0, max_size=4, acquire_timeout=25))
         served: list[str] = []
         errors: list[BaseException] = []
@@ -90,7 +78,7 @@ def test_five_hundred_acquirers_on_a_pool_of_four_are_served_first_come_first_se
     manager = ResourceManager()
     name = f"fifo{uid}"
     try:
-        manager.register_provider(name, TallyProvider(name),
+        manager.register_provider(name, FactoryProvider(name, Tally),
                                   PoolConfig(min_size=0, max_size=4, acquire_timeout=60))
         with manager.resource_context(name, "warm-up") as tally:  # this process's first lease
             tally.mark("warm-up")

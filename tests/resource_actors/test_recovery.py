@@ -14,7 +14,6 @@ import pytest
 import ray
 
 from resource_actors import (
-    BaseResourceProvider,
     DatabaseResourceAdapter,
     HTTPResourceAdapter,
     PoolConfig,
@@ -23,21 +22,10 @@ from resource_actors import (
     ResourceManager,
 )
 from resource_actors.binder import ManagerResourceBinder
+from tests.helpers.providers import FactoryProvider
 from tests.servers import free_port
 
-pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(autouse=True)
-def _ray(ray_session):
-    return ray_session
-
-
-@pytest.fixture
-def manager():
-    m = ResourceManager()
-    yield m
-    m.close()
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 
 class Sleeper:
@@ -50,14 +38,6 @@ class Sleeper:
         time.sleep(seconds)
         self.calls += 1
         return self.calls
-
-
-class SleeperProvider(BaseResourceProvider):
-    def acquire(self, **kwargs):
-        return Sleeper()
-
-    def release(self, resource):
-        return None
 
 
 @ray.remote(num_cpus=0)
@@ -94,7 +74,7 @@ def _waiter(manager: ResourceManager, name: str, owner: str, out: dict, timeout:
 
 def test_broker_killed_while_leases_are_held_and_acquirers_wait(manager, uid):
     name = f"rk{uid}"
-    manager.register_provider(name, SleeperProvider(name), PoolConfig(min_size=0, max_size=1))
+    manager.register_provider(name, FactoryProvider(name, Sleeper), PoolConfig(min_size=0, max_size=1))
     held = manager.acquire(name, "first")
     got: dict = {}
     waiter = _waiter(manager, name, "second", got)
@@ -126,7 +106,7 @@ def test_broker_killed_while_leases_are_held_and_acquirers_wait(manager, uid):
 
 def test_provider_killed_mid_call_breaks_its_leases_and_restarts(manager, uid):
     name = f"pk{uid}"
-    manager.register_provider(name, SleeperProvider(name), PoolConfig(min_size=0, max_size=1))
+    manager.register_provider(name, FactoryProvider(name, Sleeper), PoolConfig(min_size=0, max_size=1))
     res = manager.acquire(name, "holder")
     errors: list = []
 
@@ -155,7 +135,7 @@ def test_provider_killed_mid_call_breaks_its_leases_and_restarts(manager, uid):
 
 def test_broker_and_holder_killed_together(manager, uid):
     name = f"bh{uid}"
-    manager.register_provider(name, SleeperProvider(name), PoolConfig(min_size=0, max_size=1))
+    manager.register_provider(name, FactoryProvider(name, Sleeper), PoolConfig(min_size=0, max_size=1))
     holder = Holder.remote()
     assert ray.get(holder.hold.remote(name)) == 1
     got: dict = {}
@@ -175,7 +155,7 @@ def test_waiters_are_served_first_come_first_served(uid, local):
     name = f"fifo{uid}"
     manager = ResourceManager(local=local)
     try:
-        manager.register_provider(name, SleeperProvider(name), PoolConfig(min_size=0, max_size=1))
+        manager.register_provider(name, FactoryProvider(name, Sleeper), PoolConfig(min_size=0, max_size=1))
         manager.acquire(name, "holder")
         served: list[str] = []
         got: dict = {}
