@@ -31,11 +31,14 @@ checkpoint rows; the next run of the same target (from this host) removes them a
 Results carry the job layer's keys (``records_processed``, ``errors``, ``skipped``,
 ``duration``, ``throughput``, ``error_file``, ``run_id`` ...) and the ETL keys
 (``extracted``, ``transformed``, ``loaded``, ``rejected``). Rejected records (key, stage,
-reason, record) are in the target's ``fsm_etl_rejects`` table and the run's error file.
+reason, record) are in the target's ``fsm_etl_rejects`` table and the run's error file;
+``run(redrive=run_id)`` re-runs exactly those once the transformation is fixed
+(``patterns._etl.redrive``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,9 +110,16 @@ class DatabaseETL:
         return results
 
     async def run(self, checkpoint_id: str | None = None,
-                  on_progress: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+                  on_progress: Callable[[Any], Any] | None = None, *,
+                  redrive: str | os.PathLike[str] | bool | None = None) -> dict[str, Any]:
         """Extract, transform and load; with ``checkpoint_id`` a re-run resumes (and a
-        finished APPEND/UPSERT run is a no-op returning its result)."""
+        finished APPEND/UPSERT run is a no-op returning its result).
+
+        ``redrive``: re-run only the rows a finished run rejected, with this config's
+        current record work (``True``: the run of ``checkpoint_id``; else its run id or
+        its error file); rows that now pass are loaded once, those that still fail are
+        the run's new rejects; returns ``{redriven, succeeded, still_failing,
+        not_redrivable, loaded, run_id, error_file, ...}`` (``patterns._etl.redrive``)."""
         import asyncio
 
         from fsm_actors.platform import runtime
@@ -117,6 +127,16 @@ class DatabaseETL:
         from resource_actors.manager import ResourceManager
 
         cfg = self.config
+        if redrive is not None and redrive is not False:
+            from patterns._etl.endpoints import FileEndpoint
+            from patterns._etl.redrive import plan_redrive, redrive_file_target, run_of
+
+            run_id = run_of(redrive, checkpoint_id)
+            if isinstance(cfg.target_endpoint(cfg.source_endpoint()), FileEndpoint):
+                def run_etl(again: ETLConfig, rid: str) -> Any:
+                    return DatabaseETL(again, address=self.address, local=self.local).run(rid)
+
+                return await redrive_file_target(cfg, run_id, run_etl)
         if self.local:
             workers = 1
             manager = ResourceManager(local=True)
@@ -127,11 +147,15 @@ class DatabaseETL:
             workers = cfg.parallel_workers or max(1, runtime.cluster_cpus())
             manager = await asyncio.to_thread(ResourceManager, address=self.address)
         try:
-            job = await asyncio.to_thread(plan_run, cfg, checkpoint_id, manager, workers)
+            if redrive is not None and redrive is not False:
+                job = await asyncio.to_thread(plan_redrive, cfg, run_id, manager, workers)
+            else:
+                job = await asyncio.to_thread(plan_run, cfg, checkpoint_id, manager, workers)
             if isinstance(job, dict):
                 return job
             try:
-                return await run_job(job, resumable=True, error_threshold=cfg.error_threshold,
+                threshold = None if redrive else cfg.error_threshold
+                return await run_job(job, resumable=True, error_threshold=threshold,
                                      on_progress=on_progress, address=self.address,
                                      workers=job.workers(workers), local=self.local)
             except PatternError as exc:
@@ -142,14 +166,15 @@ class DatabaseETL:
         finally:
             await asyncio.to_thread(manager.close)
 
-    def run_sync(self, checkpoint_id: str | None = None) -> dict[str, Any]:
+    def run_sync(self, checkpoint_id: str | None = None, *,
+                 redrive: str | os.PathLike[str] | bool | None = None) -> dict[str, Any]:
         """``run`` from synchronous code."""
         if not self.local:
             from fsm_actors.platform import runtime
 
             # connect on the caller's thread: Ray installs its signal handlers only there
             runtime.ensure_ray(self.address)
-        return run_sync(self.run(checkpoint_id))
+        return run_sync(self.run(checkpoint_id, redrive=redrive))
 
     def __repr__(self) -> str:
         """Mode, source and target (passwords hidden); never raises: what a run would

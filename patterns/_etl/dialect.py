@@ -323,6 +323,21 @@ def reject_select(backend: str) -> str:
             f"{quote(backend, REJECT_TABLE)} WHERE run_id = :run_id ORDER BY part, seq, idx")
 
 
+def reject_page(backend: str, after: bool) -> str:
+    """One page (``:n`` rows) of a run's rejects in (part, seq, idx) order, past
+    ``(:after_part, :after_seq, :after_idx)`` when ``after`` (a redrive reads them so)."""
+    where = "run_id = :run_id"
+    if after:
+        where += (" AND (part > :after_part OR (part = :after_part AND (seq > :after_seq OR "
+                  "(seq = :after_seq AND idx > :after_idx))))")
+    return (f"SELECT part, seq, idx, record_key, stage, reason, record FROM "
+            f"{quote(backend, REJECT_TABLE)} WHERE {where} ORDER BY part, seq, idx LIMIT :n")
+
+
+def reject_count(backend: str) -> str:
+    return f"SELECT COUNT(*) AS n FROM {quote(backend, REJECT_TABLE)} WHERE run_id = :run_id"
+
+
 # -- FULL_REFRESH ------------------------------------------------------------------------------
 def staging_name(table: str, token: str) -> str:
     """The staging table of ``table`` for one run (shaped like it)."""

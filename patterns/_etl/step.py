@@ -57,6 +57,7 @@ from patterns._etl.endpoints import DatabaseEndpoint, Endpoint, FileEndpoint
 from patterns._etl.file_sink import FileSink
 from patterns._etl.load import Loader, plain_values, unplain_values
 from patterns._etl.records import RecordPipeline, Reject
+from patterns._etl.rejects import reject_pages, source_reader
 from patterns.errors import PatternError
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class Page:
     file: str | None = None
     first: int = 0
     lines: list[int | None] | None = None
+    #: the page's records as they are (a redrive's: each record's own fields)
+    dicts: list[dict[str, Any]] | None = None
 
     def locate(self, reject: Reject) -> Reject:
         """``reject`` (of row ``reject.index`` of this page) with its file, line and record
@@ -88,6 +91,8 @@ class Page:
                        record_no=self.first + reject.index + 1)
 
     def records(self) -> list[dict[str, Any]]:
+        if self.dicts is not None:
+            return [dict(d) for d in self.dicts]
         names = self.names
         return [dict(zip(names, row)) for row in self.rows]  # noqa: B905 - rows come whole
 
@@ -152,6 +157,7 @@ class ETLStep:
         self.pipeline = RecordPipeline(**spec.pipeline)
         self._target: Any = None
         self._source: Any = None
+        self._rejects: Any = None
         # reading the next page and committing the last one overlap the record work of this
         # one (the calls wait on the provider actors, not on this process's CPU)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="etl-read")
@@ -237,6 +243,8 @@ class ETLStep:
             yield from self._file_pages(payload["path"], cursor)
         elif kind == "ordered":
             yield from self._ordered_pages(payload["order"], cursor)
+        elif kind == "rejects":
+            yield from self._reject_pages(payload["of"], cursor)
         elif kind == "offset":
             raise PatternError(
                 "this run was planned by an earlier version that paged a keyless source by "
@@ -296,6 +304,26 @@ class ETLStep:
         finally:
             batches.close()
 
+    def _reject_pages(self, of: str, cursor: dict[str, Any]) -> Iterator[Page]:
+        """A redrive's partition: the rejects of run ``of`` as records
+        (``patterns._etl.rejects``); rows that cannot be re-run come as ``bad``."""
+        spec, src, target = self.spec, self.spec.source, self.spec.target
+        assert isinstance(target, DatabaseEndpoint)
+        # its own lease: pages are read on the reader thread while the writer commits
+        if self._rejects is None:
+            self._rejects = self._manager.acquire_here(target.resource_name,
+                                                       self.owner + "/rejects")
+        conn = self._rejects
+        reader = None
+        if isinstance(src, DatabaseEndpoint) and spec.read_key:
+            reader = source_reader(self._source_conn(), src, spec.source_columns,
+                                   spec.read_key, spec.source_text)
+        for page in reject_pages(conn, target.backend, of, cursor, spec.batch_size, reader,
+                                 spec.read_key):
+            names = list(dict.fromkeys(k for r in page.records for k in r))
+            rows = [tuple(r.get(k) for k in names) for r in page.records]
+            yield Page(names, rows, page.kept, page.cursor, page.last, dicts=page.records)
+
     def _file_pages(self, path: str, cursor: dict[str, Any]) -> Iterator[Page]:
         from fsm_actors.platform.io import ReadOptions, iter_chunks
 
@@ -321,10 +349,11 @@ class ETLStep:
         try:
             self._manager.release_all(self.owner)
             self._manager.release_all(self.owner + "/read")
+            self._manager.release_all(self.owner + "/rejects")
         finally:
             self._reader.shutdown(wait=False, cancel_futures=True)
             self._writer.shutdown(wait=True)
-            self._target = self._source = None
+            self._target = self._source = self._rejects = None
             if self._own_manager:
                 self._manager.close()
 
