@@ -6,13 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from patterns.errors import PatternError
-from tests.patterns.test_etl_support import mariadb_server, postgres_server, run_inline  # noqa: F401
+from tests.patterns.test_etl_support import (  # noqa: F401
+    fetch_rows,
+    make_table,
+    mariadb_server,
+    postgres_server,
+    run_inline,
+    table_names,
+)
 from tests.servers import free_port
 
 UTC = dt.UTC
@@ -27,40 +33,6 @@ TYPES = {
 SIMPLE = "id INTEGER PRIMARY KEY, a INTEGER, b VARCHAR(100), updated INTEGER"
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def db(request, tmp_path):
-    """``(backend, user URL, engine)`` of an empty database of each kind."""
-    backend = request.param
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'etl.db'}"
-        engine = create_engine(url)
-    else:
-        server = request.getfixturevalue("postgres_server" if backend == "postgresql"
-                                         else "mariadb_server")
-        url, engine = server.plain_url, create_engine(server.url)
-    yield backend, url, engine
-    engine.dispose()
-
-
-def names():
-    tag = uuid.uuid4().hex[:6]
-    return f"src_{tag}", f"tgt_{tag}"
-
-
-def make(engine, table, columns, rows=(), cols=None):
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE TABLE {table} ({columns})"))
-        if rows:
-            marks = ", ".join(f":{c}" for c in cols)
-            conn.execute(text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"),
-                         [dict(zip(cols, r, strict=True)) for r in rows])
-
-
-def fetch(engine, sql):
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
-
-
 def simple_config(url, src, tgt, mode, work, **kw):
     return {"source": {"type": "database", "connection": url, "table": src},
             "target": {"type": "database", "connection": url, "table": tgt},
@@ -69,22 +41,22 @@ def simple_config(url, src, tgt, mode, work, **kw):
 
 def test_four_modes(db, tmp_path):
     backend, url, engine = db
-    src, tgt = names()
+    src, tgt = table_names("src", "tgt")
     cols = ("id", "a", "b", "updated")
-    make(engine, src, SIMPLE, [(i, i, f"r{i}", i // 100) for i in range(1, 1001)], cols)
-    make(engine, tgt, SIMPLE, [(i, -1, "old", 0) for i in range(1, 51)]
-         + [(i, -1, "stale", 0) for i in range(5001, 5011)], cols)
+    make_table(engine, src, SIMPLE, [(i, i, f"r{i}", i // 100) for i in range(1, 1001)], cols)
+    make_table(engine, tgt, SIMPLE, [(i, -1, "old", 0) for i in range(1, 51)]
+               + [(i, -1, "stale", 0) for i in range(5001, 5011)], cols)
     work = str(tmp_path / "work")
     count = f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {tgt}"
 
     up = run_inline(simple_config(url, src, tgt, "upsert", work))
     assert up["loaded"] == 1000
-    assert fetch(engine, count) == [(1010, 1010)]
-    assert fetch(engine, f"SELECT a, b FROM {tgt} WHERE id = 7") == [(7, "r7")]
+    assert fetch_rows(engine, count) == [(1010, 1010)]
+    assert fetch_rows(engine, f"SELECT a, b FROM {tgt} WHERE id = 7") == [(7, "r7")]
 
     run_inline(simple_config(url, src, tgt, "full", work))
-    assert fetch(engine, count) == [(1000, 1000)]
-    assert fetch(engine, f"SELECT COUNT(*) FROM {tgt} WHERE b = 'stale'") == [(0,)]
+    assert fetch_rows(engine, count) == [(1000, 1000)]
+    assert fetch_rows(engine, f"SELECT COUNT(*) FROM {tgt} WHERE b = 'stale'") == [(0,)]
 
     with engine.begin() as conn:
         conn.execute(text(f"DELETE FROM {tgt} WHERE id > 500"))
@@ -97,16 +69,16 @@ def test_four_modes(db, tmp_path):
     inc2 = run_inline(simple_config(url, src, tgt, "incremental", work, watermark_column="updated"),
                       "inc")
     assert inc2["extracted"] == 2  # the boundary row (updated = 10) and the new one
-    assert fetch(engine, count) == [(1001, 1001)]
-    assert fetch(engine, f"SELECT b FROM {tgt} WHERE id = 1000") == [("edited",)]
+    assert fetch_rows(engine, count) == [(1001, 1001)]
+    assert fetch_rows(engine, f"SELECT b FROM {tgt} WHERE id = 1000") == [("edited",)]
 
     with engine.begin() as conn:
         conn.execute(text(f"DELETE FROM {tgt}"))
     run_inline(simple_config(url, src, tgt, "append", work, key_columns=["id"]), "app")
-    assert fetch(engine, count) == [(1001, 1001)]
+    assert fetch_rows(engine, count) == [(1001, 1001)]
     assert run_inline(simple_config(url, src, tgt, "append", work, key_columns=["id"]),
                       "app")["already_done"]
-    assert fetch(engine, count) == [(1001, 1001)]
+    assert fetch_rows(engine, count) == [(1001, 1001)]
 
 
 def _typed_rows(backend):
@@ -127,16 +99,16 @@ def _typed_rows(backend):
 @pytest.mark.parametrize("mode", ["append", "upsert"])
 def test_types_round_trip(db, tmp_path, mode):
     backend, url, engine = db
-    src, tgt = names()
+    src, tgt = table_names("src", "tgt")
     cols = ("id", "big", "amount", "at", "name", "note", "raw", "flag", "doc")
     rows = _typed_rows(backend)
-    make(engine, src, TYPES[backend], rows, cols)
-    make(engine, tgt, TYPES[backend])
+    make_table(engine, src, TYPES[backend], rows, cols)
+    make_table(engine, tgt, TYPES[backend])
     result = run_inline(simple_config(url, src, tgt, mode, str(tmp_path / "w")))
     assert result["loaded"] == len(rows) and result["rejected"] == 0
     select = f"SELECT {', '.join(cols)} FROM {{}} ORDER BY id"
-    assert fetch(engine, select.format(tgt)) == fetch(engine, select.format(src))
-    first = fetch(engine, select.format(tgt))[0]
+    assert fetch_rows(engine, select.format(tgt)) == fetch_rows(engine, select.format(src))
+    first = fetch_rows(engine, select.format(tgt))[0]
     assert first[1] == 2**40 + 1 and decimal.Decimal(str(first[2])) == decimal.Decimal("1235.5678")
     assert first[4] == "héllo ✓ 日本 1" and first[5] is None and bytes(first[6]) == b"\x01\x00\xff"
     doc = first[8] if isinstance(first[8], dict) else json.loads(first[8])
@@ -147,15 +119,15 @@ def test_types_round_trip(db, tmp_path, mode):
 
 def test_postgres_to_mariadb_keeps_values(postgres_server, mariadb_server, tmp_path):  # noqa: F811
     pg, maria = create_engine(postgres_server.url), create_engine(mariadb_server.url)
-    src, tgt = names()
+    src, tgt = table_names("src", "tgt")
     cols = ("id", "big", "amount", "at", "name", "note", "raw", "flag", "doc")
-    make(pg, src, TYPES["postgresql"], _typed_rows("postgresql"), cols)
-    make(maria, tgt, TYPES["mysql"])
+    make_table(pg, src, TYPES["postgresql"], _typed_rows("postgresql"), cols)
+    make_table(maria, tgt, TYPES["mysql"])
     result = run_inline({"source": {"connection": postgres_server.plain_url, "table": src},
                          "target": {"connection": mariadb_server.plain_url, "table": tgt},
                          "mode": "upsert", "work_dir": str(tmp_path / "w")})
     assert result["loaded"] == 300
-    row = fetch(maria, f"SELECT amount, at, name, doc, flag FROM {tgt} WHERE id = 2")[0]
+    row = fetch_rows(maria, f"SELECT amount, at, name, doc, flag FROM {tgt} WHERE id = 2")[0]
     assert row[0] == decimal.Decimal("1236.5678")
     assert row[1] == dt.datetime(2024, 3, 1, 12, 2, 0, 2)  # stored in UTC
     assert row[2] == "héllo ✓ 日本 2" and json.loads(row[3])["nested"]["ü"] == "✓"
@@ -165,9 +137,9 @@ def test_postgres_to_mariadb_keeps_values(postgres_server, mariadb_server, tmp_p
 
 def test_bad_credentials_and_unreachable_servers_hide_the_password(postgres_server, tmp_path):  # noqa: F811
     s = postgres_server
-    _, tgt = names()
+    _, tgt = table_names("src", "tgt")
     engine = create_engine(s.url)
-    make(engine, tgt, SIMPLE)
+    make_table(engine, tgt, SIMPLE)
     engine.dispose()
     wrong = f"postgresql://{s.user}:not-the-password-123@{s.host}:{s.port}/{s.database}"
     with pytest.raises(PatternError) as bad:
@@ -187,9 +159,9 @@ def test_bad_credentials_and_unreachable_servers_hide_the_password(postgres_serv
 
 def test_full_refresh_keeps_a_serial_column_working(postgres_server, tmp_path):  # noqa: F811
     engine = create_engine(postgres_server.url)
-    src, tgt = names()
-    make(engine, src, "id SERIAL PRIMARY KEY, v TEXT")
-    make(engine, tgt, "id SERIAL PRIMARY KEY, v TEXT")
+    src, tgt = table_names("src", "tgt")
+    make_table(engine, src, "id SERIAL PRIMARY KEY, v TEXT")
+    make_table(engine, tgt, "id SERIAL PRIMARY KEY, v TEXT")
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO {src} (v) SELECT 'v' || g FROM generate_series(1, 200) g"))
     url = postgres_server.plain_url
@@ -198,7 +170,7 @@ def test_full_refresh_keeps_a_serial_column_working(postgres_server, tmp_path): 
     with engine.begin() as conn:  # the target's sequence still exists and is owned by it
         conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{tgt}', 'id'), 200)"))
         conn.execute(text(f"INSERT INTO {tgt} (v) VALUES ('next')"))
-    assert fetch(engine, f"SELECT COUNT(*), MAX(id) FROM {tgt}") == [(201, 201)]
+    assert fetch_rows(engine, f"SELECT COUNT(*), MAX(id) FROM {tgt}") == [(201, 201)]
     engine.dispose()
 
 
@@ -220,9 +192,9 @@ def test_postgres_upsert_copies_into_a_fresh_key_range_and_upserts_when_one_appe
     from patterns._etl.load import Loader
     from resource_actors.database import DatabaseResourceAdapter
 
-    _, table = names()
+    _, table = table_names("src", "tgt")
     engine = create_engine(postgres_server.url)
-    make(engine, table, SIMPLE, [(5, -5, "old", 0)], ["id", "a", "b", "updated"])
+    make_table(engine, table, SIMPLE, [(5, -5, "old", 0)], ["id", "a", "b", "updated"])
     adapter = DatabaseResourceAdapter("pg", "postgresql", postgres_server.plain_url)
     conn = adapter.acquire()
     try:
@@ -243,7 +215,7 @@ def test_postgres_upsert_copies_into_a_fresh_key_range_and_upserts_when_one_appe
     finally:
         adapter.release(conn)
         adapter.close()
-    got = fetch(engine, f"SELECT id, b FROM {table} ORDER BY id")
+    got = fetch_rows(engine, f"SELECT id, b FROM {table} ORDER BY id")
     assert [r[0] for r in got] == list(range(1, 20))
     assert dict(got)[5] == dict(got)[10] == "newer" and dict(got)[15] == "new"
     engine.dispose()

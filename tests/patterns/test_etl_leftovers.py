@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 
 from sqlalchemy import create_engine, text
 
 from patterns._etl.config import ETLConfig
 from patterns.etl import DatabaseETL
-from tests.patterns.test_etl_support import postgres_server, run_and_sigkill, run_inline  # noqa: F401
+from tests.patterns.test_etl_support import (  # noqa: F401
+    fetch_rows,
+    name_tag,
+    postgres_server,
+    run_and_sigkill,
+    run_inline,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = 20_000
@@ -28,18 +33,13 @@ DatabaseETL(source={source!r}, target={target!r}, mode="full", transformations=[
 """
 
 
-def _fetch(engine, sql, params=None):
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params or {})]
-
-
 def _staging_tables(engine, table):
-    return [r[0] for r in _fetch(engine, "SELECT tablename FROM pg_tables WHERE tablename "
-                                 "LIKE :p", {"p": f"{table}__etl_%"})]
+    return [r[0] for r in fetch_rows(engine, "SELECT tablename FROM pg_tables WHERE tablename "
+                                     "LIKE :p", {"p": f"{table}__etl_%"})]
 
 
 def _runs_of(engine, table):
-    rows = _fetch(engine, "SELECT run_id, state FROM fsm_etl_checkpoints WHERE part = '@run'")
+    rows = fetch_rows(engine, "SELECT run_id, state FROM fsm_etl_checkpoints WHERE part = '@run'")
     return [r[0] for r in rows
             if json.loads(r[1])["settings"]["target"]["table"] == table]
 
@@ -47,7 +47,7 @@ def _runs_of(engine, table):
 def test_sigkilled_full_refresh_leftovers_are_removed_by_the_next_run(postgres_server, tmp_path,  # noqa: F811
                                                                        caplog):
     engine = create_engine(postgres_server.url)
-    tag = uuid.uuid4().hex[:6]
+    tag = name_tag()
     src, tgt = f"lsrc_{tag}", f"ltgt_{tag}"
     with engine.begin() as conn:
         for t in (src, tgt):
@@ -60,7 +60,7 @@ def test_sigkilled_full_refresh_leftovers_are_removed_by_the_next_run(postgres_s
 
     def loading() -> bool:
         staged = _staging_tables(engine, tgt)
-        return bool(staged) and _fetch(engine, f'SELECT COUNT(*) FROM "{staged[0]}"')[0][0] > 0
+        return bool(staged) and fetch_rows(engine, f'SELECT COUNT(*) FROM "{staged[0]}"')[0][0] > 0
 
     script = _LOCAL_DRIVER.format(root=ROOT, source=source, target=target,
                                   work=str(tmp_path / "w"))
@@ -75,17 +75,17 @@ def test_sigkilled_full_refresh_leftovers_are_removed_by_the_next_run(postgres_s
     assert result["loaded"] == ROWS
     assert _staging_tables(engine, tgt) == []
     assert _runs_of(engine, tgt) == []
-    assert _fetch(engine, "SELECT COUNT(*) FROM fsm_etl_checkpoints WHERE run_id = :r",
-                  {"r": killed[0]}) == [(0,)]
+    assert fetch_rows(engine, "SELECT COUNT(*) FROM fsm_etl_checkpoints WHERE run_id = :r",
+                      {"r": killed[0]}) == [(0,)]
     said = [r.getMessage() for r in caplog.records if killed[0] in r.getMessage()]
     assert said and left[0] in said[0], caplog.text
-    assert _fetch(engine, f"SELECT COUNT(*), MIN(b) FROM {tgt} WHERE id = 1") == [(1, "r1")]
+    assert fetch_rows(engine, f"SELECT COUNT(*), MIN(b) FROM {tgt} WHERE id = 1") == [(1, "r1")]
     engine.dispose()
 
 
 def test_a_config_dump_holds_no_password_and_still_connects(postgres_server, tmp_path):  # noqa: F811
     engine = create_engine(postgres_server.url)
-    tag = uuid.uuid4().hex[:6]
+    tag = name_tag()
     src, tgt = f"dsrc_{tag}", f"dtgt_{tag}"
     with engine.begin() as conn:
         for t in (src, tgt):
@@ -99,7 +99,7 @@ def test_a_config_dump_holds_no_password_and_still_connects(postgres_server, tmp
     assert password not in dumped and password not in str(config.model_dump())
     assert "***" in dumped
     assert run_inline(config)["loaded"] == 2  # the config itself still has it
-    assert _fetch(engine, f"SELECT COUNT(*) FROM {tgt}") == [(2,)]
+    assert fetch_rows(engine, f"SELECT COUNT(*) FROM {tgt}") == [(2,)]
     engine.dispose()
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 
@@ -20,7 +19,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from patterns.errors import PatternError
-from tests.patterns.test_etl_support import mariadb_server, postgres_server, run_inline  # noqa: F401
+from tests.patterns.test_etl_support import (  # noqa: F401
+    fetch_rows,
+    make_table,
+    mariadb_server,
+    postgres_server,
+    run_inline,
+    table_names,
+)
 from tests.resource_actors.conftest import _serve
 from tests.servers import start_postgres
 
@@ -37,40 +43,6 @@ def small_pg():
     4 blocks is read by synchronized scans."""
     yield from _serve(lambda: start_postgres(settings={"shared_buffers": "128kB",
                                                        "max_connections": "30"}))
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def db(request, tmp_path):
-    """``(backend, user URL, engine)`` of a database of each kind."""
-    backend = request.param
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'etl.db'}"
-        engine = create_engine(url)
-    else:
-        server = request.getfixturevalue("postgres_server" if backend == "postgresql"
-                                         else "mariadb_server")
-        url, engine = server.plain_url, create_engine(server.url)
-    yield backend, url, engine
-    engine.dispose()
-
-
-def _names(*prefixes):
-    tag = uuid.uuid4().hex[:6]
-    return [f"{p}_{tag}" for p in prefixes]
-
-
-def _make(engine, table, columns, rows=(), cols=None):
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE TABLE {table} ({columns})"))
-        if rows:
-            marks = ", ".join(f":{c}" for c in cols)
-            conn.execute(text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"),
-                         [dict(zip(cols, r, strict=True)) for r in rows])
-
-
-def _rows(engine, sql):
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
 
 
 def _config(url, source, tgt, mode, work, **kw):
@@ -103,9 +75,9 @@ def _scanning(engine, table):
 def test_postgres_keyless_source_under_synchronized_scans_gives_every_row_once(small_pg, tmp_path,
                                                                             source):
     engine = create_engine(small_pg.url)
-    src, tgt = _names("big", "dst")
-    _make(engine, src, "id INTEGER, pad TEXT")
-    _make(engine, tgt, "id INTEGER, pad TEXT")
+    src, tgt = table_names("big", "dst")
+    make_table(engine, src, "id INTEGER, pad TEXT")
+    make_table(engine, tgt, "id INTEGER, pad TEXT")
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO {src} SELECT g, repeat('x', 40) "
                           f"FROM generate_series(1, {BIG}) g"))
@@ -114,7 +86,7 @@ def test_postgres_keyless_source_under_synchronized_scans_gives_every_row_once(s
         result = run_inline(_config(small_pg.plain_url, what, tgt, "append", tmp_path,
                                     batch_size=1_000))
     assert result["loaded"] == BIG
-    assert _rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id) FROM {tgt}") == [
+    assert fetch_rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id) FROM {tgt}") == [
         (BIG, BIG, BIG * (BIG + 1) // 2)]
     engine.dispose()
 
@@ -123,28 +95,28 @@ def _keyless_source(engine, src, n=3_000):
     """A table without a key: ``n`` rows with a NULL every 7th ``v`` and 50 rows twice."""
     rows = [(i, None if i % 7 == 0 else f"v{i % 300}") for i in range(1, n + 1)]
     rows += rows[100:150]
-    _make(engine, src, "id INTEGER, v VARCHAR(20)", rows, ("id", "v"))
+    make_table(engine, src, "id INTEGER, v VARCHAR(20)", rows, ("id", "v"))
     return rows
 
 
 @pytest.mark.parametrize("source", ["query", "table"])
 def test_a_keyless_source_lands_row_for_row(db, tmp_path, source):
     backend, url, engine = db
-    src, tgt = _names("src", "tgt")
+    src, tgt = table_names("src", "tgt")
     rows = _keyless_source(engine, src)
-    _make(engine, tgt, "id INTEGER, v VARCHAR(20)")
+    make_table(engine, tgt, "id INTEGER, v VARCHAR(20)")
     what = {"query": f"SELECT id, v FROM {src}"} if source == "query" else {"table": src}
     result = run_inline(_config(url, what, tgt, "append", tmp_path, batch_size=250))
     assert result["loaded"] == len(rows)
-    assert Counter(_rows(engine, f"SELECT id, v FROM {tgt}")) == Counter(rows)
+    assert Counter(fetch_rows(engine, f"SELECT id, v FROM {tgt}")) == Counter(rows)
 
 
 @pytest.mark.parametrize("mode", ["append", "full"])
 def test_a_keyless_query_resumed_after_a_crash_loads_every_row_once(db, tmp_path, mode):
     backend, url, engine = db
-    src, tgt = _names("src", "tgt")
+    src, tgt = table_names("src", "tgt")
     rows = _keyless_source(engine, src)
-    _make(engine, tgt, "id INTEGER, v VARCHAR(20)")
+    make_table(engine, tgt, "id INTEGER, v VARCHAR(20)")
     seen = []
     armed = [True]  # the resume runs the same transformation (a changed one is refused)
 
@@ -159,18 +131,18 @@ def test_a_keyless_query_resumed_after_a_crash_loads_every_row_once(db, tmp_path
     with pytest.raises(Crash):
         run_inline(cfg, f"resume-{mode}")
     if mode == "append":
-        assert 0 < len(_rows(engine, f"SELECT id FROM {tgt}")) < len(rows)
+        assert 0 < len(fetch_rows(engine, f"SELECT id FROM {tgt}")) < len(rows)
     armed[0] = False
     result = run_inline(cfg, f"resume-{mode}")
     assert result["loaded"] == len(rows)
-    assert Counter(_rows(engine, f"SELECT id, v FROM {tgt}")) == Counter(rows)
+    assert Counter(fetch_rows(engine, f"SELECT id, v FROM {tgt}")) == Counter(rows)
 
 
 def test_a_resume_that_cannot_be_exact_stops_and_says_so(db, tmp_path):
     backend, url, engine = db
-    src, tgt = _names("src", "tgt")
+    src, tgt = table_names("src", "tgt")
     _keyless_source(engine, src)
-    _make(engine, tgt, "id INTEGER, v VARCHAR(20)")
+    make_table(engine, tgt, "id INTEGER, v VARCHAR(20)")
 
     armed = [True]  # the resume runs the same transformation (a changed one is refused)
 
@@ -185,12 +157,12 @@ def test_a_resume_that_cannot_be_exact_stops_and_says_so(db, tmp_path):
     with pytest.raises(Crash):
         run_inline(cfg, "changed")
     armed[0] = False
-    loaded = _rows(engine, f"SELECT COUNT(*) FROM {tgt}")
+    loaded = fetch_rows(engine, f"SELECT COUNT(*) FROM {tgt}")
     with engine.begin() as conn:  # a row now sorting among the ones already loaded
         conn.execute(text(f"DELETE FROM {src} WHERE id = 1"))
     with pytest.raises(PatternError, match="cannot resume exactly"):
         run_inline(cfg, "changed")
-    assert _rows(engine, f"SELECT COUNT(*) FROM {tgt}") == loaded
+    assert fetch_rows(engine, f"SELECT COUNT(*) FROM {tgt}") == loaded
 
 
 def test_postgres_query_of_unordered_types_resumes_exactly(small_pg, tmp_path):
@@ -198,9 +170,9 @@ def test_postgres_query_of_unordered_types_resumes_exactly(small_pg, tmp_path):
     is ordered by each whole row's text. (Ordered by a part of the row, synchronized scans
     shuffle the ties and the resume cannot be exact.)"""
     engine = create_engine(small_pg.url)
-    src, tgt = _names("src", "tgt")
-    _make(engine, src, "id INTEGER, doc JSON")
-    _make(engine, tgt, "id INTEGER, doc JSON, etl_src INTEGER")
+    src, tgt = table_names("src", "tgt")
+    make_table(engine, src, "id INTEGER, doc JSON")
+    make_table(engine, tgt, "id INTEGER, doc JSON, etl_src INTEGER")
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO {src} SELECT g, json_build_object('g', g) "
                           "FROM generate_series(1, 20000) g"))
@@ -222,9 +194,9 @@ def test_postgres_query_of_unordered_types_resumes_exactly(small_pg, tmp_path):
             run_inline(cfg, "json")
         armed[0] = False
         assert run_inline(cfg, "json")["loaded"] == 20_000
-    assert _rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(etl_src) FROM {tgt}") \
-        == _rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id % 7) FROM {src}")
-    assert _rows(engine, f"SELECT COUNT(*) FROM {tgt} WHERE CAST(doc ->> 'g' AS INTEGER) <> id") \
+    assert fetch_rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(etl_src) FROM {tgt}") \
+        == fetch_rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id % 7) FROM {src}")
+    assert fetch_rows(engine, f"SELECT COUNT(*) FROM {tgt} WHERE CAST(doc ->> 'g' AS INTEGER) <> id") \
         == [(0,)]
     engine.dispose()
 
@@ -234,9 +206,9 @@ def test_postgres_keyless_query_on_actors(ray_session, small_pg, tmp_path):
     from patterns.etl import DatabaseETL
 
     engine = create_engine(small_pg.url)
-    src, tgt = _names("big", "dst")
-    _make(engine, src, "id INTEGER, pad TEXT")
-    _make(engine, tgt, "id INTEGER, pad TEXT")
+    src, tgt = table_names("big", "dst")
+    make_table(engine, src, "id INTEGER, pad TEXT")
+    make_table(engine, tgt, "id INTEGER, pad TEXT")
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO {src} SELECT g, repeat('y', 40) "
                           "FROM generate_series(1, 20000) g"))
@@ -245,69 +217,69 @@ def test_postgres_keyless_query_on_actors(ray_session, small_pg, tmp_path):
                          batch_size=500, parallel_workers=2,
                          work_dir=str(tmp_path)).run_sync()
     assert result["loaded"] == 20_000
-    assert _rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {tgt}") == [(20_000, 20_000)]
+    assert fetch_rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {tgt}") == [(20_000, 20_000)]
     engine.dispose()
 
 
 # -- 2. keyset only on a unique NOT NULL key --------------------------------------------------------
 def test_a_query_keyed_on_a_repeated_column_loads_every_row(db, tmp_path):
     backend, url, engine = db
-    src, tgt = _names("orders", "tgt")
+    src, tgt = table_names("orders", "tgt")
     rows = [(i, f"c{i % 5}", i * 10) for i in range(1, 101)]
-    _make(engine, src, "id INTEGER, cust VARCHAR(10), amount INTEGER", rows,
-          ("id", "cust", "amount"))
-    _make(engine, tgt, "id INTEGER, cust VARCHAR(10), amount INTEGER")
+    make_table(engine, src, "id INTEGER, cust VARCHAR(10), amount INTEGER", rows,
+               ("id", "cust", "amount"))
+    make_table(engine, tgt, "id INTEGER, cust VARCHAR(10), amount INTEGER")
     result = run_inline(_config(url, {"query": f"SELECT id, cust, amount FROM {src}"}, tgt,
                                 "append", tmp_path, key_columns=["cust"], batch_size=7))
     assert result["loaded"] == 100
-    assert sorted(_rows(engine, f"SELECT id, cust, amount FROM {tgt}")) == rows
+    assert sorted(fetch_rows(engine, f"SELECT id, cust, amount FROM {tgt}")) == rows
 
 
 def test_a_keyless_table_keyed_on_a_column_with_nulls_loads_every_row(db, tmp_path):
     backend, url, engine = db
-    src, tgt = _names("src", "tgt")
+    src, tgt = table_names("src", "tgt")
     rows = [(None if i % 10 == 0 else i, f"v{i}") for i in range(1, 1001)]
-    _make(engine, src, "k INTEGER, v VARCHAR(20)", rows, ("k", "v"))
-    _make(engine, tgt, "k INTEGER, v VARCHAR(20)")
+    make_table(engine, src, "k INTEGER, v VARCHAR(20)", rows, ("k", "v"))
+    make_table(engine, tgt, "k INTEGER, v VARCHAR(20)")
     result = run_inline(_config(url, {"table": src}, tgt, "append", tmp_path, key_columns=["k"],
                                 batch_size=64, checkpoint_interval=300))
     assert result["loaded"] == 1000 and result["rejected"] == 0
-    assert Counter(_rows(engine, f"SELECT k, v FROM {tgt}")) == Counter(rows)
+    assert Counter(fetch_rows(engine, f"SELECT k, v FROM {tgt}")) == Counter(rows)
 
 
 @pytest.mark.parametrize("transformed", [False, True])
 def test_upsert_on_a_key_with_nulls_keeps_the_rows_sql_keeps(db, tmp_path, transformed):
     backend, url, engine = db
-    src, tgt = _names("src", "tgt")
+    src, tgt = table_names("src", "tgt")
     rows = [(1, 1, "p"), (1, 2, "q"), (2, 1, "r"), (2, 2, "s"), (3, 3, "t"),
             (None, 1, "n"), (1, None, "a"), (1, None, "b")]
-    _make(engine, src, "k1 INTEGER, k2 INTEGER, v VARCHAR(10), UNIQUE (k1, k2)", rows,
-          ("k1", "k2", "v"))
-    _make(engine, tgt, "k1 INTEGER, k2 INTEGER, v VARCHAR(10), UNIQUE (k1, k2)")
+    make_table(engine, src, "k1 INTEGER, k2 INTEGER, v VARCHAR(10), UNIQUE (k1, k2)", rows,
+               ("k1", "k2", "v"))
+    make_table(engine, tgt, "k1 INTEGER, k2 INTEGER, v VARCHAR(10), UNIQUE (k1, k2)")
     extra = {"transformations": [lambda r: r]} if transformed else {}
     result = run_inline(_config(url, {"table": src}, tgt, "upsert", tmp_path,
                                 key_columns=["k1", "k2"], batch_size=3, **extra))
     assert result["loaded"] == 8
     key = lambda r: tuple((v is None, v) for v in r)  # noqa: E731 - sort with NULLs
-    assert sorted(_rows(engine, f"SELECT k1, k2, v FROM {tgt}"), key=key) == sorted(rows, key=key)
+    assert sorted(fetch_rows(engine, f"SELECT k1, k2, v FROM {tgt}"), key=key) == sorted(rows, key=key)
     with engine.begin() as conn:  # again: the keyed rows update, the NULL-keyed ones append
         conn.execute(text(f"UPDATE {src} SET v = 'z'"))
     run_inline(_config(url, {"table": src}, tgt, "upsert", tmp_path, key_columns=["k1", "k2"],
                        batch_size=3, **extra))
-    got = _rows(engine, f"SELECT k1, k2, v FROM {tgt}")
+    got = fetch_rows(engine, f"SELECT k1, k2, v FROM {tgt}")
     assert len(got) == 11 and Counter(v for *_, v in got)["z"] == 8
 
 
 def test_sqlite_primary_key_holding_nulls_is_not_paged_by_keyset(tmp_path):
     url = f"sqlite:///{tmp_path / 'etl.db'}"
     engine = create_engine(url)
-    src, tgt = _names("src", "tgt")
+    src, tgt = table_names("src", "tgt")
     rows = [(None if i % 4 == 0 else f"k{i:04d}", i) for i in range(1, 401)]
-    _make(engine, src, "k TEXT PRIMARY KEY, n INTEGER", rows, ("k", "n"))
-    _make(engine, tgt, "k TEXT, n INTEGER")
+    make_table(engine, src, "k TEXT PRIMARY KEY, n INTEGER", rows, ("k", "n"))
+    make_table(engine, tgt, "k TEXT, n INTEGER")
     result = run_inline(_config(url, {"table": src}, tgt, "append", tmp_path, batch_size=32))
     assert result["loaded"] == 400
-    assert Counter(_rows(engine, f"SELECT k, n FROM {tgt}")) == Counter(rows)
+    assert Counter(fetch_rows(engine, f"SELECT k, n FROM {tgt}")) == Counter(rows)
     engine.dispose()
 
 
@@ -317,11 +289,11 @@ def test_the_catalog_names_only_unique_not_null_keys(db):
     from resource_actors.database import DatabaseResourceAdapter
 
     backend, url, engine = db
-    pk, uniq, none, query = _names("pk", "uniq", "none", "q")
-    _make(engine, pk, "id INTEGER PRIMARY KEY, a INTEGER NOT NULL, UNIQUE (a)")
-    _make(engine, uniq, "a INTEGER NOT NULL, b INTEGER NOT NULL, c INTEGER, d INTEGER NOT NULL, "
-                        "UNIQUE (c), UNIQUE (a, b), UNIQUE (c, d)")
-    _make(engine, none, "a INTEGER, b INTEGER")
+    pk, uniq, none, query = table_names("pk", "uniq", "none", "q")
+    make_table(engine, pk, "id INTEGER PRIMARY KEY, a INTEGER NOT NULL, UNIQUE (a)")
+    make_table(engine, uniq, "a INTEGER NOT NULL, b INTEGER NOT NULL, c INTEGER, d INTEGER NOT NULL, "
+                             "UNIQUE (c), UNIQUE (a, b), UNIQUE (c, d)")
+    make_table(engine, none, "a INTEGER, b INTEGER")
     adapter = DatabaseResourceAdapter("cat", backend, url)
     conn = adapter.acquire()
     try:
@@ -336,9 +308,9 @@ def test_the_catalog_names_only_unique_not_null_keys(db):
         assert order == {"postgresql": "etl_src.tableoid, etl_src.ctid", "sqlite": "etl_src.rowid",
                          "mysql": "1, 2"}[backend]
         if backend == "sqlite":
-            text_pk, int_pk, no_rowid = _names("t", "i", "w")
-            _make(engine, text_pk, "k TEXT PRIMARY KEY, rowid INTEGER")
-            _make(engine, int_pk, "k INTEGER PRIMARY KEY, v TEXT")
+            text_pk, int_pk, no_rowid = table_names("t", "i", "w")
+            make_table(engine, text_pk, "k TEXT PRIMARY KEY, rowid INTEGER")
+            make_table(engine, int_pk, "k INTEGER PRIMARY KEY, v TEXT")
             with engine.begin() as c:
                 c.execute(text(f"CREATE TABLE {no_rowid} (k TEXT PRIMARY KEY, v TEXT) "
                                "WITHOUT ROWID"))

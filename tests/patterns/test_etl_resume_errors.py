@@ -4,14 +4,18 @@ target are cleaned."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from patterns.errors import PatternError
 from patterns.etl import DatabaseETL
-from tests.patterns.test_etl_support import mariadb_server, postgres_server  # noqa: F401
+from tests.patterns.test_etl_support import (  # noqa: F401
+    execute,
+    fetch_rows,
+    mariadb_server,
+    name_tag,
+    postgres_server,
+)
 
 pytestmark = [pytest.mark.ray]
 
@@ -19,23 +23,6 @@ pytestmark = [pytest.mark.ray]
 @pytest.fixture(autouse=True)
 def _ray(ray_session):
     return ray_session
-
-
-def _tag() -> str:
-    return uuid.uuid4().hex[:6]
-
-
-def _exec(engine, *statements, rows=None):
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
-        if rows:
-            conn.execute(text(rows[0]), rows[1])
-
-
-def _fetch(engine, sql):
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
 
 
 def _etl(url, src, tgt, mode, tmp_path, **kw):
@@ -57,13 +44,13 @@ def _assert_clear(err: PatternError, password: str, *expected: str) -> str:
 
 def test_duplicate_key_on_an_append_rerun_is_one_clear_error(postgres_server, tmp_path):  # noqa: F811
     engine = create_engine(postgres_server.url)
-    tag = _tag()
+    tag = name_tag()
     src, tgt = f"src_{tag}", f"tgt_{tag}"
-    _exec(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, v TEXT)",
-          f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, v TEXT)",
-          f"INSERT INTO {tgt} VALUES (150, 'already here')",
-          rows=(f"INSERT INTO {src} VALUES (:id, :v)",
-                [{"id": i, "v": f"r{i}"} for i in range(1, 301)]))
+    execute(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, v TEXT)",
+            f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, v TEXT)",
+            f"INSERT INTO {tgt} VALUES (150, 'already here')",
+            rows=(f"INSERT INTO {src} VALUES (:id, :v)",
+                  [{"id": i, "v": f"r{i}"} for i in range(1, 301)]))
     with pytest.raises(PatternError) as err:
         _etl(postgres_server.plain_url, src, tgt, "append", tmp_path).run_sync()
     _assert_clear(err.value, postgres_server.password, repr(tgt), "duplicate key", "id 101..150",
@@ -75,15 +62,15 @@ def test_duplicate_key_on_an_append_rerun_is_one_clear_error(postgres_server, tm
 @pytest.mark.parametrize("case", ["nan", "too_long"])
 def test_mariadb_refusing_a_value_is_one_clear_error(mariadb_server, tmp_path, case):  # noqa: F811
     engine = create_engine(mariadb_server.url)
-    tag = _tag()
+    tag = name_tag()
     src, tgt = f"src_{tag}", f"tgt_{tag}"
     column = "x DOUBLE" if case == "nan" else "x VARCHAR(200)"
     target_column = "x DOUBLE" if case == "nan" else "x VARCHAR(5)"
-    _exec(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, {column})",
-          f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, {target_column})",
-          rows=(f"INSERT INTO {src} VALUES (:id, :x)",
-                [{"id": i, "x": (1.5 if case == "nan" else "ok")} for i in range(1, 301)]))
-    _exec(engine, f"UPDATE {src} SET x = {'1.5' if case == 'nan' else repeat_sql()} WHERE id = 222")
+    execute(engine, f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, {column})",
+            f"CREATE TABLE {tgt} (id INTEGER PRIMARY KEY, {target_column})",
+            rows=(f"INSERT INTO {src} VALUES (:id, :x)",
+                  [{"id": i, "x": (1.5 if case == "nan" else "ok")} for i in range(1, 301)]))
+    execute(engine, f"UPDATE {src} SET x = {'1.5' if case == 'nan' else repeat_sql()} WHERE id = 222")
 
     def poison(record):
         if record["id"] == 222 and case == "nan":

@@ -1,5 +1,6 @@
 """Shared helpers of the ETL tests (no tests here): an in-process run of the ETL job kind and
-the database servers' fixtures.
+the database servers' fixtures and the helpers that make and read tables (the ``db`` fixture
+is in tests/patterns/conftest.py).
 
 ``run_inline`` plays the job layer's driver in this process: plan, run every task through
 one step, commit. It exercises the same plan, step and commit as a run on actors.
@@ -9,13 +10,57 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from sqlalchemy import text
 
 from fsm_actors.platform.jobs.model import StepContext
 from patterns._etl.config import coerce_config
 from patterns._etl.runner import plan_run
 from resource_actors.manager import ResourceManager
 from tests.resource_actors.conftest import mariadb_server, postgres_server  # noqa: F401
+
+
+def name_tag() -> str:
+    """A short unique suffix for table names."""
+    return uuid.uuid4().hex[:6]
+
+
+def table_names(*prefixes: str) -> list[str]:
+    """One table name per prefix, all with the same unique suffix."""
+    tag = name_tag()
+    return [f"{p}_{tag}" for p in prefixes]
+
+
+def make_table(engine: Any, table: str, columns: str, rows: Iterable[Sequence[Any]] = (),
+               cols: Sequence[str] | None = None) -> None:
+    """``CREATE TABLE table (columns)`` and insert ``rows`` (values of ``cols``)."""
+    rows = list(rows)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {table} ({columns})"))
+        if rows:
+            assert cols is not None, "rows need their column names"
+            marks = ", ".join(f":{c}" for c in cols)
+            conn.execute(text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"),
+                         [dict(zip(cols, r, strict=True)) for r in rows])
+
+
+def execute(engine: Any, *statements: str,
+            rows: tuple[str, list[dict[str, Any]]] | None = None) -> None:
+    """Run ``statements`` in one transaction, then ``rows``: (an INSERT, its parameters)."""
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+        if rows:
+            conn.execute(text(rows[0]), rows[1])
+
+
+def fetch_rows(engine: Any, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+    """The rows of a query, as tuples."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params or {})]
 
 
 class NothingDone:
