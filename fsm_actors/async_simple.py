@@ -7,6 +7,7 @@ streams are cut into chunks and sent one actor call per chunk; results keep inpu
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from operator import itemgetter
 from pathlib import Path
@@ -229,7 +230,7 @@ class AsyncSimpleFSM:
         progress = BatchProgress(total=len(records))
         out: list[dict[str, Any]] = []
         counts = StateCounts()
-        name = self._machine.name
+        exported = _MetricsBatcher(self._machine.name)
 
         async def run() -> None:
             chunks = (records[i : i + size] for i in range(0, len(records), size))
@@ -241,7 +242,7 @@ class AsyncSimpleFSM:
                 if chunk_counts is not None:  # accepted once: a re-sent chunk is not here twice
                     counts.merge(chunk_counts)
                     self._counts.merge(chunk_counts)
-                    metrics.record_states(name, chunk_counts)
+                    exported.add(chunk_counts)
                 ok = sum(map(_SUCCESS, results))
                 progress.completed += len(results)
                 progress.succeeded += ok
@@ -257,6 +258,8 @@ class AsyncSimpleFSM:
                 f"process_batch exceeded timeout of {timeout} seconds after "
                 f"{progress.completed} of {progress.total} records"
             ) from None
+        finally:
+            exported.flush()
         return BatchResults(out, counts.to_dict(self._machine.state_names))
 
     def status(self) -> list[dict[str, Any]]:
@@ -394,6 +397,31 @@ async def create_async_fsm(
     except BaseException:
         await fsm.close()
         raise
+
+
+class _MetricsBatcher:
+    """Per-state counts on their way to the ``state_*`` metrics: chunks are summed and sent
+    at most every ``EVERY`` seconds and at ``flush`` (each send is a dozen metric calls)."""
+
+    EVERY = 1.0
+
+    def __init__(self, fsm: str) -> None:
+        self.fsm = fsm
+        self.pending = StateCounts()
+        self.sent = time.monotonic()
+
+    def add(self, counts: Mapping[str, Any]) -> None:
+        if not metrics.on_ray():
+            return
+        self.pending.merge(counts)
+        if time.monotonic() - self.sent >= self.EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            metrics.record_states(self.fsm, self.pending.dump())
+            self.pending = StateCounts()
+        self.sent = time.monotonic()
 
 
 def _registered(address: str | None) -> Callable[[list[str]], set[str]]:

@@ -137,7 +137,9 @@ class FSMWorker:
         self.last_summary = batch_summary(results)
         self.counters.add(*self.last_summary)
         if timings is not None:
-            counts = StateCounts().add_results(results).add_timings(timings)
+            failed = self.last_summary[1]
+            counts = StateCounts().add_results(results, failed, self.machine.success_path)
+            counts.add_timings(timings)
             self.state_counts.merge(counts)
             self.last_counts = counts.dump()
         return results

@@ -4,8 +4,10 @@
 records that entered it (each visit), that ended there, that failed there (and by error
 type); per arc ``"a->b"``, the transitions taken. It is done once per chunk where the chunk's
 results are accepted (on the driver, or where a job commits a batch), so a chunk re-sent
-after an actor died is counted once. Records sharing a path are counted together: the cost
-is one ``tuple(path)`` per record plus the work of each distinct path.
+after an actor died is counted once. Records sharing a path are counted together. When the
+route of a successful record is fixed (``Machine.success_path``: each state's first arc is
+unconditional), only the failed records are looked at; else, when every record of the chunk
+took one path, one C-level comparison per record; otherwise one ``tuple(path)`` per record.
 
 ``seconds`` is the time spent in each state, estimated from sampled records: the engine
 times one record in ``TIMING_SAMPLE`` (``Machine.run_batch(timings=...)``), and each state's
@@ -18,11 +20,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import filterfalse
-from operator import itemgetter
+from operator import countOf, itemgetter
 from typing import Any
 
 #: One record in this many is timed state by state (``Machine.run_batch(timings=...)``).
-TIMING_SAMPLE = 64
+TIMING_SAMPLE = 256
 
 _PATH = itemgetter("path")
 _SUCCESS = itemgetter("success")
@@ -88,24 +90,45 @@ class StateCounts:
             row = self.states[name] = [0, 0, 0]
         return row
 
-    def add_results(self, results: Iterable[Mapping[str, Any]]) -> StateCounts:
-        """Count one chunk of run results (``{path, success, error, ...}``); returns self."""
+    def add_results(
+        self,
+        results: Iterable[Mapping[str, Any]],
+        failed: int | None = None,
+        success_path: tuple[str, ...] | None = None,
+    ) -> StateCounts:
+        """Count one chunk of run results (``{path, success, error, ...}``); returns self.
+        ``failed`` (the number of failures, if the caller knows it) and ``success_path``
+        (the one path every successful record took: ``Machine.success_path``) spare the
+        per-record work: then only the failed records are looked at."""
         if not isinstance(results, list):
             results = list(results)
-        by_path = Counter(map(tuple, map(_PATH, results)))
+        n = len(results)
+        failures = None if failed == 0 else list(filterfalse(_SUCCESS, results))
+        by_path: Mapping[tuple[str, ...], int]
+        if success_path is not None and failed is not None:
+            by_path = Counter(map(tuple, map(_PATH, failures or ())))
+            if n > failed:
+                by_path[success_path] += n - failed  # type: ignore[index]
+        else:
+            # every record on one path (the common case) costs one C-level pass, no tuples
+            first = results[0]["path"] if n else None
+            if n and countOf(map(_PATH, results), first) == n:
+                by_path = {tuple(first): n}  # type: ignore[arg-type]
+            else:
+                by_path = Counter(map(tuple, map(_PATH, results)))
         arcs = self.arcs
-        for path, n in by_path.items():
+        for path, count in by_path.items():
             if not path:
                 continue
             previous = None
             for name in path:
-                self._state(name)[0] += n
+                self._state(name)[0] += count
                 if previous is not None:
                     key = f"{previous}->{name}"
-                    arcs[key] = arcs.get(key, 0) + n
+                    arcs[key] = arcs.get(key, 0) + count
                 previous = name
-            self._state(path[-1])[1] += n
-        for result in filterfalse(_SUCCESS, results):
+            self._state(path[-1])[1] += count
+        for result in failures or ():
             where = failed_state(result)
             if where is None:
                 where = "<none>"
