@@ -8,6 +8,11 @@ through Arrow) and JSON Lines output is written from the dicts, so no key is add
 value re-typed. The file job gives the stream what every job has: exactly-once output
 committed atomically (the old output stays until the new one is complete), resume by
 ``checkpoint_id``, ``error_threshold`` and one result record.
+
+``stream_settings(StreamSettings(...))`` sets what a pipeline file's ``options:`` and
+``error_handling:`` give the streams started inside it (``process_stream`` takes no such
+arguments): the memory bound, whole-file tasks, the CSV read block, the retry policy of each
+chunk and the compensation of a failed run.
 """
 
 from __future__ import annotations
@@ -16,25 +21,70 @@ import json
 import os
 import pickle
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fsm_actors.engine.counts import StateCounts
+from fsm_actors.engine.counts import StateCounts, error_type
 from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform import metrics
+from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import RowError
 from fsm_actors.platform.io.errors import raw_text
 from fsm_actors.platform.io.json_encode import json_default
 from fsm_actors.platform.io.storage import is_remote, storage_options_for
 from fsm_actors.platform.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
 
+#: the error types of a record whose function raised or whose resources were not had: with a
+#: retry policy these fail their chunk's attempt; the others (validation, no arc, a function
+#: that returned a failure...) are data, and go to the error file as they would without one
+DATA_ERRORS = frozenset({"ValidationFailed", "SchemaInvalid", "NoTransition", "MaxTransitions",
+                         "NotADict", "Rejected"})
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """What a pipeline file's ``options:``/``error_handling:`` set on a stream job.
+
+    ``memory_limit``: bytes of chunks in flight at most (reading waits) and the workers' Ray
+    ``memory`` request. ``whole``: each input is one task read by a worker (``stream:
+    false``). ``csv_block_size``: the CSV read block. ``retry``: the policy of each chunk (an
+    object with ``call(attempt, again)``, ``attempts`` and ``on_failure`` -- ``fail``,
+    ``skip``, ``compensate``; see ``patterns._pipeline.task_policy.TaskRetry``).
+    ``compensate(kind, error) -> what was done``: run when the job fails.
+    """
+
+    memory_limit: int | None = None
+    whole: bool = False
+    csv_block_size: int | None = None
+    retry: Any = None
+    compensate: Callable[[Any, str], str] | None = None
+
+
+_settings: ContextVar[StreamSettings | None] = ContextVar("fsm_stream_settings", default=None)
+
+
+@contextmanager
+def stream_settings(settings: StreamSettings | None) -> Iterator[None]:
+    """The stream jobs started inside this block (in this task and the tasks it starts)
+    use ``settings``."""
+    token = _settings.set(settings)
+    try:
+        yield
+    finally:
+        _settings.reset(token)
+
 
 @dataclass
 class FSMStage:
-    """Runs chunks through one FSM; built in each worker (``open``)."""
+    """Runs chunks through one FSM; built in each worker (``open``). With ``retry`` (see
+    ``StreamSettings``) a chunk whose records failed by a raised error runs those records
+    again; one that still fails is skipped whole to the error file or fails the job."""
 
     config: Any
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
@@ -45,6 +95,7 @@ class FSMStage:
     #: ``trace_sink``'s trace parts (``fsm_actors.trace``)
     trace: int = 0
     trace_sink: str | None = None
+    retry: Any = None
     wants_records = True
 
     def open(self) -> None:
@@ -65,7 +116,18 @@ class FSMStage:
         # the FSM may change a list's dicts in place; an Arrow batch is read again
         given = _given(batch) if records is batch else batch
         traced = range(max(0, self.trace - first_record)) if self.trace_sink else None
-        results = self._worker.process_batch(records, self.data_mode, trace=traced)
+        counts: Any = None
+        if self.retry is None:
+            results = self._worker.process_batch(records, self.data_mode, trace=traced)
+            counts = self._worker.last_counts
+        else:
+            finished, reason = self._retried(records, given)
+            if reason is not None:
+                return self._failed(records, given, file, first_record, reason)
+            results = finished
+            if self._worker.count_states:
+                counts = StateCounts().add_results(results).dump()
+            traced = None
         inputs: list[Any] | None = None
         if traced is not None:
             inputs = _trace(self.trace_sink, file, first_record, results, given)
@@ -96,10 +158,69 @@ class FSMStage:
                 excluded[state] = excluded.get(state, 0) + 1
         out = StageOutput(None, len(records), sum(excluded.values()), errors, records=emitted)
         out.excluded = excluded  # type: ignore[attr-defined]
-        out.counts = self._worker.last_counts  # type: ignore[attr-defined]
+        out.counts = counts  # type: ignore[attr-defined]
         if out.counts is not None:
             metrics.record_states(self._worker.machine.name, out.counts)
         return out
+
+    def _retried(self, records: list[Any], given: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """``records`` run under ``self.retry``: each retry runs again (from the records as
+        given) those whose function raised. The results in input order, and ``None``; or, when
+        the attempts ran out, why."""
+        n = len(records)
+        final: list[Any] = [None] * n
+        pending = list(range(n))
+        lock = threading.Lock()
+        turn = [0, True]  # the attempt whose results count; whether the last one returned
+
+        def attempt() -> list[str]:
+            with lock:
+                turn[0] += 1
+                mine, todo, stale = turn[0], list(pending), not turn[1]
+                turn[1] = False
+            if stale:  # a timed-out attempt may still run on the old worker: take a new one
+                self.open()
+            batch = records if mine == 1 else _pick(_inputs(given, []) if given is not None
+                                                     else records, todo)
+            results = self._worker.process_batch(batch, self.data_mode)
+            with lock:
+                if turn[0] != mine:  # abandoned after its timeout: its results are dropped
+                    return []
+                turn[1] = True
+                failed, errors = [], []
+                for i, r in zip(todo, results, strict=True):
+                    final[i] = r
+                    if not r["success"] and error_type(r.get("error")) not in DATA_ERRORS:
+                        failed.append(i)
+                        errors.append(str(r.get("error")))
+                pending[:] = failed
+                return errors
+
+        try:
+            errors = self.retry.call(attempt, bool)
+            reason = errors[0] if errors else None
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            with lock:
+                turn[0] = -1
+        return final, reason
+
+    def _failed(self, records: list[Any], given: Any, file: str, first_record: int,
+                reason: str) -> StageOutput:
+        """A chunk whose attempts ran out: skipped whole to the error file (``on_failure:
+        skip``), else an ``FSMError`` that stops the job."""
+        attempts = self.retry.attempts
+        last = first_record + len(records)
+        if self.retry.on_failure != "skip":
+            raise FSMError(f"the chunk of {file} records {first_record + 1}..{last} failed "
+                           f"{attempts} attempts (error_handling.on_failure: "
+                           f"{self.retry.on_failure}): {reason}")
+        inputs = _inputs(given, []) if given is not None else records
+        why = f"chunk skipped after {attempts} attempts: {reason}"
+        errors = [RowError(file, why, _raw(data), record=first_record + i + 1, stage="fsm")
+                  for i, data in enumerate(inputs)]
+        return StageOutput(None, len(records), 0, errors, records=[])
 
     def side(self, out: StageOutput) -> tuple[None, Any]:
         side = {}
@@ -123,6 +244,10 @@ def _trace(sink: Any, file: str, first: int, results: list[dict[str, Any]], give
         trace.line(r, first + i + 1, file, inputs[i])
         for i, r in enumerate(results) if r.get("trace") is not None])
     return inputs
+
+
+def _pick(records: list[Any], indexes: list[int]) -> list[Any]:
+    return [records[i] for i in indexes]
 
 
 def _given(records: list[Any]) -> bytes | None:
@@ -192,6 +317,8 @@ async def stream_job(
             records = source
         source = "<records>"
     run_id = checkpoint_id or uuid.uuid4().hex[:12]
+    settings = _settings.get() or StreamSettings()
+    stage.retry = settings.retry
     spec = FileJobSpec(
         input_path=os.fspath(source),
         output_path=os.fspath(sink) if sink is not None else None,
@@ -203,11 +330,14 @@ async def stream_job(
         skip_empty_lines=skip_empty_lines,
         text_field_name=text_field_name,
         workers=workers,
+        whole=settings.whole,
+        in_flight=1 if settings.whole else 2,
         pattern="fsm",
         records=records,
         storage_options=storage_options_for(
             storage_options, [os.fspath(p) for p in (source, sink) if p is not None]),
     )
+    kind: FileJobKind | None = None
     try:
         kind = FileJobKind(
             spec,
@@ -217,6 +347,8 @@ async def stream_job(
             finish=_finish,
             identity={"fsm": name, "functions": sorted(stage.functions)},
         )
+        if settings.csv_block_size is not None:
+            _block_size(kind, settings.csv_block_size)
         if sink is None:
             kind.error_file = None
         result = await run_job(
@@ -227,7 +359,14 @@ async def stream_job(
             address=address,
             workers=workers,
             local=local,
+            memory_limit=settings.memory_limit,
         )
+    except Exception as exc:
+        if settings.compensate is None or kind is None:
+            raise
+        message = getattr(exc, "message", None) or str(exc)
+        done = settings.compensate(kind, message)
+        raise FSMError(f"{message}; compensated: {done}") from None
     finally:
         if spill is not None:
             spill.unlink(missing_ok=True)
@@ -235,6 +374,15 @@ async def stream_job(
     if stage.trace_sink is not None:
         result["trace_file"] = str(traces.join(sink))
     return result
+
+
+def _block_size(kind: FileJobKind, size: int) -> None:
+    """Read CSV inputs in blocks of ``size`` bytes; another format is an ``FSMError``."""
+    other = [i.path for i in kind.plan.inputs if i.format not in ("csv", "tsv")]
+    if other:
+        raise FSMError(f"options.buffer_size sets the block size of CSV reads; {other[0]} is "
+                       "not CSV (its reader has no block size): remove buffer_size")
+    kind.plan.read = replace(kind.plan.read, csv_block_size=size)
 
 
 async def _spill(source: AsyncIterable[Any], sink: Any) -> Path:

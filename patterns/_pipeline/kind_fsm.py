@@ -1,4 +1,10 @@
-"""``kind: fsm``: an FSM config run over a file by ``AsyncSimpleFSM.process_stream``."""
+"""``kind: fsm``: an FSM config run over a file by ``AsyncSimpleFSM.process_stream``.
+
+The job's ``options:`` and ``error_handling:`` take effect through
+``fsm_actors.stream.stream_settings``: chunk size, workers, the memory bound, whole-file
+tasks (``stream: false``), the CSV read block, the retry policy of each chunk and what a
+chunk that still fails does (``fail``, ``skip`` to the error file, ``compensate``).
+"""
 
 from __future__ import annotations
 
@@ -60,6 +66,8 @@ def schema() -> dict[str, Any]:
 
 async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[str, Any]:
     from fsm_actors import AsyncSimpleFSM
+    from fsm_actors.platform.errors import FSMError
+    from fsm_actors.stream import stream_settings
 
     options = {k: spec[k] for k in ("actors", "local", "data_mode") if k in spec}
     fsm = AsyncSimpleFSM(spec["config"], resources=spec.get("resources"),
@@ -67,30 +75,65 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
                          **options)
     try:
         stream = {k: spec[k] for k in STREAM_KEYS if k in spec}
-        return await fsm.process_stream(
-            spec["input"], spec["output"], on_progress=context.on_progress,
-            checkpoint_id=context.checkpoint_id or spec.get("checkpoint_id"), **stream,
-        )
+        checkpoint_id = context.checkpoint_id or spec.get("checkpoint_id")
+        with stream_settings(settings(spec, context, checkpoint_id)):
+            return await fsm.process_stream(
+                spec["input"], spec["output"], on_progress=context.on_progress,
+                checkpoint_id=checkpoint_id, **stream,
+            )
+    except FSMError as exc:
+        if context.error_handling is None:
+            raise
+        cause = getattr(exc, "cause", None)  # a worker's error, as Ray wrapped it
+        message = getattr(cause, "message", None) or getattr(exc, "message", None) or str(exc)
+        raise PatternError(message, pattern="fsm") from None
     finally:
         await fsm.close()
 
 
-#: what this kind cannot honour, and why (a pipeline file giving it is refused)
-UNSUPPORTED = {
-    "options.memory_limit": ("kind fsm runs AsyncSimpleFSM.process_stream, which bounds its "
-            "batches by chunk_size and takes no memory limit; use "
-            "batch_size"),
-    "options.stream": ("kind fsm always streams its input in chunk_size pieces"),
-    "options.buffer_size": ("AsyncSimpleFSM.process_stream takes no read block size"),
-    "options.backpressure": ("kind fsm always reads a bounded number of chunks ahead"),
-    "error_handling": ("an FSM records its own failures per record (error states, the "
-            "error file); use 'retry:' to retry the whole job"),
-}
+def settings(spec: dict[str, Any], context: RunContext, run_id: str | None) -> Any:
+    """The stream settings of the job's ``options:`` and ``error_handling:`` (``None``: none
+    given): ``batch_size``/``parallel_workers`` are already ``chunk_size``/``workers``."""
+    from fsm_actors.stream import StreamSettings
+    from patterns._pipeline.task_policy import TaskRetry, compensator
+
+    options, handling = context.options, context.error_handling
+    if options is None and handling is None:
+        return None
+    limit = getattr(options, "memory_limit", None)
+    info = {"run_id": run_id, "input": str(spec["input"]), "output": str(spec["output"])}
+    return StreamSettings(
+        memory_limit=int(limit) if limit else None,
+        whole=getattr(options, "stream", None) is False,
+        csv_block_size=getattr(options, "buffer_size", None),
+        retry=TaskRetry.of(handling),
+        compensate=compensator(handling, info),
+    )
+
+
+def check_options(spec: dict[str, Any], options: Any, error_handling: Any, where: str) -> None:
+    """Refuse ``backpressure: false`` and a ``buffer_size`` for an input that is not CSV."""
+    if options is None:
+        return
+    if options.backpressure is False:
+        raise PatternError(
+            f"{where}: options.backpressure: false is not supported by kind fsm: reading "
+            "always waits for the workers (unbounded read-ahead would hold the whole input "
+            "in memory); bound it with memory_limit, or remove backpressure")
+    if options.buffer_size is not None:
+        fmt = str(spec.get("input_format") or "auto").lower()
+        suffixes = set(Path(str(spec["input"]).lower()).suffixes)
+        if not (fmt in ("csv", "tsv") or (fmt == "auto" and suffixes & {".csv", ".tsv"})):
+            raise PatternError(
+                f"{where}: options.buffer_size sets the block size of CSV reads; "
+                f"{spec['input']} is not CSV (its reader has no block size): remove "
+                "buffer_size")
 
 
 register_kind(PipelineKind(
-    name="fsm", unsupported=UNSUPPORTED,
+    name="fsm", unsupported={},
     option_fields={"batch_size": "chunk_size", "parallel_workers": "workers"},
+    check_options=check_options,
     run=run, prepare=prepare, schema=schema, input_key="input",
     description="run an FSM over every record of a file",
 ))
