@@ -11,17 +11,13 @@ import json
 import pytest
 
 from patterns.errors import PatternError
-from tests.patterns.test_etl_support import run_inline, sqlite_db, sqlite_rows
+from tests.patterns.test_etl_support import Crash, crash_once, run_inline, sqlite_db, sqlite_rows
 
 N = 2_500
 SRC_DDL = "CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, updated INTEGER);"
 TGT_DDL = ("CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, updated INTEGER, "
            "tag TEXT); CREATE INDEX items_b ON items (b);")
 INSERT = "INSERT INTO items (id, a, b, updated) VALUES (?, ?, ?, ?)"
-
-
-class Crash(BaseException):
-    """Stands for the process dying mid-run (not a per-record failure)."""
 
 
 @pytest.fixture
@@ -97,18 +93,12 @@ def test_full_refresh_swaps_in_a_new_table_with_its_indexes(dbs):
 
 def test_full_refresh_killed_mid_run_leaves_the_old_table_then_resumes(dbs):
     sqlite_db(dbs["tgt_path"], "", [(i, 0, "old", 0) for i in range(1, 11)], INSERT)
-
-    armed = [True]
-
-    def dies(record):
-        if armed and record["id"] == 1_700:
-            raise Crash()
-        return record
+    dies, disarm = crash_once(lambda record, n: record["id"] == 1_700)
 
     with pytest.raises(Crash):
         run_inline(config(dbs, "full", transformations=[dies]), "refresh-1")
     assert target_rows(dbs, "SELECT COUNT(*), MIN(b), MAX(b) FROM items") == [(10, "old", "old")]
-    armed.clear()  # the process "restarts": the same transformation, which now goes through
+    disarm()  # the process "restarts": the same transformation, which now goes through
     result = run_inline(config(dbs, "full", transformations=[dies]), "refresh-1")
     assert count_distinct(dbs) == (N, N)
     # the batches committed before the crash count once
@@ -117,21 +107,13 @@ def test_full_refresh_killed_mid_run_leaves_the_old_table_then_resumes(dbs):
 
 @pytest.mark.parametrize("mode", ["append", "upsert"])
 def test_resume_after_a_crash_loads_every_row_exactly_once(dbs, mode):
-    seen = []
-
-    armed = [True]
-
-    def dies(record):
-        seen.append(record["id"])
-        if armed and record["id"] == 1_234:
-            raise Crash()
-        return record
+    dies, disarm = crash_once(lambda record, n: record["id"] == 1_234)
 
     with pytest.raises(Crash):
         run_inline(config(dbs, mode, transformations=[dies]), "resume-1")
     partial = count_distinct(dbs)[0]
     assert 0 < partial < N
-    armed.clear()  # resumed with the same transformation, which now goes through
+    disarm()  # resumed with the same transformation, which now goes through
     run_inline(config(dbs, mode, transformations=[dies]), "resume-1")
     assert count_distinct(dbs) == (N, N)
     assert target_rows(dbs)[-1] == (N, 2 * N, f"row {N}", None)

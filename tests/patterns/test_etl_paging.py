@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, text
 
 from patterns.errors import PatternError
 from tests.patterns.test_etl_support import (  # noqa: F401
+    Crash,
+    crash_once,
     fetch_rows,
     make_table,
     mariadb_server,
@@ -31,10 +33,6 @@ from tests.resource_actors.conftest import _serve
 from tests.servers import start_postgres
 
 BIG = 60_000
-
-
-class Crash(BaseException):
-    """Stands for the process dying mid-run (not a per-record failure)."""
 
 
 @pytest.fixture(scope="module")
@@ -117,22 +115,14 @@ def test_a_keyless_query_resumed_after_a_crash_loads_every_row_once(db, tmp_path
     src, tgt = table_names("src", "tgt")
     rows = _keyless_source(engine, src)
     make_table(engine, tgt, "id INTEGER, v VARCHAR(20)")
-    seen = []
-    armed = [True]  # the resume runs the same transformation (a changed one is refused)
-
-    def dies(record):
-        seen.append(record)
-        if armed[0] and len(seen) == 1_700:
-            raise Crash()
-        return record
-
+    dies, disarm = crash_once(lambda record, n: n == 1_700)
     cfg = _config(url, {"query": f"SELECT id, v FROM {src}"}, tgt, mode, tmp_path, batch_size=250)
     cfg = {**cfg, "transformations": [dies]}
     with pytest.raises(Crash):
         run_inline(cfg, f"resume-{mode}")
     if mode == "append":
         assert 0 < len(fetch_rows(engine, f"SELECT id FROM {tgt}")) < len(rows)
-    armed[0] = False
+    disarm()
     result = run_inline(cfg, f"resume-{mode}")
     assert result["loaded"] == len(rows)
     assert Counter(fetch_rows(engine, f"SELECT id, v FROM {tgt}")) == Counter(rows)
@@ -143,20 +133,13 @@ def test_a_resume_that_cannot_be_exact_stops_and_says_so(db, tmp_path):
     src, tgt = table_names("src", "tgt")
     _keyless_source(engine, src)
     make_table(engine, tgt, "id INTEGER, v VARCHAR(20)")
-
-    armed = [True]  # the resume runs the same transformation (a changed one is refused)
-
-    def dies(record):
-        if armed[0] and record["id"] == 2_000:
-            raise Crash()
-        return record
-
+    dies, disarm = crash_once(lambda record, n: record["id"] == 2_000)
     cfg = _config(url, {"query": f"SELECT id, v FROM {src}"}, tgt, "append", tmp_path,
                   batch_size=250)
     cfg = {**cfg, "transformations": [dies]}
     with pytest.raises(Crash):
         run_inline(cfg, "changed")
-    armed[0] = False
+    disarm()
     loaded = fetch_rows(engine, f"SELECT COUNT(*) FROM {tgt}")
     with engine.begin() as conn:  # a row now sorting among the ones already loaded
         conn.execute(text(f"DELETE FROM {src} WHERE id = 1"))
@@ -176,15 +159,7 @@ def test_postgres_query_of_unordered_types_resumes_exactly(small_pg, tmp_path):
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO {src} SELECT g, json_build_object('g', g) "
                           "FROM generate_series(1, 20000) g"))
-    seen = []
-    armed = [True]  # the resume runs the same transformation (a changed one is refused)
-
-    def dies(record):
-        seen.append(record)
-        if armed[0] and len(seen) == 13_000:
-            raise Crash()
-        return record
-
+    dies, disarm = crash_once(lambda record, n: n == 13_000)
     cfg = _config(small_pg.plain_url,
                   {"query": f"SELECT id, doc, id % 7 AS etl_src FROM {src}"}, tgt, "append",
                   tmp_path, batch_size=1_000)
@@ -192,7 +167,7 @@ def test_postgres_query_of_unordered_types_resumes_exactly(small_pg, tmp_path):
     with _scanning(engine, src):
         with pytest.raises(Crash):
             run_inline(cfg, "json")
-        armed[0] = False
+        disarm()
         assert run_inline(cfg, "json")["loaded"] == 20_000
     assert fetch_rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(etl_src) FROM {tgt}") \
         == fetch_rows(engine, f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id % 7) FROM {src}")

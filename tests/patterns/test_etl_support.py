@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -61,6 +61,28 @@ def fetch_rows(engine: Any, sql: str, params: dict[str, Any] | None = None) -> l
     """The rows of a query, as tuples."""
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params or {})]
+
+
+class Crash(BaseException):
+    """Stands for the process dying mid-run (not a per-record failure)."""
+
+
+def crash_once(when: Callable[[dict[str, Any], int], bool]
+               ) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], Callable[[], None]]:
+    """A transformation that raises ``Crash`` at the first record for which ``when(record,
+    n)`` holds (``n``: the records it has seen, this one included), and ``disarm``, after
+    which it passes every record: the resumed run goes on with the same transformation (a
+    changed one is refused)."""
+    seen = [0]
+    armed = [True]
+
+    def dies(record: dict[str, Any]) -> dict[str, Any]:
+        seen[0] += 1
+        if armed and when(record, seen[0]):
+            raise Crash()
+        return record
+
+    return dies, armed.clear
 
 
 class NothingDone:
