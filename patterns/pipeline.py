@@ -325,6 +325,26 @@ class PipelineFiles:
         return list(kind.problems(job)) if kind.problems is not None else []
 
     @staticmethod
+    def redrive(path: str | os.PathLike, run: str, *, address: str | None = None,
+                local: bool = False) -> dict[str, Any]:
+        """Re-run the rows run ``run`` of the one-job pipeline file ``path`` rejected, with the
+        file's current config: ``etl`` (``DatabaseETL.run(redrive=run)``: a run id or its
+        error file) or ``file_processing`` (``FileProcessor.redrive``: ``run`` may name the
+        error file). Returns the redrive's summary."""
+        job = load_pipeline_file(path)
+        if isinstance(job, PipelineJob) and job.kind == "etl" and job.config is not None:
+            from patterns.etl import DatabaseETL
+
+            return DatabaseETL(job.config, address=address, local=local).run_sync(redrive=run)
+        if not isinstance(job, PipelineJob):  # kind: file_processing
+            from patterns.file_processing import FileProcessor
+
+            errors = run if str(run).endswith(".errors.jsonl") else None
+            return FileProcessor(job, address=address).redrive(errors)
+        raise PatternError(f"{path}: redrive re-runs the rejects of etl and file_processing "
+                           f"pipeline files and FSM configs, not kind {job.kind!r}")
+
+    @staticmethod
     def schema(kind: str | None = None) -> dict[str, Any]:
         """The JSON schema of every pipeline file (``kind=None``) or of one kind's."""
         from patterns._pipeline.schema import kind_schema, pipeline_schema

@@ -1,4 +1,9 @@
-"""``fsm-actors redrive RUN CONFIG``: re-run exactly the records a finished run rejected."""
+"""``fsm-actors redrive RUN CONFIG``: re-run exactly the records a finished run rejected.
+
+CONFIG is an FSM config (its stream's error file, ``fsm_actors.redrive``) or a pipeline file
+of kind ``etl`` (the run's rejects table; RUN its run id or error file) or
+``file_processing`` (through the ``pipeline_files`` hook, which the patterns package
+registers)."""
 
 from __future__ import annotations
 
@@ -51,26 +56,34 @@ def error_file_of(run: str, folders: tuple[Path, ...]) -> Path:
 def redrive(run: str, config: Path, input_path: Path | None, function_modules: tuple[str, ...],
             local: bool, address: str | None, actors: int | None, chunk_size: int,
             folders: tuple[Path, ...], as_json: bool) -> None:
-    """Re-run the records a finished run of the FSM CONFIG rejected, with the current CONFIG
-    and functions. RUN is the run's error file, its output, or the checkpoint id of a run
-    whose checkpoint is still there (``fsm-actors runs`` lists them).
+    """Re-run the records a finished run of CONFIG rejected, with the current CONFIG and
+    functions. For an FSM config, RUN is the run's error file, its output, or the checkpoint
+    id of a run whose checkpoint is still there (``fsm-actors runs`` lists them). For an
+    ETL pipeline file (kind: etl), RUN is the run id the run printed (or its checkpoint id,
+    or its error file): the rows it rejected are re-run and those that now pass loaded into
+    its target once, with the same batch-and-checkpoint transactions as a load.
 
     Records that now succeed are added to the run's output once (the output is replaced
     atomically); those that still fail make the new error file. Running it again with
     nothing left does nothing; an interrupted redrive resumes where it stopped.
     """
-    from fsm_actors.cli.documents import read_document
+    from fsm_actors.cli.documents import document_kind, read_document
     from fsm_actors.cli.run import load_functions
     from fsm_actors.simple import SimpleFSM
 
+    spec = read_document(config)
+    kind = document_kind(config, spec) if isinstance(spec, dict) else "fsm_config"
+    if kind != "fsm_config":
+        summary = _pipeline_redrive(config, run, local=local, address=address)
+        _report(summary, as_json)
+        return
     errors = error_file_of(run, folders)
     output = Path(str(errors)[: -len(".errors.jsonl")])
     source: Any = input_path or _named_input(errors)
-    spec = read_document(config)
     if not isinstance(spec, dict) or "states" not in spec:
         raise click.ClickException(
-            f"{config}: redrive runs FSM configs here; a file_processing pipeline is "
-            "redriven with FileProcessor(config).redrive()"
+            f"{config}: redrive runs FSM configs with 'states', and etl and "
+            "file_processing pipeline files"
         )
     try:
         with SimpleFSM(spec, custom_functions=load_functions(function_modules), local=local,
@@ -83,13 +96,34 @@ def redrive(run: str, config: Path, input_path: Path | None, function_modules: t
         if not isinstance(exc, FSMError):
             raise
         raise click.ClickException(str(exc)) from None
+    _report(summary, as_json)
+
+
+def _pipeline_redrive(config: Path, run: str, *, local: bool,
+                      address: str | None) -> dict[str, Any]:
+    """The redrive of a pipeline file's run (the ``pipeline_files`` hook); a user's mistake
+    is a one-line error."""
+    from fsm_actors.cli.run import pipeline_files, user_errors
+
+    try:
+        return pipeline_files().redrive(config, run, address=address, local=local)
+    except user_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    """The summary: how many were redriven, now succeed (and where they went), still fail."""
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(summary, indent=2, default=str))
         return
+    where = summary.get("output_path") or summary.get("target")
+    errors = summary.get("error_file")
     click.echo(
-        f"redriven {summary['redriven']}: {summary['succeeded']} now succeed (added to "
-        f"{summary['output_path']}), {summary['still_failing']} still fail (in "
-        f"{summary['error_file']})"
+        f"redriven {summary['redriven']}: {summary['succeeded']} now succeed"
+        + (f" (added to {where})" if where else
+           f" ({summary.get('loaded', 0)} rows loaded)" if "loaded" in summary else "")
+        + f", {summary['still_failing']} still fail"
+        + (f" (in {errors})" if errors else "")
         + (f", {summary['not_redrivable']} could not be re-read as records"
            if summary["not_redrivable"] else "")
     )

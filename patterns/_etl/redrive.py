@@ -178,7 +178,8 @@ class RedriveJob(ETLJob):
             kept = int(self.run_state["not_redrivable"])
             summary = {"redriven": total - kept, "succeeded": total - failing,
                        "still_failing": failing, "not_redrivable": kept,
-                       "loaded": keys["loaded"], "run_id": of, "redrive_id": rid}
+                       "loaded": keys["loaded"], "run_id": of, "redrive_id": rid,
+                       "target": self.target.describe()}
             history = [*self.run_state.get("history", []), summary]
             state = dict(self.run_state, status="done", result=summary, partitions=[],
                          history=history[-20:])

@@ -16,6 +16,7 @@ import pytest
 
 from patterns.errors import PatternError
 from patterns.etl import DatabaseETL
+from tests.resource_actors.conftest import postgres_server  # noqa: F401
 
 ROWS = 60
 TARGET = ("CREATE TABLE {t} (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, n INTEGER, "
@@ -67,7 +68,8 @@ def _etl(db: Path, tmp_path: Path, table: str, fix: bool, *, local: bool = False
                        transformations=kw.pop("transformations", None)
                        or [bump, price_fixed if fix else price],
                        error_threshold=None, batch_size=kw.pop("batch_size", 7),
-                       work_dir=str(tmp_path / "work"), local=local, **kw)
+                       work_dir=kw.pop("work_dir", str(tmp_path / "work")), local=local,
+                       **kw)
 
 
 def _rows(db: Path, table: str) -> list[tuple]:
@@ -169,3 +171,115 @@ def test_a_redrive_killed_midway_resumes_exactly(tmp_path):
     assert _counts(resumed) == (15, 15, 0)
     assert _rows(db, "loaded") == _rows(db, "clean")
     assert _rejects(db, run_id) == 0 and _rejects(db, run_id + "~redrive") == 0
+
+
+def stamp(record):
+    """Needs the source's types (a datetime, a Decimal): the stored JSON record has text."""
+    if record["qty"] % 4 == 0:
+        raise ValueError(f"no stamp for {record['id']}")
+    return {**record, "year": record["at"].year, "total": record["price"] * record["qty"]}
+
+
+def stamp_fixed(record):
+    return {**record, "year": record["at"].year, "total": record["price"] * record["qty"]}
+
+
+def test_postgresql_upsert_redrive_reads_the_rows_again_with_their_types(
+        postgres_server, tmp_path):  # noqa: F811
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_server.url)
+    tag = os.urandom(3).hex()
+    src, tgt, clean = f"src_{tag}", f"tgt_{tag}", f"clean_{tag}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {src} (id INTEGER PRIMARY KEY, qty INTEGER, "
+                          "price NUMERIC(8,2), at TIMESTAMP)"))
+        for table in (tgt, clean):
+            conn.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, qty INTEGER, "
+                              "price NUMERIC(8,2), at TIMESTAMP, year INTEGER, "
+                              "total NUMERIC(10,2))"))
+        conn.execute(text(f"INSERT INTO {src} SELECT i, i, i + 0.25, "
+                          "TIMESTAMP '2020-01-01' + i * INTERVAL '40 days' "
+                          "FROM generate_series(1, 40) i"))
+
+    def etl(table, fn):
+        url = postgres_server.plain_url
+        return DatabaseETL(source={"type": "database", "connection": url, "table": src},
+                           target={"type": "database", "connection": url, "table": table},
+                           mode="upsert", transformations=[fn], error_threshold=None,
+                           batch_size=8, work_dir=str(tmp_path / "work"), local=True)
+
+    first = etl(tgt, stamp).run_sync("pg-orders")
+    assert first["rejected"] == 10
+    summary = etl(tgt, stamp_fixed).run_sync("pg-orders", redrive=True)
+    etl(clean, stamp_fixed).run_sync()
+    again = etl(tgt, stamp_fixed).run_sync("pg-orders", redrive=True)
+    assert _counts(summary) == (10, 10, 0) and _counts(again) == (0, 0, 0)
+    with engine.connect() as conn:
+        rows = [conn.execute(text(f"SELECT * FROM {t} ORDER BY id")).fetchall()
+                for t in (tgt, clean)]
+        conn.execute(text(f"DROP TABLE {src}, {tgt}, {clean}"))
+        conn.commit()
+    engine.dispose()
+    assert rows[0] == rows[1] and len(rows[0]) == 40
+
+
+PIPELINE = """kind: etl
+source: {{type: database, connection: "sqlite:///shop.db", table: orders}}
+target: {{type: database, connection: "sqlite:///shop.db", table: loaded}}
+mode: append
+error_threshold: null
+batch_size: 7
+transformations: [tests.patterns.test_redrive_etl.bump, tests.patterns.test_redrive_etl.{fn}]
+"""
+
+
+def test_redrive_command_on_an_etl_run_id(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from fsm_actors.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    db = _db(tmp_path)
+    first = _etl(db, tmp_path, "loaded", fix=False, local=True,
+                 work_dir=None).run_sync()
+    (tmp_path / "load.yaml").write_text(PIPELINE.format(fn="price_fixed"))
+    done = CliRunner().invoke(cli, ["redrive", first["run_id"], "load.yaml", "--local"])
+    assert done.exit_code == 0, done.output
+    assert "redriven 15: 15 now succeed (added to table 'loaded'" in done.output
+    assert "0 still fail" in done.output
+    _etl(db, tmp_path, "clean", fix=True, local=True).run_sync()
+    assert _rows(db, "loaded") == _rows(db, "clean")
+    again = CliRunner().invoke(cli, ["redrive", first["error_file"], "load.yaml", "--local",
+                                     "--json"])
+    assert again.exit_code == 0, again.output
+    assert _counts(json.loads(again.output)) == (0, 0, 0)
+    missing = CliRunner().invoke(cli, ["redrive", "nope", "load.yaml", "--local"])
+    assert missing.exit_code == 1 and "no rejects of run 'nope'" in missing.output
+    assert "Traceback" not in missing.output
+
+
+def test_etl_file_target_redrive_adds_the_rows_to_the_file_once(tmp_path):
+    db = _db(tmp_path, rows=30)
+    out = tmp_path / "orders.jsonl"
+
+    def etl(fn, path):
+        return DatabaseETL(source={"type": "database", "connection": f"sqlite:///{db}",
+                                   "table": "orders"},
+                           target={"type": "file", "path": str(path)}, mode="full_refresh",
+                           transformations=[fn], error_threshold=None, batch_size=4,
+                           local=True)
+
+    first = etl(price, out).run_sync()
+    assert first["rejected"] == 7
+    summary = etl(price_fixed, out).run_sync(redrive=first["run_id"])
+    etl(price_fixed, tmp_path / "clean.jsonl").run_sync()
+    again = etl(price_fixed, out).run_sync(redrive=first["run_id"])
+
+    def rows(path):
+        return sorted((json.loads(x) for x in path.read_text().splitlines()),
+                      key=lambda r: r["id"])
+
+    assert _counts(summary) == (7, 7, 0) and _counts(again) == (0, 0, 0)
+    assert rows(out) == rows(tmp_path / "clean.jsonl") and len(rows(out)) == 30
+    assert not list((tmp_path / ".fsm_actors").glob("redrive-*"))
