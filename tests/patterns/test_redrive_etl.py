@@ -283,3 +283,26 @@ def test_etl_file_target_redrive_adds_the_rows_to_the_file_once(tmp_path):
     assert _counts(summary) == (7, 7, 0) and _counts(again) == (0, 0, 0)
     assert rows(out) == rows(tmp_path / "clean.jsonl") and len(rows(out)) == 30
     assert not list((tmp_path / ".fsm_actors").glob("redrive-*"))
+
+
+@pytest.mark.ray
+def test_redrive_command_on_a_file_processing_pipeline(ray_session, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from fsm_actors.cli.main import cli
+    from patterns.file_processing import FileProcessor
+    from patterns.pipeline import load_pipeline_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text("".join(
+        json.dumps({"id": i, "name": f"w{i}", "qty": i}) + "\n" for i in range(1, 13)))
+    spec = ("kind: file_processing\ninput_path: in.jsonl\noutput_path: out.jsonl\n"
+            "transformations: [tests.patterns.test_redrive_etl.{fn}]\n")
+    (tmp_path / "broken.yaml").write_text(spec.format(fn="price"))
+    (tmp_path / "fixed.yaml").write_text(spec.format(fn="price_fixed"))
+    FileProcessor(load_pipeline_file(tmp_path / "broken.yaml")).run()
+    done = CliRunner().invoke(cli, ["redrive", "out.jsonl.errors.jsonl", "fixed.yaml"])
+    assert done.exit_code == 0, done.output
+    assert "redriven 3: 3 now succeed" in done.output
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in out) == list(range(1, 13))
