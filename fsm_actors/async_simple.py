@@ -211,6 +211,9 @@ class AsyncSimpleFSM:
         max_workers: int | None = None,
         on_progress: Callable[[BatchProgress], Any] | None = None,
         timeout: float | None = None,
+        *,
+        trace: int = 0,
+        trace_file: str | Path | None = None,
     ) -> list[dict[str, Any]]:
         """Run many records; results in input order, one per record (a record that is not
         a mapping is a failure of that record only). The list's ``stats`` attribute holds
@@ -220,23 +223,34 @@ class AsyncSimpleFSM:
         pool); ``max_workers`` caps the actors used. Raises ``TimeoutError`` past
         ``timeout``; the call's outstanding chunks are cancelled and the FSM stays usable.
         Concurrent calls on one instance are served together (they share the actors).
+
+        ``trace=N`` keeps the path with a copy of the data after each state for the first
+        N records and for every failed record: the list's ``traces`` holds their trace
+        lines in input order (shaped as ``process_stream``'s ``<sink>.trace.jsonl`` lines,
+        ``record`` being the 1-based position in ``data``; see ``fsm_actors.trace``), and
+        with ``trace_file`` they are also written there as JSON Lines (``fsm-actors trace
+        FILE --record N`` reads it; ``trace_file`` on the list says where).
         """
         self._check_open()
+        trace = _trace_count(trace, trace_file)
         records = [d if type(d) is dict else _record(d) for d in data]
         if not records:
-            return BatchResults([], {"states": {}, "arcs": {}})
+            return _traced(BatchResults([], {"states": {}, "arcs": {}}), trace, [], trace_file)
         workers = max_workers or self._executor.parallelism()
         size = batch_size or _auto_chunk(len(records), workers)
         progress = BatchProgress(total=len(records))
         out: list[dict[str, Any]] = []
         counts = StateCounts()
         exported = _MetricsBatcher(self._machine.name)
+        lines: list[dict[str, Any]] = []
 
         async def run() -> None:
             chunks = (records[i : i + size] for i in range(0, len(records), size))
             async for results in self._executor.map(
-                "process_batch", chunks, self._data_mode, workers
+                "process_batch", chunks, self._data_mode, workers, trace
             ):
+                if results.traces:
+                    lines.extend(_trace_lines(results, len(out), records))
                 out.extend(results)
                 chunk_counts = getattr(results, "counts", None)
                 if chunk_counts is not None:  # accepted once: a re-sent chunk is not here twice
@@ -260,7 +274,8 @@ class AsyncSimpleFSM:
             ) from None
         finally:
             exported.flush()
-        return BatchResults(out, counts.to_dict(self._machine.state_names))
+        return _traced(BatchResults(out, counts.to_dict(self._machine.state_names)), trace,
+                       lines, trace_file)
 
     def status(self) -> list[dict[str, Any]]:
         """Live counters of each worker: ``fsm, actor, records, failed, batches, busy``."""
@@ -397,6 +412,37 @@ async def create_async_fsm(
     except BaseException:
         await fsm.close()
         raise
+
+
+def _trace_count(trace: Any, trace_file: str | Path | None) -> int:
+    """``trace`` checked: a number of records >= 0 (0 with a ``trace_file`` is refused)."""
+    if isinstance(trace, bool) or not isinstance(trace, int) or trace < 0:
+        raise ValueError(f"trace={trace!r}: give the number of records to trace (an int >= 0; "
+                         "failed records are traced besides)")
+    if trace_file is not None and not trace:
+        raise ValueError("trace_file is given but trace=0: pass trace=N (N sampled records "
+                         "and every failed record are traced)")
+    return trace
+
+
+def _trace_lines(results: Any, first: int, records: list[Any]) -> Iterable[dict[str, Any]]:
+    """The trace lines of a chunk starting at record ``first`` (0-based) of ``records``."""
+    from fsm_actors import trace
+
+    for i, steps in sorted(results.traces.items()):
+        yield trace.line(results[i], first + i + 1, None, records[first + i], steps)
+
+
+def _traced(out: BatchResults, trace: int, lines: list[dict[str, Any]],
+            trace_file: str | Path | None) -> BatchResults:
+    """``out`` with its traces (and written to ``trace_file``) when tracing."""
+    if trace:
+        out.traces = lines
+        if trace_file is not None:
+            from fsm_actors import trace as traces
+
+            out.trace_file = str(traces.write(trace_file, lines))
+    return out
 
 
 class _MetricsBatcher:

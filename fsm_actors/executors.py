@@ -21,7 +21,7 @@ from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform.errors import WorkerError
 from fsm_actors.platform.event_loop import aiter_any
 from fsm_actors.platform.pickling import pack, unpack_results
-from fsm_actors.worker import FSMWorker, WorkerCounters
+from fsm_actors.worker import FSMWorker, WorkerCounters, pop_traces
 
 #: Worker methods a chunk may be mapped onto.
 CHUNK_METHODS = frozenset({"process_batch"})
@@ -46,6 +46,7 @@ class Executor(Protocol):
         chunks: Iterable[Any] | AsyncIterable[Any],
         data_mode: DataHandlingMode,
         workers: int | None = None,
+        trace: int = 0,
     ) -> AsyncIterator[Any]: ...
 
     def parallelism(self) -> int: ...
@@ -89,17 +90,20 @@ class LocalExecutor:
         chunks: Iterable[Any] | AsyncIterable[Any],
         data_mode: DataHandlingMode,
         workers: int | None = None,
+        trace: int = 0,
     ) -> AsyncIterator[Any]:
         run = getattr(self.worker, _checked(method))
         prefix = uuid.uuid4().hex[:8]
-        n = 0
 
-        def counted(chunk: Any, mode: DataHandlingMode, name: str) -> ChunkResults:
-            return ChunkResults(run(chunk, mode, name), self.worker.last_counts)
+        def counted(chunk: Any, mode: DataHandlingMode, name: str, traced: Any) -> ChunkResults:
+            results = run(chunk, mode, name, traced)
+            traces = None if traced is None else pop_traces(results)
+            return ChunkResults(results, self.worker.last_counts, traces)
 
-        async for chunk in aiter_any(chunks):
-            n += 1
-            yield await self._run(counted, chunk, data_mode, f"{prefix}-{n}")
+        async for n, first, _, chunk in _numbered(chunks, None):
+            yield await self._run(
+                counted, chunk, data_mode, f"{prefix}-{n + 1}", sampled(trace, first)
+            )
 
     def parallelism(self) -> int:
         return 1
@@ -213,6 +217,7 @@ class ActorExecutor:
         chunks: Iterable[Any] | AsyncIterable[Any],
         data_mode: DataHandlingMode,
         workers: int | None = None,
+        trace: int = 0,
     ) -> AsyncIterator[Any]:
         pool = self._ensure_pool()
         self._calls += 1
@@ -226,14 +231,16 @@ class ActorExecutor:
             n, first, rows, payload = item
             remote = actor.process_packed
             name = f"{fsm} chunk {n} rows {first}-{first + rows - 1}"
-            return remote.options(name=name).remote(payload, data_mode, f"{prefix}-{n}")
+            return remote.options(name=name).remote(
+                payload, data_mode, f"{prefix}-{n}", sampled(trace, first)
+            )
 
         with self._worker_errors(f"{fsm} {method}"):
             async for _, result in pool.map(
                 call, items, actors=workers, on_complete=self._account
             ):
                 # dict batches travel packed, results column-wise (see platform.pickling)
-                yield ChunkResults(unpack_results(result[3]), result[4])
+                yield ChunkResults(unpack_results(result[3]), result[4], result[5])
 
     @contextmanager
     def _worker_errors(self, what: str) -> Iterator[None]:
@@ -278,6 +285,13 @@ class ActorExecutor:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def sampled(trace: int, first: int) -> range | None:
+    """The indices to trace in a chunk starting at record ``first`` of a ``trace=N`` run
+    (its share of the first N records; failed records are traced besides), or ``None``
+    when not tracing (records run untraced)."""
+    return range(max(0, trace - first)) if trace else None
 
 
 async def _numbered(

@@ -104,10 +104,15 @@ class SimpleFSM:
         max_workers: int | None = None,
         on_progress: Callable[[BatchProgress], Any] | None = None,
         timeout: float | None = None,
+        *,
+        trace: int = 0,
+        trace_file: str | Path | None = None,
     ) -> list[dict[str, Any]]:
-        return run_sync(
-            self._async.process_batch(data, batch_size, max_workers, on_progress, timeout)
-        )
+        """See ``AsyncSimpleFSM.process_batch`` (``trace=N``: the ``traces`` of N sampled
+        and every failed record, written to ``trace_file`` if given)."""
+        return run_sync(self._async.process_batch(
+            data, batch_size, max_workers, on_progress, timeout, trace=trace,
+            trace_file=trace_file))
 
     def process_stream(
         self,

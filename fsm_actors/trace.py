@@ -1,15 +1,18 @@
 """Where a record went: traces of sampled and failed records, as JSON Lines.
 
-A stream run with ``trace=N`` keeps, for the first ``N`` records of each input and for every
-record that fails, the state path with a copy of the data after each state. Each chunk's
-traced records are written as a part (``<sink>.trace.d/<chunk>.jsonl``, replaced whole if a
-chunk is run again, so a record appears once) where the chunk ran; at the end the parts are
-joined, in input order, into ``<sink>.trace.jsonl``. One line per record::
+With ``trace=N``, the first ``N`` records and every record that fails keep the state path
+with a copy of the data after each state. One line per record::
 
     {"record": 12, "file": "in.csv", "success": false, "final_state": "check",
      "error": "...", "input": {...},
      "steps": [{"state": "start", "data": {...}}, {"state": "check", "data": {...},
                 "error": "..."}]}
+
+A stream run writes each chunk's traced records as a part (``<sink>.trace.d/<chunk>.jsonl``,
+replaced whole if a chunk is run again, so a record appears once) where the chunk ran; at the
+end the parts are joined, in input order, into ``<sink>.trace.jsonl``. A ``process_batch``
+call returns its lines (``file`` null, ``record`` the 1-based position in its list) as its
+results' ``traces``, and writes them to its ``trace_file`` when given.
 
 ``find`` reads one record's line back and ``render`` prints its journey state by state,
 with what changed in the data after each state and the error where it stopped.
@@ -37,14 +40,16 @@ def parts_dir(sink: str | Path) -> Path:
     return Path(f"{sink}.trace.d")
 
 
-def line(result: dict[str, Any], number: int, file: str, given: Any) -> dict[str, Any]:
-    """The trace line of one traced run result (record ``number`` of ``file``)."""
-    steps = []
-    for state, data, failure in result.get("trace") or ():
+def line(result: dict[str, Any], number: int, file: str | None, given: Any,
+         steps: Any = None) -> dict[str, Any]:
+    """The trace line of one traced run result (record ``number`` of ``file``; ``None``
+    for a ``process_batch`` list); ``steps`` defaults to the result's ``trace``."""
+    out = []
+    for state, data, failure in (result.get("trace") if steps is None else steps) or ():
         step: dict[str, Any] = {"state": state, "data": data}
         if failure is not None:
             step["error"] = failure
-        steps.append(step)
+        out.append(step)
     return {
         "record": number,
         "file": file,
@@ -52,8 +57,16 @@ def line(result: dict[str, Any], number: int, file: str, given: Any) -> dict[str
         "final_state": result.get("final_state"),
         "error": result.get("error"),
         "input": given,
-        "steps": steps,
+        "steps": out,
     }
+
+
+def write(path: str | Path, lines: list[dict[str, Any]]) -> Path:
+    """Write trace lines as JSON Lines to ``path`` (replaced atomically); returns it."""
+    target = Path(path)
+    text = "".join(json.dumps(x, default=json_default, ensure_ascii=False) + "\n" for x in lines)
+    atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return target
 
 
 def write_part(sink: str | Path, file: str, first_record: int, lines: list[dict[str, Any]]) -> None:
@@ -132,7 +145,9 @@ def render(entry: dict[str, Any]) -> str:
     """One record's journey, readable: header, input, then each state with its changes."""
     status = "succeeded" if entry.get("success") else "FAILED"
     lines = [
-        f"record {entry.get('record')} of {entry.get('file')}: {status}, "
+        f"record {entry.get('record')}"
+        + (f" of {entry['file']}" if entry.get("file") else "")
+        + f": {status}, "
         f"final state {entry.get('final_state')!r}",
         f"  input: {_short(entry.get('input'), 200)}",
     ]

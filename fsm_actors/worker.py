@@ -42,6 +42,12 @@ def batch_summary(results: list[dict[str, Any]]) -> tuple[int, int, str | None]:
     return len(results), failed, results[-1]["final_state"] if results else None
 
 
+def pop_traces(results: list[dict[str, Any]]) -> dict[int, list[Any]]:
+    """Take the ``trace`` of each traced result out of it (``Machine.run_batch(trace=...)``):
+    ``{index in the batch: [(state, data after it, failure or None)]}``."""
+    return {i: r.pop("trace") for i, r in enumerate(results) if "trace" in r}
+
+
 class FSMWorker:
     """Runs batches of records through one compiled machine and counts them.
 

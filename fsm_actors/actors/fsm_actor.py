@@ -14,7 +14,7 @@ from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform import metrics
 from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.pickling import pack_results, unpack
-from fsm_actors.worker import FSMWorker
+from fsm_actors.worker import FSMWorker, pop_traces
 
 
 @ray.remote
@@ -66,10 +66,11 @@ class FSMActor:
         records: list[dict[str, Any]],
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
+        trace: Any = None,
     ) -> list[dict[str, Any]]:
         self._named()
         started = time.perf_counter()
-        results = self._worker.process_batch(records, data_mode, execution_id_prefix)
+        results = self._worker.process_batch(records, data_mode, execution_id_prefix, trace)
         metrics.observe("batch_seconds", time.perf_counter() - started, **self._tags)
         _, failed, _ = self._worker.last_summary
         self._count(len(results) - failed, failed)
@@ -85,16 +86,19 @@ class FSMActor:
         payload: bytes,
         data_mode: DataHandlingMode = DataHandlingMode.COPY,
         execution_id_prefix: str | None = None,
-    ) -> tuple[int, int, str | None, bytes, dict[str, Any] | None]:
+        trace: Any = None,
+    ) -> tuple[int, int, str | None, bytes, dict[str, Any] | None, dict[int, Any] | None]:
         """``process_batch`` with records and results as packed bytes (see ``_wire``);
         returns ``(records, failed, last final state, packed results, the chunk's per-state
-        counts)`` (``engine.counts.StateCounts.dump()``, ``None`` with counting off). The cyclic GC is
-        held for the whole call (records in, results out): collections over the just-made
-        results cost more than packing them."""
+        counts, traces)``: counts as ``engine.counts.StateCounts.dump()`` (``None`` with
+        counting off), traces as ``worker.pop_traces`` (``None`` unless ``trace``, the chunk
+        indices to sample, is given). The cyclic GC is held for the whole call (records in,
+        results out): collections over the just-made results cost more than packing them."""
         with gc_paused():
-            results = self.process_batch(unpack(payload), data_mode, execution_id_prefix)
+            results = self.process_batch(unpack(payload), data_mode, execution_id_prefix, trace)
+            traces = None if trace is None else pop_traces(results)
             packed = pack_results(results)
-            return (*self._worker.last_summary, packed, self._worker.last_counts)
+            return (*self._worker.last_summary, packed, self._worker.last_counts, traces)
 
     def snapshot(self) -> dict[str, Any]:
         return self._worker.snapshot()

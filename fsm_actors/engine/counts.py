@@ -226,21 +226,30 @@ def accumulate_timing(
 
 class ChunkResults(list):  # type: ignore[type-arg]
     """One chunk's run results (a list) with its ``counts`` (``StateCounts.dump()``, or
-    ``None`` when counting is off), as executors hand them to the facade."""
+    ``None`` when counting is off) and ``traces`` (``{index in the chunk: steps}`` of its
+    traced records, or ``None`` when not tracing), as executors hand them to the facade."""
 
-    __slots__ = ("counts",)
+    __slots__ = ("counts", "traces")
 
-    def __init__(self, results: Iterable[Any], counts: Mapping[str, Any] | None) -> None:
+    def __init__(self, results: Iterable[Any], counts: Mapping[str, Any] | None,
+                 traces: Mapping[int, Any] | None = None) -> None:
         super().__init__(results)
         self.counts = counts
+        self.traces = traces
 
 
 class BatchResults(list):  # type: ignore[type-arg]
     """``process_batch``'s results (a list, input order) with ``stats``: that call's
-    per-state counts, shaped as ``SimpleFSM.stats()``."""
+    per-state counts, shaped as ``SimpleFSM.stats()``; with ``trace=N``, ``traces``: the
+    trace lines (``fsm_actors.trace``) of the sampled and failed records, in input order,
+    and ``trace_file``: where they were written (``None`` when not asked to)."""
 
-    __slots__ = ("stats",)
+    __slots__ = ("stats", "traces", "trace_file")
 
-    def __init__(self, results: Iterable[Any], stats: dict[str, Any]) -> None:
+    def __init__(self, results: Iterable[Any], stats: dict[str, Any],
+                 traces: list[dict[str, Any]] | None = None,
+                 trace_file: str | None = None) -> None:
         super().__init__(results)
         self.stats = stats
+        self.traces = traces
+        self.trace_file = trace_file

@@ -202,7 +202,7 @@ class Machine:
         prefix = execution_id_prefix or uuid4().hex
         start, limit = self._start, self._max
         if trace is not None:
-            return self._traced_batch(records, copy, resources, prefix, trace)
+            return self._traced_batch(records, copy, resources, prefix, trace, timings)
         results: list[dict[str, Any]] = []
         with gc_paused():
             if timings is None:
@@ -233,6 +233,7 @@ class Machine:
         resources: ResourceBinder | None,
         prefix: str,
         sample: Container[int],
+        timings: dict[str, list[float]] | None,
     ) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         for index, record in enumerate(records):
@@ -241,8 +242,12 @@ class Machine:
                 continue
             steps: list[tuple[str, Any, str | None]] = []
             data = record if type(record) is dict else dict(record)
+            clock = [] if timings is not None and not index % TIMING_SAMPLE else None
             result = walk(self._start, copy(data), self._max, resources, prefix,
-                          index, None, None, None, steps)
+                          index, None, None, clock, steps)
+            if clock is not None:
+                clock.append(perf_counter())
+                accumulate_timing(timings, result["path"], clock)  # type: ignore[arg-type]
             if index in sample or not result["success"]:
                 result["trace"] = steps
             results.append(result)
