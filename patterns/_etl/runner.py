@@ -210,6 +210,11 @@ def plan_run(cfg: ETLConfig, checkpoint_id: str | None, manager: Any,
         if state.get("staging"):
             _prepare_staging(tconn, target, state["staging"], fresh=not resume)
         if not resume:
+            if row is not None and cfg.mode is ETLMode.FULL_REFRESH:
+                # a reload replaces the table: the rejects of the load before are void (a
+                # redrive of them would load their rows twice)
+                tconn.execute(f"DELETE FROM {sql.quote(target.backend, sql.REJECT_TABLE)} "
+                              "WHERE run_id = :run_id", {"run_id": run_id})
             tconn.execute(sql.checkpoint_put(target.backend),
                           {"run_id": run_id, "part": RUN_PART, "state": json.dumps(state)})
     spec = ETLStepSpec(

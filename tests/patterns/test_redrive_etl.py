@@ -306,3 +306,19 @@ def test_redrive_command_on_a_file_processing_pipeline(ray_session, tmp_path, mo
     assert "redriven 3: 3 now succeed" in done.output
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in out) == list(range(1, 13))
+
+
+def test_a_full_refresh_run_again_keeps_only_its_own_rejects_to_redrive(tmp_path):
+    """A FULL_REFRESH reload under the same checkpoint id replaces the table: the rejects of
+    the load before are void (redriving them too would load those rows twice)."""
+    db = _db(tmp_path)
+    for _ in range(2):
+        result = _etl(db, tmp_path, "loaded", fix=False, local=True,
+                      mode="full_refresh").run_sync("nightly")
+        assert result["rejected"] == 15
+    assert _rejects(db, "nightly") == 15
+    summary = _etl(db, tmp_path, "loaded", fix=True, local=True,
+                   mode="full_refresh").run_sync("nightly", redrive=True)
+    _etl(db, tmp_path, "clean", fix=True, local=True).run_sync()
+    assert _counts(summary) == (15, 15, 0)
+    assert _rows(db, "loaded") == _rows(db, "clean")
