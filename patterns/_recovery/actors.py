@@ -71,30 +71,52 @@ def _breaker_fingerprint(config: CircuitBreakerConfig) -> str:
     return config.model_dump_json(exclude={"record_exceptions", "ignore_exceptions"})
 
 
-class LimiterShell:
+class _Gauges:
+    """Gauges of one policy, tagged with it: ``{key: (metric name, description)}``;
+    ``set(figures)`` sets each from ``figures[key]``."""
+
+    def __init__(self, policy: str, gauges: dict[str, tuple[str, str]]) -> None:
+        self._tag = {"policy": policy}
+        self._gauges = {key: Gauge(name, text, tag_keys=_TAGS)
+                        for key, (name, text) in gauges.items()}
+
+    def set(self, figures: dict[str, Any]) -> None:
+        for key, gauge in self._gauges.items():
+            gauge.set(figures[key], self._tag)
+
+
+class _Shell:
+    """What every shell starts with: its name, journal and tag, and the config in effect
+    (the restored snapshot's, if any: ``_snapshot``)."""
+
+    def __init__(self, actor_name: str, config: Any, restore: bool) -> None:
+        self._name = actor_name
+        self._journal, self._snapshot = _journal(actor_name, restore)
+        self._config = config if self._snapshot is None else self._snapshot["config"]
+        self._tag = {"policy": actor_name}
+
+    def _counter(self, name: str, description: str) -> Counter:
+        return Counter(name, description, tag_keys=_TAGS)
+
+
+class LimiterShell(_Shell):
     """A cluster-wide token bucket; workers ``take`` small blocks of tokens."""
 
     def __init__(self, actor_name: str, config: RateLimiterConfig, restore: bool = False) -> None:
-        self._name = actor_name
-        self._journal, snapshot = _journal(actor_name, restore)
-        if snapshot is not None:
-            config = snapshot["config"]
-        self._config = config
+        super().__init__(actor_name, config, restore)
+        config = self._config
         self._bucket = TokenBucket(config.per_second, config.capacity, time.time)
         self._lock = threading.Lock()
         self._fingerprint = config.model_dump_json()
-        if snapshot is not None:
-            self._bucket.restore(snapshot["bucket"])
+        if self._snapshot is not None:
+            self._bucket.restore(self._snapshot["bucket"])
         self._waiting = 0
         self._timed_out = 0
-        tag = {"policy": actor_name}
-        self._tag = tag
         self._m_tokens = Gauge("fsm_actors_recovery_limiter_available_tokens",
                                "Tokens a rate limiter can grant now", tag_keys=_TAGS)
         self._m_waiting = Gauge("fsm_actors_recovery_limiter_waiting",
                                 "Block requests waiting for tokens", tag_keys=_TAGS)
-        self._m_granted = Counter("fsm_actors_recovery_limiter_granted",
-                                  "Tokens granted", tag_keys=_TAGS)
+        self._m_granted = self._counter("fsm_actors_recovery_limiter_granted", "Tokens granted")
 
     def _save(self) -> None:
         self._journal.save({"config": self._config, "bucket": self._bucket.snapshot()})
@@ -154,39 +176,35 @@ class LimiterShell:
         return f"LimiterShell({self._name})"
 
 
-class BreakerShell:
+class BreakerShell(_Shell):
     """A cluster-wide circuit breaker: workers report outcomes in batches and get the state
     back; HALF_OPEN probes are granted here, so the probe quota holds cluster-wide."""
 
     def __init__(self, actor_name: str, config: CircuitBreakerConfig, restore: bool = False) -> None:
-        self._name = actor_name
-        self._journal, snapshot = _journal(actor_name, restore)
-        if snapshot is not None:
-            config = snapshot["config"]
-        self._config = config
-        self._core = BreakerCore(config, actor_name, time.time)
+        super().__init__(actor_name, config, restore)
+        self._core = BreakerCore(self._config, actor_name, time.time)
         self._lock = threading.Lock()
-        self._fingerprint = _breaker_fingerprint(config)
-        if snapshot is not None:
-            self._core.restore(snapshot["breaker"])
-        self._tag = {"policy": actor_name}
-        self._m_state = Gauge("fsm_actors_recovery_breaker_state",
-                              "Breaker state: 0 closed, 1 half open, 2 open", tag_keys=_TAGS)
-        self._m_failure = Gauge("fsm_actors_recovery_breaker_failure_rate",
-                                "Failure rate in percent (-1 before minimum calls)", tag_keys=_TAGS)
-        self._m_slow = Gauge("fsm_actors_recovery_breaker_slow_call_rate",
-                             "Slow-call rate in percent (-1 before minimum calls)", tag_keys=_TAGS)
-        self._m_refused = Gauge("fsm_actors_recovery_breaker_not_permitted",
-                                "Calls refused by the breaker", tag_keys=_TAGS)
+        self._fingerprint = _breaker_fingerprint(self._config)
+        if self._snapshot is not None:
+            self._core.restore(self._snapshot["breaker"])
+        self._gauges = _Gauges(actor_name, {
+            "state": ("fsm_actors_recovery_breaker_state",
+                      "Breaker state: 0 closed, 1 half open, 2 open"),
+            "failure_rate": ("fsm_actors_recovery_breaker_failure_rate",
+                             "Failure rate in percent (-1 before minimum calls)"),
+            "slow_call_rate": ("fsm_actors_recovery_breaker_slow_call_rate",
+                               "Slow-call rate in percent (-1 before minimum calls)"),
+            "not_permitted_calls": ("fsm_actors_recovery_breaker_not_permitted",
+                                    "Calls refused by the breaker")})
 
     def _view(self) -> tuple[str, float]:
         state = self._core.state
-        m = self._core.metrics()
-        self._m_state.set(_STATE_CODE[state], self._tag)
-        self._m_failure.set(m["failure_rate"], self._tag)
-        self._m_slow.set(m["slow_call_rate"], self._tag)
-        self._m_refused.set(m["not_permitted_calls"], self._tag)
+        self._gauges.set({**self._core.metrics(), "state": _STATE_CODE[state]})
         return state.value, self._core.retry_after()
+
+    def _changed(self) -> tuple[str, float]:
+        self._save()
+        return self._view()
 
     def _save(self) -> None:
         self._journal.save({"config": self._config, "breaker": self._core.snapshot()})
@@ -219,20 +237,17 @@ class BreakerShell:
         CLOSED permit if it closed meanwhile), or ``None``; and the state."""
         with self._lock:
             permit = self._core.try_acquire()
-            self._save()
-            return (permit, *self._view())
+            return (permit, *self._changed())
 
     async def record_probe(self, permit: str, code: int) -> tuple[str, float]:
         with self._lock:
             self._core.record(permit, code)
-            self._save()
-            return self._view()
+            return self._changed()
 
     async def force(self, state: str) -> tuple[str, float]:
         with self._lock:
             self._core.force(CircuitBreakerState(state))
-            self._save()
-            return self._view()
+            return self._changed()
 
     async def metrics(self) -> dict[str, Any]:
         with self._lock:
@@ -243,7 +258,7 @@ class BreakerShell:
         return f"BreakerShell({self._name})"
 
 
-class BulkheadShell:
+class BulkheadShell(_Shell):
     """Cluster-wide bulkhead permits as leases of the calling processes.
 
     A caller sends its process's actor handle (its own actor, or its ``OwnerAnchor``) once;
@@ -252,30 +267,25 @@ class BulkheadShell:
 
     def __init__(self, actor_name: str, config: BulkheadConfig, restore: bool = False,
                  kick: Callable[[], Any] | None = None) -> None:
-        self._name = actor_name
+        super().__init__(actor_name, config, restore)
         self._kick = kick  # starts the sweeper on the control group's loop
-        self._journal, snapshot = _journal(actor_name, restore)
-        if snapshot is not None:
-            config = snapshot["config"]
-        self._config = config
-        self._book = PermitBook(config.max_concurrent, config.max_queue_size)
+        self._book = PermitBook(self._config.max_concurrent, self._config.max_queue_size)
         self._owners: dict[str, Any] = {}
-        if snapshot is not None:
-            self._book.restore(snapshot["book"], prefix=f"{uuid.uuid4().hex[:6]}-")
-            self._owners = dict(snapshot.get("owners", {}))
+        if self._snapshot is not None:
+            self._book.restore(self._snapshot["book"], prefix=f"{uuid.uuid4().hex[:6]}-")
+            self._owners = dict(self._snapshot.get("owners", {}))
         self._waiters = PermitWaiters(self._book, actor_name, on_change=self._changed)
         self._checks: dict[str, Any] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._sweep_asked = False
-        self._tag = {"policy": actor_name}
-        self._m_available = Gauge("fsm_actors_recovery_bulkhead_available",
-                                  "Bulkhead permits free", tag_keys=_TAGS)
-        self._m_queued = Gauge("fsm_actors_recovery_bulkhead_queued",
-                               "Calls waiting for a bulkhead permit", tag_keys=_TAGS)
-        self._m_rejected = Gauge("fsm_actors_recovery_bulkhead_rejected",
-                                 "Calls refused by the bulkhead", tag_keys=_TAGS)
-        self._m_reclaimed = Counter("fsm_actors_recovery_bulkhead_reclaimed",
-                                    "Permits freed because their holder died", tag_keys=_TAGS)
+        self._gauges = _Gauges(actor_name, {
+            "available": ("fsm_actors_recovery_bulkhead_available", "Bulkhead permits free"),
+            "queued": ("fsm_actors_recovery_bulkhead_queued",
+                       "Calls waiting for a bulkhead permit"),
+            "rejected": ("fsm_actors_recovery_bulkhead_rejected",
+                         "Calls refused by the bulkhead")})
+        self._m_reclaimed = self._counter("fsm_actors_recovery_bulkhead_reclaimed",
+                                          "Permits freed because their holder died")
 
     def _changed(self) -> None:
         # called with the waiters' lock released; the journal write is the price of
@@ -285,9 +295,7 @@ class BulkheadShell:
                         "owners": dict(self._owners)}
             m = self._book.metrics()
         self._journal.save(snapshot)
-        self._m_available.set(m["available"], self._tag)
-        self._m_queued.set(m["queued"], self._tag)
-        self._m_rejected.set(m["rejected"], self._tag)
+        self._gauges.set(m)
 
     async def start_sweeper(self) -> None:
         """Sweep on the control group's loop (so the checks and their futures live there)."""
