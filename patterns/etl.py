@@ -74,7 +74,8 @@ class DatabaseETL:
 
     def __init__(self, config: ETLConfig | dict[str, Any] | None = None, *,
                  address: str | None = None, local: bool = False,
-                 sync_interval: float | None = None, **kwargs: Any) -> None:
+                 sync_interval: float | None = None, step_wrapper: Any = None,
+                 **kwargs: Any) -> None:
         self.config = coerce_config(config, kwargs)
         # a malformed validation_schema fails here (FSMConfigError at its key), not in workers
         make_validator(self.config.validation_schema)
@@ -82,6 +83,9 @@ class DatabaseETL:
         self.local = local
         #: seconds between the runs of ``run_periodically``
         self.sync_interval = sync_interval
+        #: ``step_wrapper(step recipe) -> recipe`` run on the workers instead (a pipeline
+        #: file's ``error_handling``: ``patterns._pipeline.kind_etl``)
+        self.step_wrapper = step_wrapper
 
     async def run_periodically(self, checkpoint_id: str | None = None, *,
                                runs: int | None = None,
@@ -153,6 +157,7 @@ class DatabaseETL:
                 job = await asyncio.to_thread(plan_run, cfg, checkpoint_id, manager, workers)
             if isinstance(job, dict):
                 return job
+            job.step_wrapper = self.step_wrapper
             try:
                 threshold = None if redrive else cfg.error_threshold
                 return await run_job(job, resumable=True, error_threshold=threshold,

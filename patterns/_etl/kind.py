@@ -50,8 +50,11 @@ class PartitionedETL(JobKind):
             if not done.complete(p["id"]):
                 yield Task(p["id"], None, payload=p["payload"])
 
+    #: wraps the step recipe shipped to the workers (a pipeline file's ``error_handling``)
+    step_wrapper: Any = None
+
     def step_spec(self) -> Any:
-        return self.spec
+        return self.spec if self.step_wrapper is None else self.step_wrapper(self.spec)
 
     def workers(self, cluster_cpus: int) -> int:
         wanted = self._workers or max(1, cluster_cpus)
