@@ -135,7 +135,7 @@ class DatabaseETL:
             from patterns._etl.endpoints import FileEndpoint
             from patterns._etl.redrive import plan_redrive, redrive_file_target, run_of
 
-            run_id = run_of(redrive, checkpoint_id)
+            run_id = run_of(redrive, checkpoint_id, cfg)
             if isinstance(cfg.target_endpoint(cfg.source_endpoint()), FileEndpoint):
                 def run_etl(again: ETLConfig, rid: str) -> Any:
                     return DatabaseETL(again, address=self.address, local=self.local).run(rid)

@@ -46,6 +46,7 @@ from patterns._etl.runner import (
     _json_columns,
     _pipeline_of,
     _source_shape,
+    run_id_for,
     settings_of,
 )
 from patterns._etl.step import ETLStepSpec
@@ -54,10 +55,16 @@ SUFFIX = "~redrive"
 ERRORS = ".errors.jsonl"
 
 
-def run_of(redrive: str | os.PathLike[str] | bool, checkpoint_id: str | None) -> str:
-    """The run a ``redrive=`` names: ``True`` -> ``checkpoint_id``; an error file
-    (``.fsm_actors/etl/<run id>.errors.jsonl``) -> its run id; else the run id itself."""
+def run_of(redrive: str | os.PathLike[str] | bool, checkpoint_id: str | None,
+           cfg: ETLConfig) -> str:
+    """The run a ``redrive=`` names: ``True`` -> ``checkpoint_id`` (INCREMENTAL without one:
+    the id its runs share); an error file (``.fsm_actors/etl/<run id>.errors.jsonl``) -> its
+    run id; else the run id itself."""
     if redrive is True:
+        if not checkpoint_id and cfg.mode is ETLMode.INCREMENTAL:
+            source = cfg.source_endpoint()
+            settings = settings_of(cfg, source, cfg.target_endpoint(source))
+            return run_id_for(cfg, None, settings)[0]
         if not checkpoint_id:
             raise _fail("redrive=True redrives the run of checkpoint_id: give checkpoint_id=..., "
                         "or redrive='<run id>' (the run_id its result and error file name)")

@@ -322,3 +322,35 @@ def test_a_full_refresh_run_again_keeps_only_its_own_rejects_to_redrive(tmp_path
     _etl(db, tmp_path, "clean", fix=True, local=True).run_sync()
     assert _counts(summary) == (15, 15, 0)
     assert _rows(db, "loaded") == _rows(db, "clean")
+
+
+@pytest.mark.ray
+def test_a_redrive_whose_worker_dies_midway_loads_each_row_once(ray_session, tmp_path):
+    db = _db(tmp_path)
+    first = _etl(db, tmp_path, "loaded", fix=False, local=True).run_sync()
+    marker = tmp_path / "died"
+
+    def dies_once(record):  # kills its worker actor at row 40, the first time only
+        if record["id"] == 40 and not marker.exists():
+            marker.write_text("x")
+            os._exit(9)
+        return {**record, "total": record["qty"] * 2.5}
+
+    summary = _etl(db, tmp_path, "loaded", fix=True, batch_size=3,
+                   transformations=[bump, dies_once]).run_sync(redrive=first["run_id"])
+    _etl(db, tmp_path, "clean", fix=True, local=True).run_sync()
+    assert marker.exists()
+    assert _counts(summary) == (15, 15, 0)
+    assert _rows(db, "loaded") == _rows(db, "clean")
+
+
+def test_incremental_redrive_true_finds_the_sync_run(tmp_path):
+    db = _db(tmp_path, rows=20)
+    first = _etl(db, tmp_path, "loaded", fix=False, local=True, mode="incremental").run_sync()
+    assert first["run_id"].startswith("etl-sync-") and first["rejected"] == 5
+    summary = _etl(db, tmp_path, "loaded", fix=True, local=True,
+                   mode="incremental").run_sync(redrive=True)
+    assert _counts(summary) == (5, 5, 0) and summary["run_id"] == first["run_id"]
+    assert [r[0] for r in _rows(db, "loaded")] == list(range(1, 21))
+    with pytest.raises(PatternError, match="redrive=True redrives the run of checkpoint_id"):
+        _etl(db, tmp_path, "loaded", fix=True, local=True).run_sync(redrive=True)
