@@ -82,19 +82,27 @@ def _record_of(
     raw = line.get("raw")
     if not isinstance(raw, str) or (len(raw) > RAW_LIMIT and raw.endswith("...")):
         return None
-    if raw.lstrip().startswith("{"):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            return value
+    value = json_record(raw)
+    if value is not None:
+        return value
     if input_format in ("csv", "tsv") and header:
         rows = list(csv.reader(io.StringIO(raw), delimiter="\t" if input_format == "tsv"
                                else delimiter))
         if len(rows) == 1 and len(rows[0]) == len(header):
             return dict(zip(header, rows[0], strict=True))
     return None
+
+
+def json_record(raw: Any) -> dict[str, Any] | None:
+    """The record an error line's ``raw`` (or an ETL reject's ``record``) holds as JSON
+    text, or None when it is not a whole JSON object (a raw line, a record cut short)."""
+    if not isinstance(raw, str) or not raw.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def csv_header(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
@@ -335,4 +343,5 @@ def _format_of(path: Any) -> str:
     return str(detect_format(str(path)))
 
 
-__all__ = ["RedriveError", "csv_header", "error_records", "redrive", "redrive_stream"]
+__all__ = ["RedriveError", "csv_header", "error_records", "json_record", "redrive",
+           "redrive_stream"]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from fsm_actors.redrive import json_record
 from patterns._etl import dialect as sql
 from patterns._etl.endpoints import DatabaseEndpoint
 from patterns._etl.records import Reject
@@ -39,13 +40,7 @@ class RejectPage:
 
 def stored_record(text: Any) -> dict[str, Any] | None:
     """The record a reject row stores (its JSON text), or None when it is not one."""
-    if not isinstance(text, str) or not text.lstrip().startswith("{"):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:  # a raw line, or a record cut short ("...")
-        return None
-    return value if isinstance(value, dict) else None
+    return json_record(text)
 
 
 def key_of(text: Any, read_key: list[str]) -> tuple | None:
