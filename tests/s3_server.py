@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tests.servers import free_port
@@ -83,3 +84,12 @@ def restart_ray_with_env() -> None:
     if ray.is_initialized():
         runtime.shutdown()
     runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)
+
+
+def serve_s3_to_ray() -> Iterator[S3Server]:
+    """The body of a module fixture: a started S3 server whose variables the session Ray's
+    workers see (Ray restarted if need be); stopped at the end."""
+    server = start_s3()
+    restart_ray_with_env()
+    yield server
+    server.stop()

@@ -25,3 +25,12 @@ def db(request: Any, tmp_path: Any) -> Iterator[tuple[str, str, Any]]:
     yield backend, url, engine
     engine.dispose()
 
+
+@pytest.fixture
+def empty_cwd(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A working directory that must stay empty (checked after the test)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield cwd
+    assert list(cwd.iterdir()) == []

@@ -12,7 +12,7 @@ import pytest
 
 from fsm_actors.platform.io import storage
 from patterns.etl import DatabaseETL, ETLMode
-from tests.s3_server import restart_ray_with_env, start_s3
+from tests.s3_server import serve_s3_to_ray
 
 pytestmark = pytest.mark.ray
 
@@ -21,20 +21,7 @@ FILES, ROWS = 3, 4_000
 
 @pytest.fixture(scope="module")
 def s3():
-    server = start_s3()
-    restart_ray_with_env()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def empty_cwd(tmp_path, monkeypatch):
-    """A working directory that must stay empty."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield cwd
-    assert list(cwd.iterdir()) == []
+    yield from serve_s3_to_ray()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import ray
 
 from fsm_actors.platform.io import storage
 from patterns.file_processing import FileProcessingConfig, FileProcessor
-from tests.s3_server import restart_ray_with_env, start_s3
+from tests.s3_server import serve_s3_to_ray
 
 pytestmark = pytest.mark.ray
 
@@ -28,20 +28,7 @@ BIG = 900_000  # ~35 MB of CSV: cut into byte ranges
 
 @pytest.fixture(scope="module")
 def s3():
-    server = start_s3()
-    restart_ray_with_env()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def empty_cwd(tmp_path, monkeypatch):
-    """A working directory that must stay empty."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield cwd
-    assert list(cwd.iterdir()) == []
+    yield from serve_s3_to_ray()
 
 
 def csv_bytes(start: int, rows: int) -> bytes:
