@@ -124,7 +124,7 @@ class APIOrchestrator:
         if self.config.result_merger is not None:
             result["merged"] = self.config.result_merger([o.value for o in ordered if o.ok])
         result["errors"] = errors
-        metrics = run_metrics(ordered, run.skipped, duration)
+        metrics = run_metrics(ordered, run.skipped, duration, pipeline=self.name)
         result["_metrics"] = metrics if self.config.metrics_enabled else {
             k: metrics[k] for k in ("errors", "duration_ms")}
         return result
