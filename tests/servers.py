@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,3 +326,10 @@ class HTTPTestServer:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+def serving(server: Any) -> Iterator[Any]:
+    """The body of a fixture: ``server.start()`` yielded, stopped after."""
+    started = server.start()
+    yield started
+    started.stop()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
+
+from tests.patterns.api_servers import APITestServer
+from tests.servers import HTTPTestServer, serving
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
@@ -34,3 +38,30 @@ def empty_cwd(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.chdir(cwd)
     yield cwd
     assert list(cwd.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[APITestServer]:
+    """An ``APITestServer`` on 127.0.0.1 for the test module (a module needing another
+    server defines its own ``server``)."""
+    yield from serving(APITestServer())
+
+
+@pytest.fixture(scope="module")
+def plain_http_server() -> Iterator[HTTPTestServer]:
+    """A ``tests.servers.HTTPTestServer`` on 127.0.0.1 for the test module."""
+    yield from serving(HTTPTestServer())
+
+
+@pytest.fixture
+def fresh(plain_http_server: HTTPTestServer) -> HTTPTestServer:
+    """The module's ``HTTPTestServer`` with no failures queued and its hit count zeroed."""
+    plain_http_server.fail_next(0)
+    plain_http_server.hits = 0
+    return plain_http_server
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix for policy and resource names shared through the cluster."""
+    return uuid.uuid4().hex[:8]

@@ -16,14 +16,7 @@ from patterns.api_orchestration import (
     basic,
     bearer,
 )
-from tests.patterns.api_servers import API_KEY, PASSWORD, TOKEN, USER, APITestServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
+from tests.patterns.api_servers import API_KEY, PASSWORD, TOKEN, USER
 
 
 def run(data=None, **config):

@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from patterns.api_orchestration import APIEndpoint, APIOrchestrationConfig, APIOrchestrator
-from tests.patterns.api_servers import APITestServer, rate_in_window
+from tests.patterns.api_servers import rate_in_window
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
 
 
 def test_a_cluster_limit_holds_across_4_workers_at_the_server(ray_session, server):

@@ -12,14 +12,6 @@ import pytest
 from fsm_actors.platform.jobs.model import StepContext, Task
 from patterns._api.fanout_step import FanoutStepSpec
 from patterns.api_orchestration import APIEndpoint, APIOrchestrationConfig, APIOrchestrator
-from tests.patterns.api_servers import APITestServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
 
 
 def fanout(server, path="/items/{item}", **config):

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from patterns.api_orchestration import create_graphql_orchestrator
-from tests.patterns.api_servers import TOKEN, APITestServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
-
+from tests.patterns.api_servers import TOKEN
 
 QUERIES = [
     {"name": "user", "query": "query U($id: ID!) { user(id: $id) { id } }",

@@ -4,37 +4,20 @@ an unexpected ``100 Continue``, a reused connection the server closes after read
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from patterns.api_orchestration import (
     APIEndpoint,
-    APIOrchestrationConfig,
-    APIOrchestrator,
     bearer,
 )
-from tests.patterns.api_servers import TOKEN, APITestServer, RawHTTPServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
+from tests.helpers.api import run_endpoints as run
+from tests.patterns.api_servers import TOKEN, RawHTTPServer
+from tests.servers import serving
 
 
 @pytest.fixture
 def raw():
-    srv = RawHTTPServer().start()
-    yield srv
-    srv.stop()
-
-
-def run(*endpoints, data=None, **config):
-    orch = APIOrchestrator(APIOrchestrationConfig(endpoints=list(endpoints),
-                                                  mode=config.pop("mode", "parallel"), **config))
-    return asyncio.run(orch.orchestrate(data))
+    yield from serving(RawHTTPServer())
 
 
 def test_framings_and_encodings(server):

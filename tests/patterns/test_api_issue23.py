@@ -8,20 +8,9 @@ import asyncio
 import pytest
 
 from patterns.api_orchestration import APIEndpoint, APIOrchestrationConfig, APIOrchestrator
+from tests.helpers.api import run_endpoints as run
 from tests.patterns.api_servers import APITestServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
-
-
-def run(*endpoints, data=None, **config):
-    orch = APIOrchestrator(APIOrchestrationConfig(endpoints=list(endpoints),
-                                                  mode=config.pop("mode", "parallel"), **config))
-    return asyncio.run(orch.orchestrate(data))
+from tests.servers import serving
 
 
 def test_a_post_that_timed_out_is_not_sent_again_unless_idempotent(server):
@@ -215,9 +204,7 @@ def test_config_credential_headers_stay_out_of_the_fanout_error_file(ray_session
 
 @pytest.fixture(scope="module")
 def other():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
+    yield from serving(APITestServer())
 
 
 def test_credentials_do_not_follow_a_redirect_to_another_origin(server, other):

@@ -13,14 +13,6 @@ from patterns.api_orchestration import (
     APIOrchestrator,
     OrchestrationMode,
 )
-from tests.patterns.api_servers import APITestServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
 
 
 def run(config: APIOrchestrationConfig, data=None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import aiohttp
 import pytest
@@ -22,7 +21,7 @@ from patterns.error_recovery import (
     RateLimiter,
     RateLimitTimeout,
 )
-from tests.servers import HTTPTestServer
+from tests.servers import HTTPTestServer, serving
 
 pytestmark = pytest.mark.ray
 
@@ -42,14 +41,7 @@ class TimedServer(HTTPTestServer):
 
 @pytest.fixture(scope="module")
 def server():
-    srv = TimedServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:8]
+    yield from serving(TimedServer())
 
 
 def policy_handle(name: str, kind: str = ""):

@@ -20,27 +20,7 @@ from patterns.error_recovery import (
     RateLimitTimeout,
     RetryPolicy,
 )
-from tests.servers import HTTPTestServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = HTTPTestServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def fresh(server):
-    server.fail_next(0)
-    server.hits = 0
-    return server
-
-
-async def get_json(url: str) -> dict:
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        resp.raise_for_status()
-        return await resp.json()
+from tests.helpers.api import get_json
 
 
 def get_json_sync(url: str) -> dict:

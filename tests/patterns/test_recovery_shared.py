@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import aiohttp
 import pytest
@@ -24,25 +23,12 @@ from patterns.error_recovery import (
     ErrorRecoveryWorkflow,
     RateLimiter,
 )
-from tests.patterns.api_servers import APITestServer
 
 pytestmark = pytest.mark.ray
 
 CB = {"primary_strategy": "circuit_breaker",
       "circuit_breaker_config": {"failure_threshold": 3, "timeout": 30}, "scope": "cluster"}
 DOWN, UP = 1, 10**9  # ``every``: /nth answers 500 when the key is a multiple of it
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = APITestServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 class ServiceDown(Exception):

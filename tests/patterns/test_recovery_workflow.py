@@ -24,29 +24,9 @@ from patterns.error_recovery import (
     create_resilient_workflow,
     create_retry_workflow,
 )
-from tests.servers import HTTPTestServer
+from tests.helpers.api import get_json
 
 FAST = {"initial_delay": 0.01, "max_delay": 0.05}
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = HTTPTestServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def fresh(server):
-    server.fail_next(0)
-    server.hits = 0
-    return server
-
-
-async def get_json(url: str) -> dict:
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        resp.raise_for_status()
-        return await resp.json()
 
 
 class Flaky:
