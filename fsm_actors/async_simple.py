@@ -318,7 +318,10 @@ class AsyncSimpleFSM:
         refused. Returns the job result: ``total_processed, successful, failed, emitted,
         excluded_by_state, lines_read, records_processed, records_written, errors, skipped,
         duration, throughput, output_path, error_file, run_id``. ``use_streaming`` is
-        accepted for compatibility: this path always streams. ``redrive`` (``True`` or an
+        accepted for compatibility: this path always streams. ``skip_empty_lines`` drops
+        lines that are empty or hold only whitespace (dataknobs-fsm 0.5 keeps
+        whitespace-only text lines as records; here such a line carries no record in any
+        format, so it is skipped). ``redrive`` (``True`` or an
         error file) re-runs only the records of the error file a finished stream into
         ``sink`` wrote, adding those that now succeed to ``sink`` (``fsm_actors.redrive``).
         ``trace=N`` writes ``<sink>.trace.jsonl``: the path and the data after each state of

@@ -5,16 +5,54 @@ Every method runs the async implementation on the project's sync bridge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from fsm_actors.async_simple import AsyncSimpleFSM, ConfigSource
 from fsm_actors.config import FSMConfig
 from fsm_actors.engine import DataHandlingMode
 from fsm_actors.platform.event_loop import run_sync
-from fsm_actors.platform.jobs.progress import StreamProgress
-from fsm_actors.platform.progress import BatchProgress
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _same(attribute: str) -> Any:
+    """A read-only attribute of ``SimpleFSM`` that is its ``AsyncSimpleFSM``'s (a property's
+    value, or a plain method bound to it), with its docstring."""
+    return property(lambda self: getattr(self._async, attribute),
+                    doc=getattr(AsyncSimpleFSM, attribute).__doc__)
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncSimpleFSM, P], Awaitable[T]], last: str | None = None
+) -> Callable[Concatenate[SimpleFSM, P], T]:
+    """The synchronous form of a coroutine method of ``AsyncSimpleFSM``: same arguments,
+    docstring and signature (``last`` moves that positional parameter after the others),
+    run on the project's sync bridge."""
+    name = method.__name__
+    signature = inspect.signature(method)
+    if last is not None:
+        params = list(signature.parameters.values())
+        moved = next(p for p in params if p.name == last)
+        keyword = [p for p in params if p.kind is p.KEYWORD_ONLY]
+        positional = [p for p in params if p is not moved and p.kind is not p.KEYWORD_ONLY]
+        signature = signature.replace(parameters=[*positional, moved, *keyword])
+
+    @functools.wraps(method)
+    def call(self: SimpleFSM, *args: P.args, **kwargs: P.kwargs) -> T:
+        if last is not None:  # bind by the sync order, pass by name
+            bound = signature.bind(self, *args, **kwargs).arguments
+            del bound["self"]
+            return run_sync(getattr(self._async, name)(**bound))
+        return run_sync(getattr(self._async, name)(*args, **kwargs))
+
+    call.__signature__ = signature  # type: ignore[attr-defined]
+    call.__module__, call.__qualname__ = __name__, f"SimpleFSM.{name}"
+    return call
 
 
 class SimpleFSM:
@@ -42,125 +80,29 @@ class SimpleFSM:
             self.close()
             raise
 
-    @property
-    def config(self) -> FSMConfig:
-        return self._async.config
-
-    @property
-    def name(self) -> str:
-        return self._async.name
-
-    @property
-    def data_mode(self) -> DataHandlingMode:
-        """The data mode records run in: the constructor's, else the config's, else COPY."""
-        return self._async.data_mode
-
-    @property
-    def runtime_info(self) -> Any:
-        """The Ray connection the actors run on; None when local."""
-        return self._async.runtime_info
+    #: the async implementation's own (see ``AsyncSimpleFSM``)
+    config: FSMConfig = _same("config")
+    name: str = _same("name")
+    data_mode: DataHandlingMode = _same("data_mode")
+    runtime_info: Any = _same("runtime_info")
+    get_states = _same("get_states")
+    get_state = _same("get_state")
+    get_resources = _same("get_resources")
+    stats = _same("stats")
+    to_mermaid = _same("to_mermaid")
+    to_dot = _same("to_dot")
 
     @property
     def async_fsm(self) -> AsyncSimpleFSM:
         """The async implementation this object drives."""
         return self._async
 
-    def get_states(self) -> list[str]:
-        return self._async.get_states()
-
-    def get_state(self, name: str) -> Any:
-        return self._async.get_state(name)
-
-    def get_resources(self) -> list[str]:
-        return self._async.get_resources()
-
-    def stats(self) -> dict[str, Any]:
-        """Per-state counts since this FSM was built; see ``AsyncSimpleFSM.stats``."""
-        return self._async.stats()
-
-    def to_mermaid(self, counts: Mapping[str, Any] | None = None) -> str:
-        """The machine as a Mermaid flowchart; see ``AsyncSimpleFSM.to_mermaid``."""
-        return self._async.to_mermaid(counts)
-
-    def to_dot(self, counts: Mapping[str, Any] | None = None) -> str:
-        """The machine as Graphviz DOT; see ``AsyncSimpleFSM.to_dot``."""
-        return self._async.to_dot(counts)
-
-    def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return run_sync(self._async.validate(data))
-
-    def process(
-        self,
-        data: Mapping[str, Any],
-        initial_state: str | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        return run_sync(self._async.process(data, initial_state, timeout))
-
-    def process_batch(
-        self,
-        data: list[Mapping[str, Any]],
-        batch_size: int | None = None,
-        max_workers: int | None = None,
-        on_progress: Callable[[BatchProgress], Any] | None = None,
-        timeout: float | None = None,
-        *,
-        trace: int = 0,
-        trace_file: str | Path | None = None,
-    ) -> list[dict[str, Any]]:
-        """See ``AsyncSimpleFSM.process_batch`` (``trace=N``: the ``traces`` of N sampled
-        and every failed record, written to ``trace_file`` if given)."""
-        return run_sync(self._async.process_batch(
-            data, batch_size, max_workers, on_progress, timeout, trace=trace,
-            trace_file=trace_file))
-
-    def process_stream(
-        self,
-        source: str | Path | Iterable[Mapping[str, Any]],
-        sink: str | Path | None = None,
-        chunk_size: int = 1000,
-        on_progress: Callable[[StreamProgress], Any] | None = None,
-        input_format: str = "auto",
-        text_field_name: str = "text",
-        csv_delimiter: str = ",",
-        csv_has_header: bool = True,
-        skip_empty_lines: bool = True,
-        use_streaming: bool = False,
-        timeout: float | None = None,
-        output_format: str = "auto",
-        *,
-        checkpoint_id: str | None = None,
-        error_threshold: float | None = None,
-        workers: int | None = None,
-        redrive: str | Path | bool | None = None,
-        trace: int = 0,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """See ``AsyncSimpleFSM.process_stream``. ``skip_empty_lines`` drops lines that are
-        empty or hold only whitespace (dataknobs-fsm 0.5 keeps whitespace-only text lines as
-        records; here such a line carries no record in any format, so it is skipped)."""
-        return run_sync(
-            self._async.process_stream(
-                source,
-                sink,
-                chunk_size=chunk_size,
-                on_progress=on_progress,
-                input_format=input_format,
-                output_format=output_format,
-                text_field_name=text_field_name,
-                csv_delimiter=csv_delimiter,
-                csv_has_header=csv_has_header,
-                skip_empty_lines=skip_empty_lines,
-                use_streaming=use_streaming,
-                timeout=timeout,
-                checkpoint_id=checkpoint_id,
-                error_threshold=error_threshold,
-                workers=workers,
-                redrive=redrive,
-                trace=trace,
-                storage_options=storage_options,
-            )
-        )
+    #: the async implementation's coroutines, run to completion on the sync bridge
+    validate = _blocking(AsyncSimpleFSM.validate)
+    process = _blocking(AsyncSimpleFSM.process)
+    process_batch = _blocking(AsyncSimpleFSM.process_batch)
+    # dataknobs-fsm's sync order: ``output_format`` (not in its sync API) comes last
+    process_stream = _blocking(AsyncSimpleFSM.process_stream, last="output_format")
 
     def close(self) -> None:
         run_sync(self._async.close())
