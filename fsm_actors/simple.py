@@ -148,19 +148,15 @@ def process_file(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Stream ``input_file`` through the FSM into ``output_file``; returns stream counts."""
+    stream_options = {k: v for k, v in locals().items() if k in _STREAM_OPTIONS}
     with SimpleFSM(fsm_config, custom_functions=custom_functions, **kwargs) as fsm:
-        return fsm.process_stream(
-            str(input_file),
-            output_file,
-            chunk_size=chunk_size,
-            input_format=input_format,
-            text_field_name=text_field_name,
-            csv_delimiter=csv_delimiter,
-            csv_has_header=csv_has_header,
-            skip_empty_lines=skip_empty_lines,
-            use_streaming=use_streaming,
-            timeout=timeout,
-        )
+        return fsm.process_stream(str(input_file), output_file, **stream_options)
+
+
+#: the arguments of ``process_file`` that are ``process_stream``'s own, passed on by name
+_STREAM_OPTIONS = frozenset({
+    "input_format", "chunk_size", "timeout", "text_field_name", "csv_delimiter",
+    "csv_has_header", "skip_empty_lines", "use_streaming"})
 
 
 def batch_process(
