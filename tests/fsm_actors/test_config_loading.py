@@ -17,21 +17,7 @@ from fsm_actors.config import (
     load_config,
 )
 from fsm_actors.platform.errors import FSMConfigError
-
-SIMPLE = {
-    "name": "mini",
-    "states": [
-        {"name": "start", "is_start": True},
-        {"name": "double", "functions": {"transform": "double"}},
-        {"name": "big", "is_end": True},
-        {"name": "small", "is_end": True},
-    ],
-    "arcs": [
-        {"from": "start", "to": "double"},
-        {"from": "double", "to": "big", "condition": "data['x'] >= 10", "priority": 1},
-        {"from": "double", "to": "small", "name": "fallback"},
-    ],
-}
+from tests.fsm_actors.fsm_configs import MINI
 
 CANONICAL = {
     "name": "canon",
@@ -63,6 +49,10 @@ def mutated(base: dict, change) -> dict:
     raw = copy.deepcopy(base)
     change(raw)
     return raw
+
+
+#: the reference machine with its last arc named
+SIMPLE = mutated(MINI, lambda r: r["arcs"][2].update(name="fallback"))
 
 
 def test_simple_form_becomes_one_network_named_main_with_arcs_under_their_states():

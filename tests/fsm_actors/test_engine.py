@@ -9,25 +9,7 @@ import pytest
 
 from fsm_actors.engine import ExecutionResult, Machine, compile_machine
 from fsm_actors.platform.errors import FSMConfigError, FSMError
-
-REFERENCE = {
-    "name": "mini",
-    "states": [
-        {"name": "start", "is_start": True},
-        {"name": "double", "functions": {"transform": "double"}},
-        {"name": "big", "is_end": True},
-        {"name": "small", "is_end": True},
-    ],
-    "arcs": [
-        {"from": "start", "to": "double"},
-        {"from": "double", "to": "big", "condition": "data['x'] >= 10", "priority": 1},
-        {"from": "double", "to": "small"},
-    ],
-}
-
-
-def double(data):
-    return {**data, "x": data["x"] * 2}
+from tests.fsm_actors.fsm_configs import MINI, double
 
 
 def chain(*states, arcs=None, custom=None, **top) -> Machine:
@@ -42,7 +24,7 @@ def chain(*states, arcs=None, custom=None, **top) -> Machine:
 
 
 def test_the_reference_example():
-    machine = compile_machine(REFERENCE, {"double": double})
+    machine = compile_machine(MINI, {"double": double})
     assert machine.run({"x": 7}) == {
         "final_state": "big",
         "data": {"x": 14},
@@ -61,7 +43,7 @@ def test_the_reference_example():
 
 
 def test_run_batch_keeps_order_and_reports_paths():
-    machine = compile_machine(REFERENCE, {"double": double})
+    machine = compile_machine(MINI, {"double": double})
     results = machine.run_batch([{"x": i} for i in (1, 6, 2)])
     assert [r["final_state"] for r in results] == ["small", "big", "small"]
     assert [r["data"]["x"] for r in results] == [2, 12, 4]
@@ -70,7 +52,7 @@ def test_run_batch_keeps_order_and_reports_paths():
 
 
 def test_machine_introspection():
-    machine = compile_machine(REFERENCE, {"double": double})
+    machine = compile_machine(MINI, {"double": double})
     assert machine.name == "mini"
     assert machine.state_names == ["start", "double", "big", "small"]
     assert machine.start_state == "start"
@@ -365,7 +347,7 @@ def test_emits_only_end_states_with_emit_output():
 
 
 def test_initial_state():
-    machine = compile_machine(REFERENCE, {"double": double})
+    machine = compile_machine(MINI, {"double": double})
     result = machine.run({"x": 6}, initial_state="double")
     assert result["path"] == ["double", "big"]
     with pytest.raises(FSMError) as info:
@@ -374,7 +356,7 @@ def test_initial_state():
 
 
 def test_bad_records_do_not_stop_a_batch():
-    machine = compile_machine(REFERENCE, {"double": double})
+    machine = compile_machine(MINI, {"double": double})
     results = machine.run_batch([{"x": 6}, None, {"y": 1}, {"x": 1}])
     assert [r["success"] for r in results] == [True, False, False, True]
     assert results[1]["error"] == "a record must be a dict, not NoneType"
@@ -384,12 +366,12 @@ def test_bad_records_do_not_stop_a_batch():
 
 def test_compile_errors_carry_key_paths():
     with pytest.raises(FSMConfigError) as info:
-        compile_machine(REFERENCE)
+        compile_machine(MINI)
     assert info.value.key_path == "states[1].functions.transform"
     assert "unknown function 'double'" in str(info.value)
     bad_code = {
-        **REFERENCE,
-        "arcs": [*REFERENCE["arcs"][:2], {"from": "double", "to": "small", "condition": "data[)"}],
+        **MINI,
+        "arcs": [*MINI["arcs"][:2], {"from": "double", "to": "small", "condition": "data[)"}],
     }
     with pytest.raises(FSMConfigError) as info:
         compile_machine(bad_code, {"double": double})
@@ -404,7 +386,7 @@ def test_unsupported_schema_keyword_is_a_compile_error():
 
 
 def test_machine_pickles_by_recompiling():
-    machine = compile_machine(REFERENCE, {"double": double})
+    machine = compile_machine(MINI, {"double": double})
     restored = pickle.loads(pickle.dumps(machine))
     assert restored.run({"x": 7})["data"] == {"x": 14}
     assert restored.state_names == machine.state_names
