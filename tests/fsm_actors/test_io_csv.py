@@ -6,19 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fsm_actors.platform.io import FormatError, ReadOptions, RowError, iter_chunks, require_numeric
-
-
-def read(path, chunk_size=65536, **options):
-    rows: list[dict] = []
-    errors: list[RowError] = []
-    schemas = set()
-    for chunk in iter_chunks(path, ReadOptions(**options), chunk_size):
-        errors += chunk.errors
-        if chunk.batch.num_rows:
-            schemas.add(chunk.batch.schema)
-        rows += chunk.batch.to_pylist()
-    return rows, errors, schemas
+from fsm_actors.platform.io import FormatError, ReadOptions, iter_chunks, require_numeric
+from tests.helpers.io_read import read_chunks as read
 
 
 def test_a_field_larger_than_the_block_is_read(tmp_path):

@@ -16,21 +16,10 @@ import random
 import pyarrow as pa
 import pytest
 
-from fsm_actors.platform.io import ReadOptions, RowError, detect_format, iter_chunks, read_csv_range
+from fsm_actors.platform.io import ReadOptions, RowError, detect_format, read_csv_range
 from fsm_actors.platform.io.csv_types import column_kind, convert_column, fits
 from fsm_actors.platform.io.json_records import iter_json_records
-
-
-def read(path, chunk_size=65536, **options):
-    rows: list[dict] = []
-    errors: list[RowError] = []
-    schemas = set()
-    for chunk in iter_chunks(path, ReadOptions(**options), chunk_size):
-        errors += chunk.errors
-        if chunk.batch.num_rows:
-            schemas.add(chunk.batch.schema)
-        rows += chunk.batch.to_pylist()
-    return rows, errors, schemas
+from tests.helpers.io_read import read_chunks as read
 
 
 def fields(text: str, delimiter: str = ",") -> list[str]:
