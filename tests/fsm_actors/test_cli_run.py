@@ -5,22 +5,16 @@ pseudo-terminal) phases, a bar with a total, a summary, and a clean Ctrl-C that 
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
-import signal
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from fsm_actors.cli.main import cli
+from tests.helpers.terminal import in_terminal
 
 REPO = Path(__file__).resolve().parents[2]
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _invoke(*args: str):
@@ -116,45 +110,13 @@ def test_a_run_stopped_by_its_error_threshold_is_one_message(ray_session, tmp_pa
 
 # -- under a real terminal -----------------------------------------------------------------
 
-def _run_in_pty(args: list[str], *, interrupt_when: bytes | None = None,
-                timeout: float = 240) -> tuple[str, int]:
-    """Run the CLI under a pseudo-terminal; optionally type Ctrl-C once ``interrupt_when``
-    has been printed. Returns the output without colour codes and the exit code."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the CLI, with the repo importable
-        os.chdir(REPO)
-        os.environ.pop("RAY_ADDRESS", None)
-        os.environ["COLUMNS"] = "120"
-        # a person's shell starts the CLI with Ctrl-C at its default; a test runner started
-        # in the background (bash ``&``) would hand down an ignored SIGINT through exec
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.execv(sys.executable, [sys.executable, "-m", "fsm_actors.cli.main", *args])
-    out, sent, deadline = b"", False, time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if interrupt_when and not sent and interrupt_when in out:
-            os.write(fd, b"\x03")  # Ctrl-C as a person types it: SIGINT to the foreground
-            sent = True
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            out += data
-    _, status = os.waitpid(pid, 0)
-    return ANSI.sub("", out.decode(errors="replace")).replace("\r", "\n"), \
-        os.waitstatus_to_exitcode(status)
-
-
 @pytest.mark.ray
 def test_run_under_a_terminal_shows_phases_a_bar_with_a_total_and_a_summary(
         ray_session, tmp_path):
     _csv(tmp_path / "in.csv", 60_000)
     job = _job(tmp_path, "job.yaml", "kind: file_processing\ninput_path: in.csv\n"
                "output_path: out.jsonl\nchunk_size: 5000\n")
-    out, code = _run_in_pty(["run", str(job), "--address", ray_session.address])
+    out, code = in_terminal(["run", str(job), "--address", ray_session.address], cwd=REPO)
     assert code == 0, out
     for phase in ("connecting to the Ray cluster at", "Ray ready", "actors ready; running",
                   "committing output"):
@@ -194,13 +156,13 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(
         args = ["run", str(job), "-i", str(tmp_path / "in.csv"), "-o",
                 str(tmp_path / "out.jsonl"), "--chunk-size", "250"]
     args += ["--address", ray_session.address, "--checkpoint-id", "cc1"]
-    out, code = _run_in_pty(args, interrupt_when=b"actors ready")
+    out, code = in_terminal(args, cwd=REPO, interrupt_when=b"actors ready")
     assert code == 130, out
     assert "interrupted after" in out and "run the same command again to resume" in out
     assert "Traceback" not in out and "Error" not in out, out
     assert not (tmp_path / "out.jsonl").exists()  # nothing half-written in its place
 
-    out, code = _run_in_pty([*args, "--json"])
+    out, code = in_terminal([*args, "--json"], cwd=REPO)
     assert code == 0, out
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(int(r["a"]) for r in rows) == list(range(10_000))  # each exactly once
