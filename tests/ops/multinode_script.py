@@ -18,6 +18,7 @@ from ray.cluster_utils import Cluster
 
 from fsm_actors import SimpleFSM
 from fsm_actors.platform import runtime
+from tests.ops.ray_heads import fast_failover_cluster
 
 FSM = {
     "name": "multinode",
@@ -69,7 +70,7 @@ class NodeKiller:
 
 
 def main(workdir: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = fast_failover_cluster()
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     info = runtime.ensure_ray(cluster.address)

@@ -25,6 +25,21 @@ REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 CLIENT_ENV_DROP = ("RAY_ADDRESS", "FSM_ACTORS_ADDRESS", "RAY_AUTH_MODE")
 
+#: the head's ``_system_config`` in multi-node tests that remove a node without grace: the GCS
+#: declares it dead after 3 missed 0.5 s health checks instead of Ray's default 5 x 3 s, so a
+#: test waits seconds, not tens of seconds, for the failover it checks
+FAST_NODE_DEATH = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 500,
+                   "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
+
+
+def fast_failover_cluster():
+    """A ``ray.cluster_utils.Cluster`` whose head offers no CPUs and declares a removed node
+    dead within seconds (``FAST_NODE_DEATH``); add workers with ``cluster.add_node``."""
+    from ray.cluster_utils import Cluster
+
+    return Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "_system_config": FAST_NODE_DEATH})
+
 
 def client_env(**extra: str) -> dict[str, str]:
     """Environment for a driver subprocess: no inherited Ray address or auth mode."""

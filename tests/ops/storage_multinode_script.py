@@ -14,10 +14,9 @@ import sys
 import time
 import warnings
 
-from ray.cluster_utils import Cluster
-
 from fsm_actors.platform import runtime
 from tests.ops.multinode_script import actor_nodes
+from tests.ops.ray_heads import fast_failover_cluster
 
 
 def slow_row(record: dict) -> dict:
@@ -27,7 +26,7 @@ def slow_row(record: dict) -> dict:
 
 
 def main(source: str, target: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = fast_failover_cluster()
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     runtime.ensure_ray(cluster.address)

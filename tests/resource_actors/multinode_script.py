@@ -14,11 +14,11 @@ import threading
 import time
 
 import ray
-from ray.cluster_utils import Cluster
 
 from fsm_actors.platform import runtime
 from resource_actors import BaseResourceProvider, PoolConfig, ResourceError, ResourceManager
 from resource_actors.broker_actor import BROKER_NAME, get_broker
+from tests.ops.ray_heads import fast_failover_cluster
 
 
 class Tally:
@@ -65,7 +65,7 @@ def wait_for(predicate, timeout: float = 60.0) -> float:
 
 
 def main() -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = fast_failover_cluster()
     node_a = cluster.add_node(num_cpus=1, resources={"node_a": 1})
     node_b = cluster.add_node(num_cpus=1, resources={"node_b": 1})
     cluster.wait_for_nodes()
