@@ -2,11 +2,13 @@
 
 The 3-state FSM of ``fsm_batch.py`` over ``--rows`` records, ``process_batch`` on the actor
 pool and in local mode, with ``count_states`` on and off, interleaved, best of ``--repeat``
-(after one warm-up batch each). Prints one JSON line per mode with both figures and the
+(after one warm-up batch each), for the machine as it is (a fixed route: counting looks only
+at failed records) and with a condition on its first arc (counting looks at every path).
+Prints one JSON line per mode with both figures and the
 slowdown of counting, in CPU seconds (the driver's, plus the actors' on the pool: the figure a
 shared, loaded machine skews least) and in wall-clock seconds.
 
-    python benchmarks/state_counts.py [--rows 100000] [--repeat 7]
+    python benchmarks/state_counts.py [--rows 100000] [--repeat 7] [--machine fixed|branching|both]
 """
 
 from __future__ import annotations
@@ -34,15 +36,26 @@ def measure(fsm: SimpleFSM, records: list[dict], actors: list[psutil.Process]) -
     return time.process_time() + _cpu(actors) - cpu, wall
 
 
+#: the same machine with a condition on its first arc: no fixed route, so counting looks at
+#: every record's path (``engine.counts``)
+BRANCHING = {**CONFIG, "arcs": [{**CONFIG["arcs"][0], "condition": "data['x'] >= 0"},
+                                *CONFIG["arcs"][1:]]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--machine", choices=["fixed", "branching", "both"], default="both")
     args = parser.parse_args()
     records = [{"x": i} for i in range(args.rows)]
-    for mode in ("actors", "local"):
+    machines = {"fixed": CONFIG, "branching": BRANCHING}
+    if args.machine != "both":
+        machines = {args.machine: machines[args.machine]}
+    for (machine, config), mode in ((m, mode) for m in machines.items()
+                                    for mode in ("actors", "local")):
         options = {"local": True} if mode == "local" else {"actors": 2}
-        fsms = {on: SimpleFSM(CONFIG, custom_functions={"double": double}, count_states=on,
+        fsms = {on: SimpleFSM(config, custom_functions={"double": double}, count_states=on,
                               **options) for on in (True, False)}
         procs = {on: [] if mode == "local" else
                  [psutil.Process(s["pid"]) for s in fsm.async_fsm.status()]
@@ -60,7 +73,7 @@ def main() -> None:
             for fsm in fsms.values():
                 fsm.close()
         print(json.dumps({
-            "bench": "state_counts", "mode": mode, "rows": args.rows,
+            "bench": "state_counts", "machine": machine, "mode": mode, "rows": args.rows,
             "counting_cpu_s": round(cpu[True], 4), "off_cpu_s": round(cpu[False], 4),
             "slowdown_cpu_pct": round(100 * (cpu[True] / cpu[False] - 1), 1),
             "counting_s": round(wall[True], 4), "off_s": round(wall[False], 4),
