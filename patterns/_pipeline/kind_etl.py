@@ -1,4 +1,10 @@
-"""``kind: etl``: an ``ETLConfig`` run by ``DatabaseETL``."""
+"""``kind: etl``: an ``ETLConfig`` run by ``DatabaseETL``.
+
+``options.batch_size``/``parallel_workers`` are the config's ``batch_size``/
+``parallel_workers``; ``error_handling`` is the retry policy of each partition task
+(``patterns._pipeline.etl_tasks``): ``skip`` rejects the rest of a partition that still fails,
+``compensate`` runs the named ``compensation``.
+"""
 
 from __future__ import annotations
 
@@ -96,10 +102,48 @@ def schema() -> dict[str, Any]:
 
 
 async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[str, Any]:
+    from functools import partial
+
+    from patterns._pipeline.etl_tasks import RetriedStepSpec
+    from patterns._pipeline.task_policy import TaskRetry
+    from patterns.errors import PatternError
     from patterns.etl import DatabaseETL
 
-    return await DatabaseETL(config, address=context.address).run(
-        context.checkpoint_id, context.on_progress)
+    policy = TaskRetry.of(context.error_handling)
+    wrapper = partial(RetriedStepSpec, retry=policy) if policy is not None else None
+    etl = DatabaseETL(config, address=context.address, step_wrapper=wrapper)
+    try:
+        return await etl.run(context.checkpoint_id, context.on_progress)
+    except PatternError as exc:
+        function = getattr(context.error_handling, "compensation", None)
+        if policy is None or policy.on_failure != "compensate" or not callable(function):
+            raise
+        function({"run_id": context.checkpoint_id, "source": spec.get("source"),
+                  "target": spec.get("target"), "error": exc.message})
+        raise PatternError(f"{exc.message}; compensated: ran "
+                           f"{getattr(function, '__name__', 'the compensation')}",
+                           pattern="etl") from None
+
+
+def check_options(spec: dict[str, Any], options: Any, error_handling: Any, where: str) -> None:
+    """``error_handling.timeout`` and a ``compensate`` without a ``compensation`` are refused,
+    saying why."""
+    from patterns.errors import PatternError
+
+    if error_handling is None:
+        return
+    if error_handling.timeout is not None:
+        raise PatternError(
+            f"{where}: error_handling.timeout is not supported by kind etl: a partition's "
+            "batches commit while it runs, so an attempt cannot be abandoned (it would go on "
+            "writing beside its retry); bound the source's statements in its connection "
+            "settings, or remove timeout")
+    if error_handling.on_failure == "compensate" and error_handling.compensation is None:
+        raise PatternError(
+            f"{where}: error_handling.on_failure: compensate needs 'compensation' for kind "
+            "etl: batches committed into the target cannot be told from its other rows, so "
+            "there is no partial output to remove (a failed FULL_REFRESH never touches the "
+            "target); name a function that undoes the load, or use on_failure: fail")
 
 
 #: what this kind cannot honour, and why (a pipeline file giving it is refused)
@@ -112,15 +156,13 @@ UNSUPPORTED = {
             "batches), not in byte blocks; use batch_size"),
     "options.backpressure": ("ETL readers always wait for the writers (each worker reads and "
             "writes its own key ranges)"),
-    "error_handling": ("an ETL batch commits together with its checkpoint row, so a "
-            "failed job resumes where it stopped: use 'retry:' to retry the "
-            "whole job"),
 }
 
 
 register_kind(PipelineKind(
     name="etl", unsupported=UNSUPPORTED,
     option_fields={"batch_size": "batch_size", "parallel_workers": "parallel_workers"},
+    check_options=check_options,
     run=run, build=build, prepare=prepare, schema=schema, input_key="source",
     description="extract from a database or file, transform, load into a database or file",
 ))
