@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
-from tests.ops.ray_heads import REPO
+from tests.helpers.examples import copy_examples
+from tests.helpers.examples import run_example as _run
 
 pytestmark = pytest.mark.ray
 
@@ -18,19 +16,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture
 def examples(tmp_path):
     """A copy of examples/ with 2,000 demo orders, so runs write under tmp_path."""
-    root = tmp_path / "repo"
-    shutil.copytree(REPO / "examples", root / "examples",
-                    ignore=shutil.ignore_patterns("data", "__pycache__"))
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_orders.py"), "--rows", "2000",
-                    "--out", str(root / "examples" / "data" / "orders.csv")], check=True,
-                   capture_output=True)
-    return root
-
-
-def _run(path, address):
-    from patterns.pipeline import run_pipeline_file
-
-    return run_pipeline_file(path, address=address)
+    return copy_examples(tmp_path / "repo")
 
 
 def test_fsm_pipeline_example(ray_session, examples):

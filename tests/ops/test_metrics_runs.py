@@ -5,9 +5,6 @@ item 2). The pipeline-file examples run on 2,000 demo orders, as in test_example
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -15,7 +12,8 @@ import pytest
 import ray
 
 from fsm_actors.platform import metrics
-from tests.ops.ray_heads import REPO
+from tests.helpers.examples import copy_examples
+from tests.helpers.examples import run_example as _run
 
 pytestmark = pytest.mark.ray
 BY = ("pipeline", "run", "role")
@@ -23,19 +21,7 @@ BY = ("pipeline", "run", "role")
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
-    root = tmp_path_factory.mktemp("metrics") / "repo"
-    shutil.copytree(REPO / "examples", root / "examples",
-                    ignore=shutil.ignore_patterns("data", "__pycache__"))
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_orders.py"), "--rows", "2000",
-                    "--out", str(root / "examples" / "data" / "orders.csv")], check=True,
-                   capture_output=True)
-    return root
-
-
-def _run(path, address):
-    from patterns.pipeline import run_pipeline_file
-
-    return run_pipeline_file(path, address=address)
+    return copy_examples(tmp_path_factory.mktemp("metrics") / "repo")
 
 
 def _exported(wanted: list[str], timeout: float = 60) -> str:
