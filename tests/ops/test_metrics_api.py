@@ -50,20 +50,17 @@ def test_api_runs_export_every_charted_metric_with_their_labels(ray_session, ser
     ids = {kind: result["_metrics"]["run_id"] for kind, result in runs.items()}
     assert all(ids.values()) and len(set(ids.values())) == 3, ids
     assert all(result["errors"] for result in runs.values())  # each run has failed calls
-    deadline = time.monotonic() + 60
-    while True:  # each metric reaches the export in its own report cycle: wait for all
+
+    def every_run_exported() -> str:
         text = _exported([f'run="{run_id}"' for run_id in ids.values()])
-        try:
-            for kind, run_id in ids.items():
-                try:
-                    _check_run(text, run_id, runs[kind])
-                except AssertionError as exc:
-                    raise AssertionError(f"{kind} run: {exc}") from None
-            break
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)
+        for kind, run_id in ids.items():
+            try:
+                _check_run(text, run_id, runs[kind])
+            except AssertionError as exc:
+                raise AssertionError(f"{kind} run: {exc}") from None
+        return text
+
+    text = _eventually(every_run_exported)
     for kind in ("sequential", "hybrid"):
         (series,) = _series(text, "ray_fsm_actors_records_total", ids[kind])
         assert series["pipeline"] == f"metrics-{kind}" and series["role"] == "orchestrator"
@@ -77,6 +74,18 @@ def test_api_runs_export_every_charted_metric_with_their_labels(ray_session, ser
     assert {s["pipeline"] for s in fanout} == {"metrics-fanout"}
     assert sum(_values(text, "ray_fsm_actors_records_total", ids["fanout"])) == 300
     assert sum(_values(text, "ray_fsm_actors_errors_total", ids["fanout"])) == 6
+
+
+def _eventually(check, timeout: float = 60):
+    """``check()`` once it passes: each metric reaches the export in its own report cycle."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def _values(text: str, name: str, run_id: str) -> list[float]:
