@@ -37,7 +37,7 @@ def _job(tmp_path: Path, function: str, body: str = "", name: str = "job.yaml") 
         "    - {name: e, is_end: true}\n"
         "  arcs: [{from: s, to: e}]\n"
         f"functions:\n  step: {json.dumps(function)}\n"
-        "input: in.csv\noutput: out.jsonl\n" + body)
+        "input: in.csv\noutput: out.jsonl\nactors: 1\n" + body)
     return path
 
 
@@ -45,7 +45,8 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-SLOW = "lambda d: (__import__('time').sleep(0.002), d)[1]"
+#: a pause at the first record of each chunk of 200, so chunks pile up behind the workers
+SLOW = "lambda d: (__import__('time').sleep(0.05 if d['id'] % 200 == 0 else 0), d)[1]"
 PID = "lambda d: {**d, 'pid': __import__('os').getpid()}"
 BAD_30 = "lambda d: 1 / 0 if d['id'] == 30 else d"
 
@@ -134,7 +135,7 @@ def test_error_handling_timeout_abandons_a_hung_attempt(ray_session, tmp_path):
     _csv(tmp_path / "in.csv", 10)
     marker = tmp_path / "slow"
     hang = (f"lambda d: d if __import__('os').path.exists(r'{marker}') else "
-            f"(open(r'{marker}', 'w').close(), __import__('time').sleep(30), d)[2]")
+            f"(open(r'{marker}', 'w').close(), __import__('time').sleep(5), d)[2]")
     result = run_pipeline_file(_job(
         tmp_path, hang,
         "local: true\nerror_handling: {timeout: 1, max_retries: 1, initial_delay: 0}\n"))
