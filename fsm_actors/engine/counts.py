@@ -24,7 +24,7 @@ from operator import countOf, itemgetter
 from typing import Any
 
 #: One record in this many is timed state by state (``Machine.run_batch(timings=...)``).
-TIMING_SAMPLE = 256
+TIMING_SAMPLE = 1024
 
 _PATH = itemgetter("path")
 _SUCCESS = itemgetter("success")
