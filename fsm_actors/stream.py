@@ -55,7 +55,7 @@ class StreamSettings:
     ``memory`` request. ``whole``: each input is one task read by a worker (``stream:
     false``). ``csv_block_size``: the CSV read block. ``retry``: the policy of each chunk (an
     object with ``call(attempt, again)``, ``attempts`` and ``on_failure`` -- ``fail``,
-    ``skip``, ``compensate``; see ``patterns._pipeline.task_policy.TaskRetry``).
+    ``skip``, ``compensate``; see ``patterns._task_policy.TaskRetry``).
     ``compensate(kind, error) -> what was done``: run when the job fails.
     """
 

@@ -13,11 +13,7 @@ fails does) arrive here as ``options`` / ``error_handling`` (see
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import random
-import shutil
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +44,8 @@ FAILING_STAGES = ("filter", "transform")
 
 @dataclass(frozen=True)
 class BatchRetry:
-    """The retry policy of a batch's stage (``error_handling:`` of a pipeline file).
+    """The retry policy of a batch's stage (``error_handling:`` of a pipeline file), driven
+    by the project's one retry engine (``patterns._task_policy.TaskRetry``).
 
     An attempt fails when a filter or transformation raises (or rejects records), or when it
     takes longer than ``timeout`` seconds (the attempt is abandoned; the stage is pure, so
@@ -66,32 +63,23 @@ class BatchRetry:
         return cls(section.strategy, section.max_retries, section.initial_delay,
                    section.timeout, section.on_failure)
 
-    def delay(self, retry: int) -> float:
-        """Seconds before retry number ``retry`` (0-based)."""
-        base = self.initial_delay
-        name = self.strategy
-        if name.startswith("linear"):
-            return base * (retry + 1)
-        if name.startswith("fixed"):
-            return base
-        exponential = min(base * 2 ** retry, 60.0)
-        return random.uniform(0, exponential) if "jitter" in name else exponential
-
     def run(self, attempt: Callable[[], StageOutput], batch: Any, file: str,
             first_record: int) -> StageOutput:
-        reason = ""
-        for n in range(self.max_retries + 1):
-            if n:
-                time.sleep(self.delay(n - 1))
-            try:
-                out = self._timed(attempt)
-            except concurrent.futures.TimeoutError:
-                reason = f"the attempt took longer than timeout={self.timeout}s"
-                continue
-            failed = [e for e in out.errors if e.stage in FAILING_STAGES]
-            if not failed:
+        from patterns._task_policy import TaskRetry
+
+        def failed(out: StageOutput) -> list[RowError]:
+            return [e for e in out.errors if e.stage in FAILING_STAGES]
+
+        policy = TaskRetry(self.strategy, self.max_retries, self.initial_delay, self.timeout,
+                           self.on_failure)
+        try:
+            out = policy.call(attempt, lambda out: bool(failed(out)))
+        except Exception as exc:  # the last attempt timed out (or the stage raised)
+            reason = str(exc)
+        else:
+            if not failed(out):
                 return out
-            reason = failed[0].reason
+            reason = failed(out)[0].reason
         attempts = self.max_retries + 1
         where = f"{file} records {first_record + 1}.."
         if self.on_failure == "skip":
@@ -103,15 +91,6 @@ class BatchRetry:
             return StageOutput(None, len(records), 0, errors)
         raise FSMError(f"the batch at {where} failed {attempts} attempts "
                        f"(error_handling.on_failure: {self.on_failure}): {reason}")
-
-    def _timed(self, attempt: Callable[[], StageOutput]) -> StageOutput:
-        if self.timeout is None:
-            return attempt()
-        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stage-attempt")
-        try:
-            return pool.submit(attempt).result(timeout=self.timeout)
-        finally:
-            pool.shutdown(wait=False)
 
 
 @dataclass
@@ -256,14 +235,9 @@ class FileJob:
             function({"run_id": self.run_id, "input_path": self.config.input_path,
                       "output_path": self.config.output_path, "error": error.message})
             return f"ran {getattr(function, '__name__', 'the compensation')}"
-        staging = self.plan.staging
-        shutil.rmtree(staging, ignore_errors=True)
-        if self.plan.checkpoint_dir is not None and self.plan.checkpoint_dir.is_dir():
-            from fsm_actors.platform.checkpoint import CheckpointStore
+        from patterns._task_policy import remove_partial_output
 
-            CheckpointStore(self.plan.checkpoint_dir).path(self.run_id).unlink(missing_ok=True)
-        self.kind.cleanup()
-        return "removed the run's partial output and checkpoint"
+        return remove_partial_output(self.kind)
 
     def _finish(self, staging: Any, meta: dict[str, Any]) -> dict[str, Any]:
         if not self.agg_specs and not self.whole_aggregations:

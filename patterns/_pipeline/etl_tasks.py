@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from patterns._pipeline.task_policy import TaskRetry
+from patterns._task_policy import TaskRetry
 from patterns.errors import PatternError
 
 

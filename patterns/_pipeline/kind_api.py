@@ -101,7 +101,7 @@ def with_options(config: Any, options: Any, handling: Any) -> Any:
     from dataclasses import replace
 
     from patterns._api.config import OrchestrationMode
-    from patterns._pipeline.task_policy import TaskRetry
+    from patterns._task_policy import TaskRetry
 
     changes: dict[str, Any] = {}
     workers = getattr(options, "parallel_workers", None)

@@ -105,7 +105,7 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
     from functools import partial
 
     from patterns._pipeline.etl_tasks import RetriedStepSpec
-    from patterns._pipeline.task_policy import TaskRetry
+    from patterns._task_policy import TaskRetry
     from patterns.errors import PatternError
     from patterns.etl import DatabaseETL
 

@@ -95,7 +95,7 @@ def settings(spec: dict[str, Any], context: RunContext, run_id: str | None) -> A
     """The stream settings of the job's ``options:`` and ``error_handling:`` (``None``: none
     given): ``batch_size``/``parallel_workers`` are already ``chunk_size``/``workers``."""
     from fsm_actors.stream import StreamSettings
-    from patterns._pipeline.task_policy import TaskRetry, compensator
+    from patterns._task_policy import TaskRetry, compensator
 
     options, handling = context.options, context.error_handling
     if options is None and handling is None:

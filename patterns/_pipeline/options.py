@@ -25,15 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
 
+from patterns._task_policy import STRATEGIES
 from patterns.errors import PatternError
-
-#: ``strategy`` names -> ``RetryConfig.backoff_strategy``
-STRATEGIES = {
-    "exponential_backoff": "exponential", "exponential": "exponential",
-    "linear_backoff": "linear", "linear": "linear",
-    "fixed": "fixed", "fixed_delay": "fixed",
-    "jitter": "jitter", "exponential_jitter": "jitter",
-}
 
 
 class JobOptions(BaseModel):

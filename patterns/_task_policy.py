@@ -1,4 +1,5 @@
-"""``error_handling:`` of a pipeline job as the policy of its tasks, shared by the kinds.
+"""``error_handling:`` of a pipeline job as the policy of its tasks, shared by the kinds
+(``patterns._pipeline.kind_*``) and the file job (``patterns._files.job``).
 
 ``TaskRetry`` is plain data (it is pickled to the job's workers). ``call`` drives the
 project's one retry engine (``patterns.error_recovery.RetryPolicy`` over
@@ -17,9 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from patterns._pipeline.options import STRATEGIES
-
 T = TypeVar("T")
+
+#: ``strategy`` names -> ``RetryConfig.backoff_strategy``
+STRATEGIES = {
+    "exponential_backoff": "exponential", "exponential": "exponential",
+    "linear_backoff": "linear", "linear": "linear",
+    "fixed": "fixed", "fixed_delay": "fixed",
+    "jitter": "jitter", "exponential_jitter": "jitter",
+}
 
 
 @dataclass(frozen=True)
