@@ -84,7 +84,8 @@ def stream_settings(settings: StreamSettings | None) -> Iterator[None]:
 class FSMStage:
     """Runs chunks through one FSM; built in each worker (``open``). With ``retry`` (see
     ``StreamSettings``) a chunk whose records failed by a raised error runs those records
-    again; one that still fails is skipped whole to the error file or fails the job."""
+    again; one that still fails is skipped whole to the error file or fails the job (such
+    chunks record no ``trace``)."""
 
     config: Any
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
