@@ -108,8 +108,10 @@ class FSMActor:
 
     def status(self) -> dict[str, Any]:
         """Live counters (records, failed, batches, busy, ...) for ``fsm-actors status``,
-        with the actor's process id (to profile it: ``py-spy dump --pid``)."""
-        return {**self._worker.status(), "last_task": self._last_task, "pid": os.getpid()}
+        with the actor's process id (to profile it: ``py-spy dump --pid``) and the CPU
+        seconds its process has used (``cpu_seconds``, ``time.process_time``)."""
+        return {**self._worker.status(), "last_task": self._last_task, "pid": os.getpid(),
+                "cpu_seconds": time.process_time()}
 
     def __repr__(self) -> str:
         return self._identity
