@@ -49,7 +49,7 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie
 _TEXT_MARKERS = ("json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
 
 
-@dataclass
+@dataclass(slots=True)
 class CallOutcome:
     """What one endpoint call did. ``value`` is the shaped result when ``ok``; otherwise
     ``status`` (``None`` when no answer came) and ``reason`` say why. ``started``/``ended``
@@ -173,7 +173,7 @@ class EndpointCall:
         self.secrets = tuple(s for s in secrets if len(s) >= 4)
         #: called before each request is sent (FANOUT workers count requests with it)
         self.on_send: Any = None
-        self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
+        self._client_timeout = _client_timeout(self.timeout)
 
     def __repr__(self) -> str:
         return f"EndpointCall({self.name!r}, {self.method})"
@@ -186,7 +186,7 @@ class EndpointCall:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
+        self._client_timeout = _client_timeout(self.timeout)
 
     def input_for(self, data: Any) -> Any:
         """The endpoint's input after its ``transform_input``."""
@@ -343,6 +343,12 @@ class EndpointCall:
                 return outcome
             outcome.ok = outcome.handled = True
         return outcome
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(total: float | None) -> aiohttp.ClientTimeout:
+    """One (immutable) ``ClientTimeout`` per timeout value, shared by the endpoints."""
+    return aiohttp.ClientTimeout(total=total)
 
 
 def _shown(url: str) -> str:

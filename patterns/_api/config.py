@@ -27,6 +27,7 @@ RESERVED = ("_metrics", "errors", "merged")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 #: methods retried after their request was sent, by default (urllib3's ``allowed_methods``)
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_RETRYABLE = frozenset(METHODS) | {"TRACE"}
 
 
 class OrchestrationMode(StrEnum):
@@ -148,7 +149,7 @@ class APIEndpoint:
                                  f"{self.idempotent!r}", endpoint=self.name)
         methods = (RETRY_METHODS if self.retry_methods is None
                    else frozenset(str(m).upper() for m in _listed(self.retry_methods)))
-        if not methods <= set(METHODS) | {"TRACE"}:
+        if not methods <= _RETRYABLE:
             raise APIConfigError(f"{who}: retry_methods {sorted(methods)} holds a method not "
                                  f"among {METHODS}", endpoint=self.name)
         _set(self, "retry_methods", methods)
@@ -178,7 +179,7 @@ class APIEndpoint:
             path = data.pop("path")
             data.setdefault("url", join_url(base_url, path) if base_url else path)
         known = _endpoint_fields()
-        unknown = sorted(set(data) - known)
+        unknown = [] if known.issuperset(data) else sorted(set(data) - known)
         if unknown:
             raise APIConfigError(f"endpoint {name!r}: unknown field(s) {unknown}; known: "
                                  f"{sorted(known | {'path'})}", endpoint=name)

@@ -45,11 +45,17 @@ class Run:
         self.started: dict[str, CallOutcome] = {}
 
     async def call(self, call: EndpointCall, data: Any) -> CallOutcome:
+        """Call ``call`` within the run's ``max_concurrent`` bound and record its outcome."""
         async with self.limit:
-            outcome = CallOutcome(call.name, False, method=call.method, started=time.time())
-            self.started[call.name] = outcome
-            outcome = await call.call(self.session, self.policies[call.name], data, self.results,
-                                      outcome=outcome)
+            return await self.call_bounded(call, data)
+
+    async def call_bounded(self, call: EndpointCall, data: Any) -> CallOutcome:
+        """``call`` for a scheduler that bounds the calls in flight itself (PARALLEL's
+        runners): no semaphore on the way."""
+        outcome = CallOutcome(call.name, False, method=call.method, started=time.time())
+        self.started[call.name] = outcome
+        outcome = await call.call(self.session, self.policies[call.name], data, self.results,
+                                  outcome=outcome)
         self.outcomes[call.name] = outcome
         if outcome.ok:
             self.results[call.name] = outcome.value
@@ -119,12 +125,13 @@ async def pipeline(run: Run, data: Any) -> None:
 
 async def parallel(run: Run, data: Any) -> None:
     """``max_concurrent`` runners take the endpoints in order, one call at a time each (the
-    same bound as a task per endpoint, without thousands of tasks waiting for a slot)."""
+    same bound as a task per endpoint, without thousands of tasks waiting for a slot, and
+    without the semaphore: the runners are the bound)."""
     pending = iter(run.calls)
 
     async def runner() -> None:
         for call in pending:
-            await run.call(call, data)
+            await run.call_bounded(call, data)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(run.max_concurrent, len(run.calls))):

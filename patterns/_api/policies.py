@@ -131,23 +131,21 @@ class Limits:
             failure_threshold=threshold, window_size=max(10, 2 * threshold),
             timeout=config.circuit_breaker_timeout, record_exceptions=(TransientCallError,),
             ignore_exceptions=(PermanentCallError,))  # one for every endpoint's breaker
+        group = self.name()  # one policy actor per run
         for endpoint in config.endpoints:
+            name = self.name(endpoint.name)
             limiters = list(shared)
             if endpoint.rate_limit is not None:
-                limiters.append(self._limiter(self.name(endpoint.name),
-                                              endpoint.rate_limit / config.rate_limit_window,
+                limiters.append(self._limiter(name, endpoint.rate_limit / config.rate_limit_window,
                                               endpoint.burst_limit))
             breaker = make_breaker = None
             if breaker_config is not None:
-                make_breaker = partial(CircuitBreaker, breaker_config,
-                                       name=self.name(endpoint.name),
-                                       scope=self.breaker_scope,
-                                       group=self.name())  # one policy actor per run
+                make_breaker = partial(CircuitBreaker, breaker_config, name=name,
+                                       scope=self.breaker_scope, group=group)
                 if self.breaker_scope == "cluster":  # shared state: consulted from the start
                     breaker, make_breaker = make_breaker(), None
-            policies[endpoint.name] = EndpointPolicy(
-                RetryPolicy(endpoint.retry, name=self.name(endpoint.name)),
-                limiters, breaker, make_breaker)
+            policies[endpoint.name] = EndpointPolicy(RetryPolicy(endpoint.retry, name=name),
+                                                     limiters, breaker, make_breaker)
         self._policies = policies
         return policies
 
