@@ -21,18 +21,18 @@ T = TypeVar("T")
 
 
 def _same(attribute: str) -> Any:
-    """A read-only attribute of ``SimpleFSM`` that is its ``AsyncSimpleFSM``'s (a property's
-    value, or a plain method bound to it), with its docstring."""
+    """A read-only attribute of ``SimpleFSM`` that is its ``AsyncSimpleFSM``'s property,
+    with its docstring."""
     return property(lambda self: getattr(self._async, attribute),
                     doc=getattr(AsyncSimpleFSM, attribute).__doc__)
 
 
-def _blocking(
-    method: Callable[Concatenate[AsyncSimpleFSM, P], Awaitable[T]], last: str | None = None
+def _sync(
+    method: Callable[Concatenate[AsyncSimpleFSM, P], Awaitable[T] | T], last: str | None = None
 ) -> Callable[Concatenate[SimpleFSM, P], T]:
-    """The synchronous form of a coroutine method of ``AsyncSimpleFSM``: same arguments,
-    docstring and signature (``last`` moves that positional parameter after the others),
-    run on the project's sync bridge."""
+    """``SimpleFSM``'s form of a method of ``AsyncSimpleFSM``: same arguments, docstring and
+    signature (``last`` moves that positional parameter after the others); a coroutine is
+    run to completion on the project's sync bridge."""
     name = method.__name__
     signature = inspect.signature(method)
     if last is not None:
@@ -41,14 +41,17 @@ def _blocking(
         keyword = [p for p in params if p.kind is p.KEYWORD_ONLY]
         positional = [p for p in params if p is not moved and p.kind is not p.KEYWORD_ONLY]
         signature = signature.replace(parameters=[*positional, moved, *keyword])
+    blocking = inspect.iscoroutinefunction(method)
 
     @functools.wraps(method)
     def call(self: SimpleFSM, *args: P.args, **kwargs: P.kwargs) -> T:
         if last is not None:  # bind by the sync order, pass by name
             bound = signature.bind(self, *args, **kwargs).arguments
             del bound["self"]
-            return run_sync(getattr(self._async, name)(**bound))
-        return run_sync(getattr(self._async, name)(*args, **kwargs))
+            out = getattr(self._async, name)(**bound)
+        else:
+            out = getattr(self._async, name)(*args, **kwargs)
+        return run_sync(out) if blocking else out
 
     call.__signature__ = signature  # type: ignore[attr-defined]
     call.__module__, call.__qualname__ = __name__, f"SimpleFSM.{name}"
@@ -85,24 +88,24 @@ class SimpleFSM:
     name: str = _same("name")
     data_mode: DataHandlingMode = _same("data_mode")
     runtime_info: Any = _same("runtime_info")
-    get_states = _same("get_states")
-    get_state = _same("get_state")
-    get_resources = _same("get_resources")
-    stats = _same("stats")
-    to_mermaid = _same("to_mermaid")
-    to_dot = _same("to_dot")
 
     @property
     def async_fsm(self) -> AsyncSimpleFSM:
         """The async implementation this object drives."""
         return self._async
 
-    #: the async implementation's coroutines, run to completion on the sync bridge
-    validate = _blocking(AsyncSimpleFSM.validate)
-    process = _blocking(AsyncSimpleFSM.process)
-    process_batch = _blocking(AsyncSimpleFSM.process_batch)
+    #: the async implementation's methods; its coroutines run to completion here
+    get_states = _sync(AsyncSimpleFSM.get_states)
+    get_state = _sync(AsyncSimpleFSM.get_state)
+    get_resources = _sync(AsyncSimpleFSM.get_resources)
+    stats = _sync(AsyncSimpleFSM.stats)
+    to_mermaid = _sync(AsyncSimpleFSM.to_mermaid)
+    to_dot = _sync(AsyncSimpleFSM.to_dot)
+    validate = _sync(AsyncSimpleFSM.validate)
+    process = _sync(AsyncSimpleFSM.process)
+    process_batch = _sync(AsyncSimpleFSM.process_batch)
     # dataknobs-fsm's sync order: ``output_format`` (not in its sync API) comes last
-    process_stream = _blocking(AsyncSimpleFSM.process_stream, last="output_format")
+    process_stream = _sync(AsyncSimpleFSM.process_stream, last="output_format")
 
     def close(self) -> None:
         run_sync(self._async.close())
