@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsm_actors.config import FSMConfig, load_config
 from fsm_actors.config.resources import needed_resources, resolve_resources
@@ -21,6 +21,9 @@ from fsm_actors.executors import ActorExecutor, Executor, LocalExecutor
 from fsm_actors.platform import extensions, metrics
 from fsm_actors.platform.gc_pause import gc_paused
 from fsm_actors.platform.progress import BatchProgress
+
+if TYPE_CHECKING:
+    from fsm_actors.stream import StreamSettings
 
 ConfigSource = str | Path | dict[str, Any] | FSMConfig
 
@@ -303,6 +306,7 @@ class AsyncSimpleFSM:
         redrive: str | Path | bool | None = None,
         trace: int = 0,
         storage_options: Mapping[str, Any] | None = None,
+        settings: StreamSettings | None = None,
     ) -> dict[str, Any]:
         """Stream records from a file or an iterator through the FSM to ``sink``.
 
@@ -327,7 +331,10 @@ class AsyncSimpleFSM:
         ``trace=N`` writes ``<sink>.trace.jsonl``: the path and the data after each state of
         the first N records and of every failed record (``fsm_actors.trace``).
         ``storage_options``: the object store's filesystem arguments for ``s3://``... source
-        and sink (``FileProcessingConfig.storage_options``); never shown.
+        and sink (``FileProcessingConfig.storage_options``); never shown. ``settings``
+        (``fsm_actors.stream.StreamSettings``): what a pipeline file's ``options:`` and
+        ``error_handling:`` set -- the bound on bytes in flight, whole-file tasks, the CSV
+        read block, each chunk's retry policy and the compensation of a failed job.
         """
         from fsm_actors.stream import FSMStage, stream_job
 
@@ -369,6 +376,7 @@ class AsyncSimpleFSM:
             local=self._local,
             trace=trace,
             storage_options=storage_options,
+            settings=settings,
         )
         try:
             result = await asyncio.wait_for(job, timeout)

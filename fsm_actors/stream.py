@@ -9,10 +9,9 @@ value re-typed. The file job gives the stream what every job has: exactly-once o
 committed atomically (the old output stays until the new one is complete), resume by
 ``checkpoint_id``, ``error_threshold`` and one result record.
 
-``stream_settings(StreamSettings(...))`` sets what a pipeline file's ``options:`` and
-``error_handling:`` give the streams started inside it (``process_stream`` takes no such
-arguments): the memory bound, whole-file tasks, the CSV read block, the retry policy of each
-chunk and the compensation of a failed run.
+``process_stream(settings=StreamSettings(...))`` carries what a pipeline file's
+``options:`` and ``error_handling:`` give a stream: the memory bound, whole-file tasks, the
+CSV read block, the retry policy of each chunk and the compensation of a failed run.
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -64,20 +61,6 @@ class StreamSettings:
     csv_block_size: int | None = None
     retry: Any = None
     compensate: Callable[[Any, str], str] | None = None
-
-
-_settings: ContextVar[StreamSettings | None] = ContextVar("fsm_stream_settings", default=None)
-
-
-@contextmanager
-def stream_settings(settings: StreamSettings | None) -> Iterator[None]:
-    """The stream jobs started inside this block (in this task and the tasks it starts)
-    use ``settings``."""
-    token = _settings.set(settings)
-    try:
-        yield
-    finally:
-        _settings.reset(token)
 
 
 @dataclass
@@ -300,6 +283,7 @@ async def stream_job(
     local: bool,
     trace: int = 0,
     storage_options: Any = None,
+    settings: StreamSettings | None = None,
 ) -> dict[str, Any]:
     """Run ``source`` through ``stage`` into ``sink``; see ``AsyncSimpleFSM.process_stream``."""
     if trace and sink is not None:
@@ -318,7 +302,7 @@ async def stream_job(
             records = source
         source = "<records>"
     run_id = checkpoint_id or uuid.uuid4().hex[:12]
-    settings = _settings.get() or StreamSettings()
+    settings = settings or StreamSettings()
     stage.retry = settings.retry
     spec = FileJobSpec(
         input_path=os.fspath(source),

@@ -1,7 +1,7 @@
 """``kind: fsm``: an FSM config run over a file by ``AsyncSimpleFSM.process_stream``.
 
 The job's ``options:`` and ``error_handling:`` take effect through
-``fsm_actors.stream.stream_settings``: chunk size, workers, the memory bound, whole-file
+``process_stream(settings=StreamSettings(...))``: chunk size, workers, the memory bound, whole-file
 tasks (``stream: false``), the CSV read block, the retry policy of each chunk and what a
 chunk that still fails does (``fail``, ``skip`` to the error file, ``compensate``).
 """
@@ -67,7 +67,6 @@ def schema() -> dict[str, Any]:
 async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[str, Any]:
     from fsm_actors import AsyncSimpleFSM
     from fsm_actors.platform.errors import FSMError
-    from fsm_actors.stream import stream_settings
 
     options = {k: spec[k] for k in ("actors", "local", "data_mode") if k in spec}
     fsm = AsyncSimpleFSM(spec["config"], resources=spec.get("resources"),
@@ -76,11 +75,11 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
     try:
         stream = {k: spec[k] for k in STREAM_KEYS if k in spec}
         checkpoint_id = context.checkpoint_id or spec.get("checkpoint_id")
-        with stream_settings(settings(spec, context, checkpoint_id)):
-            return await fsm.process_stream(
-                spec["input"], spec["output"], on_progress=context.on_progress,
-                checkpoint_id=checkpoint_id, **stream,
-            )
+        return await fsm.process_stream(
+            spec["input"], spec["output"], on_progress=context.on_progress,
+            checkpoint_id=checkpoint_id, settings=settings(spec, context, checkpoint_id),
+            **stream,
+        )
     except FSMError as exc:
         if context.error_handling is None:
             raise
