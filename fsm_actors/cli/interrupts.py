@@ -9,9 +9,27 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
+
+
+@contextmanager
+def stderr_muted() -> Iterator[None]:
+    """Send file descriptor 2 (where Ray's threads write too) to the null device for the
+    block; restored on the way out, whatever happens."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
 
 
 def quietly_disconnect() -> None:
@@ -19,20 +37,13 @@ def quietly_disconnect() -> None:
     Ray's threads print while going away after Ctrl-C is noise."""
     if "ray" not in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        from fsm_actors.platform import runtime
+    with stderr_muted():
+        try:
+            from fsm_actors.platform import runtime
 
-        runtime.shutdown()
-    except Exception:  # noqa: BLE001 - best effort on the way out
-        pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
+            runtime.shutdown()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
 
 
 def interrupted_exit(command: str | None, terminated: bool = False) -> None:

@@ -24,6 +24,7 @@ from fsm_actors.cli import cold_start
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
 from fsm_actors.cli.address import driver_options, find, given_address, ray_address
 from fsm_actors.cli.checks import fsm_problems, reference_problems
+from fsm_actors.cli.interrupts import stderr_muted
 from fsm_actors.cli.documents import (
     UserError,
     at,
@@ -123,18 +124,10 @@ def _interrupted(display: RunDisplay, resume: str, targets: list[Path],
     display.phase(f"{'stopped (SIGTERM)' if terminated else 'interrupted'} after "
                   f"{display.done:,} records; stopping the actors")
     install_interrupt_exit(lambda: "stopped")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with stderr_muted():
         from fsm_actors.platform import runtime
 
         runtime.shutdown()
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
     remove(stale_temp_files(targets))
     click.echo(resume, err=True)
     sys.stderr.flush()
