@@ -18,12 +18,9 @@ import click
 from fsm_actors.cli.documents import UserError, document_kind, read_document
 from fsm_actors.cli.run import (
     _message,
-    _pipeline_errors,
-    _told,
     fsm_config_problems,
     load_functions,
-    pipeline_files,
-    unloaded_problems,
+    load_pipeline_file,
     user_errors,
 )
 
@@ -47,12 +44,7 @@ def machine_of(config: Path, functions: dict[str, Any]) -> Any:
         if problems or machine is None:
             raise UserError("\n".join(problems))
         return machine
-    problems = unloaded_problems(config, spec)
-    try:
-        job = pipeline_files().load(config)
-    except user_errors() as exc:
-        problems += [p for p in _pipeline_errors(config, exc) if not _told(p, problems)]
-        raise UserError("\n".join(problems)) from None
+    job, problems = load_pipeline_file(config, spec)
     if problems:
         raise UserError("\n".join(problems))
     job_spec = getattr(job, "spec", None) or {}

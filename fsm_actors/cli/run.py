@@ -24,7 +24,6 @@ from fsm_actors.cli import cold_start
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
 from fsm_actors.cli.address import driver_options, find, given_address, ray_address
 from fsm_actors.cli.checks import fsm_problems, reference_problems
-from fsm_actors.cli.interrupts import stderr_muted
 from fsm_actors.cli.documents import (
     UserError,
     at,
@@ -32,6 +31,7 @@ from fsm_actors.cli.documents import (
     read_document,
     without_path,
 )
+from fsm_actors.cli.interrupts import stderr_muted
 from fsm_actors.cli.outputs import output_paths, unwritable
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit, rejected_any
 from fsm_actors.cli.state_table import state_table
@@ -369,6 +369,17 @@ def unloaded_problems(config: Path, spec: dict[str, Any]) -> list[str]:
     return problems
 
 
+def load_pipeline_file(config: Path, spec: dict[str, Any]) -> tuple[Any, list[str]]:
+    """``(loaded job, the problems seen before loading)`` of a pipeline file whose document
+    is ``spec``; ``UserError`` with every problem when it does not load."""
+    problems = unloaded_problems(config, spec)
+    try:
+        return pipeline_files().load(config), problems
+    except user_errors() as exc:
+        problems += [p for p in _pipeline_errors(config, exc) if not _told(p, problems)]
+        raise UserError("\n".join(problems)) from None
+
+
 def fsm_config_problems(config: Path, spec: dict[str, Any], functions: dict[str, Any]
                         ) -> tuple[Any, list[str]]:
     """``(compiled machine or None, every problem found)`` of an FSM config."""
@@ -412,12 +423,7 @@ def validate(config: Path, function_modules: tuple[str, ...]) -> None:
     spec = read_document(config)
     kind = document_kind(config, spec)
     if kind != "fsm_config":
-        problems = unloaded_problems(config, spec)
-        try:
-            job = pipeline_files().load(config)
-        except user_errors() as exc:
-            problems += [p for p in _pipeline_errors(config, exc) if not _told(p, problems)]
-            raise UserError("\n".join(problems)) from None
+        job, problems = load_pipeline_file(config, spec)
         problems += static_problems(config, job)
         if problems:
             raise UserError("\n".join(problems))
