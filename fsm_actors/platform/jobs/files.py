@@ -12,6 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fsm_actors.platform.io import (
     FormatError,
@@ -235,7 +236,28 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
         inputs = _split_ranges(inputs, read)
     kind, out, outputs = _output(spec, inputs)
     if spec.output_path is not None and storage.is_remote(spec.output_path):
-        return _remote_plan(spec, run_id, inputs, read, kind, out, outputs)
+        places = _remote_places(spec, run_id, inputs, kind, out)
+    else:
+        places = _local_places(spec, run_id, inputs, kind, out)
+    small = {i.index for i in inputs if i.size < SMALL_FILE} if len(inputs) > 1 else set()
+    return Plan(
+        run_id=run_id,
+        inputs=inputs,
+        read=read,
+        output_kind=kind,
+        outputs=outputs,
+        chunk_size=None if spec.whole else (spec.chunk_size or DEFAULT_CHUNK),
+        max_in_flight=spec.in_flight,
+        worker_read={i.index for i in inputs} if spec.whole else small,
+        **places,
+    )
+
+
+def _local_places(
+    spec: FileJobSpec, run_id: str, inputs: list[InputFile], kind: str, out: Path | None
+) -> dict[str, Any]:
+    """``Plan``'s output path, staging, checkpoint directory and error file for a local (or
+    no) output: beside the output, else in the working directory."""
     if out is not None:
         for item in inputs:
             if kind == "single" and os.path.abspath(item.path) == str(out):
@@ -257,37 +279,21 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
             else Path.cwd() / f"{spec.pattern}-{run_id}.errors.jsonl"
         )
     )
-    chunk = None if spec.whole else (spec.chunk_size or DEFAULT_CHUNK)
-    small = {i.index for i in inputs if i.size < SMALL_FILE} if len(inputs) > 1 else set()
-    return Plan(
-        run_id=run_id,
-        inputs=inputs,
-        read=read,
-        output_kind=kind,
-        output_path=out,
-        outputs=outputs,
-        staging=state_dir / f"run-{run_id}",
-        checkpoint_dir=Path(spec.checkpoint_dir)
+    return {
+        "output_path": out,
+        "staging": state_dir / f"run-{run_id}",
+        "checkpoint_dir": Path(spec.checkpoint_dir)
         if spec.checkpoint_dir
         else state_dir / "checkpoints",
-        error_file=error_file.absolute(),
-        chunk_size=chunk,
-        max_in_flight=spec.in_flight,
-        worker_read={i.index for i in inputs} if spec.whole else small,
-    )
+        "error_file": error_file.absolute(),
+    }
 
 
-def _remote_plan(
-    spec: FileJobSpec,
-    run_id: str,
-    inputs: list[InputFile],
-    read: ReadOptions,
-    kind: str,
-    mirror: Path | None,
-    outputs: dict[int, OutputSpec],
-) -> Plan:
-    """The plan of a job whose output is an object-store URI: staging, checkpoints and
-    the error file beside the output; the outputs joined in a local temp directory."""
+def _remote_places(
+    spec: FileJobSpec, run_id: str, inputs: list[InputFile], kind: str, mirror: Path | None
+) -> dict[str, Any]:
+    """``Plan``'s places for an object-store output URI: staging, checkpoints and the error
+    file beside the output; the outputs joined in a local temp directory (``mirror``)."""
     uri = storage.absolute(spec.output_path or "")
     if kind == "single" and uri in {i.path for i in inputs}:
         raise JobError(
@@ -300,23 +306,13 @@ def _remote_plan(
     error_file = spec.error_file or (
         f"{uri}.errors.jsonl" if kind == "single" else storage.join(uri, "_errors.jsonl")
     )
-    return Plan(
-        run_id=run_id,
-        inputs=inputs,
-        read=read,
-        output_kind=kind,
-        output_path=mirror,
-        outputs=outputs,
-        staging=storage.join(state_dir, f"run-{run_id}"),
-        checkpoint_dir=spec.checkpoint_dir or storage.join(state_dir, "checkpoints"),
-        error_file=error_file if storage.is_remote(error_file) else Path(error_file).absolute(),
-        chunk_size=None if spec.whole else (spec.chunk_size or DEFAULT_CHUNK),
-        max_in_flight=spec.in_flight,
-        worker_read={i.index for i in inputs}
-        if spec.whole
-        else ({i.index for i in inputs if i.size < SMALL_FILE} if len(inputs) > 1 else set()),
-        output_uri=uri,
-    )
+    return {
+        "output_path": mirror,
+        "staging": storage.join(state_dir, f"run-{run_id}"),
+        "checkpoint_dir": spec.checkpoint_dir or storage.join(state_dir, "checkpoints"),
+        "error_file": error_file if storage.is_remote(error_file) else Path(error_file).absolute(),
+        "output_uri": uri,
+    }
 
 
 def _split_ranges(inputs: list[InputFile], read: ReadOptions) -> list[InputFile]:
