@@ -96,11 +96,7 @@ class CircuitBreaker:
                  name: str | None = None, scope: Scope = "process",
                  clock: Callable[[], float] = time.monotonic, group: str | None = None,
                  **fields: Any) -> None:
-        if config is None or isinstance(config, dict):
-            config = CircuitBreakerConfig(**{**(config or {}), **fields})
-        elif fields:
-            config = config.model_copy(update=fields)
-        self.config = config
+        self.config = config = CircuitBreakerConfig.given(config, fields)
         self.scope = scope
         self.name = name or "circuit_breaker"
         self._clock = clock

@@ -116,11 +116,7 @@ class Bulkhead:
     def __init__(self, config: BulkheadConfig | dict[str, Any] | None = None, *,
                  name: str | None = None, scope: Scope = "process", group: str | None = None,
                  **fields: Any) -> None:
-        if config is None or isinstance(config, dict):
-            config = BulkheadConfig(**{**(config or {}), **fields})
-        elif fields:
-            config = config.model_copy(update=fields)
-        self.config = config
+        self.config = config = BulkheadConfig.given(config, fields)
         self.name = name or "bulkhead"
         self.scope = scope
         self._threads = (concurrent.futures.ThreadPoolExecutor(config.thread_pool_size,

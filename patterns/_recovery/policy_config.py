@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum, StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -80,6 +80,14 @@ class RecoveryModel(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise config_error(type(self).__name__, exc) from None
+
+    @classmethod
+    def given(cls, config: Self | dict[str, Any] | None, fields: dict[str, Any]) -> Self:
+        """The config a policy was constructed with: ``config`` itself (``fields`` replacing
+        its values), or one made of the dict ``config`` (or nothing) and ``fields``."""
+        if config is None or isinstance(config, dict):
+            return cls(**{**(config or {}), **fields})
+        return config.model_copy(update=fields) if fields else config
 
 
 def config_error(model: str, exc: ValidationError) -> RecoveryConfigError:

@@ -31,11 +31,7 @@ class RetryPolicy:
                  name: str = "retry", clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  rng: random.Random | None = None, **fields: Any) -> None:
-        if config is None or isinstance(config, dict):
-            config = RetryConfig(**{**(config or {}), **fields})
-        elif fields:
-            config = config.model_copy(update=fields)
-        self.config = config
+        self.config = config = RetryConfig.given(config, fields)
         self.name = name
         self.core = RetryCore(config, clock, rng)
         self._sleep = sleep
