@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class TaskRetry:
     on_failure: str = "fail"
 
     @classmethod
-    def of(cls, section: Any) -> TaskRetry | None:
+    def of(cls, section: Any) -> Self | None:
         """The policy of an ``ErrorHandling`` section (``None`` for none)."""
         if section is None:
             return None

@@ -35,6 +35,7 @@ from patterns._files.aggregate import AggSpec, merge, parse_aggregations, partia
 from patterns._files.config import FileProcessingConfig, ProcessingMode
 from patterns._files.table_steps import BatchPipeline
 from patterns._records import make_validator
+from patterns._task_policy import TaskRetry
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
 IN_FLIGHT = {ProcessingMode.STREAM: 2, ProcessingMode.BATCH: 4, ProcessingMode.WHOLE: 1}
@@ -43,44 +44,29 @@ FAILING_STAGES = ("filter", "transform")
 
 
 @dataclass(frozen=True)
-class BatchRetry:
-    """The retry policy of a batch's stage (``error_handling:`` of a pipeline file), driven
-    by the project's one retry engine (``patterns._task_policy.TaskRetry``).
+class BatchRetry(TaskRetry):
+    """The retry policy of a batch's stage (``error_handling:`` of a pipeline file): the
+    project's task policy (``patterns._task_policy.TaskRetry``) applied to a batch.
 
     An attempt fails when a filter or transformation raises (or rejects records), or when it
     takes longer than ``timeout`` seconds (the attempt is abandoned; the stage is pure, so
     its late result is dropped). After ``max_retries`` retries: ``skip`` sends the batch's
     records to the error file; ``fail`` and ``compensate`` stop the run."""
 
-    strategy: str = "exponential_backoff"
-    max_retries: int = 3
-    initial_delay: float = 0.5
-    timeout: float | None = None
-    on_failure: str = "fail"
-
-    @classmethod
-    def of(cls, section: Any) -> BatchRetry:
-        return cls(section.strategy, section.max_retries, section.initial_delay,
-                   section.timeout, section.on_failure)
-
     def run(self, attempt: Callable[[], StageOutput], batch: Any, file: str,
             first_record: int) -> StageOutput:
-        from patterns._task_policy import TaskRetry
-
         def failed(out: StageOutput) -> list[RowError]:
             return [e for e in out.errors if e.stage in FAILING_STAGES]
 
-        policy = TaskRetry(self.strategy, self.max_retries, self.initial_delay, self.timeout,
-                           self.on_failure)
         try:
-            out = policy.call(attempt, lambda out: bool(failed(out)))
+            out = self.call(attempt, lambda out: bool(failed(out)))
         except Exception as exc:  # the last attempt timed out (or the stage raised)
             reason = str(exc)
         else:
             if not failed(out):
                 return out
             reason = failed(out)[0].reason
-        attempts = self.max_retries + 1
+        attempts = self.attempts
         where = f"{file} records {first_record + 1}.."
         if self.on_failure == "skip":
             records = batch.to_pylist() if hasattr(batch, "to_pylist") else list(batch)
@@ -175,7 +161,7 @@ class FileJob:
             agg_specs=tuple(self.agg_specs),
             group_by=tuple(config.group_by or ()),
             whole_aggregations=dict(callables),
-            retry=BatchRetry.of(error_handling) if error_handling is not None else None,
+            retry=BatchRetry.of(error_handling),
         )
         self.whole_aggregations = callables
         try:
