@@ -53,7 +53,7 @@ from fsm_actors.platform.io.errors import (
 )
 from fsm_actors.platform.io.fsync import fsync_path
 from fsm_actors.platform.io.join import atomic_write, compress_bytes, concat_parts, join_parts
-from fsm_actors.platform.io.parquet_stitch import stitch_parquet, stitchable
+from fsm_actors.platform.io.parquet_stitch import stitch_parquet, stitchable, write_parquet_part
 from fsm_actors.platform.io.readers import (
     ReadOptions,
     iter_chunks,
@@ -107,4 +107,5 @@ __all__ = [
     "table_to_records",
     "unify_schemas",
     "unify_types",
+    "write_parquet_part",
 ]

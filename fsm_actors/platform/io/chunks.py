@@ -12,8 +12,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fsm_actors.platform.io.errors import RowError
+
+_SEQUENCE = pa.array([0], pa.int64())
+
+
+def consecutive(first: int, n: int) -> pa.Array:
+    """``first, first + 1, ..., first + n - 1`` as int64 (a reader's line numbers), by Arrow
+    kernels over one shared ``0..`` sequence (``pa.array(range(...))`` walks a Python range:
+    about a millisecond per 10,000 records)."""
+    global _SEQUENCE
+    sequence = _SEQUENCE
+    while len(sequence) < n:
+        sequence = pa.concat_arrays([sequence, pc.add(sequence, len(sequence))])
+    _SEQUENCE = sequence
+    return pc.add(sequence.slice(0, n), pa.scalar(first, pa.int64()))
 
 
 @dataclass

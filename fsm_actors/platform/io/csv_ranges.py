@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsm_actors.platform.io import storage
-from fsm_actors.platform.io.chunks import Chunk, Piece, rechunk
+from fsm_actors.platform.io.chunks import Chunk, Piece, consecutive, rechunk
 from fsm_actors.platform.io.csv_parse import (
     CsvOptions,
     Header,
@@ -469,7 +469,7 @@ def _typed_fast(
         return None
     pieces, line = [], header.data_line
     for batch in batches:
-        lines = pa.array(range(line, line + batch.num_rows), pa.int64())
+        lines = consecutive(line, batch.num_rows)
         line += batch.num_rows
         pieces.append(Piece(batch, [], lines))
     return pieces

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsm_actors.platform.io.chunks import Piece
+from fsm_actors.platform.io.chunks import Piece, consecutive
 from fsm_actors.platform.io.csv_parse import (
     DEFAULT_BLOCK_SIZE,
     CsvOptions,
@@ -229,7 +229,7 @@ def _valid_lines(
     """The file line of each row of a batch without invalid rows: its ordinal's line plus
     the line breaks inside the rows before it (``_record_lines`` handles the others)."""
     base = _line(header, raw.first, extra)
-    lines = pa.array(range(base, base + n), pa.int64())
+    lines = consecutive(base, n)
     if breaks is not None and n:
         before = pc.subtract(pc.cumulative_sum(breaks), breaks)
         lines = pc.add(lines, pc.cast(before, pa.int64()))

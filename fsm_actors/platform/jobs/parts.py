@@ -23,7 +23,6 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
-import pyarrow.parquet as pq
 
 from fsm_actors.platform.io import (
     COMPRESSION_EXTENSION,
@@ -33,6 +32,7 @@ from fsm_actors.platform.io import (
     atomic_write,
     compress_bytes,
     storage,
+    write_parquet_part,
 )
 from fsm_actors.platform.io.json_encode import json_default
 
@@ -127,7 +127,7 @@ class Staging:
 
         def write(tmp: Path) -> None:
             if fmt == "parquet":  # pages in the output's codec: the join copies them as they are
-                pq.write_table(table, tmp, compression=compression or "snappy")
+                write_parquet_part(table, tmp, compression or "snappy")
                 return
             with ArrowWriter(
                 tmp,
