@@ -9,10 +9,13 @@ calls run on threads).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from resource_actors.errors import ResourceError
 from resource_actors.lease_book import Lease, LeaseBook, Ticket
+
+T = TypeVar("T")
 
 
 class Admission:
@@ -62,6 +65,15 @@ class Admission:
     def fail(self, lease: Lease) -> None:
         with self.cond:
             self._apply(self.book.fail(lease))
+
+    def lease_with(self, lease: Lease, make: Callable[[], T]) -> T:
+        """``make()``'s resource for the slot ``lease`` reserved (``admit`` gave it as new);
+        when ``make`` raises, the slot is given up (``fail``) and the error goes on."""
+        try:
+            return make()
+        except BaseException:
+            self.fail(lease)
+            raise
 
     def end_lease(self, owner_id: str) -> Lease | None:
         with self.cond:

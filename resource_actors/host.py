@@ -150,11 +150,8 @@ class ProviderHost:
         lease, existing = self.admission.admit(owner_id, owner_key, wait)
         if existing:
             return lease
-        try:
-            resource = self._lease_resource(owner_id, started)
-        except BaseException:
-            self.admission.fail(lease)
-            raise
+        resource = self.admission.lease_with(
+            lease, lambda: self._lease_resource(owner_id, started))
         with self._lock:
             self._resources[lease.lease_id] = resource
         try:

@@ -177,11 +177,7 @@ class ResourcePool:
             raise
         if existing:
             return lease.grant
-        try:
-            resource = self.checkout(owner_id, started)
-        except BaseException:
-            self.admission.fail(lease)
-            raise
+        resource = self.admission.lease_with(lease, lambda: self.checkout(owner_id, started))
         with self._cond:
             self._owner_of[id(resource)] = owner
         self.admission.complete(lease, resource)
