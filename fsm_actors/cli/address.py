@@ -175,16 +175,12 @@ def _dashboard_of_gcs(gcs: str) -> str | None:
 
 def _dashboard_of_client(cluster: Cluster) -> str | None:
     """Connect through Ray Client once: its context names the dashboard."""
-    import ray
+    from fsm_actors.platform import runtime
 
     try:
-        ctx = ray.init(address=cluster.client, logging_level="ERROR", log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+        return runtime.client_dashboard_url(cluster.client)
+    except runtime.RuntimeConnectError as exc:
         raise UserError(f"cannot connect to {cluster.describe()}: {exc}") from None
-    try:
-        return getattr(ctx, "dashboard_url", None) or None
-    finally:
-        ray.shutdown()
 
 
 def ray_address(cluster: Cluster) -> str:

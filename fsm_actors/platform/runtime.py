@@ -129,19 +129,53 @@ def project_runtime_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return env
 
 
+#: attempts at a Ray Client connection whose per-connection server failed to start
+CLIENT_ATTEMPTS = 3
+
+
 def _init_attached(address: str, namespace: str, init_kw: dict[str, Any]) -> Any:
-    """``ray.init`` for an address. Ray Client's per-connection server sometimes fails to
-    start on a loaded head ("Starting Ray client server failed"); a second try gets a new one.
-    """
+    """``ray.init`` for an address. Ray Client's per-connection server sometimes dies as it
+    starts ("Starting Ray client server failed"; ray-project/ray#63202, a few percent of
+    connections, more on a loaded head): each new try gets a new one, up to
+    ``CLIENT_ATTEMPTS``."""
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            return ray.init(address=address, namespace=namespace, **init_kw)
+        except (ConnectionError, RuntimeError) as exc:
+            if (not address.startswith("ray://") or "client server failed" not in str(exc)
+                    or attempt == CLIENT_ATTEMPTS):
+                raise
+            log.warning("Ray Client server at %s failed to start; trying again (%d of %d)",
+                        address, attempt + 1, CLIENT_ATTEMPTS)
+            ray.shutdown()
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def client_dashboard_url(address: str) -> str | None:
+    """The dashboard URL that the Ray Client server at ``address`` (``ray://host:port``)
+    names, from one short connection (closed again). ``RuntimeConnectError`` saying why when
+    it cannot connect (the server's own traceback cut to its last line)."""
     try:
-        return ray.init(address=address, namespace=namespace, **init_kw)
-    except (ConnectionError, RuntimeError) as exc:
-        if not address.startswith("ray://") or "client server failed" not in str(exc):
-            raise
-        log.warning("Ray Client server at %s failed to start; trying once more", address)
+        ctx = _init_attached(address, DEFAULT_NAMESPACE, {"logging_level": "ERROR",
+                                                    "log_to_driver": False})
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise RuntimeConnectError(last_line(exc)) from None
+    try:
+        return getattr(ctx, "dashboard_url", None) or None
+    finally:
         ray.shutdown()
-        time.sleep(1.0)
-    return ray.init(address=address, namespace=namespace, **init_kw)
+
+
+def last_line(exc: BaseException) -> str:
+    """An error's text for one line: a server's traceback quoted in it is cut to its last
+    line (what was raised), the lines before it dropped."""
+    text = str(exc).strip()
+    if "Traceback (most recent call last)" not in text:
+        return " ".join(text.split())
+    head = text.split("Traceback (most recent call last)")[0].strip().rstrip(":")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{head}: {lines[-1]}" if head else lines[-1]
 
 
 def connect_target(address: str | None = None) -> str:
@@ -213,7 +247,7 @@ def ensure_ray(
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"address {address!r} (from {source})" if address else "a local Ray instance"
         raise RuntimeConnectError(
-            f"Could not connect to Ray at {where}: {exc}. "
+            f"Could not connect to Ray at {where}: {last_line(exc)}. "
             "Check that the cluster is running (`ray status`), that the address is "
             "host:port of the head node (or ray://host:10001 for Ray Client), or unset "
             "RAY_ADDRESS / FSM_ACTORS_ADDRESS to run on an embedded local Ray."

@@ -6,6 +6,7 @@ to; a form that points at the wrong server is one message showing the right form
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,39 +51,45 @@ def _clean(done) -> None:
 
 @pytest.mark.parametrize("form", FORMS)
 def test_every_command_takes_every_address_form(head, form, tmp_path):
+    """Commands that do not depend on each other run at once (each is a process that connects
+    on its own): four command times per form instead of six."""
     args, env = _address(head, form)
     home = {"FSM_ACTORS_HOME": str(tmp_path / "home"), **env}
     named = re.escape(head.dashboard_url) if form != "gcs" and form != "RAY_ADDRESS" \
         else re.escape(head.address)
-
-    done = cli("run", str(_job(tmp_path, 200)), "--no-progress", *args, cwd=tmp_path, **home)
-    _clean(done)
-    assert done.returncode == 0, done.stderr
-    assert "done: 200 records in, 200 written" in done.stderr
-    assert re.search(r"Ray ready: Ray cluster at \S+:" + str(head.port), done.stderr), done.stderr
-
-    done = cli("status", *args, cwd=tmp_path, **home)
-    _clean(done)
-    assert done.returncode == 0, done.stderr
-    assert re.search("cluster .*" + named, done.stdout), done.stdout
-
+    job = _job(tmp_path, 200)
     (tmp_path / "slow").mkdir()
     slow = _job(tmp_path / "slow", 5000, slow=True)
-    done = cli("submit", str(slow), *args, cwd=tmp_path, **home)
-    _clean(done)
-    assert done.returncode == 0, done.stderr
-    job_id = done.stdout.split()[0]
-    assert re.search("submitted to .*" + re.escape(head.dashboard_url), done.stderr)
+    with ThreadPoolExecutor(2) as pool:  # (the slow job is submitted after: it would take
+        ran, status = pool.map(  # the CPUs the run's workers wait for)
+            lambda argv: cli(*argv, *args, cwd=tmp_path, **home),
+            [("run", str(job), "--no-progress"), ("status",)])
+    submitted = cli("submit", str(slow), *args, cwd=tmp_path, **home)
 
-    done = cli("jobs", *args, cwd=tmp_path, **home)
-    _clean(done)
-    assert done.returncode == 0 and job_id in done.stdout, done.stderr
-    assert re.search("^cluster .*" + re.escape(head.dashboard_url), done.stderr, re.M)
+    _clean(ran)
+    assert ran.returncode == 0, ran.stderr
+    assert "done: 200 records in, 200 written" in ran.stderr
+    assert re.search(r"Ray ready: Ray cluster at \S+:" + str(head.port), ran.stderr), ran.stderr
 
-    done = cli("logs", job_id, *args, cwd=tmp_path, **home)
-    _clean(done)
-    assert done.returncode == 0, done.stderr
-    assert re.search("^cluster .*" + re.escape(head.dashboard_url), done.stderr, re.M)
+    _clean(status)
+    assert status.returncode == 0, status.stderr
+    assert re.search("cluster .*" + named, status.stdout), status.stdout
+
+    _clean(submitted)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.split()[0]
+    assert re.search("submitted to .*" + re.escape(head.dashboard_url), submitted.stderr)
+
+    with ThreadPoolExecutor(2) as pool:
+        jobs, logs = pool.map(lambda argv: cli(*argv, *args, cwd=tmp_path, **home),
+                              [("jobs",), ("logs", job_id)])
+    _clean(jobs)
+    assert jobs.returncode == 0 and job_id in jobs.stdout, jobs.stderr
+    assert re.search("^cluster .*" + re.escape(head.dashboard_url), jobs.stderr, re.M)
+
+    _clean(logs)
+    assert logs.returncode == 0, logs.stderr
+    assert re.search("^cluster .*" + re.escape(head.dashboard_url), logs.stderr, re.M)
 
     done = cli("stop", job_id, *args, cwd=tmp_path, **home)
     _clean(done)
@@ -99,8 +106,12 @@ def test_a_wrong_form_is_one_message_with_the_right_one(head, command, tmp_path)
              f"ray://{head.address}": f"is the cluster's GCS: give it as {head.address}",
              f"127.0.0.1:{head.client_port}": f"give it as {head.client_address}",
              f"ray://127.0.0.1:{head.dashboard_port}": f"give it as {head.dashboard_url}"}
+    with ThreadPoolExecutor(len(wrong)) as pool:  # each a process of its own
+        answers = dict(zip(wrong, pool.map(
+            lambda address: cli(command, *extra, "--address", address, cwd=tmp_path, **home),
+            wrong), strict=True))
     for address, right in wrong.items():
-        done = cli(command, *extra, "--address", address, cwd=tmp_path, **home)
+        done = answers[address]
         _clean(done)
         assert done.returncode == 1, done.stderr
         assert right in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
