@@ -30,27 +30,36 @@ def write_csv(path, rows: int) -> None:
             )
 
 
+def _raylet_pid() -> int:
+    """The pid of the raylet of the Ray this test process started (the session's)."""
+    import ray
+
+    return ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+
+
 class PeakSampler:
     """Peak of (driver RSS growth + RSS of every job worker actor process)."""
 
     def __init__(self) -> None:
         self.driver = psutil.Process(os.getpid())
         self.base = self.driver.memory_info().rss
+        self.raylet = psutil.Process(_raylet_pid())
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _workers(self) -> int:
         # a job worker's process title is its actor class when idle and the task's name
-        # ("file_processing <run id> <file> batch N") while it runs one
+        # ("file_processing <run id> <file> batch N") while it runs one; only this session's
+        # (the raylet's children: other Rays on the machine run workers of the same titles)
         total = 0
-        for proc in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if cmd.startswith(("ray::SyncJobWorker", "ray::file_processing")):
-                try:
+        for proc in self.raylet.children(recursive=True):
+            try:
+                cmd = " ".join(proc.cmdline())
+                if cmd.startswith(("ray::SyncJobWorker", "ray::file_processing")):
                     total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
+            except psutil.Error:
+                pass
         return total
 
     def _run(self) -> None:
