@@ -1,6 +1,7 @@
 """Every metric the Grafana dashboard charts reaches the node's metrics export from real runs
-of each kind (file, FSM stream, ETL; an API run in HYBRID mode has no job workers yet), with the labels its panels group by (issue 25
-item 2). The pipeline-file examples run on 2,000 demo orders, as in test_example_runs."""
+of each kind (file, FSM stream, ETL; API runs in tests/ops/test_metrics_api.py), with the
+labels its panels group by (issue 25 item 2). The pipeline-file examples run on 2,000 demo
+orders, as in test_example_runs."""
 
 from __future__ import annotations
 
