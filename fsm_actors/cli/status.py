@@ -89,12 +89,16 @@ def collect(dashboard_url: str, namespace: str) -> list[ActorRow]:
             row.note = "no status()"
         except ValueError:  # gone between the listing and now
             row.note = "gone"
+        except Exception as exc:  # noqa: BLE001 - one actor's answer, never the command's end
+            # (through Ray Client a handle first loads its class from the GCS, which fails
+            # for an actor whose job has just ended: a `run` that is finishing)
+            row.note = f"no answer ({type(exc).__name__})"
     for row, ref in pending:
         try:
             row.status = ray.get(ref, timeout=STATUS_TIMEOUT)
         except ray.exceptions.GetTimeoutError:
             row.note = "busy (no answer in 2s)"
-        except ray.exceptions.RayError as exc:
+        except Exception as exc:  # noqa: BLE001 - as above: one actor, one note
             row.note = f"status failed: {type(exc).__name__}"
     rows.sort(key=lambda r: (r.group, r.role, r.name))
     return rows
