@@ -49,8 +49,11 @@ def primary_key(conn: Any, ep: DatabaseEndpoint) -> list[str]:
 
 def unique_keys(conn: Any, ep: DatabaseEndpoint) -> list[list[str]]:
     """The column lists the endpoint's rows are provably unique and never NULL on: its
-    primary key and unique indexes (not partial, no expressions) over NOT NULL columns; the
-    primary key first, then the shortest. Empty for a query (nothing is known of its rows).
+    primary key and unique indexes (not partial, no expressions) whose columns are NOT NULL,
+    or nullable but holding no NULL when asked (SQLite lets a PRIMARY KEY hold NULL unless it
+    is declared NOT NULL; a NULL key written after that is a row written during the run,
+    which no paging promises to read); the primary key first, then the shortest. Empty for a
+    query (nothing is known of its rows).
 
     Only such a key may page a source by keyset: on a repeated value a page ends inside the
     group and ``key > last`` skips the rest of it; NULLs never compare greater."""
@@ -59,15 +62,29 @@ def unique_keys(conn: Any, ep: DatabaseEndpoint) -> list[list[str]]:
     if sql.is_sqlite(ep.backend):
         found = _sqlite_unique_keys(conn, ep.table)
     else:
-        indexes: dict[str, tuple[bool, list[str | None]]] = {}
+        indexes: dict[str, tuple[bool, list[tuple[str | None, bool]]]] = {}
         for r in conn.query(sql.unique_keys_sql(ep.backend),
                             sql.catalog_params(ep.backend, ep.table)):
             columns = indexes.setdefault(str(r["idx"]), (bool(r["pk"]), []))[1]
-            columns.append(r["name"] if r["notnull"] else None)
+            columns.append((r["name"], bool(r["notnull"])))
         found = list(indexes.values())
-    usable = [(pk, cols) for pk, cols in found if cols and all(cols)]
+    usable = []
+    for pk, cols in found:
+        if not cols or any(name is None for name, _ in cols):  # an expression
+            continue
+        nullable = [name for name, not_null in cols if not not_null]
+        if nullable and not _holds_no_null(conn, ep, nullable):  # type: ignore[arg-type]
+            continue
+        usable.append((pk, [name for name, _ in cols]))
     usable.sort(key=lambda entry: (not entry[0], len(entry[1])))
-    return [[c for c in cols if c is not None] for _, cols in usable]
+    return [cols for _, cols in usable]  # type: ignore[misc]
+
+
+def _holds_no_null(conn: Any, ep: DatabaseEndpoint, columns: list[str]) -> bool:
+    """True when no row of the endpoint's table has a NULL in any of ``columns``."""
+    nulls = " OR ".join(f"{sql.quote(ep.backend, c)} IS NULL" for c in columns)
+    table = sql.quote(ep.backend, ep.table or "")
+    return not conn.query(f"SELECT 1 AS x FROM {table} WHERE {nulls} LIMIT 1", {})
 
 
 def _sqlite_table_sql(conn: Any, table: str) -> str | None:
@@ -81,24 +98,25 @@ def _sqlite_without_rowid(create: str) -> bool:
     return re.search(r"\bWITHOUT\s+ROWID\b", tail, re.IGNORECASE) is not None
 
 
-def _sqlite_unique_keys(conn: Any, table: str) -> list[tuple[bool, list[str | None]]]:
-    """SQLite's unique keys as ``(primary, columns)`` (None: a nullable column). SQLite lets
-    PRIMARY KEY columns hold NULL unless declared NOT NULL, except the rowid alias
-    (``INTEGER PRIMARY KEY``) and the key of a WITHOUT ROWID table."""
+def _sqlite_unique_keys(conn: Any, table: str) -> list[tuple[bool, list[tuple[str | None, bool]]]]:
+    """SQLite's unique keys as ``(primary, [(column, not_null)])`` (column None: an
+    expression). SQLite lets PRIMARY KEY columns hold NULL unless declared NOT NULL, except
+    the rowid alias (``INTEGER PRIMARY KEY``) and the key of a WITHOUT ROWID table."""
     columns = {r["cid"]: r for r in conn.query(sql.SQLITE_COLUMNS, {"t": table})}
     create = _sqlite_table_sql(conn, table) or ""
     no_rowid = _sqlite_without_rowid(create)
-    indexes: dict[str, tuple[bool, list[str | None]]] = {}
+    indexes: dict[str, tuple[bool, list[tuple[str | None, bool]]]] = {}
     for r in conn.query(sql.SQLITE_UNIQUE_INDEXES, {"t": table}):
         pk = r["origin"] == "pk"
         col = columns.get(r["cid"])  # an expression has none
-        ok = col is not None and (bool(col["nn"]) or (pk and no_rowid))
-        indexes.setdefault(r["idx"], (pk, []))[1].append(col["name"] if ok else None)
+        not_null = col is not None and (bool(col["nn"]) or (pk and no_rowid))
+        indexes.setdefault(r["idx"], (pk, []))[1].append(
+            (col["name"] if col is not None else None, not_null))
     found = list(indexes.values())
     pk_cols = [c for c in columns.values() if c["pk"]]
     if (not no_rowid and len(pk_cols) == 1 and str(pk_cols[0]["type"]).upper() == "INTEGER"
             and not any(pk for pk, _ in found)):
-        found.append((True, [pk_cols[0]["name"]]))  # the rowid alias: no index of its own
+        found.append((True, [(pk_cols[0]["name"], True)]))  # the rowid alias: no index
     return found
 
 

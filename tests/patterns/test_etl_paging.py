@@ -269,6 +269,12 @@ def test_the_catalog_names_only_unique_not_null_keys(db):
     make_table(engine, uniq, "a INTEGER NOT NULL, b INTEGER NOT NULL, c INTEGER, d INTEGER NOT NULL, "
                              "UNIQUE (c), UNIQUE (a, b), UNIQUE (c, d)")
     make_table(engine, none, "a INTEGER, b INTEGER")
+    with engine.begin() as c:  # a NULL in the nullable unique column c: no key on it
+        c.execute(text(f"INSERT INTO {uniq} (a, b, c, d) VALUES (1, 1, NULL, 1)"))
+    big_pk, = table_names("bigpk")  # SQLite lets this key hold NULL; it holds none
+    make_table(engine, big_pk, "id BIGINT PRIMARY KEY, v VARCHAR(10)")
+    with engine.begin() as c:
+        c.execute(text(f"INSERT INTO {big_pk} (id, v) VALUES (1, 'x'), (2, NULL)"))
     adapter = DatabaseResourceAdapter("cat", backend, url)
     conn = adapter.acquire()
     try:
@@ -278,6 +284,7 @@ def test_the_catalog_names_only_unique_not_null_keys(db):
         assert keys(pk) == [["id"], ["a"]]
         assert keys(uniq) == [["a", "b"]]
         assert keys(none) == []
+        assert keys(big_pk) == [["id"]]
         assert keys(q=f"SELECT * FROM {pk}") == []
         order = stable_order(conn, DatabaseEndpoint(backend, url, none), ["a", "b"])
         assert order == {"postgresql": "etl_src.tableoid, etl_src.ctid", "sqlite": "etl_src.rowid",
@@ -289,6 +296,7 @@ def test_the_catalog_names_only_unique_not_null_keys(db):
             with engine.begin() as c:
                 c.execute(text(f"CREATE TABLE {no_rowid} (k TEXT PRIMARY KEY, v TEXT) "
                                "WITHOUT ROWID"))
+                c.execute(text(f"INSERT INTO {text_pk} (k, rowid) VALUES (NULL, 1)"))
             assert keys(text_pk) == [] and keys(int_pk) == [["k"]]
             assert keys(no_rowid) == [["k"]]
             assert stable_order(conn, DatabaseEndpoint(backend, url, text_pk),
