@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def encode_payload(data: Any, encoding: str) -> bytes:
     return json.dumps(data, default=str, ensure_ascii=False).encode(encoding)
 
 
-class SessionBase:
+class SessionBase(ABC):
     """A file session's name, open/released state and local temp files.
 
     Subclasses define ``read(path, binary=..., encoding=...)``; ``base_path`` is theirs to set.
@@ -43,8 +44,9 @@ class SessionBase:
         self._temps: list[Path] = []
         self.closed = False
 
+    @abstractmethod
     def read(self, path: str, binary: bool = False, encoding: str = "utf-8") -> str | bytes:
-        raise NotImplementedError
+        """The content of ``path``: bytes with ``binary``, else text in ``encoding``."""
 
     def read_text(self, path: str, encoding: str = "utf-8") -> str:
         """The text of a file."""
