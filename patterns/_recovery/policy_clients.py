@@ -290,9 +290,24 @@ class ClusterLimiter:
     def pause(self, seconds: float) -> None:
         with self._lock:
             self._tokens = 0
-        self._link.send("pause", seconds)
+        configured = self._configured
+        if configured is None or configured.done():
+            self._link.send("pause", seconds)
+        else:  # never block a caller's loop: the pause follows this user's configure
+            configured.add_done_callback(lambda _: self._link.send("pause", seconds))
+
+    def _configured_sync(self) -> None:
+        """Wait for this user's ``configure`` (the policy actor is async: Ray does not keep
+        the order of its calls, so a call sent after it could overtake it)."""
+        configured, self._configured = self._configured, None
+        if configured is not None:
+            try:
+                configured.result()
+            except (RayActorError, RayTaskError):
+                pass  # the actor is gone: the next call reconnects
 
     def metrics(self) -> dict[str, Any]:
+        self._configured_sync()
         shared = self._link.call_sync("metrics")
         with self._lock:
             local = {"local_tokens": self._tokens, "local_waiting": self.waiting,
