@@ -8,7 +8,10 @@ Three pieces of ``fsm_actors.platform.io`` keep their place only while this show
   ``json.dumps`` per row (and pandas' ``to_json(lines=True)`` when pandas is installed).
 * ``csv_ranges``: cutting one CSV into byte ranges that two processes parse at once (plan +
   whole-file type scan included), against pyarrow's one-process streaming reader
-  (``open_csv``, what one worker does without ranges) and its multi-threaded ``read_csv``.
+  (``open_csv``, what one worker does without ranges) and its multi-threaded ``read_csv``;
+  then the same with what a file job does with each record (a Python function per row,
+  ``transform``): there the plain path is one process however fast its parser, and the ranges
+  let two processes share one file (``csv_job`` lines).
 
 Prints one JSON line per path: ``{"bench", "path", "seconds", "rows", "ratio_vs_plain"}``.
 Usage: ``python benchmarks/infra.py [--rows 1000000] [--parts 8]``.
@@ -148,6 +151,62 @@ def bench_csv(table: pa.Table, tmp: Path) -> None:
          seconds=round(ours, 3), rows=table.num_rows, ratio_vs_plain=round(base / ours, 2))
 
 
+def transform(row: dict) -> dict:
+    """A typical per-record step (a few us): rename, derive, filter a field."""
+    return {"id": row["id"], "customer": str(row["customer"]).strip(),
+            "total": row["qty"] * row["price"], "flag": bool(row["active"]),
+            "city": f"c{row['city']}"}
+
+
+def _apply(batches) -> int:
+    kept = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            if transform(row)["total"] >= 0:
+                kept += 1
+    return kept
+
+
+def _job_range(args: tuple[str, int, int, int, dict, bool]) -> int:
+    path, start, end, line, types, multiline = args
+    return _apply(chunk.batch for chunk in read_csv_range(
+        path, start, end, first_line=line,
+        types={k: pa.type_for_alias(v) for k, v in types.items()}, multiline=multiline))
+
+
+def bench_csv_job(table: pa.Table, tmp: Path) -> None:
+    """One CSV, a Python function per record: one process (the plain path) vs two ranges."""
+    path = tmp / "job.csv"
+    pacsv.write_csv(table, path)
+
+    def streaming() -> int:
+        return _apply(pacsv.open_csv(path, read_options=pacsv.ReadOptions(use_threads=False)))
+
+    def threaded() -> int:
+        return _apply(pacsv.read_csv(path).to_batches(65536))
+
+    def ranged() -> int:
+        ranges = plan_byte_ranges(path, 2)
+        _, types, multiline = csv_file_types(path, CsvOptions(infer="file"))
+        aliases = {k: str(v) for k, v in types.items()}
+        jobs = [(str(path), r.start, r.end, r.first_line, aliases, multiline) for r in ranges]
+        with mp.get_context("fork").Pool(2) as pool:
+            return sum(pool.map(_job_range, jobs))
+
+    counts = {}
+    base = timed(lambda: counts.setdefault("streaming", streaming()))
+    emit(bench="csv_job", path="pyarrow open_csv + transform per row, one process",
+         seconds=round(base, 3), rows=table.num_rows, ratio_vs_plain=1.0)
+    t = timed(lambda: counts.setdefault("threaded", threaded()))
+    emit(bench="csv_job", path="pyarrow read_csv (all threads) + transform per row",
+         seconds=round(t, 3), rows=table.num_rows, ratio_vs_plain=round(base / t, 2))
+    ours = timed(lambda: counts.setdefault("ranged", ranged()))
+    emit(bench="csv_job", path="csv_ranges: plan + type scan + 2 processes, transform per row",
+         seconds=round(ours, 3), rows=table.num_rows, ratio_vs_plain=round(base / ours, 2))
+    if len(set(counts.values())) != 1:
+        raise SystemExit(f"the paths disagree on the rows kept: {counts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -158,6 +217,7 @@ def main() -> None:
         bench_stitch(table, args.parts, Path(tmp))
         bench_json(table)
         bench_csv(table, Path(tmp))
+        bench_csv_job(table, Path(tmp))
 
 
 if __name__ == "__main__":
