@@ -41,6 +41,12 @@ def fast_failover_cluster():
         "num_cpus": 0, "_system_config": FAST_NODE_DEATH})
 
 
+#: the environment of every node these tests start: on SIGTERM (``RayNode.stop``) Ray would
+#: first drain the node for up to 30 s (RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S, for Serve
+#: replicas to move): a throw-away test node has nothing to hand over
+NODE_ENV = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+
+
 def client_env(**extra: str) -> dict[str, str]:
     """Environment for a driver subprocess: no inherited Ray address or auth mode."""
     env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_DROP}
@@ -123,7 +129,7 @@ def start_head(
         args.append("--include-dashboard=false")
     # a job's `python` is the first on the PATH of the process that started the head: this
     # venv's, as for a person who runs `ray start` with the venv activated
-    env = client_env(RAY_AUTH_MODE=auth,
+    env = client_env(RAY_AUTH_MODE=auth, **NODE_ENV,
                      PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     with open(log, "w") as out:
         node.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -145,7 +151,7 @@ def start_worker(head: RayNode, *, cpus: int = 1, auth: str = "token") -> RayNod
             f"--dashboard-agent-listen-port={free_port()}"]
     with open(log, "w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                env=client_env(RAY_AUTH_MODE=auth), cwd=REPO)
+                                env=client_env(RAY_AUTH_MODE=auth, **NODE_ENV), cwd=REPO)
     worker = RayNode(proc=proc, temp_dir=temp_dir, log=log)
     head.workers.append(worker)
     return worker
