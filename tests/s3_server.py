@@ -4,7 +4,9 @@
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``) in
 this process: the only way the code under test learns about the store. Ray workers inherit
 their environment when Ray starts, so ``restart_ray_with_env`` restarts a Ray this session
-started before the variables were set.
+started before the variables were set (and only such a Ray). The test session shares one
+server (the ``s3_store`` fixture of tests/conftest.py): each module makes buckets of its own
+names.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tests.servers import free_port
@@ -74,22 +75,29 @@ def start_s3() -> S3Server:
     return S3Server(proc, endpoint)
 
 
+#: (GCS address, AWS_ENDPOINT_URL) of the last Ray ``restart_ray_with_env`` started
+_RAY_WITH_ENV: tuple[str, str | None] | None = None
+
+
 def restart_ray_with_env() -> None:
-    """Restart the session's local Ray if it started before the AWS_* variables were set
-    (its workers would not see the store)."""
+    """Restart the session's local Ray unless ``restart_ray_with_env`` started it with the
+    AWS_ENDPOINT_URL this process has now (its workers would not see the store)."""
+    global _RAY_WITH_ENV
     import ray
 
     from fsm_actors.platform import runtime
 
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if ray.is_initialized():
+        if _RAY_WITH_ENV == (ray.get_runtime_context().gcs_address, endpoint):
+            return
         runtime.shutdown()
     runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)
+    _RAY_WITH_ENV = (ray.get_runtime_context().gcs_address, endpoint)
 
 
-def serve_s3_to_ray() -> Iterator[S3Server]:
-    """The body of a module fixture: a started S3 server whose variables the session Ray's
-    workers see (Ray restarted if need be); stopped at the end."""
-    server = start_s3()
+def serve_s3_to_ray(server: S3Server) -> S3Server:
+    """The session's S3 ``server``, its variables seen by the session Ray's workers (Ray
+    restarted if need be)."""
     restart_ray_with_env()
-    yield server
-    server.stop()
+    return server

@@ -16,16 +16,14 @@ import pytest
 from fsm_actors.platform.io import storage
 from tests.ops.ray_heads import REPO, client_env
 from tests.patterns.test_etl_support import run_and_sigkill
-from tests.s3_server import restart_ray_with_env, start_s3
+from tests.s3_server import restart_ray_with_env
 
 ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def s3():
-    server = start_s3()
-    yield server
-    server.stop()
+def s3(s3_store):
+    return s3_store
 
 
 def put_inputs(bucket: str) -> str:

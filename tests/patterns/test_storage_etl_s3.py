@@ -20,8 +20,8 @@ FILES, ROWS = 3, 4_000
 
 
 @pytest.fixture(scope="module")
-def s3():
-    yield from serve_s3_to_ray()
+def s3(s3_store):
+    return serve_s3_to_ray(s3_store)
 
 
 @pytest.fixture(scope="module")

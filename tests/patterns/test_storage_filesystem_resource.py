@@ -12,18 +12,15 @@ from fsm_actors.platform.io import storage
 from resource_actors.base import ResourceHealth
 from resource_actors.errors import ResourceError
 from resource_actors.filesystem import FileSystemResourceAdapter
-from tests.s3_server import start_s3
 
 SECRET = "fs-secret-0123456789"
 
 
 @pytest.fixture(scope="module")
-def s3():
-    server = start_s3()
-    server.make_bucket("fsres")
-    server.make_bucket("other")
-    yield server
-    server.stop()
+def s3(s3_store):
+    s3_store.make_bucket("fsres")
+    s3_store.make_bucket("other")
+    return s3_store
 
 
 def test_a_session_under_an_s3_base(s3):

@@ -18,7 +18,7 @@ from patterns.errors import PatternError
 from patterns.etl import DatabaseETL, ETLConfig
 from patterns.file_processing import FileProcessingConfig, FileProcessor
 from patterns.pipeline import load_pipeline, run_pipeline_file
-from tests.s3_server import restart_ray_with_env, start_s3
+from tests.s3_server import restart_ray_with_env
 
 SECRET = "sEcReT-0123456789-never-shown"
 ROWS = 3_000
@@ -31,24 +31,24 @@ def options(endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def s3():
-    server = start_s3()
-    bucket = server.make_bucket("opts")
+def s3(s3_store):
+    bucket = s3_store.make_bucket("opts")
     body = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(ROWS))
     storage.put_bytes(f"{bucket}/in/a.csv", body.encode())
-    yield server
-    server.stop()
+    return s3_store
 
 
-@pytest.fixture
-def no_endpoint_env(ray_session, s3, monkeypatch):
-    """Driver and Ray workers without AWS_ENDPOINT_URL: only the options reach the store."""
+@pytest.fixture(scope="module")
+def no_endpoint_env(ray_session, s3):
+    """Driver and Ray workers without AWS_ENDPOINT_URL: only the options reach the store.
+    Module-scoped: one Ray restart without the variable and one back for the module's tests
+    that need it, not two per test."""
     from fsm_actors.platform import runtime
 
-    monkeypatch.delenv("AWS_ENDPOINT_URL")
-    restart()
-    yield runtime
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AWS_ENDPOINT_URL")
+        restart()
+        yield runtime
     restart()
 
 

@@ -27,8 +27,8 @@ BIG = 900_000  # ~35 MB of CSV: cut into byte ranges
 
 
 @pytest.fixture(scope="module")
-def s3():
-    yield from serve_s3_to_ray()
+def s3(s3_store):
+    return serve_s3_to_ray(s3_store)
 
 
 def csv_bytes(start: int, rows: int) -> bytes:
