@@ -30,7 +30,7 @@ from multidict import CIMultiDictProxy
 from patterns._api.auth import scrub
 from patterns._api.config import APIEndpoint, APIOrchestrationConfig
 from patterns._api.errors import APICallError, PermanentCallError, TransientCallError
-from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value
+from patterns._api.templates import NO_ITEM, Scope, TemplateError, compile_value, constant
 from patterns.error_recovery import CallNotPermittedError
 from resource_actors.base import is_secret_key, redact
 from resource_actors.http import HTTPResponse, safe_url
@@ -121,10 +121,14 @@ def default_parse(response: HTTPResponse) -> Any:
     text decoded by the answer's charset (UTF-8 when none is given), or JSON if it parses
     as such. Without a ``Content-Type``, a body that is not UTF-8 is ``bytes``. An empty
     body is ``None``."""
-    body = response.body
+    return parse_body(response.body, response.headers.get("Content-Type", ""))
+
+
+def parse_body(body: bytes, type_header: str) -> Any:
+    """``default_parse`` of a body and its ``Content-Type`` header (``""`` when none)."""
     if not body:
         return None
-    mime, charset = content_type(response.headers.get("Content-Type", ""))
+    mime, charset = content_type(type_header)
     if "json" in mime:
         return jsonlib.loads(body.decode(charset) if charset else body)
     if mime and not mime.startswith("text/") and not any(m in mime for m in _TEXT_MARKERS):
@@ -174,6 +178,7 @@ class EndpointCall:
         #: called before each request is sent (FANOUT workers count requests with it)
         self.on_send: Any = None
         self._client_timeout = _client_timeout(self.timeout)
+        self._static = _static_request(self)
 
     def __repr__(self) -> str:
         return f"EndpointCall({self.name!r}, {self.method})"
@@ -187,6 +192,7 @@ class EndpointCall:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._client_timeout = _client_timeout(self.timeout)
+        self._static = state.get("_static") or _static_request(self)
 
     def input_for(self, data: Any) -> Any:
         """The endpoint's input after its ``transform_input``."""
@@ -254,11 +260,13 @@ class EndpointCall:
             if status in _RETRY_STATUSES or status in self.retry_on_status:
                 raise TransientCallError(reason, status)
             raise PermanentCallError(reason, status)
-        mime, charset = content_type(headers.get("Content-Type", ""))
-        response = HTTPResponse(status, headers, body, _shown(url), 0.0,  # type: ignore[arg-type]
-                                outcome.attempts, charset or "utf-8")
         try:
-            return self.parser(response)
+            if self.parser is default_parse:  # the same, without an HTTPResponse to build
+                return parse_body(body, headers.get("Content-Type", ""))
+            charset = content_type(headers.get("Content-Type", ""))[1]
+            return self.parser(HTTPResponse(
+                status, headers, body, _shown(url), 0.0,  # type: ignore[arg-type]
+                outcome.attempts, charset or "utf-8"))
         except ValueError as exc:
             raise PermanentCallError(
                 f"malformed response body: {type(exc).__name__}: {exc}"[:300], status) from None
@@ -300,15 +308,21 @@ class EndpointCall:
         if outcome is None:
             outcome = CallOutcome(self.name, False, method=self.method, started=time.time())
         try:
-            data = self.input_for(data)
-            scope = Scope(data, results, item)
-            url = self.url.render(scope)
-            kw = self.request(scope)
+            transform_input = self.endpoint.transform_input
+            if transform_input is not None:
+                data = transform_input(data)
+            if self._static is not None:  # nothing to fill in: no scope, no body
+                url, headers = self._static
+                kw: dict[str, Any] = {"headers": headers}
+            else:
+                scope = Scope(data, results, item)
+                url = self.url.render(scope)
+                kw = self.request(scope)
+                outcome.bytes_written = _body_size(kw)
         except TemplateError as exc:
             return self._failed(outcome, None, f"template: {exc}", data)
         except Exception as exc:  # a user callable (transform_input, body) raised
             return self._failed(outcome, None, _user_error("building the request", exc), data)
-        outcome.bytes_written = _body_size(kw)
         try:
             parsed = await policy.run(self, session, url, kw, outcome)
         except (TransientCallError, PermanentCallError) as exc:
@@ -343,6 +357,19 @@ class EndpointCall:
                 return outcome
             outcome.ok = outcome.handled = True
         return outcome
+
+
+def _static_request(call: EndpointCall) -> tuple[str, dict[str, str]] | None:
+    """``(url, headers)`` of an endpoint whose every request is the same (no placeholder,
+    callable, params, body or auth; a method that sends no input), else ``None``. The headers
+    dict is shared by the requests: nothing on the way changes it."""
+    if (call.auth is not None or call.params is not None or call.body is not None
+            or call.method in _BODY_METHODS):
+        return None
+    (fixed_url, url), (fixed_headers, headers) = constant(call.url), constant(call.headers)
+    if not (fixed_url and fixed_headers) or not isinstance(headers, Mapping | None):
+        return None
+    return url, {str(k): str(v) for k, v in (headers or {}).items()}
 
 
 @functools.lru_cache(maxsize=64)

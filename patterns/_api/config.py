@@ -11,7 +11,7 @@ depends_on)``, ``APIOrchestrationConfig(name, rate_limit, timeout)``) and datakn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import StrEnum
 from functools import lru_cache, partial
 from typing import Any
@@ -28,6 +28,9 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 #: methods retried after their request was sent, by default (urllib3's ``allowed_methods``)
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _RETRYABLE = frozenset(METHODS) | {"TRACE"}
+_METHOD_SET = frozenset(METHODS)
+_NO_STATUSES: frozenset[int] = frozenset()
+_CALLABLES = ("response_parser", "transform", "transform_input", "error_handler", "condition")
 
 
 class OrchestrationMode(StrEnum):
@@ -110,65 +113,77 @@ class APIEndpoint:
     retry: RetryConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise APIConfigError(f"an endpoint needs a non-empty name, got {self.name!r}")
-        who = f"endpoint {self.name!r}"
-        if self.name in RESERVED:
+        # One pass over the fields, each checked only when given: a run of thousands of
+        # endpoints builds them all before its first call.
+        name = self.name
+        if not isinstance(name, str) or not name:
+            raise APIConfigError(f"an endpoint needs a non-empty name, got {name!r}")
+        who = f"endpoint {name!r}"
+        if name in RESERVED:
             raise APIConfigError(f"{who}: the name is reserved for result keys {RESERVED}; "
-                                 "rename the endpoint", endpoint=self.name)
-        if not isinstance(self.url, str) or not self.url:
-            raise APIConfigError(f"{who}: url must be a non-empty string", endpoint=self.name)
-        problem = _url_problem(self.url.split("{", 1)[0])  # up to the first template field
+                                 "rename the endpoint", endpoint=name)
+        url = self.url
+        if not isinstance(url, str) or not url:
+            raise APIConfigError(f"{who}: url must be a non-empty string", endpoint=name)
+        problem = _url_problem(url.split("{", 1)[0])  # up to the first template field
         if problem is not None:  # shown without the URL: it may hold a password
             raise APIConfigError(f"{who}: url is not a valid URL ({problem}); check its host "
-                                 "part", endpoint=self.name)
-        method = str(self.method).upper()
-        if method not in METHODS:
-            raise APIConfigError(f"{who}: method {self.method!r} is not one of {METHODS}",
-                                 endpoint=self.name)
-        _set(self, "method", method)
-        for name in ("timeout", "retry_delay", "rate_limit"):
-            _positive(who, name, getattr(self, name), allow_zero=name == "retry_delay")
-        for name in ("retry_count", "burst_limit"):
-            value = getattr(self, name)
+                                 "part", endpoint=name)
+        state = self.__dict__  # frozen: set by the instance dict (as object.__setattr__)
+        method = self.method
+        if not (isinstance(method, str) and method in _METHOD_SET):
+            method = str(method).upper()
+            if method not in _METHOD_SET:
+                raise APIConfigError(f"{who}: method {self.method!r} is not one of {METHODS}",
+                                     endpoint=name)
+            state["method"] = method
+        if self.timeout is not None:
+            _positive(who, "timeout", self.timeout)
+        if self.retry_delay is not None:
+            _positive(who, "retry_delay", self.retry_delay, allow_zero=True)
+        if self.rate_limit is not None:
+            _positive(who, "rate_limit", self.rate_limit)
+        for field_name, least in (("retry_count", 0), ("burst_limit", 1)):
+            value = state[field_name]
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < (0 if name == "retry_count" else 1)):
-                raise APIConfigError(f"{who}: {name} must be an integer >= "
-                                     f"{0 if name == 'retry_count' else 1}, got {value!r}",
-                                     endpoint=self.name)
+                                      or value < least):
+                raise APIConfigError(f"{who}: {field_name} must be an integer >= {least}, got "
+                                     f"{value!r}", endpoint=name)
         if self.retry_config is not None and self.retry_count is not None:
             raise APIConfigError(f"{who}: give retry_config or retry_count, not both",
-                                 endpoint=self.name)
+                                 endpoint=name)
         deps = self.depends_on
-        if isinstance(deps, str):
-            deps = [deps]
-        _set(self, "depends_on", tuple(deps or ()))
-        _set(self, "retry_on_status", frozenset(self.retry_on_status or ()))
+        state["depends_on"] = (() if not deps else (deps,) if isinstance(deps, str)
+                               else tuple(deps))
+        statuses = self.retry_on_status
+        state["retry_on_status"] = _NO_STATUSES if not statuses else frozenset(statuses)
         if self.idempotent is not None and not isinstance(self.idempotent, bool):
             raise APIConfigError(f"{who}: idempotent must be True, False or None, got "
-                                 f"{self.idempotent!r}", endpoint=self.name)
-        methods = (RETRY_METHODS if self.retry_methods is None
-                   else frozenset(str(m).upper() for m in _listed(self.retry_methods)))
-        if not methods <= _RETRYABLE:
-            raise APIConfigError(f"{who}: retry_methods {sorted(methods)} holds a method not "
-                                 f"among {METHODS}", endpoint=self.name)
-        _set(self, "retry_methods", methods)
-        for name in ("response_parser", "transform", "transform_input", "error_handler",
-                     "condition"):
-            value = getattr(self, name)
+                                 f"{self.idempotent!r}", endpoint=name)
+        if self.retry_methods is None:
+            state["retry_methods"] = RETRY_METHODS
+        else:
+            methods = frozenset(str(m).upper() for m in _listed(self.retry_methods))
+            if not methods <= _RETRYABLE:
+                raise APIConfigError(f"{who}: retry_methods {sorted(methods)} holds a method "
+                                     f"not among {METHODS}", endpoint=name)
+            state["retry_methods"] = methods
+        for field_name in _CALLABLES:
+            value = state[field_name]
             if value is not None and not callable(value):
-                raise APIConfigError(f"{who}: {name} must be callable, got "
-                                     f"{type(value).__name__}", endpoint=self.name)
-        _set(self, "auth", to_auth(self.auth, who))
-        _set(self, "retry", retry_config(self))
+                raise APIConfigError(f"{who}: {field_name} must be callable, got "
+                                     f"{type(value).__name__}", endpoint=name)
+        if self.auth is not None:
+            state["auth"] = to_auth(self.auth, who)
+        state["retry"] = retry_config(self)
         compiled = {}
-        for name in ("url", "headers", "params", "body"):
+        for field_name in ("url", "headers", "params", "body"):
             try:
-                compiled[name] = compile_value(getattr(self, name), url=name == "url")
+                compiled[field_name] = compile_value(state[field_name], url=field_name == "url")
             except TemplateError as exc:
-                raise APIConfigError(f"{who}: {name}: {exc}", endpoint=self.name) from None
+                raise APIConfigError(f"{who}: {field_name}: {exc}", endpoint=name) from None
         #: the compiled templates, for ``EndpointCall`` (not a field: no repr, no compare)
-        object.__setattr__(self, "compiled", compiled)
+        state["compiled"] = compiled
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], base_url: str | None = None) -> APIEndpoint:
@@ -186,7 +201,16 @@ class APIEndpoint:
         if "name" not in data or "url" not in data:
             raise APIConfigError(f"endpoint {name!r}: needs 'name' and 'url' (or 'path')",
                                  endpoint=name)
-        return cls(**data)
+        if cls is not APIEndpoint:
+            return cls(**data)
+        # What the generated __init__ does (every field its value or default, then
+        # __post_init__), without its one frozen-field assignment per field.
+        endpoint = object.__new__(cls)
+        state = endpoint.__dict__
+        state.update(_ENDPOINT_DEFAULTS)
+        state.update(data)
+        endpoint.__post_init__()
+        return endpoint
 
     def __repr__(self) -> str:
         shown = [f"name={self.name!r}", f"url={_safe(self.url)!r}", f"method={self.method!r}"]
@@ -286,6 +310,11 @@ def join_url(base: str | None, path: str) -> str:
 @lru_cache(maxsize=1024)
 def _endpoint_fields() -> frozenset[str]:
     return frozenset(f.name for f in fields(APIEndpoint) if f.init)
+
+
+#: every init field of ``APIEndpoint`` that has a default, with it (all are immutable)
+_ENDPOINT_DEFAULTS = {f.name: f.default for f in fields(APIEndpoint)
+                      if f.init and f.default is not MISSING}
 
 
 def _url_problem(url: str) -> str | None:

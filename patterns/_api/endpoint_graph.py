@@ -25,7 +25,10 @@ def check_graph(endpoints: Sequence[APIEndpoint], mode: str) -> None:
                                  f"{seen[endpoint.name]} and {index}); names must be unique",
                                  endpoint=endpoint.name)
         seen[endpoint.name] = index
-    for endpoint in endpoints:
+    dependent = [e for e in endpoints if e.depends_on]
+    if not dependent:  # nothing to resolve, no cycle, any order
+        return
+    for endpoint in dependent:
         for dep in endpoint.depends_on:
             if dep not in seen:
                 raise APIConfigError(
@@ -34,18 +37,17 @@ def check_graph(endpoints: Sequence[APIEndpoint], mode: str) -> None:
             if dep == endpoint.name:
                 raise APIConfigError(f"endpoint {endpoint.name!r} depends on itself",
                                      endpoint=endpoint.name)
-    cycle = find_cycle({e.name: tuple(e.depends_on) for e in endpoints})
+    cycle = find_cycle({e.name: tuple(e.depends_on) for e in dependent})
     if cycle:
         raise APIConfigError(f"endpoint {cycle[0]!r}: depends_on forms a cycle "
                              f"{' -> '.join(cycle)}", endpoint=cycle[0])
     if mode == "parallel":
-        for endpoint in endpoints:
-            if endpoint.depends_on:
-                raise APIConfigError(
-                    f"endpoint {endpoint.name!r}: depends_on has no effect in PARALLEL mode "
-                    "(everything starts at once); use HYBRID", endpoint=endpoint.name)
+        first = dependent[0]
+        raise APIConfigError(
+            f"endpoint {first.name!r}: depends_on has no effect in PARALLEL mode "
+            "(everything starts at once); use HYBRID", endpoint=first.name)
     elif mode in ORDERED:
-        for endpoint in endpoints:
+        for endpoint in dependent:
             for dep in endpoint.depends_on:
                 if seen[dep] > seen[endpoint.name]:
                     raise APIConfigError(

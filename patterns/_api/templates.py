@@ -202,6 +202,8 @@ def compile_value(value: Any, *, url: bool = False) -> Renderer:
     Raises ``TemplateError`` for a malformed template string."""
     if value is None:
         return _NONE
+    if type(value) is str and "{" not in value and "}" not in value:
+        return _Const(value)  # no placeholder, no brace: nothing to parse
     if isinstance(value, Literal):
         return _Const(value.value)
     if isinstance(value, str):
@@ -221,6 +223,14 @@ def compile_value(value: Any, *, url: bool = False) -> Renderer:
             return _Const([v.value for v in rendered])  # type: ignore[union-attr]
         return _List(rendered)
     return _Const(value)
+
+
+def constant(renderer: Renderer) -> tuple[bool, Any]:
+    """``(True, value)`` for a renderer whose value needs no scope (no placeholder, no
+    callable), else ``(False, None)``."""
+    if isinstance(renderer, _Const):
+        return True, renderer.value
+    return False, None
 
 
 def placeholders(renderer: Renderer) -> list[str]:

@@ -81,6 +81,11 @@ class LocalLimiter:
         with self._lock:
             return self._bucket.reserve(tokens, 0.0) is not None
 
+    def take_now(self, tokens: int) -> bool:
+        """``tokens`` if the bucket holds them now; ``False`` changes nothing."""
+        with self._lock:
+            return self._bucket.take(tokens)
+
     def pause(self, seconds: float) -> None:
         with self._lock:
             self._bucket.pause(seconds)
@@ -128,6 +133,14 @@ class RateLimiter:
             "rate_limiter", scope, config, name if scope == "cluster" else self.name,
             "RateLimiter", **({"group": group} if scope == "cluster"
                               else {"clock": clock, "sleep": sleep}))
+        self._take_now: Callable[[int], bool] | None = getattr(self._impl, "take_now", None)
+
+    def take_now(self, tokens: int = 1) -> bool:
+        """Take ``tokens`` when they can be had at once without waiting or asking another
+        process; ``False`` takes nothing (then ``await acquire()``). For a hot path: no
+        coroutine when a token is there."""
+        take = self._take_now
+        return take is not None and take(tokens)
 
     def _timeout(self, timeout: Any) -> float | None:
         return self._default_timeout if timeout is _DEFAULT else timeout

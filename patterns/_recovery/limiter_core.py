@@ -53,6 +53,19 @@ class TokenBucket:
         self.granted += int(n)
         return wait
 
+    def take(self, n: float = 1) -> bool:
+        """Take ``n`` tokens if they are there now (no wait, nothing owed); ``False`` leaves
+        the bucket as it was (and counts no refusal)."""
+        now = self._clock()
+        if now > self._at:
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+        if self._tokens < n:
+            return False
+        self._tokens -= n
+        self.granted += int(n)
+        return True
+
     def cancel(self, n: float) -> None:
         """Give back a reservation that will not be used (its waiter gave up)."""
         self._refill()

@@ -6,6 +6,7 @@ Thread- and task-safe: every call gets its own ``RetryState``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,14 @@ from typing import Any
 from patterns._recovery.errors import AttemptTimeout, DeadlineExceeded
 from patterns._recovery.invoke import invoke, invoke_sync
 from patterns._recovery.policy_config import RetryConfig
-from patterns._recovery.retry_core import Kind, RetryCore, RetryState
+from patterns._recovery.retry_core import Action, Kind, RetryCore, RetryState
+
+
+def first_needs_no_state(config: RetryConfig) -> bool:
+    """Whether a first attempt under ``config`` can run without retry state: no attempt or
+    total timeout applies and no result is retried (``RetryPolicy.direct_first``)."""
+    return (config.attempt_timeout is None and config.total_timeout is None
+            and config.retry_on_result is None)
 
 
 class RetryPolicy:
@@ -35,6 +43,7 @@ class RetryPolicy:
         self.name = name
         self.core = RetryCore(config, clock, rng)
         self._sleep = sleep
+        self._direct_first = first_needs_no_state(config)
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` with retries; its result, or its last error raised."""
@@ -43,17 +52,56 @@ class RetryPolicy:
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                   deadline: float | None = None) -> Any:
         """``call`` with the arguments as values and an outer ``deadline`` (clock time)."""
-        state = self.core.start(deadline)
+        if deadline is not None or not self.direct_first:
+            return await self._drive(self.core.start(deadline), None, fn, args, kwargs)
+        # The common case on a hot path: the first attempt is the call itself; the retry
+        # state is made only when it fails (the decisions are the same).
+        try:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            failed = exc
+        else:
+            self.core.stats.successful_without_retry += 1
+            return result
+        return await self.after_failed_first(failed, fn, args, kwargs)
+
+    @property
+    def direct_first(self) -> bool:
+        """Whether a driver may make the first attempt itself (no attempt or total timeout,
+        no ``retry_on_result``), then report it with ``first_succeeded`` or
+        ``after_failed_first``."""
+        return self._direct_first
+
+    def first_succeeded(self, times: int = 1) -> None:
+        """The first attempt, made by the caller, succeeded (counted as ``run`` counts it;
+        ``times`` such calls at once)."""
+        self.core.stats.successful_without_retry += times
+
+    async def after_failed_first(self, error: Exception, fn: Callable[..., Any],
+                                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Go on as ``run`` would after its first attempt raised ``error``: retry ``fn`` as
+        the config says, or raise. Only when ``direct_first``."""
+        state = self.core.start(None)
+        state.attempt_timeout()  # counts the attempt made
+        return await self._drive(state, state.on_error(error), fn, args, kwargs)
+
+    async def _drive(self, state: RetryState, action: Action | None, fn: Callable[..., Any],
+                     args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Attempts and waits from ``state`` (``action``: the decision already made)."""
         while True:
-            timeout = state.attempt_timeout()
-            try:
-                result = await invoke(fn, args, kwargs, timeout, self._timeout_error(state))
-            except Exception as exc:
-                action = state.on_error(exc)
-            else:
-                action = state.on_result(result)
+            if action is None:
+                timeout = state.attempt_timeout()
+                try:
+                    result = await invoke(fn, args, kwargs, timeout, self._timeout_error(state))
+                except Exception as exc:
+                    action = state.on_error(exc)
+                else:
+                    action = state.on_result(result)
             if action.kind is Kind.SLEEP:
                 await self._sleep(action.delay)
+                action = None
             elif action.kind is Kind.RETURN:
                 return action.value
             else:
