@@ -37,7 +37,7 @@ def _head(tmp_path: Path, timeout: float = 240) -> dict:
     while time.monotonic() < deadline:
         if path.exists():
             return json.loads(path.read_text())
-        time.sleep(0.5)
+        time.sleep(0.1)
     log = tmp_path / "home" / "head.log"
     raise AssertionError(f"no head.json; head.log: {log.read_text()[-3000:] if log.exists() else '-'}")
 
@@ -77,17 +77,17 @@ def test_first_run_starts_a_background_head_the_next_run_attaches_down_stops_it(
 
 
 def test_background_head_stops_itself_when_idle(tmp_path):
-    env = _env(tmp_path, idle_minutes=0.1)  # 6 s without drivers
+    env = _env(tmp_path, idle_minutes=0.05)  # 3 s without drivers (the shortest allowed)
     first = cli("run", _job(tmp_path, "one"), "--no-progress", cwd=tmp_path, **env)
     assert first.returncode == 0, first.stderr
-    assert "stops itself after 0.1 min without runs" in first.stderr
+    assert "stops itself after 0.05 min without runs" in first.stderr
     head = _head(tmp_path)
     try:
         deadline = time.monotonic() + 180
         while session_processes(head["pid"]) and time.monotonic() < deadline:
-            time.sleep(1)
+            time.sleep(0.2)
         assert not session_processes(head["pid"])
         assert not (tmp_path / "home" / "head.json").exists()
-        assert "idle for 6s: stopped itself" in (tmp_path / "home" / "head.log").read_text()
+        assert "idle for 3s: stopped itself" in (tmp_path / "home" / "head.log").read_text()
     finally:
         cli("down", cwd=tmp_path, **env)
