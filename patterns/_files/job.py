@@ -93,8 +93,10 @@ class FileStage:
     wants_records = False
 
     def open(self) -> None:
+        schema = self.validation_schema
         self._pipeline = BatchPipeline(
-            self.filters, self.transformations, make_validator(self.validation_schema)
+            self.filters, self.transformations,
+            make_validator(schema) if schema is not None else None,
         )
 
     def apply(self, batch: pa.Table, file: str, first_record: int) -> StageOutput:
@@ -146,7 +148,8 @@ class FileJob:
         self.run_id = self.checkpoint_id or uuid.uuid4().hex[:12]
         self.on_progress = on_progress
         self.address = address
-        self.agg_specs, callables = parse_aggregations(config.aggregations)
+        self.agg_specs, callables = (parse_aggregations(config.aggregations)
+                                     if config.aggregations else ([], {}))
         if callables and config.mode is not ProcessingMode.WHOLE:
             raise PatternError(
                 f"aggregations {sorted(callables)} are callables: they need every record at "
@@ -161,7 +164,7 @@ class FileJob:
             agg_specs=tuple(self.agg_specs),
             group_by=tuple(config.group_by or ()),
             whole_aggregations=dict(callables),
-            retry=BatchRetry.of(error_handling),
+            retry=BatchRetry.of(error_handling) if error_handling is not None else None,
         )
         self.whole_aggregations = callables
         try:

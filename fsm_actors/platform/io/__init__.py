@@ -51,8 +51,7 @@ from fsm_actors.platform.io.errors import (
     MalformedRecordError,
     RowError,
 )
-from fsm_actors.platform.io.fsync import fsync_path
-from fsm_actors.platform.io.join import atomic_write, compress_bytes, concat_parts, join_parts
+from fsm_actors.platform.io.join import compress_bytes, concat_parts, join_parts
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet, stitchable, write_parquet_part
 from fsm_actors.platform.io.readers import (
     ReadOptions,
@@ -60,7 +59,13 @@ from fsm_actors.platform.io.readers import (
     read_arrow_batches,
     read_record_batches,
 )
-from fsm_actors.platform.io.writers import ArrowWriter, RecordWriter, document_frame
+from fsm_actors.platform.io.writers import (
+    ArrowWriter,
+    RecordWriter,
+    atomic_write,
+    document_frame,
+    fsync_path,
+)
 
 __all__ = [
     "ByteRange",

@@ -1,9 +1,6 @@
-"""Durable writes and joining part files into one output, atomically.
+"""Joining part files into one output, atomically (through ``writers.atomic_write``).
 
-``atomic_write`` is the one way an output or part file appears: written to a temp name in
-the target's directory, fsynced, renamed, and the directory fsynced, so after a crash the
-name holds either the old file or the complete new one, and a checkpoint written after it can
-vouch for it. ``join_parts`` joins parts written by ``ArrowWriter(fragment=True)`` (or Parquet
+``join_parts`` joins parts written by ``ArrowWriter(fragment=True)`` (or Parquet
 files) into one output that way: byte formats by concatenation inside the format's frame
 (each compressed part is its own gzip member or zstd frame, which readers take as one
 stream), Parquet by copying row groups (``stitch_parquet``) when the parts agree, else by
@@ -14,8 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,9 +22,8 @@ import pyarrow.parquet as pq
 from fsm_actors.platform.io.arrow_schema import conform, unify_schemas
 from fsm_actors.platform.io.detect import normalize_compression, normalize_format, open_input
 from fsm_actors.platform.io.errors import FormatError
-from fsm_actors.platform.io.fsync import fsync_path
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet
-from fsm_actors.platform.io.writers import ArrowWriter, document_frame
+from fsm_actors.platform.io.writers import ArrowWriter, atomic_write, document_frame
 
 
 def compress_bytes(data: bytes, compression: str | None) -> bytes:
@@ -41,26 +36,6 @@ def compress_bytes(data: bytes, compression: str | None) -> bytes:
     with pa.CompressedOutputStream(sink, compression) as stream:
         stream.write(data)
     return sink.getvalue().to_pybytes()
-
-
-def atomic_write(
-    path: str | os.PathLike, write: Callable[[Path], None], *, fsync: bool = True
-) -> None:
-    """Call ``write(tmp)`` (which creates and closes ``tmp``), then fsync it, rename it to
-    ``path`` and fsync the directory. On any error ``tmp`` is removed and ``path`` untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        if fsync:
-            fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if fsync:
-        fsync_path(path.parent)
 
 
 def join_parts(

@@ -1,4 +1,10 @@
-"""Writing Arrow batches (``ArrowWriter``) or lists of dicts (``RecordWriter``) to any format.
+"""Writing Arrow batches (``ArrowWriter``) or lists of dicts (``RecordWriter``) to any format,
+and making a file appear durably (``atomic_write``, ``fsync_path``).
+
+``atomic_write`` is the one way an output or part file appears: written to a temp name in
+the target's directory, fsynced, renamed, and the directory fsynced, so after a crash the
+name holds either the old file or the complete new one, and a checkpoint written after it can
+vouch for it.
 
 Output is UTF-8. A writer opened with ``fragment=True`` writes only the body of a document
 (CSV without header, JSON array elements without brackets, XML elements without the root), so
@@ -11,6 +17,9 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -27,11 +36,39 @@ from fsm_actors.platform.io.detect import (
     split_extensions,
 )
 from fsm_actors.platform.io.errors import FormatError
-from fsm_actors.platform.io.fsync import fsync_path
 from fsm_actors.platform.io.json_encode import dumps_value, encode_rows
 from fsm_actors.platform.io.xml_io import record_to_xml, xml_epilogue, xml_name, xml_prologue
 
 _JSON_SEPARATOR = b",\n"
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush ``path`` (a file or a directory) to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], None], *, fsync: bool = True
+) -> None:
+    """Call ``write(tmp)`` (which creates and closes ``tmp``), then fsync it, rename it to
+    ``path`` and fsync the directory. On any error ``tmp`` is removed and ``path`` untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        if fsync:
+            fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        fsync_path(path.parent)
 
 
 def document_frame(
@@ -113,7 +150,8 @@ class ArrowWriter:
         self.rows_written = 0
         self._delimiter = _delimiter(self.format, csv_delimiter)
         self._text_field = text_field_name
-        self._xml_root, self._xml_record = xml_root, xml_name(xml_record)
+        self._xml_root = xml_root
+        self._xml_record = xml_name(xml_record) if self.format == "xml" else xml_record
         self._schema: pa.Schema | None = schema
         self._declared = schema is not None
         self._started = False

@@ -1,14 +1,13 @@
 """The job layer: one driver for every job that moves many records.
 
 Plain cores (``model``, ``state``, ``files``, ``file_step``, ``file_kind``, ``parts``,
-``commit``, ``prefetch``, ``progress``) and a thin Ray part (``driver``, ``worker``).
-``run_job`` is imported lazily, so importing the cores never imports Ray.
+``commit``, ``prefetch``, ``progress``) and a thin Ray part (``driver``, ``worker``), which
+imports Ray only inside its functions, so importing this package never imports Ray.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from fsm_actors.platform.jobs.driver import run_job
 from fsm_actors.platform.jobs.errors import JobError, ThresholdExceeded
 from fsm_actors.platform.jobs.file_kind import FileJobKind
 from fsm_actors.platform.jobs.file_step import FileStep, FileStepSpec, RecordStage, StageOutput
@@ -53,9 +52,3 @@ __all__ = [
     "run_job",
 ]
 
-
-async def run_job(kind: JobKind, **kwargs: Any) -> dict[str, Any]:
-    """``fsm_actors.platform.jobs.driver.run_job`` (imported on first use: it needs Ray)."""
-    from fsm_actors.platform.jobs.driver import run_job as _run_job
-
-    return await _run_job(kind, **kwargs)
