@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from fsm_actors.cli import cold_start
+from fsm_actors.cli import cold_start, leaving
 from fsm_actors.cli.address import FORMS as ADDRESS_FORMS
 from fsm_actors.cli.address import driver_options, find, given_address, ray_address
 from fsm_actors.cli.checks import fsm_problems, reference_problems
@@ -102,7 +102,9 @@ def _connect(display: RunDisplay, address: str | None) -> Any:
         logging.ERROR
     )
     given = given_address(address)
+    was_connected = runtime.connected()
     info = runtime.ensure_ray(address, **driver_options(given[0] if given else None))
+    leaving.connected(info, was_connected)
     catch_sigterm()  # Ray installed its own, which prints a stack of addresses
     where = "embedded local Ray" if info.started_local else f"Ray cluster at {info.address}"
     dashboard = f"; dashboard {info.dashboard_url}" if info.dashboard_url else ""
@@ -217,7 +219,9 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
         display.summary(result, output=output_path)
         for line in state_table(result):  # issue 25: per-state counts (cli/state_table.py)
             display.console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if ("endpoints" in result and result.get("errors")) or (strict and rejected_any(result)):
+    failed = ("endpoints" in result and result.get("errors")) or (strict and rejected_any(result))
+    leaving.leave(1 if failed else 0)  # attached: no Ray disconnect to wait for
+    if failed:
         sys.exit(1)  # endpoints that failed; with --strict, rejected records too
 
 

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,12 @@ def connect_target(address: str | None = None) -> str:
     if found:
         return f"the Ray cluster running on this machine ({found})"
     return "a new embedded local Ray" if address is None else "a Ray cluster on this machine"
+
+
+def connected() -> bool:
+    """Whether this process is connected to Ray now (told without importing Ray)."""
+    module = sys.modules.get("ray")
+    return module is not None and module.is_initialized()
 
 
 def ensure_ray(
