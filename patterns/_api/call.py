@@ -172,9 +172,9 @@ class EndpointCall:
         self.log_responses = config.log_responses
         secrets = self.auth.secrets() if self.auth is not None else []
         for given in (config.headers, endpoint.headers):
-            if isinstance(given, Mapping):
+            if given is not None and isinstance(given, Mapping):
                 secrets += [str(v) for k, v in given.items() if is_secret_key(str(k))]
-        self.secrets = tuple(s for s in secrets if len(s) >= 4)
+        self.secrets = tuple(s for s in secrets if len(s) >= 4) if secrets else ()
         #: called before each request is sent (FANOUT workers count requests with it)
         self.on_send: Any = None
         self._client_timeout = _client_timeout(self.timeout)
@@ -367,9 +367,13 @@ def _static_request(call: EndpointCall) -> tuple[str, dict[str, str]] | None:
             or call.method in _BODY_METHODS):
         return None
     (fixed_url, url), (fixed_headers, headers) = constant(call.url), constant(call.headers)
-    if not (fixed_url and fixed_headers) or not isinstance(headers, Mapping | None):
+    if not (fixed_url and fixed_headers):
         return None
-    return url, {str(k): str(v) for k, v in (headers or {}).items()}
+    if headers is None:
+        return url, {}
+    if not isinstance(headers, Mapping):
+        return None
+    return url, {str(k): str(v) for k, v in headers.items()}
 
 
 @functools.lru_cache(maxsize=64)

@@ -55,14 +55,17 @@ def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
-def _positive(owner: str, name: str, value: float | None, *, allow_zero: bool = False) -> None:
+def _positive(owner: str, name: str, value: float | None, *, allow_zero: bool = False,
+              endpoint: str | None = None) -> None:
+    """``APIConfigError`` (naming ``endpoint``, if any) unless ``value`` is None or a number
+    > 0 (>= 0 with ``allow_zero``)."""
     if value is None:
         return
     if not isinstance(value, int | float) or isinstance(value, bool) or value < 0 or (
             value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise APIConfigError(f"{owner}: {name} must be a number {bound}, got {value!r}",
-                             endpoint=owner if owner != "config" else None)
+                             endpoint=endpoint)
 
 
 @dataclass(frozen=True, repr=False)
@@ -138,11 +141,11 @@ class APIEndpoint:
                                      endpoint=name)
             state["method"] = method
         if self.timeout is not None:
-            _positive(who, "timeout", self.timeout)
+            _positive(who, "timeout", self.timeout, endpoint=name)
         if self.retry_delay is not None:
-            _positive(who, "retry_delay", self.retry_delay, allow_zero=True)
+            _positive(who, "retry_delay", self.retry_delay, allow_zero=True, endpoint=name)
         if self.rate_limit is not None:
-            _positive(who, "rate_limit", self.rate_limit)
+            _positive(who, "rate_limit", self.rate_limit, endpoint=name)
         for field_name, least in (("retry_count", 0), ("burst_limit", 1)):
             value = state[field_name]
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)

@@ -177,7 +177,7 @@ class Limits:
         shared_breakers = make_breaker is not None and self.breaker_scope == "cluster"
         direct: dict[int, bool] = {}  # by retry config (endpoints share them)
         for endpoint in config.endpoints:
-            name = self.name(endpoint.name)
+            name = f"{group}.{endpoint.name.replace('/', '_')}"  # self.name(endpoint.name)
             limiters = shared
             if endpoint.rate_limit is not None:
                 limiters = [*shared, self._limiter(
