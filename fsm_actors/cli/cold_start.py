@@ -13,7 +13,8 @@ stderr. Meanwhile the run itself:
   plain Python instead of about 1.1x for a million rows);
 * anything else starts the head at once, waits for it and attaches to it.
 
-Later runs attach to the head in about a second. ``FSM_ACTORS_BACKGROUND_HEAD=0`` keeps the
+Later runs attach to the head in about a second, and leave without Ray's disconnect
+(``fsm_actors.cli.leaving``). ``FSM_ACTORS_BACKGROUND_HEAD=0`` keeps the
 old behaviour (an embedded Ray per run); ``--address local`` always starts an embedded one.
 """
 
