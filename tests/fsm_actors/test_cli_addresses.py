@@ -1,7 +1,12 @@
 """One cluster address for every command: a real head started by the test (its own ports,
 stopped by its pid), each of Ray's address forms given to status, jobs, logs, stop, submit
 and run, with and without token authentication. Each command names the cluster it talked
-to; a form that points at the wrong server is one message showing the right form."""
+to; a form that points at the wrong server is one message showing the right form.
+
+The same two heads (token auth, Ray's default, and RAY_AUTH_MODE=disabled, each with its
+dashboard and Ray Client) are attached to by a driver, by address and through Ray Client
+(``ray://``) with Ray's default settings (the tests of the former test_runtime_clusters.py:
+they share the heads instead of starting two more)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fsm_actors.test_cli_person import cli, in_terminal
-from tests.ops.ray_heads import RayNode, start_head
+from tests.ops.ray_heads import RayNode, run_driver, start_head
 
 FORMS = ["dashboard", "gcs", "client", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"]
 
@@ -23,6 +28,48 @@ def head(request, tmp_path_factory):
                       log_dir=tmp_path_factory.mktemp("head"))
     yield node
     node.stop()
+
+
+ATTACH = """
+from fsm_actors import SimpleFSM
+from fsm_actors.platform import runtime
+from tests.fsm_actors.fsm_configs import ROUTER, double
+
+info = runtime.ensure_ray({address!r})
+with SimpleFSM(ROUTER, custom_functions={{"double": double}}, actors=2) as fsm:
+    out = fsm.process_batch([{{"x": i}} for i in range(500)], batch_size=50)
+print("ATTACHED", info.started_local, sum(r["success"] for r in out))
+"""
+
+
+def _attach(address: str) -> str:
+    proc = run_driver(ATTACH.format(address=address))
+    return proc.stdout + proc.stderr[-3000:]
+
+
+# the attach tests come first: they run on each head before the commands below use it
+
+
+def test_attaches_by_address_with_the_clusters_auth_mode(head):
+    """Token auth is used where the cluster has it and never forced on one without it
+    (a driver requiring tokens made every actor die before it ran)."""
+    out = _attach(head.address)
+    assert "ATTACHED False 500" in out, out + head.log.read_text()[-2000:]
+
+
+def test_attaches_through_ray_client_with_rays_defaults(head):
+    """``ray://`` ships the project as package directories: module objects in py_modules
+    broke Ray Client's default UV hook ("cannot pickle 'module' object")."""
+    out = _attach(head.client_address)
+    assert "ATTACHED False 500" in out, out
+
+
+def test_the_auth_mode_is_read_from_the_cluster(head, request):
+    from fsm_actors.platform import runtime
+
+    auth = request.node.callspec.params["head"]
+    assert runtime.cluster_auth_mode(head.address) == auth
+    assert runtime.cluster_auth_mode(head.client_address) == auth
 
 
 def _address(node: RayNode, form: str) -> tuple[list[str], dict[str, str]]:
