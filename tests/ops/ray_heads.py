@@ -134,9 +134,13 @@ def start_head(
     with open(log, "w") as out:
         node.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      cwd=REPO)
-    for port in (node.port, node.client_port, node.dashboard_port):
-        if port:
-            _wait_port(port, node.proc, log)
+    try:
+        for port in (node.port, node.client_port, node.dashboard_port):
+            if port:
+                _wait_port(port, node.proc, log)
+    except BaseException:
+        node.stop()  # a head that did not come up leaves no process and no temp dir
+        raise
     return node
 
 
