@@ -231,7 +231,16 @@ class EndpointCall:
         if self.log_requests:
             log.info("%s %s headers=%s", self.method, safe_url(url), redact(kw["headers"]))
         try:
-            status, headers, body = await self._send(session, url, kw)
+            # the first request here, not in a helper: one coroutine fewer to pass through
+            # at each of its waits
+            async with session.request(self.method, url, timeout=self._client_timeout,
+                                       allow_redirects=False, **kw) as resp:
+                body = await resp.read()
+                status, headers = resp.status, resp.headers
+                location = headers.get("Location") if status in _REDIRECTS else None
+            if location:
+                status, headers, body = await self._follow(session, resp.url, location, status,
+                                                           headers, body, kw)
         except TimeoutError:
             raise TransientCallError(f"timed out after {self.timeout:g}s") from None
         except ValueError as exc:  # a URL no client can send (aiohttp's InvalidURL too)
@@ -271,33 +280,37 @@ class EndpointCall:
             raise PermanentCallError(
                 f"malformed response body: {type(exc).__name__}: {exc}"[:300], status) from None
 
-    async def _send(self, session: aiohttp.ClientSession, url: str,
-                    kw: dict[str, Any]) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """One request and the redirects it leads to (at most ``_MAX_REDIRECTS``): 303, and
-        301/302 after a POST, become GETs without a body; a redirect to another origin
-        (scheme, host, port) loses every credential of the request."""
-        method, target = self.method, url
-        for _ in range(_MAX_REDIRECTS + 1):
-            async with session.request(method, target, timeout=self._client_timeout,
-                                       allow_redirects=False, **kw) as resp:
-                body = await resp.read()
-                headers = resp.headers
-                location = headers.get("Location") if resp.status in _REDIRECTS else None
-                if not location:
-                    return resp.status, headers, body
-                here = resp.url
-                there = here.join(yarl.URL(location))
+    async def _follow(self, session: aiohttp.ClientSession, here: yarl.URL, location: str,
+                      status: int, headers: CIMultiDictProxy[str], body: bytes,
+                      kw: dict[str, Any]) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        """The redirects an answer (``status`` from ``here`` to ``location``) leads to, at
+        most ``_MAX_REDIRECTS`` after the first request; the last answer. 303, and 301/302
+        after a POST, become GETs without a body; a redirect to another origin (scheme, host,
+        port) loses every credential of the request; a redirect to another scheme is the
+        answer."""
+        method = self.method
+        for followed in range(_MAX_REDIRECTS + 1):
+            there = here.join(yarl.URL(location))
             if there.scheme not in ("http", "https"):
-                return resp.status, headers, body
+                return status, headers, body
+            if followed == _MAX_REDIRECTS:
+                break
             kw = {k: v for k, v in kw.items() if k != "params"}
             if there.origin() != here.origin():
                 kw["headers"] = _without_credentials(kw["headers"], self.secrets)
-            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+            if status == 303 or (status in (301, 302) and method == "POST"):
                 method = "HEAD" if method == "HEAD" else "GET"
                 kw = {k: v for k, v in kw.items() if k not in ("data", "json")}
-            target = there  # type: ignore[assignment]
+            async with session.request(method, there, timeout=self._client_timeout,
+                                       allow_redirects=False, **kw) as resp:
+                body = await resp.read()
+                status, headers = resp.status, resp.headers
+                location = headers.get("Location") if status in _REDIRECTS else None
+                if not location:
+                    return status, headers, body
+                here = resp.url
         raise PermanentCallError(f"more than {_MAX_REDIRECTS} redirects, last to "
-                                 f"{_shown(str(target))}")
+                                 f"{_shown(str(there))}")
 
     async def call(self, session: aiohttp.ClientSession, policy: Any, data: Any,
                    results: Mapping[str, Any], item: Any = NO_ITEM,
