@@ -4,7 +4,7 @@ transform, and reject each failing record with where it was and why.
 A step is record-level (a callable on a dict) or batch-level (``is_batch_level``: a
 ``Vectorized`` callable on a ``pyarrow.Table``, a callable whose first parameter is annotated
 as a Table/RecordBatch, a pyarrow compute ``Expression`` filter or a ``{column: Expression}``
-projection). File steps (``patterns._files.table_steps``) drive it over tables, ETL steps
+projection). File steps (``patterns._files.job.BatchPipeline``) drive it over tables, ETL steps
 (``patterns._etl.records``) over pages of dicts; both run their record-level steps through
 ``run_record_steps`` and validate with ``make_validator`` (the engine's compiled JSON-schema
 check, ``None`` values treated as missing).

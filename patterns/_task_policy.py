@@ -75,7 +75,7 @@ def remove_partial_output(kind: Any) -> str:
     plan = kind.plan
     shutil.rmtree(plan.staging, ignore_errors=True)
     if plan.checkpoint_dir is not None and plan.checkpoint_dir.is_dir():
-        from fsm_actors.platform.checkpoint import CheckpointStore
+        from fsm_actors.platform.jobs.checkpoint import CheckpointStore
 
         CheckpointStore(plan.checkpoint_dir).path(kind.run_id).unlink(missing_ok=True)
     kind.cleanup()

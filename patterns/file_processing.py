@@ -33,7 +33,7 @@ from fsm_actors.platform.jobs import JobError, resolve_inputs
 from fsm_actors.platform.jobs import JobProgress as FileProgress
 from patterns._files.config import FileFormat, FileProcessingConfig, ProcessingMode
 from patterns._files.job import FileJob
-from patterns._files.table_steps import Vectorized, vectorized
+from patterns._records import Vectorized, vectorized
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
 __all__ = [

@@ -88,7 +88,7 @@ def function(item: Any, where: str) -> Any:
     if callable(item):
         return item
     if isinstance(item, dict):
-        from patterns._files.table_steps import Vectorized
+        from patterns._records import Vectorized
 
         if "vectorized" in item:
             return Vectorized(function(item["vectorized"], where))

@@ -7,7 +7,7 @@ import os
 import msgpack
 import pytest
 
-from fsm_actors.platform.checkpoint import Checkpoint, CheckpointStore, PartitionState
+from fsm_actors.platform.jobs.checkpoint import Checkpoint, CheckpointStore, PartitionState
 
 
 def test_save_load_delete(tmp_path):

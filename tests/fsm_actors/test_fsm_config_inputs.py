@@ -132,7 +132,8 @@ def test_direct_mode_changes_the_callers_dict_in_local_mode_only_as_documented()
 
 
 def test_vectorized_failures_are_named_by_the_function():
-    from patterns._files.table_steps import BatchPipeline, vectorized
+    from patterns._files.job import BatchPipeline
+    from patterns._records import vectorized
 
     @vectorized
     def add_tax(table):

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pyarrow as pa
 
-from patterns._files.table_steps import BatchPipeline
+from patterns._files.job import BatchPipeline
 from patterns._records import make_validator
 
 TABLE = pa.table({"id": list(range(10)), "v": [1.0] * 10})

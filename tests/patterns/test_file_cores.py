@@ -14,8 +14,8 @@ from fsm_actors.platform.io import RowError, read_record_batches
 from fsm_actors.platform.jobs.commit import Joiner, commit, concat_errors
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging, split_partitions
 from patterns._files.aggregate import merge, parse_aggregations, partial
-from patterns._files.table_steps import BatchPipeline, is_batch_level, vectorized
-from patterns._records import make_validator
+from patterns._files.job import BatchPipeline
+from patterns._records import is_batch_level, make_validator, vectorized
 
 TABLE = pa.table(
     {"id": [1, 2, 3, 4], "amount": [10.0, -1.0, 5.0, 7.5], "tag": ["a", "b", "a", None]}

@@ -181,7 +181,7 @@ def test_process_stream_s3_to_s3(ray_session, s3, inputs, empty_cwd, local):
 
 
 def test_checkpoint_store_on_s3_saves_whole_documents(s3):
-    from fsm_actors.platform.checkpoint import CheckpointStore
+    from fsm_actors.platform.jobs.checkpoint import CheckpointStore
 
     bucket = s3.make_bucket("ckpt")
     store = CheckpointStore(f"{bucket}/cp")

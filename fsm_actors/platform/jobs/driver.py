@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,9 +22,9 @@ from typing import Any
 import pyarrow as pa
 
 from fsm_actors.platform.background_head import in_process
-from fsm_actors.platform.checkpoint import CheckpointStore
 from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import storage
+from fsm_actors.platform.jobs.checkpoint import CheckpointStore, JobState, threshold_verdict
 from fsm_actors.platform.jobs.commit import concat_errors
 from fsm_actors.platform.jobs.errors import JobError
 from fsm_actors.platform.jobs.heartbeat import Heartbeat, pipeline_of
@@ -36,9 +37,7 @@ from fsm_actors.platform.jobs.model import (
     result_record,
 )
 from fsm_actors.platform.jobs.parts import Staging
-from fsm_actors.platform.jobs.prefetch import Prefetch
 from fsm_actors.platform.jobs.progress import JobProgress
-from fsm_actors.platform.jobs.state import JobState, threshold_verdict
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 1.0
@@ -341,6 +340,71 @@ def _evict_leftover(name: str, wait: float = 15.0) -> None:
         except ValueError:
             return
         time.sleep(0.05)
+
+
+_END = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class Prefetch:
+    """Pulls ``items`` on a daemon thread into a queue of at most ``depth`` items, so the
+    reader starts while the workers are still starting and keeps reading while the event loop
+    handles results; memory stays flat in input size.
+
+    Iterate it once with ``async for``; an exception of the iterator is re-raised there.
+    ``close`` stops the thread (it finishes the item it is producing, then exits).
+    """
+
+    def __init__(self, items: Iterator[Any], depth: int) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="file-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(_Failed(exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while True:
+            item = await asyncio.to_thread(self._queue.get)
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        """Stop reading and drop what was read ahead."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
 
 
 def _tasks(tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock) -> Iterator[Task]:
