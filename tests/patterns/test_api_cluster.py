@@ -21,7 +21,9 @@ def test_a_cluster_limit_holds_across_4_workers_at_the_server(ray_session, serve
     calls = server.calls_to("/items/cl")
     assert len(calls) == n
     seen = rate_in_window(calls)
-    assert abs(seen - rate) <= 0.1 * rate, f"server saw {seen:.1f}/s for a limit of {rate}/s"
+    # the limit holds (upper bound); the lower bound only catches a limiter granting far
+    # below its rate (on a loaded machine the 4 workers themselves fall ~20 % short)
+    assert 0.7 * rate <= seen <= 1.1 * rate, f"server saw {seen:.1f}/s for a limit of {rate}/s"
 
 
 def test_a_429_pauses_the_shared_limiter_for_every_worker(ray_session, server):
