@@ -26,6 +26,8 @@ from typing import Any
 _attached: list[bool] = []
 
 COMMAND_NAMES = ("fsm-actors",)
+#: seconds ``leave`` waits for the run's actors to have ended (a few ms each when idle)
+ENDING_WAIT = 5.0
 COMMAND_MODULE = "fsm_actors.cli.main"
 
 
@@ -48,6 +50,9 @@ def leave(code: int = 0) -> None:
     return, and the caller exits the ordinary way."""
     if not (_attached and _attached[0]):
         return
+    from fsm_actors.platform import actor_pool
+
+    actor_pool.wait_ended(ENDING_WAIT)  # the run's workers end normally, not with their owner
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

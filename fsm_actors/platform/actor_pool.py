@@ -419,7 +419,7 @@ class ActorPool:
         for slot in self._slots:
             try:
                 if slot.in_flight == 0:  # idle: a normal end (the dashboard shows an exit)
-                    slot.actor.__ray_terminate__.remote()
+                    _ending(slot.actor.__ray_terminate__.remote())
                 else:  # busy (a failed or stopped run): now, not after its calls
                     ray.kill(slot.actor, no_restart=True)
             except Exception:  # an actor that is already gone needs no kill
@@ -430,6 +430,32 @@ class ActorPool:
             f"ActorPool({self.name!r}, size={self.size}, in_flight={self.busy}, "
             f"completed={self.stats.completed}, replaced={self.stats.actors_replaced})"
         )
+
+
+#: the ends asked of idle actors by ``shutdown`` (each resolves when its actor is gone)
+_ENDING: list[ray.ObjectRef] = []
+
+
+def _ending(ref: ray.ObjectRef) -> None:
+    """Keep ``ref`` for ``wait_ended``; ends already done are dropped (a long-lived process
+    ends many pools)."""
+    if len(_ENDING) >= 64:
+        _, _ENDING[:] = ray.wait(_ENDING, num_returns=len(_ENDING), timeout=0)
+    _ENDING.append(ref)
+
+
+def wait_ended(timeout: float) -> None:
+    """Wait at most ``timeout`` s for the actors that ``shutdown`` asked to end to be gone.
+
+    For a process about to leave without Ray's disconnect (``os._exit``): an actor whose
+    end is still queued when its owner vanishes dies of "owner crashed" instead of its
+    normal end."""
+    ending, _ENDING[:] = list(_ENDING), []
+    if ending and ray.is_initialized():
+        try:
+            ray.wait(ending, num_returns=len(ending), timeout=timeout)
+        except Exception:  # noqa: BLE001 - leaving anyway: an actor not ended in time dies with us
+            pass
 
 
 def _retrieve(fut: asyncio.Future) -> None:
