@@ -228,26 +228,13 @@ def _gcs_of_dashboard(url: str) -> str | None:
 
 def driver_options(address: str | None) -> dict[str, Any]:
     """Prepare a driver on this machine for the cluster at ``address`` (a GCS
-    ``host:port``); returns extra ``ray.init`` options (none so far).
-
-    A head of ``fsm-actors up`` runs on the loopback only (Ray's "cluster mode" off, so its
-    node address stays 127.0.0.1 and its servers listen there). A driver must then take the
-    same view, or Ray swaps 127.0.0.1 for this machine's network address and waits for a GCS
-    and a raylet there that never answer: when every live node is on the loopback, this
-    process's Ray is put out of cluster mode too.
-    """
+    ``host:port``; see ``runtime.loopback_driver``); returns extra ``ray.init`` options (none
+    so far)."""
     if not address or "://" in address or address in ("local", "auto"):
         return {}
     try:
         runtime.use_cluster_auth(address)
-        from ray._raylet import GcsClient
-
-        nodes = GcsClient(address=address).get_all_node_info(timeout=TIMEOUT).values()
     except Exception:  # noqa: BLE001 - the connection itself reports what is wrong
         return {}
-    alive = [n.node_manager_address for n in nodes if n.state == 0]  # 0: ALIVE
-    if alive and all(ip.startswith("127.") or ip == "::1" for ip in alive):
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False  # read at each call by Ray's services
+    runtime.loopback_driver(address)
     return {}

@@ -225,6 +225,7 @@ def ensure_ray(
     if address and address not in ("local", "auto"):
         _probe(address, source)
         use_cluster_auth(address, source)
+        loopback_driver(address)
     elif address != "local":
         # Ray finds the latest `ray start` by itself; tell it how that cluster authenticates
         # (it would send this machine's token to any cluster found so, if a token exists)
@@ -266,6 +267,33 @@ def ensure_ray(
     _info = _describe(started_local=address in (None, "local"), dashboard_url=dashboard)
     log.info("fsm-actors connected to Ray at %s (namespace %s)", _info.address, namespace)
     return _info
+
+
+def loopback_driver(address: str) -> None:
+    """Prepare this process to drive the cluster at ``address`` (a GCS ``host:port``).
+
+    A head of ``fsm-actors up`` (or the background head) runs on the loopback only (Ray's
+    "cluster mode" off, so its node address stays 127.0.0.1 and its servers listen there). A
+    driver must take the same view, or Ray swaps 127.0.0.1 for this machine's network address
+    and waits for a GCS and a raylet there that never answer: when every live node is on the
+    loopback, this process's Ray is put out of cluster mode too. Any other cluster: nothing.
+    """
+    if not address or "://" in address:
+        return
+    host = address.rpartition(":")[0].strip("[]")
+    if host not in _LOCAL_HOSTS and not host.startswith("127."):
+        return  # a network address: Ray keeps it as it is
+    try:
+        from ray._raylet import GcsClient
+
+        nodes = GcsClient(address=address).get_all_node_info(timeout=PROBE_TIMEOUT).values()
+    except Exception:  # noqa: BLE001 - the connection itself reports what is wrong
+        return
+    alive = [n.node_manager_address for n in nodes if n.state == 0]  # 0: ALIVE
+    if alive and all(ip.startswith("127.") or ip == "::1" for ip in alive):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read at each call by Ray's services
 
 
 _AUTH_HINT = (

@@ -117,6 +117,16 @@ def test_status_shows_a_running_jobs_actors_and_stop_stops_it(cluster, tmp_path)
     assert "running jobs: 0" in after and "file_processing run" not in after, after
 
 
+PYTHON_API_RUN = """
+import json, sys
+import ray
+from patterns.file_processing import create_csv_processor
+result = create_csv_processor(sys.argv[1], sys.argv[2]).run()
+print(json.dumps({"written": result["records_written"],
+                  "gcs": ray.get_runtime_context().gcs_address}))
+"""
+
+
 def test_up_then_run_attaches_then_down_leaves_no_process(tmp_path):
     from tests.servers import free_port
 
@@ -134,6 +144,14 @@ def test_up_then_run_attaches_then_down_leaves_no_process(tmp_path):
         assert f"connecting to the Ray cluster at 127.0.0.1:{port} (from `fsm-actors up`)" \
             in ran.stderr
         assert json.loads(ran.stdout)["lines_read"] == 2000
+        # the Python API attaches to the same head (a loopback-only head: Ray would swap
+        # 127.0.0.1 for the machine's address and wait for a GCS there that never answers)
+        api = subprocess.run(
+            [sys.executable, "-c", PYTHON_API_RUN, str(tmp_path / "w" / "data" / "orders.csv"),
+             str(tmp_path / "api.jsonl")],
+            capture_output=True, text=True, timeout=120, cwd=REPO, env=client_env(**home))
+        assert api.returncode == 0, api.stderr[-2000:]
+        assert json.loads(api.stdout.splitlines()[-1]) == {"written": 2000, "gcs": head["address"]}
         assert session_processes(head["pid"])  # the head outlives the run
     finally:
         down = fsm_actors("down", **home)
