@@ -85,8 +85,11 @@ def test_status_answers_while_workers_run_and_names_the_job(head, tmp_path):
         def mid_task():
             shown = fsm_actors("status", "--address", head.address).stdout
             # a worker mid-task (current set) that answered, with records counted live
+            # and the run's progress record (written each second: on a loaded machine it can
+            # lag the live counts) with its per-state counts
             ok = (re.search(r"current=\S+#", shown) and "progress: " in shown
-                  and re.search(r"records_read=[1-9]", shown))
+                  and re.search(r"records_read=[1-9]", shown)
+                  and re.search(r"^\s+price\s+[\d,]+\s+[\d,]+", shown, re.M))
             return shown if ok else None
 
         shown = _wait_for(mid_task)
