@@ -8,7 +8,9 @@ how to resume) exits before this is reached.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +32,38 @@ def stderr_muted() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(devnull)
         os.close(saved)
+
+
+@contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """Ctrl-C inside the block is not lost. Python raises ``KeyboardInterrupt`` wherever the
+    main thread is; inside a finalizer (a weakref callback that starting Ray runs) Python
+    prints it as "Exception ignored in ..." with a traceback and drops it, and the block went
+    on as if no key was pressed. Here the handler notes the Ctrl-C, such a dropped one is
+    not printed, and ``KeyboardInterrupt`` is raised again when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+    previous_hook = sys.unraisablehook
+
+    def note(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    previous = signal.signal(signal.SIGINT, note)
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+    if seen:
+        raise KeyboardInterrupt
 
 
 def quietly_disconnect() -> None:

@@ -31,7 +31,7 @@ from fsm_actors.cli.documents import (
     read_document,
     without_path,
 )
-from fsm_actors.cli.interrupts import stderr_muted
+from fsm_actors.cli.interrupts import interrupts_kept, stderr_muted
 from fsm_actors.cli.outputs import output_paths, unwritable
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit, rejected_any
 from fsm_actors.cli.state_table import state_table
@@ -103,7 +103,8 @@ def _connect(display: RunDisplay, address: str | None) -> Any:
     )
     given = given_address(address)
     was_connected = runtime.connected()
-    info = runtime.ensure_ray(address, **driver_options(given[0] if given else None))
+    with interrupts_kept():  # a Ctrl-C while Ray starts is not dropped by a finalizer
+        info = runtime.ensure_ray(address, **driver_options(given[0] if given else None))
     leaving.connected(info, was_connected)
     catch_sigterm()  # Ray installed its own, which prints a stack of addresses
     where = "embedded local Ray" if info.started_local else f"Ray cluster at {info.address}"

@@ -132,19 +132,23 @@ def project_runtime_env(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 #: attempts at a Ray Client connection whose per-connection server failed to start
 CLIENT_ATTEMPTS = 3
+#: how Ray reports that failure: the server said so, or the proxier's wait for the new
+#: server process met it already dead (``psutil.ZombieProcess`` from ``cmdline()``)
+CLIENT_SERVER_DIED = ("client server failed", "ZombieProcess")
 
 
 def _init_attached(address: str, namespace: str, init_kw: dict[str, Any]) -> Any:
     """``ray.init`` for an address. Ray Client's per-connection server sometimes dies as it
-    starts ("Starting Ray client server failed"; ray-project/ray#63202, a few percent of
-    connections, more on a loaded head): each new try gets a new one, up to
+    starts ("Starting Ray client server failed" or a ``psutil.ZombieProcess``;
+    ray-project/ray#63202, a few percent of connections, more on a loaded head and with
+    several clients connecting at once): each new try gets a new one, up to
     ``CLIENT_ATTEMPTS``."""
     for attempt in range(1, CLIENT_ATTEMPTS + 1):
         try:
             return ray.init(address=address, namespace=namespace, **init_kw)
         except (ConnectionError, RuntimeError) as exc:
-            if (not address.startswith("ray://") or "client server failed" not in str(exc)
-                    or attempt == CLIENT_ATTEMPTS):
+            if (not address.startswith("ray://") or attempt == CLIENT_ATTEMPTS
+                    or not any(sign in str(exc) for sign in CLIENT_SERVER_DIED)):
                 raise
             log.warning("Ray Client server at %s failed to start; trying again (%d of %d)",
                         address, attempt + 1, CLIENT_ATTEMPTS)

@@ -191,6 +191,7 @@ def test_run_shows_a_state_table_and_its_json_feeds_graph_counts(tmp_path):
     assert table[5].split()[:3] == ["rejected", "10", "10"]
     result = runner.invoke(cli, ["run", str(EXAMPLE), "-i", str(orders), "-o",
                                  str(tmp_path / "b.jsonl"), "--local", "--no-progress", "--json"])
+    assert result.exit_code == 0 and result.stdout.strip(), (result.output, result.exception)
     counts = tmp_path / "result.json"
     counts.write_text(result.stdout)
     assert json.loads(result.stdout)["arcs"]["start->rejected"] == 10
