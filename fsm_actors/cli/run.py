@@ -35,7 +35,7 @@ from fsm_actors.cli.interrupts import interrupts_kept, stderr_muted
 from fsm_actors.cli.outputs import output_paths, unwritable
 from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit, rejected_any
 from fsm_actors.cli.state_table import state_table
-from fsm_actors.cli.stdout_sink import StdoutSink
+from fsm_actors.cli.stdout_sink import StdoutSink, stdout_for_data
 from fsm_actors.cli.stopping import Terminated, catch_sigterm, remove, stale_temp_files
 
 #: Input formats ``run`` reads (by extension; .gz/.zst compressed forms too).
@@ -192,38 +192,40 @@ def run(config: Path, input_path: Path | None, output_path: Path | None, address
     if to_stdout and as_json:
         raise UserError(f"{config}: --json prints the result on stdout, where the records go "
                         "without --output: give -o FILE for the records")
-    try:
-        address = resolve_address(address) if not local else address
-        if kind == "fsm_config":
-            with StdoutSink(config, enabled=to_stdout,
-                            checkpoint_id=checkpoint_id) as sink:
-                result = _run_fsm(config, spec, display, input_path,
-                                  sink.path or output_path, address, actors, local,
-                                  chunk_size, load_functions(function_modules), checkpoint_id,
-                                  trace)
-                result = sink.deliver(result)
+    with stdout_for_data() as data_out:  # Ray's forwarded lines go to stderr meanwhile
+        try:
+            address = resolve_address(address) if not local else address
+            if kind == "fsm_config":
+                with StdoutSink(config, enabled=to_stdout,
+                                checkpoint_id=checkpoint_id) as sink:
+                    result = _run_fsm(config, spec, display, input_path,
+                                      sink.path or output_path, address, actors, local,
+                                      chunk_size, load_functions(function_modules), checkpoint_id,
+                                      trace)
+                    result = sink.deliver(result, data_out)
+            else:
+                if input_path or output_path:
+                    raise UserError(
+                        f"{config}: -i/--input and -o/--output apply to FSM configs; a "
+                        f"{kind} pipeline file names its input_path and output_path itself "
+                        "(edit them there)"
+                    )
+                result = _run_pipeline(config, display, address, checkpoint_id)
+        except user_errors() as exc:
+            display.stop_bar()
+            raise UserError(_message(config, exc)) from None
+        if as_json:
+            display.stop_bar()
+            click.echo(json.dumps(result, default=str, indent=2), file=data_out)
         else:
-            if input_path or output_path:
-                raise UserError(
-                    f"{config}: -i/--input and -o/--output apply to FSM configs; a "
-                    f"{kind} pipeline file names its input_path and output_path itself "
-                    "(edit them there)"
-                )
-            result = _run_pipeline(config, display, address, checkpoint_id)
-    except user_errors() as exc:
-        display.stop_bar()
-        raise UserError(_message(config, exc)) from None
-    if as_json:
-        display.stop_bar()
-        click.echo(json.dumps(result, default=str, indent=2))
-    else:
-        display.summary(result, output=output_path)
-        for line in state_table(result):  # issue 25: per-state counts (cli/state_table.py)
-            display.console.print(line, markup=False, highlight=False, soft_wrap=True)
-    failed = ("endpoints" in result and result.get("errors")) or (strict and rejected_any(result))
-    leaving.leave(1 if failed else 0)  # attached: no Ray disconnect to wait for
-    if failed:
-        sys.exit(1)  # endpoints that failed; with --strict, rejected records too
+            display.summary(result, output=output_path)
+            for line in state_table(result):  # issue 25: per-state counts (cli/state_table.py)
+                display.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        failed = ("endpoints" in result and result.get("errors")) or (strict and rejected_any(result))
+        data_out.flush()  # (leave flushes sys.stdout, which is stderr here)
+        leaving.leave(1 if failed else 0)  # attached: no Ray disconnect to wait for
+        if failed:
+            sys.exit(1)  # endpoints that failed; with --strict, rejected records too
 
 
 def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path: Path | None,

@@ -12,12 +12,26 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 #: How the summary names the output when the records went to stdout.
 STDOUT_LABEL = "stdout (JSON Lines)"
+
+
+@contextmanager
+def stdout_for_data() -> Iterator[TextIO]:
+    """While the block runs, stdout carries the command's data only (records, ``--json``),
+    written to the stream this yields. Anything else printed to ``sys.stdout`` goes to
+    stderr: what Ray forwards to a connected driver (workers' prints, the autoscaler's
+    "(autoscaler +7m) Error: No available node types ..."), a function's ``print`` in a
+    local run. Before, such a line could land in the middle of ``--json`` or the records."""
+    data = sys.stdout
+    with redirect_stdout(sys.stderr):
+        yield data
 
 
 class StdoutSink:
@@ -44,18 +58,20 @@ class StdoutSink:
             self._dir = Path(tempfile.mkdtemp(prefix="fsm-actors-stdout-"))
         self.path = self._dir / f"{config.stem}.jsonl"
 
-    def deliver(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Copy the committed records to stdout; the result with ``output_path`` = stdout."""
+    def deliver(self, result: dict[str, Any], out: TextIO | None = None) -> dict[str, Any]:
+        """Copy the committed records to ``out`` (stdout); the result with ``output_path`` =
+        stdout."""
         if self.path is None:
             return result
+        out = out or sys.stdout
         if self.path.exists():
             with open(self.path, "rb") as records:
                 try:
-                    shutil.copyfileobj(records, sys.stdout.buffer, 1 << 20)
-                    sys.stdout.buffer.flush()
+                    shutil.copyfileobj(records, out.buffer, 1 << 20)
+                    out.buffer.flush()
                 except BrokenPipeError:  # the reader stopped reading (`| head`)
                     devnull = os.open(os.devnull, os.O_WRONLY)
-                    os.dup2(devnull, sys.stdout.fileno())
+                    os.dup2(devnull, out.fileno())
                     os.close(devnull)
         error_file = result.get("error_file")
         if error_file and os.path.exists(error_file):

@@ -133,3 +133,27 @@ def test_submit_names_the_inputs_the_working_dir_upload_would_leave_out(tmp_path
             in done.stderr.splitlines()), done.stderr
     assert "RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1" in done.stderr
     assert "nothing answers" not in done.stderr  # refused before any cluster is asked
+
+
+PRINTING_FSM = ("name: loud\nstates:\n  - {name: start, is_start: true}\n  - name: shout\n"
+                "    is_end: true\n    transforms:\n"
+                "      - \"lambda data, ctx: (print('NOISE', data['order_id']), data)[1]\"\n"
+                "arcs:\n  - {from: start, to: shout}\n")
+
+
+@pytest.mark.parametrize("json_result", [False, True])
+def test_stdout_carries_only_the_data_when_a_function_prints(tmp_path, json_result):
+    """A function's print (and what Ray forwards to the driver: workers' prints, autoscaler
+    notices) goes to stderr; stdout stays parseable for `| jq` (CI saw an autoscaler notice
+    in front of --json)."""
+    (tmp_path / "in.csv").write_text(ORDERS)
+    (tmp_path / "loud.yaml").write_text(PRINTING_FSM)
+    extra = ["-o", "out.jsonl", "--json"] if json_result else []
+    done = cli("run", "loud.yaml", "-i", "in.csv", "--local", *extra, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "NOISE 3" in done.stderr and "NOISE" not in done.stdout, done.stdout
+    if json_result:
+        assert json.loads(done.stdout)["records_processed"] == 5
+    else:
+        assert sorted(json.loads(line)["order_id"] for line in done.stdout.splitlines()) == \
+            [1, 2, 3, 4, 5]
