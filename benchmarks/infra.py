@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._measure import emit  # noqa: E402
-from fsm_actors.platform.io.csv_parse import CsvOptions  # noqa: E402
+from fsm_actors.platform.io import ReadOptions  # noqa: E402
 from fsm_actors.platform.io.csv_ranges import (  # noqa: E402
     csv_file_types,
     plan_byte_ranges,
@@ -137,7 +137,7 @@ def bench_csv(table: pa.Table, tmp: Path) -> None:
 
     def ranged(infer: str = "file") -> int:
         ranges = plan_byte_ranges(path, 2)
-        _, types, multiline = csv_file_types(path, CsvOptions(infer=infer))
+        _, types, multiline = csv_file_types(path, ReadOptions(csv_infer=infer))
         aliases = {k: str(v) for k, v in types.items()}
         jobs = [(str(path), r.start, r.end, r.first_line, aliases, multiline) for r in ranges]
         with mp.get_context("fork").Pool(2) as pool:
@@ -187,7 +187,7 @@ def bench_csv_job(table: pa.Table, tmp: Path) -> None:
 
     def ranged() -> int:
         ranges = plan_byte_ranges(path, 2)
-        _, types, multiline = csv_file_types(path, CsvOptions(infer="file"))
+        _, types, multiline = csv_file_types(path, ReadOptions(csv_infer="file"))
         aliases = {k: str(v) for k, v in types.items()}
         jobs = [(str(path), r.start, r.end, r.first_line, aliases, multiline) for r in ranges]
         with mp.get_context("fork").Pool(2) as pool:

@@ -31,7 +31,7 @@ from fsm_actors.engine.counts import StateCounts, error_type
 from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform import metrics
 from fsm_actors.platform.errors import FSMError
-from fsm_actors.platform.io import RowError
+from fsm_actors.platform.io import ReadOptions, RowError
 from fsm_actors.platform.io.errors import raw_text
 from fsm_actors.platform.io.json_encode import json_default
 from fsm_actors.platform.io.storage import is_remote, storage_options_for
@@ -307,20 +307,22 @@ async def stream_job(
     spec = FileJobSpec(
         input_path=os.fspath(source),
         output_path=os.fspath(sink) if sink is not None else None,
-        format=input_format,
+        read=ReadOptions(
+            format=input_format,
+            csv_delimiter=csv_delimiter,
+            csv_has_header=csv_has_header,
+            skip_empty_lines=skip_empty_lines,
+            text_field_name=text_field_name,
+            storage_options=storage_options_for(
+                storage_options, [os.fspath(p) for p in (source, sink) if p is not None]),
+        ),
         output_format=output_format,
         chunk_size=chunk_size,
-        csv_delimiter=csv_delimiter,
-        csv_has_header=csv_has_header,
-        skip_empty_lines=skip_empty_lines,
-        text_field_name=text_field_name,
         workers=workers,
         whole=settings.whole,
         in_flight=1 if settings.whole else 2,
         pattern="fsm",
         records=records,
-        storage_options=storage_options_for(
-            storage_options, [os.fspath(p) for p in (source, sink) if p is not None]),
     )
     kind: FileJobKind | None = None
     try:

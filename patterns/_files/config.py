@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fsm_actors.platform.io import ReadOptions
 from fsm_actors.platform.io.storage import StorageOptions, storage_options_for
 from patterns._records import make_validator
 
@@ -155,3 +156,21 @@ class FileProcessingConfig(BaseModel):
     def worker_count(self) -> int | None:
         """``workers``, else ``parallel_chunks``, else ``None`` (automatic)."""
         return self.workers or self.parallel_chunks
+
+    def read_options(self, csv_block_size: int | None = None) -> ReadOptions:
+        """How to read the inputs: the one ``ReadOptions`` the job, its plan and every
+        worker's reader use unchanged (``csv_block_size``: a pipeline file's
+        ``options.buffer_size``)."""
+        extra = {} if csv_block_size is None else {"csv_block_size": csv_block_size}
+        return ReadOptions(
+            format=self.format.value if self.format else None,
+            encoding=self.encoding,
+            csv_delimiter=self.csv_delimiter,
+            csv_has_header=self.csv_has_header,
+            skip_empty_lines=self.skip_empty_lines,
+            text_field_name=self.text_field_name,
+            log_patterns=tuple(self.log_config.get("patterns") or ()),
+            xml_record_element=self.xml_record_element,
+            storage_options=self.storage_options,
+            **extra,
+        )

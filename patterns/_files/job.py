@@ -306,7 +306,7 @@ class FileJob:
         self.whole_aggregations = callables
         try:
             self.kind = FileJobKind(
-                _with_options(_spec(config), options),
+                _with_options(_spec(config, options), options),
                 stage,
                 self.run_id,
                 label=f"file_processing {self.run_id}",
@@ -317,15 +317,13 @@ class FileJob:
         except JobError as exc:
             raise PatternError(exc.message, pattern="file_processing", file=exc.file) from None
         self.plan = self.kind.plan
-        buffer = getattr(options, "buffer_size", None)
-        if buffer is not None:
+        if getattr(options, "buffer_size", None) is not None:
             other = [i.path for i in self.plan.inputs if i.format not in ("csv", "tsv")]
             if other:
                 raise PatternError(
                     f"options.buffer_size sets the block size of CSV reads; {other[0]} is not "
                     "CSV (its reader has no block size): remove buffer_size",
                     pattern="file_processing", file=other[0])
-            self.plan.read = replace(self.plan.read, csv_block_size=buffer)
 
     async def run(self) -> dict[str, Any]:
         """Process every input and commit the output; returns the result dict."""
@@ -384,29 +382,23 @@ class FileJob:
         return {"aggregations": out}
 
 
-def _spec(config: FileProcessingConfig) -> FileJobSpec:
+def _spec(config: FileProcessingConfig, options: Any = None) -> FileJobSpec:
+    """The job spec of ``config``: its read options built once (``read_options``), the
+    output and run settings beside them."""
     return FileJobSpec(
         input_path=config.input_path,
         output_path=config.output_path,
-        format=config.format.value if config.format else None,
+        read=config.read_options(getattr(options, "buffer_size", None)),
         output_format=config.output_format.value if config.output_format else None,
         compression=config.compression,
         partition_by=tuple(config.partition_by or ()),
         chunk_size=config.chunk_size,
         whole=config.mode is ProcessingMode.WHOLE,
         in_flight=IN_FLIGHT[config.mode],
-        encoding=config.encoding,
-        csv_delimiter=config.csv_delimiter,
-        csv_has_header=config.csv_has_header,
-        skip_empty_lines=config.skip_empty_lines,
-        text_field_name=config.text_field_name,
-        log_patterns=tuple(config.log_config.get("patterns") or ()),
-        xml_record_element=config.xml_record_element,
         xml_root_element=config.xml_root_element,
         error_file=config.error_file,
         checkpoint_dir=config.checkpoint_dir,
         workers=config.worker_count,
-        storage_options=config.storage_options,
         shared_fs=config.shared_fs,
     )
 

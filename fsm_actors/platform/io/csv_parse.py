@@ -12,54 +12,22 @@ from __future__ import annotations
 import csv
 import io
 import mmap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from fsm_actors.platform.io.detect import end_at_last_line, normalize_format
-from fsm_actors.platform.io.errors import CorruptStreamError, FormatError
+from fsm_actors.platform.io.detect import end_at_last_line
+from fsm_actors.platform.io.errors import CorruptStreamError
+
+if TYPE_CHECKING:
+    from fsm_actors.platform.io.readers import ReadOptions
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 MAX_BLOCK_SIZE = 1 << 30
 _HEAD_READ = 1 << 16
-
-
-@dataclass(frozen=True)
-class CsvOptions:
-    """How to parse one CSV/TSV file (see the module docstring for ``infer``)."""
-
-    delimiter: str = ","
-    has_header: bool = True
-    encoding: str = "utf-8"
-    skip_empty_lines: bool = True
-    block_size: int = DEFAULT_BLOCK_SIZE
-    column_types: Mapping[str, Any] | None = None
-    infer: str = "file"
-
-    def __post_init__(self) -> None:
-        if self.infer not in ("file", "sample", "text"):
-            raise FormatError(f"csv infer={self.infer!r}: expected 'file', 'sample' or 'text'")
-
-
-def csv_options(options: Any, fmt: str | None = None) -> CsvOptions:
-    """``options`` (a ``ReadOptions`` or ``CsvOptions``) as ``CsvOptions``; ``fmt``: the
-    detected format (``tsv`` means tab-delimited), else ``options.format``."""
-    if isinstance(options, CsvOptions):
-        return options
-    if fmt is None:
-        fmt = normalize_format(options.format) if options.format not in (None, "auto") else "csv"
-    return CsvOptions(
-        delimiter=options.csv_delimiter or ("\t" if fmt == "tsv" else ","),
-        has_header=options.csv_has_header,
-        encoding=options.encoding,
-        skip_empty_lines=options.skip_empty_lines,
-        block_size=options.csv_block_size,
-        column_types=options.csv_column_types,
-        infer=options.csv_infer,
-    )
 
 
 @dataclass
@@ -72,7 +40,7 @@ class Header:
 
 
 def read_header(
-    open_stream: Callable[[], BinaryIO], opts: CsvOptions, name: str | None
+    open_stream: Callable[[], BinaryIO], opts: ReadOptions, name: str | None
 ) -> Header | None:
     """The header of the stream (``None`` for an empty stream)."""
     stream = open_stream()
@@ -85,7 +53,7 @@ def read_header(
     bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
     text = record[bom:].decode(opts.encoding, errors="replace")
     fields = next(csv.reader(io.StringIO(text), delimiter=opts.delimiter), [])
-    if not opts.has_header:
+    if not opts.csv_has_header:
         return Header([f"f{i}" for i in range(len(fields))], bom, 1)
     return Header(list(fields), len(record), 1 + record.count(b"\n"))
 
@@ -136,12 +104,12 @@ class RawBatch:
 
 
 def string_batches(
-    data: Callable[[], BinaryIO], header: Header, opts: CsvOptions, name: str | None
+    data: Callable[[], BinaryIO], header: Header, opts: ReadOptions, name: str | None
 ) -> Iterator[RawBatch]:
     """Text batches of ``data`` in order, each record delivered once; the block grows when a
     field does not fit it. A read that cannot go on ends with a ``RawBatch`` whose ``stopped``
     says why."""
-    block = opts.block_size
+    block = opts.csv_block_size
     done = 1
     stopped: str | None = None
     while True:
@@ -172,7 +140,7 @@ def string_batches(
         yield RawBatch(None, [], done, stopped)
 
 
-def _one_pass(stream: BinaryIO, header: Header, opts: CsvOptions, block: int) -> Iterator[RawBatch]:
+def _one_pass(stream: BinaryIO, header: Header, opts: ReadOptions, block: int) -> Iterator[RawBatch]:
     invalid: list[tuple[int, str, str]] = []
 
     def on_invalid(row) -> str:
@@ -261,7 +229,7 @@ class RecordText:
     _READ = 1 << 20
 
     def __init__(
-        self, data: Callable[[], BinaryIO] | None, first_line: int, opts: CsvOptions
+        self, data: Callable[[], BinaryIO] | None, first_line: int, opts: ReadOptions
     ) -> None:
         self._data = data
         self._opts = opts

@@ -35,13 +35,7 @@ import pyarrow.compute as pc
 
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, consecutive, rechunk
-from fsm_actors.platform.io.csv_parse import (
-    CsvOptions,
-    Header,
-    csv_options,
-    read_header,
-    record_end,
-)
+from fsm_actors.platform.io.csv_parse import Header, read_header, record_end
 from fsm_actors.platform.io.csv_reader import file_types, scan_kinds, typed_pieces
 from fsm_actors.platform.io.csv_types import (
     NULL_SPELLINGS,
@@ -51,6 +45,7 @@ from fsm_actors.platform.io.csv_types import (
 )
 from fsm_actors.platform.io.detect import detect_compression
 from fsm_actors.platform.io.errors import FormatError
+from fsm_actors.platform.io.readers import ReadOptions
 
 MIN_RANGE_BYTES = 4 << 20
 #: ranges whose first block a ``infer="sample"`` type scan of a large file reads
@@ -79,7 +74,7 @@ class RangeScan:
     multiline: bool
 
 
-def _check(path: str | os.PathLike, opts: CsvOptions) -> str:
+def _check(path: str | os.PathLike, opts: ReadOptions) -> str:
     name = os.fspath(path)
     if detect_compression(path) is not None:
         raise FormatError(
@@ -93,14 +88,14 @@ def _check(path: str | os.PathLike, opts: CsvOptions) -> str:
     return name
 
 
-def _header(path: str | os.PathLike, opts: CsvOptions) -> Header | None:
+def _header(path: str | os.PathLike, opts: ReadOptions) -> Header | None:
     return read_header(lambda: storage.open_input(os.fspath(path)), opts, os.fspath(path))
 
 
 def plan_byte_ranges(
     path: str | os.PathLike,
     n: int,
-    options: Any = None,
+    options: ReadOptions | None = None,
     *,
     min_bytes: int = MIN_RANGE_BYTES,
 ) -> list[ByteRange]:
@@ -108,7 +103,7 @@ def plan_byte_ranges(
     ``path``; see the module docstring. An empty file or a header alone gives ``[]``."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    opts = csv_options(options) if options is not None else CsvOptions()
+    opts = options if options is not None else ReadOptions()
     _check(path, opts)
     header = _header(path, opts)
     size = _size(path)
@@ -176,7 +171,7 @@ def _maybe_blank(batch: pa.RecordBatch) -> bool:
 
 
 def _remote_cuts(
-    path: str, start: int, size: int, n: int, header: Header, opts: CsvOptions
+    path: str, start: int, size: int, n: int, header: Header, opts: ReadOptions
 ) -> list[tuple[int, int | None]]:
     """The cuts of ``_cuts`` on an object store without reading the object: at each target,
     a ranged read, and the record start under each quoting state (outside or inside a
@@ -202,7 +197,7 @@ def _remote_cuts(
     return cuts
 
 
-def _remote_cut(path: str, target: int, size: int, fields: int, opts: CsvOptions) -> int | None:
+def _remote_cut(path: str, target: int, size: int, fields: int, opts: ReadOptions) -> int | None:
     probe = _PROBE
     while True:
         window = storage.read_range(path, target, min(size, target + probe))
@@ -215,7 +210,7 @@ def _remote_cut(path: str, target: int, size: int, fields: int, opts: CsvOptions
         probe *= 4
 
 
-def _start_if(window: bytes, quotes: int, fields: int, opts: CsvOptions,
+def _start_if(window: bytes, quotes: int, fields: int, opts: ReadOptions,
               whole: bool) -> int | None:
     """The record start in ``window`` if it began with ``quotes`` open quotes, when the
     records after it parse with ``fields`` fields each (else ``None``)."""
@@ -321,38 +316,38 @@ def _window(path: str | os.PathLike, start: int, end: int) -> BinaryIO:
         mapped.close()
 
 
-def scan_csv_range(path: str | os.PathLike, start: int, end: int, options: Any = None) -> RangeScan:
+def scan_csv_range(path: str | os.PathLike, start: int, end: int, options: ReadOptions | None = None) -> RangeScan:
     """The kinds of the undeclared columns over one range (a worker's share of the type
     scan; with ``infer="sample"`` over the range's first block only)."""
-    opts = csv_options(options) if options is not None else CsvOptions()
+    opts = options if options is not None else ReadOptions()
     _check(path, opts)
     header = _header(path, opts)
     if header is None:
         return RangeScan({}, False)
     kinds, multiline = scan_kinds(
-        lambda: _window(path, start, end), header, opts, skip=declared_types(opts.column_types)
+        lambda: _window(path, start, end), header, opts, skip=declared_types(opts.csv_column_types)
     )
     return RangeScan(kinds, multiline)
 
 
 def merge_scans(
-    scans: Sequence[RangeScan], names: Sequence[str], options: Any = None
+    scans: Sequence[RangeScan], names: Sequence[str], options: ReadOptions | None = None
 ) -> tuple[dict[str, pa.DataType], bool]:
     """One type per column of ``names`` from every range's scan (declared types win), and
     whether any value holds a line break."""
-    opts = csv_options(options) if options is not None else CsvOptions()
-    declared = declared_types(opts.column_types)
+    opts = options if options is not None else ReadOptions()
+    declared = declared_types(opts.csv_column_types)
     kinds: dict[str, str] = {}
     for scan in scans:
         for column, kind in scan.kinds.items():
             kinds[column] = unify_kinds(kinds.get(column, "null"), kind)
-    fallback = "null" if opts.infer != "text" else "string"
+    fallback = "null" if opts.csv_infer != "text" else "string"
     types = {c: declared.get(c) or kind_type(kinds.get(c, fallback)) for c in names}
     return types, any(s.multiline for s in scans)
 
 
 def csv_file_types(
-    path: str | os.PathLike, options: Any = None
+    path: str | os.PathLike, options: ReadOptions | None = None
 ) -> tuple[list[str], dict[str, pa.DataType], bool]:
     """``(column names, one type per column, any line break in a value)`` for the whole
     file, from one scan in this process (of a large uncompressed file: its byte ranges
@@ -360,21 +355,21 @@ def csv_file_types(
     ``infer="sample"``, the first block of each
     of up to ``SAMPLED_RANGES`` ranges of a large uncompressed file (not only the file's
     first block), merged: the types of values all through the file, read in a fraction."""
-    opts = csv_options(options) if options is not None else CsvOptions()
+    opts = options if options is not None else ReadOptions()
     header = _header(path, opts)
     if header is None:
         return [], {}, False
     big = (_size(path) - header.data_offset >= 2 * MIN_RANGE_BYTES
            and detect_compression(path) is None)
-    if big and opts.infer == "sample":
+    if big and opts.csv_infer == "sample":
         file_types(lambda: pa.BufferReader(b""), header, opts, os.fspath(path))  # checks
         ranges = plan_byte_ranges(path, SAMPLED_RANGES, opts)
         scans = [scan_csv_range(path, r.start, r.end, opts) for r in ranges]
         types, _ = merge_scans(scans, header.names, opts)
         return header.names, types, True
     threads = min(SCAN_THREADS, len(os.sched_getaffinity(0)))
-    undeclared = len(declared_types(opts.column_types)) < len(header.names)
-    if big and opts.infer == "file" and threads > 1 and undeclared:
+    undeclared = len(declared_types(opts.csv_column_types)) < len(header.names)
+    if big and opts.csv_infer == "file" and threads > 1 and undeclared:
         # the same scan over byte ranges at once: Arrow's parser and kernels leave the GIL
         file_types(lambda: pa.BufferReader(b""), header, opts, os.fspath(path))  # checks
         ranges = plan_byte_ranges(path, threads, opts)
@@ -391,7 +386,7 @@ def read_csv_range(
     path: str | os.PathLike,
     start: int,
     end: int,
-    options: Any = None,
+    options: ReadOptions | None = None,
     *,
     first_line: int | None = None,
     types: Mapping[str, pa.DataType] | None = None,
@@ -402,7 +397,7 @@ def read_csv_range(
     ``plan_byte_ranges``) with the file's header and ``types`` (see the module docstring).
     ``first_line`` is the range's ``first_line`` (counted here when not given); pass
     ``multiline=False`` when a scan found no line break in any value (saves counting)."""
-    opts = csv_options(options) if options is not None else CsvOptions()
+    opts = options if options is not None else ReadOptions()
     name = _check(path, opts)
     header = _header(path, opts)
     if header is None or end <= start:
@@ -425,7 +420,7 @@ _FAST_TYPES = (pa.int64(), pa.float64(), pa.bool_(), pa.string(), pa.null())
 
 
 def _typed_fast(
-    path: str | os.PathLike, start: int, end: int, header: Header, opts: CsvOptions,
+    path: str | os.PathLike, start: int, end: int, header: Header, opts: ReadOptions,
     types: Mapping[str, pa.DataType],
 ) -> list[Piece] | None:
     """The pieces of a range parsed by Arrow's CSV reader with the given types (C++
@@ -452,7 +447,7 @@ def _typed_fast(
     try:
         reader = pacsv.open_csv(
             _window(path, start, end),
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=opts.block_size,
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=opts.csv_block_size,
                                            encoding=opts.encoding, column_names=names),
             parse_options=pacsv.ParseOptions(delimiter=opts.delimiter,
                                              ignore_empty_lines=False,

@@ -26,15 +26,13 @@ before it are kept.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsm_actors.platform.io.chunks import Piece, consecutive
 from fsm_actors.platform.io.csv_parse import (
-    DEFAULT_BLOCK_SIZE,
-    CsvOptions,
     Header,
     RawBatch,
     RecordText,
@@ -46,27 +44,23 @@ from fsm_actors.platform.io.csv_parse import (
 from fsm_actors.platform.io.csv_types import convert_column, declared_types, kind_type, kinds_of
 from fsm_actors.platform.io.errors import FormatError, RowError, raw_text
 
+if TYPE_CHECKING:
+    from fsm_actors.platform.io.readers import ReadOptions
+
 
 def read_csv_pieces(
     open_stream: Callable[[], BinaryIO],
     name: str | None,
+    opts: ReadOptions,
     *,
-    delimiter: str = ",",
-    has_header: bool = True,
-    encoding: str = "utf-8",
-    skip_empty_lines: bool = True,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    column_types: Mapping[str, Any] | None = None,
-    infer: str = "file",
     concurrent_reads: bool = True,
 ) -> Iterator[Piece]:
-    """Pieces of a CSV stream; ``open_stream`` is called again for the type scan and for a
-    restart with a larger block, and must give the same bytes each time. With
-    ``concurrent_reads`` (two of its streams can be read at once: not so for a caller's
-    file object) a rejected row's ``raw`` is its text as written, else its fields as CSV."""
-    opts = CsvOptions(
-        delimiter, has_header, encoding, skip_empty_lines, block_size, column_types, infer
-    )
+    """Pieces of a CSV stream read with ``opts`` (its ``csv_*`` fields, ``encoding``,
+    ``skip_empty_lines``; ``opts.delimiter`` follows ``format``); ``open_stream`` is called
+    again for the type scan and for a restart with a larger block, and must give the same
+    bytes each time. With ``concurrent_reads`` (two of its streams can be read at once: not
+    so for a caller's file object) a rejected row's ``raw`` is its text as written, else its
+    fields as CSV."""
     header = read_header(open_stream, opts, name)
     if header is None:
         return
@@ -76,11 +70,11 @@ def read_csv_pieces(
 
 
 def file_types(
-    data: Callable[[], BinaryIO], header: Header, opts: CsvOptions, name: str | None
+    data: Callable[[], BinaryIO], header: Header, opts: ReadOptions, name: str | None
 ) -> tuple[dict[str, pa.DataType], bool]:
     """One type per column (declared, else from a scan of the whole file with
     ``infer="file"``, else text) and whether any text value holds a line break."""
-    declared = declared_types(opts.column_types)
+    declared = declared_types(opts.csv_column_types)
     unknown = [c for c in declared if c not in header.names]
     if unknown:
         raise FormatError(
@@ -88,12 +82,12 @@ def file_types(
             f"(its columns: {header.names})",
             name,
         )
-    if opts.infer != "text" and len(declared) < len(header.names):
+    if opts.csv_infer != "text" and len(declared) < len(header.names):
         kinds, multiline = scan_kinds(data, header, opts, skip=declared)
     else:
         kinds, multiline = {}, True
     types = {
-        c: declared.get(c) or kind_type(kinds.get(c, "null") if opts.infer != "text" else "string")
+        c: declared.get(c) or kind_type(kinds.get(c, "null") if opts.csv_infer != "text" else "string")
         for c in header.names
     }
     return types, multiline
@@ -102,16 +96,16 @@ def file_types(
 def scan_kinds(
     data: Callable[[], BinaryIO],
     header: Header,
-    opts: CsvOptions,
+    opts: ReadOptions,
     skip: Mapping[str, Any] = {},  # noqa: B006 - read only
 ) -> tuple[dict[str, str], bool]:
     """The kind of every column not in ``skip`` over all of ``data`` (over its first block
     with ``infer="sample"``), and whether any value holds a line break (then record lines
     must be counted; always ``True`` for a sample)."""
     kinds: dict[str, str] = {}
-    multiline = opts.infer == "sample"
+    multiline = opts.csv_infer == "sample"
     for seen, raw in enumerate(string_batches(data, header, opts, None)):
-        if opts.infer == "sample" and seen:
+        if opts.csv_infer == "sample" and seen:
             break
         batch = raw.batch
         if batch is None or not batch.num_rows:
@@ -135,7 +129,7 @@ def scan_kinds(
 def typed_pieces(
     data: Callable[[], BinaryIO],
     header: Header,
-    opts: CsvOptions,
+    opts: ReadOptions,
     name: str | None,
     types: Mapping[str, pa.DataType],
     multiline: bool = True,
@@ -166,7 +160,7 @@ def _line(header: Header, ordinal: int, extra: int) -> int:
 def _typed(
     raw: RawBatch,
     header: Header,
-    opts: CsvOptions,
+    opts: ReadOptions,
     name: str | None,
     schema: pa.Schema,
     extra: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, rechunk
-from fsm_actors.platform.io.csv_parse import csv_options
-from fsm_actors.platform.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
+from fsm_actors.platform.io.csv_parse import DEFAULT_BLOCK_SIZE
+from fsm_actors.platform.io.csv_reader import read_csv_pieces
 from fsm_actors.platform.io.detect import (
     detect_compression,
     detect_format,
@@ -41,12 +41,18 @@ Source = str | os.PathLike | BinaryIO | io.TextIOBase
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to parse a file; ``None`` fields are detected or defaulted per format.
+    """How to read a file: the one options object from a run's config to the format readers.
 
+    Built once (``FileProcessingConfig.read_options()``, the FSM stream's arguments), held by
+    ``FileJobSpec``, the plan and each worker's ``FileStepSpec``, and handed unchanged to the
+    readers (with ``format`` set once it is known). ``None`` fields are detected or defaulted
+    per format. ``csv_delimiter`` ``None``: ``,``, tab for TSV (see ``delimiter``).
     ``csv_column_types`` declares CSV column types (``{"zip": "string", "n": "int64"}``);
     ``csv_infer`` is ``"file"`` (one type per column from a scan of the whole file),
     ``"sample"`` (from the first block; later misfits are rejected rows) or ``"text"``
     (undeclared columns stay text); see ``fsm_actors.platform.io.csv_reader``.
+    ``text_field_name`` and ``xml_record_element`` name the field of a text line and the
+    element of an XML record, read and written alike.
     """
 
     format: str | None = None
@@ -64,6 +70,19 @@ class ReadOptions:
     #: ``storage.StorageOptions`` of the stores read (shipped with the options to workers,
     #: where unpickling registers them)
     storage_options: Any = None
+
+    def __post_init__(self) -> None:
+        if self.csv_infer not in ("file", "sample", "text"):
+            raise FormatError(
+                f"csv infer={self.csv_infer!r}: expected 'file', 'sample' or 'text'")
+
+    @property
+    def delimiter(self) -> str:
+        """The CSV field delimiter: ``csv_delimiter``, else tab for TSV, else ``,``."""
+        if self.csv_delimiter:
+            return self.csv_delimiter
+        fmt = self.format
+        return "\t" if str(getattr(fmt, "value", fmt) or "").lower() == "tsv" else ","
 
 
 def iter_chunks(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[Chunk]:
@@ -108,7 +127,7 @@ def _pieces(source: Source, options: ReadOptions, chunk_size: int) -> Iterator[P
         return read_csv_pieces(
             reopen,
             name,
-            **vars(csv_options(options, fmt)),
+            options if options.format == fmt else replace(options, format=fmt),
             # A caller's file object has one position: it cannot be read twice at once.
             concurrent_reads=is_path or not _seekable(source),
         )

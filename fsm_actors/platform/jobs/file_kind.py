@@ -107,8 +107,6 @@ class FileJobKind(JobKind):
             read=self.plan.read,
             outputs=self.plan.outputs,
             stage=self.stage,
-            text_field_name=self.spec.text_field_name,
-            xml_record=self.spec.xml_record_element or "record",
             partition_by=tuple(self.spec.partition_by),
         )
 

@@ -57,13 +57,13 @@ class RecordStage(Protocol):
 
 @dataclass
 class FileStepSpec:
-    """Everything a file worker needs, shipped once when the actor starts."""
+    """Everything a file worker needs, shipped once when the actor starts: ``read`` is the
+    job's read options as they are (text and XML output use its ``text_field_name`` and
+    ``xml_record_element`` too)."""
 
     read: ReadOptions
     outputs: dict[int, OutputSpec]
     stage: Any
-    text_field_name: str = "text"
-    xml_record: str = "record"
     partition_by: Sequence[str] = ()
 
     def build(self, context: StepContext) -> FileStep:
@@ -190,8 +190,8 @@ class FileStep:
                 partition=partition,
                 compression=output.compression,
                 csv_delimiter=output.csv_delimiter,
-                text_field_name=spec.text_field_name,
-                xml_record=spec.xml_record,
+                text_field_name=spec.read.text_field_name,
+                xml_record=spec.read.xml_record_element or "record",
             )
 
 

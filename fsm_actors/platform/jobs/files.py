@@ -41,25 +41,21 @@ class FileJobSpec:
 
     ``output_path``: a file (every input joined in order), a directory (one output per
     input, or partitions with ``partition_by``), or ``None`` (no output). ``whole``: each
-    input is one chunk read by a worker. ``in_flight``: calls queued per worker.
+    input is one chunk read by a worker. ``in_flight``: calls queued per worker. The CSV
+    delimiter and XML record element of the output are those of ``read``.
     """
 
     input_path: str | list[str]
     output_path: str | None = None
-    format: str | None = None
+    #: how to read the inputs (``read.format``: the input format, ``None`` detects it per
+    #: file); handed unchanged to the plan and the workers
+    read: ReadOptions = field(default_factory=ReadOptions)
     output_format: str | None = None
     compression: str | None = None
     partition_by: tuple[str, ...] = ()
     chunk_size: int | None = None
     whole: bool = False
     in_flight: int = 2
-    encoding: str = "utf-8"
-    csv_delimiter: str | None = None
-    csv_has_header: bool = True
-    skip_empty_lines: bool = True
-    text_field_name: str = "text"
-    log_patterns: tuple[str, ...] = ()
-    xml_record_element: str | None = None
     xml_root_element: str = "records"
     error_file: str | None = None
     checkpoint_dir: str | None = None
@@ -69,8 +65,6 @@ class FileJobSpec:
     records: object = None
     #: large uncompressed CSVs are cut into byte ranges that workers parse themselves
     byte_ranges: bool = True
-    #: ``storage.StorageOptions`` of the stores the paths name (shipped to the workers)
-    storage_options: object = None
     #: every node sees the same local paths (no local-paths warning on a cluster)
     shared_fs: bool | None = None
 
@@ -212,7 +206,7 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
     if spec.records is not None:
         inputs.append(InputFile(0, RECORDS_INPUT, "records", 0, 0))
     for index, path in enumerate(paths):
-        fmt = spec.format or _detect(path)
+        fmt = spec.read.format or _detect(path)
         if fmt == "binary":
             raise JobError(
                 f"{path}: BINARY files cannot be split into records; give format= one of "
@@ -221,17 +215,7 @@ def make_plan(spec: FileJobSpec, run_id: str) -> Plan:
             )
         size, mtime_ns = storage.stat(path)
         inputs.append(InputFile(index, path, fmt, size, mtime_ns))
-    read = ReadOptions(
-        format=None,
-        encoding=spec.encoding,
-        csv_delimiter=spec.csv_delimiter,
-        csv_has_header=spec.csv_has_header,
-        skip_empty_lines=spec.skip_empty_lines,
-        text_field_name=spec.text_field_name,
-        log_patterns=tuple(spec.log_patterns),
-        xml_record_element=spec.xml_record_element,
-        storage_options=spec.storage_options,
-    )
+    read = spec.read
     if spec.byte_ranges and not spec.whole:
         inputs = _split_ranges(inputs, read)
     kind, out, outputs = _output(spec, inputs)
@@ -405,5 +389,5 @@ def _output(
 
 
 def _out_spec(spec: FileJobSpec, fmt: str, compression: str | None) -> OutputSpec:
-    delimiter = spec.csv_delimiter if fmt == "csv" else None
+    delimiter = spec.read.csv_delimiter if fmt == "csv" else None
     return OutputSpec(fmt, compression, delimiter)
