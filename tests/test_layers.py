@@ -26,7 +26,6 @@ CORES = [
     "fsm_actors.platform.jobs",
     "fsm_actors.platform.jobs.checkpoint",
     "fsm_actors.platform.jobs.file_kind",
-    "fsm_actors.platform.jobs.commit",
     "fsm_actors.stream",
     "patterns._files.job",
     "patterns.pipeline",

@@ -29,9 +29,9 @@ from fsm_actors.platform.io import (
     normalize_format,
     split_extensions,
 )
-from fsm_actors.platform.jobs.commit import commit as join_parts
 from fsm_actors.platform.jobs.model import DoneSet, JobKind, PartitionTotal, Task, TaskResult
 from fsm_actors.platform.jobs.parts import Staging, atomic_write
+from fsm_actors.platform.jobs.parts import commit as join_parts
 from patterns._api.config import APIOrchestrationConfig
 from patterns._api.errors import PATTERN, APIConfigError
 from patterns._api.fanout_step import (

@@ -23,8 +23,7 @@ from typing import Any
 
 from fsm_actors.platform.io import atomic_write, storage
 from fsm_actors.platform.io.detect import normalize_format, split_extensions
-from fsm_actors.platform.jobs.commit import commit
-from fsm_actors.platform.jobs.parts import OutputSpec, Staging
+from fsm_actors.platform.jobs.parts import OutputSpec, Staging, commit
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import FileEndpoint
 from patterns._etl.kind import PartitionedETL, etl_counts

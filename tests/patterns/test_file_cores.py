@@ -11,8 +11,14 @@ import pytest
 from pydantic import BaseModel
 
 from fsm_actors.platform.io import RowError, read_record_batches
-from fsm_actors.platform.jobs.commit import Joiner, commit, concat_errors
-from fsm_actors.platform.jobs.parts import OutputSpec, Staging, split_partitions
+from fsm_actors.platform.jobs.parts import (
+    Joiner,
+    OutputSpec,
+    Staging,
+    commit,
+    concat_errors,
+    split_partitions,
+)
 from patterns._files.aggregate import merge, parse_aggregations, partial
 from patterns._files.job import BatchPipeline
 from patterns._records import is_batch_level, make_validator, vectorized

@@ -36,6 +36,7 @@ from fsm_actors.platform.io.detect import (
     COMPRESSION_EXTENSION,
     FORMAT_EXTENSION,
     FORMATS,
+    compress_bytes,
     detect_compression,
     detect_format,
     normalize_compression,
@@ -51,7 +52,7 @@ from fsm_actors.platform.io.errors import (
     MalformedRecordError,
     RowError,
 )
-from fsm_actors.platform.io.join import compress_bytes, concat_parts, join_parts
+from fsm_actors.platform.io.join import concat_parts, join_parts
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet, stitchable, write_parquet_part
 from fsm_actors.platform.io.readers import (
     ReadOptions,

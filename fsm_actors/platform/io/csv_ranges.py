@@ -35,8 +35,14 @@ import pyarrow.compute as pc
 
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, consecutive, rechunk
-from fsm_actors.platform.io.csv_parse import Header, read_header, record_end
-from fsm_actors.platform.io.csv_reader import file_types, scan_kinds, typed_pieces
+from fsm_actors.platform.io.csv_reader import (
+    Header,
+    file_types,
+    read_header,
+    record_end,
+    scan_kinds,
+    typed_pieces,
+)
 from fsm_actors.platform.io.csv_types import (
     NULL_SPELLINGS,
     declared_types,

@@ -1,4 +1,5 @@
-"""Format and compression detection, and opening (de)compressed byte streams.
+"""Format and compression detection, opening (de)compressed byte streams, and compressing
+bytes as whole gzip members / zstd frames (``compress_bytes``).
 
 Formats are plain strings: ``csv``, ``tsv``, ``json`` (one array or one object), ``jsonl``,
 ``xml``, ``parquet``, ``text`` and ``log`` (one record per line). Compression is ``gzip``,
@@ -318,3 +319,15 @@ def normalize_compression(compression: str | None) -> str | None:
     if compression is None:
         return None
     return _codec(str(getattr(compression, "value", compression)))
+
+
+def compress_bytes(data: bytes, compression: str | None) -> bytes:
+    """``data`` as one complete gzip member or zstd frame (unchanged without compression;
+    empty stays empty, so an empty frame piece adds nothing to a joined file)."""
+    compression = normalize_compression(compression)
+    if not data or compression is None:
+        return data
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, compression) as stream:
+        stream.write(data)
+    return sink.getvalue().to_pybytes()

@@ -20,22 +20,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fsm_actors.platform.io.arrow_schema import conform, unify_schemas
-from fsm_actors.platform.io.detect import normalize_compression, normalize_format, open_input
+from fsm_actors.platform.io.detect import (
+    compress_bytes,
+    normalize_compression,
+    normalize_format,
+    open_input,
+)
 from fsm_actors.platform.io.errors import FormatError
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet
 from fsm_actors.platform.io.writers import ArrowWriter, atomic_write, document_frame
-
-
-def compress_bytes(data: bytes, compression: str | None) -> bytes:
-    """``data`` as one complete gzip member or zstd frame (unchanged without compression;
-    empty stays empty, so an empty frame piece adds nothing to a joined file)."""
-    compression = normalize_compression(compression)
-    if not data or compression is None:
-        return data
-    sink = pa.BufferOutputStream()
-    with pa.CompressedOutputStream(sink, compression) as stream:
-        stream.write(data)
-    return sink.getvalue().to_pybytes()
 
 
 def join_parts(

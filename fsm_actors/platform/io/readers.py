@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, rechunk
-from fsm_actors.platform.io.csv_parse import DEFAULT_BLOCK_SIZE
-from fsm_actors.platform.io.csv_reader import read_csv_pieces
+from fsm_actors.platform.io.csv_reader import DEFAULT_BLOCK_SIZE, read_csv_pieces
 from fsm_actors.platform.io.detect import (
     detect_compression,
     detect_format,

@@ -25,7 +25,6 @@ from fsm_actors.platform.background_head import in_process
 from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.jobs.checkpoint import CheckpointStore, JobState, threshold_verdict
-from fsm_actors.platform.jobs.commit import concat_errors
 from fsm_actors.platform.jobs.errors import JobError
 from fsm_actors.platform.jobs.heartbeat import Heartbeat, pipeline_of
 from fsm_actors.platform.jobs.model import (
@@ -36,7 +35,7 @@ from fsm_actors.platform.jobs.model import (
     TaskResult,
     result_record,
 )
-from fsm_actors.platform.jobs.parts import Staging
+from fsm_actors.platform.jobs.parts import Staging, concat_errors
 from fsm_actors.platform.jobs.progress import JobProgress
 
 log = logging.getLogger(__name__)

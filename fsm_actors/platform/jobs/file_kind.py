@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from fsm_actors.platform.io import storage
-from fsm_actors.platform.jobs.commit import Joiner, commit
 from fsm_actors.platform.jobs.file_step import FileStepSpec, safe_chunks
 from fsm_actors.platform.jobs.files import (
     DEFAULT_CHUNK,
@@ -31,7 +30,7 @@ from fsm_actors.platform.jobs.files import (
     make_plan,
 )
 from fsm_actors.platform.jobs.model import DoneSet, JobKind, PartitionTotal, Task, TaskResult
-from fsm_actors.platform.jobs.parts import Staging
+from fsm_actors.platform.jobs.parts import Joiner, Staging, commit
 
 #: ``finish(staging, meta) -> extra result keys``: e.g. merging partial aggregates
 Finish = Callable[[Staging, dict[str, Any]], dict[str, Any]]
