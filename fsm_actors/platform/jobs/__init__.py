@@ -1,7 +1,7 @@
 """The job layer: one driver for every job that moves many records.
 
-Plain cores (``model``, ``checkpoint``, ``files``, ``file_step``, ``file_kind``, ``parts``,
-``commit``, ``progress``) and a thin Ray part (``driver``, ``worker``), which
+Plain cores (``model``, ``checkpoint``, ``files``, ``file_step``, ``file_kind``, ``parts``
+(part files and their commit), ``progress``) and a thin Ray part (``driver``, ``worker``), which
 imports Ray only inside its functions, so importing this package never imports Ray.
 """
 
