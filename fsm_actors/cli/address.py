@@ -154,12 +154,64 @@ def dashboard_url(cluster: Cluster) -> str:
     if cluster.gcs:
         found = _dashboard_of_gcs(cluster.gcs)
     else:
-        found = _dashboard_of_client(cluster)
+        found = known_dashboard(cluster.client or "") or _dashboard_of_client(cluster)
     if not found:
         raise UserError(f"the cluster at {cluster.describe()} runs without a dashboard; jobs "
                         "need it (start the head with --include-dashboard=true)")
     cluster.dashboard = found if "://" in found else f"http://{found}"
+    if cluster.client:
+        remember_dashboard(cluster.client, cluster.dashboard)
     return cluster.dashboard
+
+
+#: dashboards found through Ray Client, by client address, in ``$FSM_ACTORS_HOME``
+KNOWN_DASHBOARDS = "client_dashboards.json"
+
+
+def known_dashboard(client: str) -> str | None:
+    """The dashboard an earlier command found for the Ray Client address ``client``, if it
+    still answers as a dashboard. A Ray Client connection forks a server process on the head
+    (~3 s on a quiet 2-core head, far more on a loaded one), so ``jobs``, ``logs``, ``stop``
+    and ``submit`` by ``ray://`` connect once per address, not once per command. A head
+    restarted with another dashboard port is looked up again (the old URL does not
+    answer)."""
+    try:
+        url = json.loads((runtime.state_dir() / KNOWN_DASHBOARDS).read_text()).get(client)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return url if isinstance(url, str) and _is_dashboard(url) else None
+
+
+def remember_dashboard(client: str, url: str) -> None:
+    """Note ``url`` as the dashboard of ``client`` (best effort: a home that cannot be
+    written only costs the next command a connection)."""
+    path = runtime.state_dir() / KNOWN_DASHBOARDS
+    try:
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict) or known.get(client) == url:
+            return
+        known[client] = url
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.name}.{os.getpid()}")
+        staged.write_text(json.dumps(known, indent=1))
+        os.replace(staged, path)
+    except OSError:
+        pass
+
+
+def _is_dashboard(url: str) -> bool:
+    """Whether Ray's dashboard answers at ``url`` (its version, or a refusal without a
+    token)."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/version", timeout=TIMEOUT) as r:
+            return "ray_version" in json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code in (401, 403)
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
 
 
 def _dashboard_of_gcs(gcs: str) -> str | None:

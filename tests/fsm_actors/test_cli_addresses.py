@@ -10,6 +10,7 @@ they share the heads instead of starting two more)."""
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -154,6 +155,31 @@ def test_every_command_takes_every_address_form(head, form, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"job {job_id}: STOPPED" in done.stdout
     assert re.search("^cluster .*" + re.escape(head.dashboard_url), done.stderr, re.M)
+
+
+def _client_servers(node: RayNode) -> int:
+    """How many per-connection Ray Client servers the head has started so far."""
+    return len(list(Path(node.temp_dir).glob("session_*/logs/ray_client_server_*.err")))
+
+
+def test_a_client_address_connects_once_for_its_dashboard(head, tmp_path):
+    """The job commands need only the dashboard: by ``ray://`` the first finds it through a
+    Ray Client connection (a server process forked on the head), later ones reach it
+    directly; a noted dashboard that no longer answers is looked up again."""
+    home = tmp_path / "home"
+    home.mkdir()
+    known = home / "client_dashboards.json"
+    known.write_text(json.dumps({head.client_address: "http://127.0.0.1:9"}))  # stale
+    args = ["jobs", "--address", head.client_address]
+    first = cli(*args, cwd=tmp_path, FSM_ACTORS_HOME=str(home))
+    assert first.returncode == 0, first.stderr
+    assert f"cluster {head.dashboard_url} (Ray Client {head.client_address}" in first.stderr
+    assert json.loads(known.read_text()) == {head.client_address: head.dashboard_url}
+    servers = _client_servers(head)
+    again = cli(*args, cwd=tmp_path, FSM_ACTORS_HOME=str(home))
+    assert again.returncode == 0, again.stderr
+    assert f"cluster {head.dashboard_url} (Ray Client" in again.stderr
+    assert _client_servers(head) == servers  # no new Ray Client connection
 
 
 @pytest.mark.parametrize("command", ["status", "jobs", "run"])
