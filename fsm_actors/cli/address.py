@@ -156,8 +156,18 @@ def dashboard_url(cluster: Cluster) -> str:
     else:
         found = known_dashboard(cluster.client or "") or _dashboard_of_client(cluster)
     if not found:
-        raise UserError(f"the cluster at {cluster.describe()} runs without a dashboard; jobs "
-                        "need it (start the head with --include-dashboard=true)")
+        raise no_dashboard(cluster)
+    return note_dashboard(cluster, found)
+
+
+def no_dashboard(cluster: Cluster) -> UserError:
+    return UserError(f"the cluster at {cluster.describe()} runs without a dashboard; this "
+                     "command needs it (start the head with --include-dashboard=true)")
+
+
+def note_dashboard(cluster: Cluster, found: str) -> str:
+    """Set ``found`` (``host:port`` or a URL) as ``cluster``'s dashboard URL; remembered for
+    its Ray Client address (``known_dashboard``)."""
     cluster.dashboard = found if "://" in found else f"http://{found}"
     if cluster.client:
         remember_dashboard(cluster.client, cluster.dashboard)

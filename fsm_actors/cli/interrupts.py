@@ -41,7 +41,8 @@ def interrupts_kept() -> Iterator[None]:
     prints it as "Exception ignored in ..." with a traceback and drops it, and the block went
     on as if no key was pressed. Here the handler notes the Ctrl-C, such a dropped one is
     not printed, and ``KeyboardInterrupt`` is raised again when the block ends."""
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # (`cmd &` in a script)
         yield
         return
     seen: list[int] = []

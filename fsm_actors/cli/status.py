@@ -20,7 +20,14 @@ from typing import Any
 import click
 
 from fsm_actors.cli.address import HELP as ADDRESS_HELP
-from fsm_actors.cli.address import dashboard_url, driver_options, find, ray_address
+from fsm_actors.cli.address import (
+    dashboard_url,
+    driver_options,
+    find,
+    no_dashboard,
+    note_dashboard,
+    ray_address,
+)
 from fsm_actors.cli.documents import UserError
 from fsm_actors.platform import runtime
 from fsm_actors.platform.jobs import heartbeat
@@ -193,12 +200,16 @@ def _rates(rows: list[ActorRow], before: dict[str, tuple[float, dict[str, Any]]]
 def status(address: str | None, watch: bool, interval: float) -> None:
     """Show this project's actors on a running cluster, grouped by pipeline and run."""
     cluster = find(address)
-    dashboard = dashboard_url(cluster)
     try:
         target = ray_address(cluster)
         info = runtime.ensure_ray(target, **driver_options(target))
     except runtime.RuntimeConnectError as exc:
         raise UserError(str(exc)) from None
+    if cluster.client:  # ray://: this connection names the dashboard (no second one)
+        if not info.dashboard_url:
+            raise no_dashboard(cluster)
+        note_dashboard(cluster, info.dashboard_url)
+    dashboard = dashboard_url(cluster)
     runtime.use_cluster_auth(dashboard)
     seen: dict[str, tuple[float, dict[str, Any]]] = {}
     while True:

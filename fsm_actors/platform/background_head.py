@@ -34,6 +34,8 @@ LOOPBACK = "127.0.0.1"
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 #: idle minutes of a head started by ``run`` (``FSM_ACTORS_IDLE_MINUTES``)
 DEFAULT_IDLE_MINUTES = 15.0
+#: seconds the head's Ray Client proxy waits for a per-connection server to answer
+CLIENT_CHANNEL_TIMEOUT = 10
 #: ``FSM_ACTORS_BACKGROUND_HEAD=0``: ``run`` never starts a background head
 BACKGROUND_ENV = "FSM_ACTORS_BACKGROUND_HEAD"
 
@@ -290,6 +292,13 @@ def supervise(ns: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     env = dict(os.environ)
+    # Ray Client's proxy forks a server per connection while its gRPC threads run, and
+    # gRPC's fork handlers then crash the child (ray-project/ray#63202: 2 of 4 connections
+    # right after another here). The child execs at once, so it needs no fork support: off,
+    # 0 of 8 failed. Should one still fail, the proxy waits CLIENT_CHANNEL_TIMEOUT (Ray's
+    # default 30 s, then 10 s of log-stream retries) before the client tries again.
+    env.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    env.setdefault("RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S", str(CLIENT_CHANNEL_TIMEOUT))
     if ns.host in LOCAL_NAMES:
         # `ray start` swaps a loopback --node-ip-address for the machine's network address,
         # and its servers then listen on every interface; out of "cluster mode" the node

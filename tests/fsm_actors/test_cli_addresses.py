@@ -159,7 +159,7 @@ def test_every_command_takes_every_address_form(head, form, tmp_path):
 
 def _client_servers(node: RayNode) -> int:
     """How many per-connection Ray Client servers the head has started so far."""
-    return len(list(Path(node.temp_dir).glob("session_*/logs/ray_client_server_*.err")))
+    return len(list(Path(node.temp_dir).glob("session_latest/logs/ray_client_server_*.err")))
 
 
 def test_a_client_address_connects_once_for_its_dashboard(head, tmp_path):
@@ -180,6 +180,20 @@ def test_a_client_address_connects_once_for_its_dashboard(head, tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"cluster {head.dashboard_url} (Ray Client" in again.stderr
     assert _client_servers(head) == servers  # no new Ray Client connection
+
+
+def test_status_by_ray_client_connects_once(head, tmp_path):
+    """``status`` needs a driver and the dashboard: by ``ray://`` its one connection names
+    the dashboard too (it used to connect a second time to ask)."""
+    home = tmp_path / "home"
+    servers = _client_servers(head)
+    done = cli("status", "--address", head.client_address, cwd=tmp_path,
+               FSM_ACTORS_HOME=str(home))
+    assert done.returncode == 0, done.stderr
+    assert re.search("cluster .*" + re.escape(head.dashboard_url), done.stdout), done.stdout
+    assert _client_servers(head) == servers + 1
+    known = json.loads((home / "client_dashboards.json").read_text())
+    assert known == {head.client_address: head.dashboard_url}
 
 
 @pytest.mark.parametrize("command", ["status", "jobs", "run"])

@@ -43,8 +43,12 @@ def fast_failover_cluster():
 
 #: the environment of every node these tests start: on SIGTERM (``RayNode.stop``) Ray would
 #: first drain the node for up to 30 s (RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S, for Serve
-#: replicas to move): a throw-away test node has nothing to hand over
-NODE_ENV = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+#: replicas to move): a throw-away test node has nothing to hand over. Ray Client's servers
+#: as ``fsm_actors.platform.background_head`` starts them (gRPC fork support off, a 10 s
+#: channel wait; ray-project/ray#63202): with Ray's defaults a quarter to a half of the
+#: connections made right after another crashed and cost 40 s each.
+NODE_ENV = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "GRPC_ENABLE_FORK_SUPPORT": "0",
+            "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "10"}
 
 
 def client_env(**extra: str) -> dict[str, str]:
