@@ -140,8 +140,9 @@ CLIENT_SERVER_DIED = ("client server failed", "ZombieProcess")
 def _init_attached(address: str, namespace: str, init_kw: dict[str, Any]) -> Any:
     """``ray.init`` for an address. Ray Client's per-connection server sometimes dies as it
     starts ("Starting Ray client server failed" or a ``psutil.ZombieProcess``;
-    ray-project/ray#63202, a few percent of connections, more on a loaded head and with
-    several clients connecting at once): each new try gets a new one, up to
+    ray-project/ray#63202: gRPC's fork handlers crash it, a few percent of connections and
+    up to half of those made right after another, unless the head runs with
+    ``GRPC_ENABLE_FORK_SUPPORT=0`` as ours do): each new try gets a new one, up to
     ``CLIENT_ATTEMPTS``."""
     for attempt in range(1, CLIENT_ATTEMPTS + 1):
         try:

@@ -36,7 +36,7 @@ ZOMBIE = ("Initialization failure from server:\nTraceback (most recent call last
 @pytest.mark.parametrize("said", [SEEN, ZOMBIE])
 def test_a_client_server_that_died_as_it_started_is_tried_again(monkeypatch, said):
     """Both ways Ray reports a per-connection server that died as it started (CI saw the
-    zombie one with two commands connecting at once): the next try gets a new server."""
+    zombie one on a connection made right after another): the next try gets a new server."""
     tries = []
 
     def init(**kw):
