@@ -204,10 +204,10 @@ def remember_dashboard(client: str, url: str) -> None:
         if not isinstance(known, dict) or known.get(client) == url:
             return
         known[client] = url
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".{path.name}.{os.getpid()}")
-        staged.write_text(json.dumps(known, indent=1))
-        os.replace(staged, path)
+        from fsm_actors.platform.io.writers import atomic_write  # (pyarrow: only on a write)
+
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(known, indent=1)),
+                     fsync=False)
     except OSError:
         pass
 
