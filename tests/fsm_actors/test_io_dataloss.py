@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from fsm_actors.platform.io import ReadOptions, RowError, detect_format, read_csv_range
-from fsm_actors.platform.io.csv_types import column_kind, convert_column, fits
+from fsm_actors.platform.io.csv_reader import column_kind, convert_column, fits
 from fsm_actors.platform.io.json_records import iter_json_records
 from tests.helpers.io_read import read_chunks as read
 

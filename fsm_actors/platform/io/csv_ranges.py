@@ -36,17 +36,15 @@ import pyarrow.compute as pc
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.io.chunks import Chunk, Piece, consecutive, rechunk
 from fsm_actors.platform.io.csv_reader import (
+    NULL_SPELLINGS,
     Header,
+    declared_types,
     file_types,
+    kind_type,
     read_header,
     record_end,
     scan_kinds,
     typed_pieces,
-)
-from fsm_actors.platform.io.csv_types import (
-    NULL_SPELLINGS,
-    declared_types,
-    kind_type,
     unify_kinds,
 )
 from fsm_actors.platform.io.detect import detect_compression

@@ -9,8 +9,9 @@ record name without prefix to prefixed tags (``item`` finds ``<r:item>``); names
 declarations of the enclosing elements apply to each record. An element becomes a dict of its
 attributes and child elements (a leaf child is its text, unstripped; a child with children or
 attributes a nested dict; a repeated child a list; ``xsi:nil="true"`` is ``None``). Values
-are typed per batch with the CSV rule (``fsm_actors.platform.io.csv_types``): a field whose values all
-read back unchanged as integers becomes int64, then float64, then bool (``00501`` stays text).
+are typed per batch with the CSV column type rule (``fsm_actors.platform.io.csv_reader``): a
+field whose values all read back unchanged as integers becomes int64, then float64, then bool
+(``00501`` stays text).
 
 Writing gives ``None`` as ``<key xsi:nil="true"/>`` and ``""`` as ``<key></key>``, and keeps
 whitespace, so a written file reads back as the records it was written from.
@@ -32,7 +33,7 @@ import pyarrow.compute as pc
 from fsm_actors.platform.io.blocks import BLOCK_BYTES
 from fsm_actors.platform.io.chunks import Piece
 from fsm_actors.platform.io.convert import records_to_table
-from fsm_actors.platform.io.csv_types import fits, kind_type
+from fsm_actors.platform.io.csv_reader import fits, kind_type
 from fsm_actors.platform.io.errors import RowError, raw_text
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
