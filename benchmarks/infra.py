@@ -39,8 +39,8 @@ from fsm_actors.platform.io.csv_ranges import (  # noqa: E402
     plan_byte_ranges,
     read_csv_range,
 )
-from fsm_actors.platform.io.json_encode import encode_rows  # noqa: E402
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet  # noqa: E402
+from fsm_actors.platform.io.writers import encode_rows  # noqa: E402
 
 
 def make_table(rows: int) -> pa.Table:

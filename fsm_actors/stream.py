@@ -32,8 +32,8 @@ from fsm_actors.engine.resources import ResourceSpec
 from fsm_actors.platform import metrics
 from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import ReadOptions, RowError
+from fsm_actors.platform.io.convert import json_default
 from fsm_actors.platform.io.errors import raw_text
-from fsm_actors.platform.io.json_encode import json_default
 from fsm_actors.platform.io.storage import is_remote, storage_options_for
 from fsm_actors.platform.jobs import FileJobKind, FileJobSpec, JobProgress, StageOutput, run_job
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm_actors.platform.io import atomic_write
-from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.io.convert import json_default
 
 
 def trace_file(sink: str | Path) -> Path:

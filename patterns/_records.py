@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsm_actors.config.schema import compile_schema
-from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.io.convert import json_default
 
 _RAW_LIMIT = 4096
 

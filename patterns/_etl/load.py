@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any, TypeVar
 
-from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.io.convert import json_default
 from patterns._etl import dialect as sql
 from patterns._etl.records import Reject
 from patterns.errors import PatternError

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from fsm_actors.platform.io import records_to_table
-from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.io.convert import json_default
 from patterns._records import (
     is_batch_level,
     make_validator,

@@ -20,7 +20,7 @@ from fsm_actors.platform.io import (
     read_arrow_batches,
     read_record_batches,
 )
-from fsm_actors.platform.io.json_encode import encode_rows
+from fsm_actors.platform.io.writers import encode_rows
 
 ROWS = [{"id": i, "name": f'r{i}, "x" ü', "score": i / 4, "ok": i % 2 == 0} for i in range(25)]
 

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fsm_actors.platform.io.convert import dumps_value
 from fsm_actors.platform.io.errors import FormatError
-from fsm_actors.platform.io.json_encode import dumps_value
 
 
 def unify_types(types: Iterable[pa.DataType]) -> pa.DataType:

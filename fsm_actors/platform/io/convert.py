@@ -1,7 +1,12 @@
-"""Records (``list[dict]``) to Arrow and back: the edge where per-record code meets batches."""
+"""Records (``list[dict]``) to Arrow and back: the edge where per-record code meets batches.
+
+``json_default`` and ``dumps_value`` write the Python values Arrow hands back (datetimes,
+decimals, bytes) as JSON: the one fallback of every JSON text the project writes from them.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -135,3 +140,19 @@ def compatible_runs(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]
 def table_to_records(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """The rows of ``data`` as dicts (Python values: int, float, bool, str, datetime...)."""
     return data.to_pylist()
+
+
+def dumps_value(value: Any) -> str | None:
+    """Compact JSON text of one Python value (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=json_default, separators=(",", ":"))
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for values Arrow hands back: datetimes, decimals, bytes."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)

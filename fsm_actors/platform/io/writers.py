@@ -11,23 +11,33 @@ Output is UTF-8. A writer opened with ``fragment=True`` writes only the body of 
 independently written fragments can be joined later with ``document_frame``'s prologue,
 separator and epilogue; with compression every fragment is its own gzip member or zstd frame,
 and the joined bytes are still one valid compressed file.
+
+JSON Lines and JSON arrays are encoded at Arrow speed (``encode_rows``): one JSON object per
+row, built column by column. Flat columns (numbers, bools, strings, dates, timestamps) are
+encoded with pyarrow compute; nested, binary and other columns fall back to ``json.dumps`` per
+value. Output is compact (``{"a":1,"b":"x"}``); floats keep a decimal point (``2.0``),
+non-finite floats are written as Python's ``json`` writes them (``NaN``, ``Infinity``),
+timestamps as ISO 8601.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fsm_actors.platform.io.arrow_schema import conform
-from fsm_actors.platform.io.convert import records_to_table
+from fsm_actors.platform.io.convert import dumps_value, records_to_table
 from fsm_actors.platform.io.detect import (
     normalize_compression,
     normalize_format,
@@ -36,7 +46,6 @@ from fsm_actors.platform.io.detect import (
     split_extensions,
 )
 from fsm_actors.platform.io.errors import FormatError
-from fsm_actors.platform.io.json_encode import dumps_value, encode_rows
 from fsm_actors.platform.io.xml_io import record_to_xml, xml_epilogue, xml_name, xml_prologue
 
 _JSON_SEPARATOR = b",\n"
@@ -346,3 +355,81 @@ class RecordWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# JSON text of Arrow rows, column by column (JSON Lines and JSON array bodies).
+
+_CONTROL = re.compile(rb"[\x00-\x1f]")
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\]')
+
+
+def encode_rows(data: pa.Table | pa.RecordBatch, suffix: str) -> pa.Buffer:
+    """The rows of ``data`` as JSON objects, each followed by ``suffix``, in one buffer."""
+    if data.num_rows == 0:
+        return pa.py_buffer(b"")
+    if isinstance(data, pa.Table):
+        data = data.combine_chunks()
+    parts: list[Any] = []
+    for i, (name, column) in enumerate(zip(data.column_names, data.columns, strict=True)):
+        key = json.dumps(str(name), ensure_ascii=False)
+        parts.append(("{" if i == 0 else ",") + key + ":")
+        parts.append(pc.fill_null(_encode_column(_one_chunk(column)), "null"))
+    parts.append("}" + suffix if parts else "{}" + suffix)
+    if len(parts) == 1:
+        return pa.py_buffer(parts[0].encode() * data.num_rows)
+    joined = pc.binary_join_element_wise(*parts, "")
+    return _values_buffer(joined)
+
+
+def _one_chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def _values_buffer(strings: pa.Array) -> pa.Buffer:
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    _, offsets_buf, data_buf = strings.buffers()
+    offsets = pa.Array.from_buffers(
+        pa.int32(), len(strings) + 1, [None, offsets_buf], offset=strings.offset
+    )
+    return data_buf[offsets[0].as_py() : offsets[-1].as_py()]
+
+
+def _encode_column(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _encode_column(column.cast(kind.value_type))
+    if pa.types.is_null(kind):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
+        return column.cast(pa.string())
+    if pa.types.is_floating(kind):
+        text = column.cast(pa.string())
+        marked = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
+        if not pc.all(pc.is_finite(column)).as_py():
+            marked = pc.or_(marked, pc.match_substring(text, "n"))
+            text = pc.replace_substring(text, "inf", "Infinity")
+            text = pc.replace_substring(text, "nan", "NaN")
+        return pc.if_else(marked, text, pc.binary_join_element_wise(text, ".0", ""))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _quote(column.cast(pa.string()))
+    if pa.types.is_timestamp(kind):
+        text = pc.replace_substring(column.cast(pa.string()), " ", "T", max_replacements=1)
+        return _quote(pc.replace_substring_regex(text, r"\.0+(Z?)$", r"\1"))
+    if pa.types.is_date(kind) or pa.types.is_time(kind):
+        return _quote(column.cast(pa.string()))
+    return pa.array([dumps_value(v) for v in column.to_pylist()], pa.string())
+
+
+def _quote(text: pa.Array) -> pa.Array:
+    if len(text) and _NEEDS_ESCAPE.search(memoryview(_values_buffer(text))):
+        escaped = pc.replace_substring(text, "\\", "\\\\")
+        escaped = pc.replace_substring(escaped, '"', '\\"')
+        for char, code in (("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+            escaped = pc.replace_substring(escaped, char, code)
+        if _CONTROL.search(memoryview(_values_buffer(escaped))):
+            return pa.array([dumps_value(v) for v in text.to_pylist()], pa.string())
+        text = escaped
+    return pc.binary_join_element_wise('"', text, '"', "")

@@ -45,7 +45,7 @@ from fsm_actors.platform.io import (
     storage,
     write_parquet_part,
 )
-from fsm_actors.platform.io.json_encode import json_default
+from fsm_actors.platform.io.convert import json_default
 
 log = logging.getLogger(__name__)
 
