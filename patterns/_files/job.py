@@ -106,6 +106,17 @@ class FileStage:
     retry: BatchRetry | None = None
     wants_records = False
 
+    @property
+    def runs_user_code(self) -> bool:
+        """Whether a batch runs the user's Python (a function step or a whole-run
+        aggregation); without it the stage is Arrow kernels only (expressions, projections,
+        declarative aggregations), which release the GIL: a local run can run several
+        copies of it at once (``JobKind.local_lanes``)."""
+        steps = [*self.filters, *self.transformations]
+        return bool(self.whole_aggregations) or any(
+            not isinstance(s, pc.Expression | dict) for s in steps
+        )
+
     def open(self) -> None:
         schema = self.validation_schema
         self._pipeline = BatchPipeline(

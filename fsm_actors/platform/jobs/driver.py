@@ -11,6 +11,7 @@ its output atomically. A run with a checkpoint id that finished already returns 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import queue
 import threading
@@ -268,21 +269,25 @@ class _PoolRunner:
 
 
 class _LocalRunner:
-    """Tasks run one at a time in this process (``local=True``): the same step, no Ray."""
+    """Tasks run in this process (``local=True``), no Ray: one at a time, or on
+    ``kind.local_lanes`` threads at once, each with its own step (built from its own copy of
+    the spec, as each worker builds its own); results come as they finish, like the pool's."""
 
     def __init__(self, kind: JobKind, staging: Staging | None) -> None:
         self.kind = kind
         self.staging = staging
-        self.step: Any = None
-        self.depth = 2
-        # one thread, joined on close: a cancelled run must not write after its clean-up
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="job-local")
+        self.steps: list[Any] = []
+        self.lanes = 1 if kind.async_step else max(1, kind.local_lanes)
+        self.depth = 2 * self.lanes
+        # joined on close: a cancelled run must not write after its clean-up
+        self._thread = ThreadPoolExecutor(self.lanes, thread_name_prefix="job-local")
 
     async def start(self, address: str | None, workers: int | None) -> None:
-        context = StepContext(
-            self.kind.run_id, 0, str(self.staging.root) if self.staging else None
-        )
-        self.step = self.kind.step_spec().build(context)
+        spec = self.kind.step_spec()
+        root = str(self.staging.root) if self.staging else None
+        for index in range(self.lanes):
+            own = spec if index == 0 else copy.deepcopy(spec)
+            self.steps.append(own.build(StepContext(self.kind.run_id, index, root)))
 
     def prepare(
         self, tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
@@ -290,19 +295,35 @@ class _LocalRunner:
         return _tasks(tasks, totals, lock)
 
     async def results(self, items: Prefetch) -> AsyncIterator[TaskResult]:
+        if self.kind.async_step:
+            async for task in items:
+                yield await self.steps[0].run(task)
+            return
+        loop = asyncio.get_running_loop()
+        free = list(self.steps)
+        running: dict[asyncio.Future[TaskResult], Any] = {}
+
+        async def finished() -> AsyncIterator[TaskResult]:
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                free.append(running.pop(future))
+                yield future.result()
+
         async for task in items:
-            if self.kind.async_step:
-                result = await self.step.run(task)
-            else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self._thread, self.step.run, task)
-            yield result
+            if not free:
+                async for result in finished():
+                    yield result
+            step = free.pop()
+            running[loop.run_in_executor(self._thread, step.run, task)] = step
+        while running:
+            async for result in finished():
+                yield result
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
-        if self.step is not None:
-            self.step.close()
-            self.step = None
+        for step in self.steps:
+            step.close()
+        self.steps = []
 
 
 def _other_nodes() -> list[str]:

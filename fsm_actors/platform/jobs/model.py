@@ -121,6 +121,11 @@ class JobKind(ABC):
     async_step: bool = False
     #: calls one async worker runs at once (``async_step`` only)
     worker_concurrency: int = 1
+    #: steps a local run (``run_job(local=True)``) runs at once on threads, each built from
+    #: its own copy of ``step_spec()`` as a worker's is; more than 1 only for steps that run
+    #: no user Python (Arrow kernels release the GIL, and a user's function may not be
+    #: thread-safe)
+    local_lanes: int = 1
 
     def local_paths(self) -> list[str]:
         """The local (not object-store) paths the workers read or write; a cluster with
