@@ -34,8 +34,8 @@ from typing import Any
 
 from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import atomic_write, join_parts
-from fsm_actors.platform.io.detect import split_extensions
 from fsm_actors.platform.io.errors import RAW_LIMIT
+from fsm_actors.platform.io.readers import split_extensions
 
 #: ``run(input_jsonl, staged_output, staged_errors, checkpoint_id)``: run the records of
 #: ``input_jsonl`` (JSON Lines, one record a line) into the staged paths, resumable by
@@ -299,7 +299,7 @@ async def redrive_stream(
 ) -> dict[str, Any]:
     """``AsyncSimpleFSM.process_stream(..., redrive=...)``: redrive a stream's error file
     (``True``: ``<sink>.errors.jsonl``) into ``sink`` through ``fsm``'s current machine."""
-    from fsm_actors.platform.io.detect import normalize_format
+    from fsm_actors.platform.io.readers import normalize_format
     from fsm_actors.stream import stream_job
 
     if sink is None:
@@ -338,7 +338,7 @@ async def redrive_stream(
 
 
 def _format_of(path: Any) -> str:
-    from fsm_actors.platform.io.detect import detect_format
+    from fsm_actors.platform.io.readers import detect_format
 
     return str(detect_format(str(path)))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm_actors.platform.io import atomic_write, storage
-from fsm_actors.platform.io.detect import normalize_format, split_extensions
+from fsm_actors.platform.io.readers import normalize_format, split_extensions
 from fsm_actors.platform.jobs.parts import OutputSpec, Staging, commit
 from patterns._etl.config import ETLMode
 from patterns._etl.endpoints import FileEndpoint

@@ -264,6 +264,6 @@ async def redrive_file_target(
 
 
 def _format_of(path: str) -> str:
-    from fsm_actors.platform.io.detect import normalize_format, split_extensions
+    from fsm_actors.platform.io.readers import normalize_format, split_extensions
 
     return normalize_format(split_extensions(path)[0] or "jsonl")

@@ -32,20 +32,6 @@ from fsm_actors.platform.io.csv_ranges import (
     read_csv_range,
     scan_csv_range,
 )
-from fsm_actors.platform.io.detect import (
-    COMPRESSION_EXTENSION,
-    FORMAT_EXTENSION,
-    FORMATS,
-    compress_bytes,
-    detect_compression,
-    detect_format,
-    normalize_compression,
-    normalize_format,
-    open_input,
-    open_output,
-    output_compression,
-    split_extensions,
-)
 from fsm_actors.platform.io.errors import (
     CorruptStreamError,
     FormatError,
@@ -55,17 +41,29 @@ from fsm_actors.platform.io.errors import (
 from fsm_actors.platform.io.join import concat_parts, join_parts
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet, stitchable, write_parquet_part
 from fsm_actors.platform.io.readers import (
+    COMPRESSION_EXTENSION,
+    FORMAT_EXTENSION,
+    FORMATS,
     ReadOptions,
+    detect_compression,
+    detect_format,
     iter_chunks,
+    normalize_compression,
+    normalize_format,
+    open_input,
     read_arrow_batches,
     read_record_batches,
+    split_extensions,
 )
 from fsm_actors.platform.io.writers import (
     ArrowWriter,
     RecordWriter,
     atomic_write,
+    compress_bytes,
     document_frame,
     fsync_path,
+    open_output,
+    output_compression,
 )
 
 __all__ = [

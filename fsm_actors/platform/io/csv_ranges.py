@@ -47,9 +47,8 @@ from fsm_actors.platform.io.csv_reader import (
     typed_pieces,
     unify_kinds,
 )
-from fsm_actors.platform.io.detect import detect_compression
 from fsm_actors.platform.io.errors import FormatError
-from fsm_actors.platform.io.readers import ReadOptions
+from fsm_actors.platform.io.readers import ReadOptions, detect_compression
 
 MIN_RANGE_BYTES = 4 << 20
 #: ranges whose first block a ``infer="sample"`` type scan of a large file reads

@@ -68,7 +68,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from fsm_actors.platform.io.chunks import Piece, consecutive
-from fsm_actors.platform.io.detect import end_at_last_line
 from fsm_actors.platform.io.errors import CorruptStreamError, FormatError, RowError, raw_text
 
 if TYPE_CHECKING:
@@ -420,6 +419,13 @@ class RawBatch:
         )
 
 
+def _end_at_last_line(stream: BinaryIO) -> bool:
+    """Make a stream of ``readers.open_input`` end at the last whole line before corrupt or
+    truncated data (its ``end_at_last_line``); ``False`` for a stream without it."""
+    end = getattr(stream, "end_at_last_line", None)
+    return bool(end is not None and end())
+
+
 def string_batches(
     data: Callable[[], BinaryIO], header: Header, opts: ReadOptions, name: str | None
 ) -> Iterator[RawBatch]:
@@ -431,7 +437,7 @@ def string_batches(
     stopped: str | None = None
     while True:
         stream = data()
-        if stopped is not None and not end_at_last_line(stream):
+        if stopped is not None and not _end_at_last_line(stream):
             stream.close()
             break
         try:

@@ -20,15 +20,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fsm_actors.platform.io.arrow_schema import conform, unify_schemas
-from fsm_actors.platform.io.detect import (
-    compress_bytes,
-    normalize_compression,
-    normalize_format,
-    open_input,
-)
 from fsm_actors.platform.io.errors import FormatError
 from fsm_actors.platform.io.parquet_stitch import stitch_parquet
-from fsm_actors.platform.io.writers import ArrowWriter, atomic_write, document_frame
+from fsm_actors.platform.io.readers import normalize_compression, normalize_format, open_input
+from fsm_actors.platform.io.writers import ArrowWriter, atomic_write, compress_bytes, document_frame
 
 
 def join_parts(

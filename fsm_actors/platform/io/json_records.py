@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from fsm_actors.platform.io.detect import open_input
 from fsm_actors.platform.io.errors import RAW_LIMIT as _RAW_LIMIT
 from fsm_actors.platform.io.errors import RowError
 from fsm_actors.platform.io.json_reader import iter_json_items
+from fsm_actors.platform.io.readers import open_input
 
 
 def iter_json_records(path: str, read: Any) -> Iterator[dict[str, Any] | RowError]:

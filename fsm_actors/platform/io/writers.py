@@ -38,14 +38,13 @@ import pyarrow.parquet as pq
 
 from fsm_actors.platform.io.arrow_schema import conform
 from fsm_actors.platform.io.convert import dumps_value, records_to_table
-from fsm_actors.platform.io.detect import (
+from fsm_actors.platform.io.errors import FormatError
+from fsm_actors.platform.io.readers import (
+    COMPRESSION_EXTENSION,
     normalize_compression,
     normalize_format,
-    open_output,
-    output_compression,
     split_extensions,
 )
-from fsm_actors.platform.io.errors import FormatError
 from fsm_actors.platform.io.xml_io import record_to_xml, xml_epilogue, xml_name, xml_prologue
 
 _JSON_SEPARATOR = b",\n"
@@ -433,3 +432,53 @@ def _quote(text: pa.Array) -> pa.Array:
             return pa.array([dumps_value(v) for v in text.to_pylist()], pa.string())
         text = escaped
     return pc.binary_join_element_wise('"', text, '"', "")
+
+
+# Compressed output.
+
+
+def open_output(path: str | os.PathLike, compression: str | None = None) -> BinaryIO:
+    """A writable binary stream to ``path`` that compresses with ``compression`` if given."""
+    raw = pa.OSFile(os.fspath(path), mode="w")
+    codec = normalize_compression(compression)
+    if codec is None:
+        return raw
+    return pa.CompressedOutputStream(raw, codec)
+
+
+def output_compression(
+    path: str | os.PathLike, compression: str | None, fmt: str | None = None
+) -> str | None:
+    """The compression to write ``path`` with: ``compression`` if given, else what the name
+    says (``out.jsonl.gz`` -> ``gzip``).
+
+    A name whose compression extension names another codec than ``compression``
+    (``compression="zstd"`` for ``out.jsonl.gz``) raises ``FormatError``: nothing could read
+    the file by its name. Parquet compresses its pages, so its ``compression`` is the page
+    codec and is not checked against the name.
+    """
+    _, named = split_extensions(path)
+    if fmt is not None and normalize_format(fmt) == "parquet":
+        return compression
+    wanted = normalize_compression(compression)
+    if wanted is not None and named is not None and wanted != named:
+        suffix = Path(path).suffix
+        raise FormatError(
+            f"{os.fspath(path)}: compression={compression!r} but the name ends in {suffix!r} "
+            f"({named}); name the output ...{COMPRESSION_EXTENSION[wanted]}, or drop "
+            "compression= to follow the name",
+            os.fspath(path),
+        )
+    return wanted or named
+
+
+def compress_bytes(data: bytes, compression: str | None) -> bytes:
+    """``data`` as one complete gzip member or zstd frame (unchanged without compression;
+    empty stays empty, so an empty frame piece adds nothing to a joined file)."""
+    compression = normalize_compression(compression)
+    if not data or compression is None:
+        return data
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, compression) as stream:
+        stream.write(data)
+    return sink.getvalue().to_pybytes()
