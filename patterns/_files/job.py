@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +40,6 @@ from fsm_actors.platform.jobs import (
     run_job,
 )
 from patterns._files.aggregate import AggSpec, merge, parse_aggregations, partial
-from patterns._files.config import FileProcessingConfig, ProcessingMode
 from patterns._records import (
     is_batch_level,
     make_validator,
@@ -52,7 +51,11 @@ from patterns._records import (
 from patterns._task_policy import TaskRetry
 from patterns.errors import ErrorThresholdExceeded, PatternError
 
-IN_FLIGHT = {ProcessingMode.STREAM: 2, ProcessingMode.BATCH: 4, ProcessingMode.WHOLE: 1}
+if TYPE_CHECKING:
+    from patterns.file_processing import FileProcessingConfig
+
+#: batches in flight per ``ProcessingMode`` (a ``StrEnum``: its members are these keys)
+IN_FLIGHT = {"stream": 2, "batch": 4, "whole": 1}
 #: the stages whose rejections are failures of a batch (validation rejections are data)
 FAILING_STAGES = ("filter", "transform")
 
@@ -298,7 +301,7 @@ class FileJob:
         self.address = address
         self.agg_specs, callables = (parse_aggregations(config.aggregations)
                                      if config.aggregations else ([], {}))
-        if callables and config.mode is not ProcessingMode.WHOLE:
+        if callables and config.mode != "whole":
             raise PatternError(
                 f"aggregations {sorted(callables)} are callables: they need every record at "
                 "once, so use mode=WHOLE, or a mergeable spec such as 'count', 'sum:amount', "
@@ -404,7 +407,7 @@ def _spec(config: FileProcessingConfig, options: Any = None) -> FileJobSpec:
         compression=config.compression,
         partition_by=tuple(config.partition_by or ()),
         chunk_size=config.chunk_size,
-        whole=config.mode is ProcessingMode.WHOLE,
+        whole=config.mode == "whole",
         in_flight=IN_FLIGHT[config.mode],
         xml_root_element=config.xml_root_element,
         error_file=config.error_file,
@@ -422,8 +425,7 @@ def _with_options(spec: FileJobSpec, options: Any) -> FileJobSpec:
     changes: dict[str, Any] = {}  # batch_size, parallel_workers: already config fields
     if options.stream is not None:
         changes["whole"] = not options.stream
-        changes["in_flight"] = IN_FLIGHT[ProcessingMode.STREAM if options.stream
-                                         else ProcessingMode.WHOLE]
+        changes["in_flight"] = IN_FLIGHT["stream" if options.stream else "whole"]
     return replace(spec, **changes) if changes else spec
 
 

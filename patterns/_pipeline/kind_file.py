@@ -70,7 +70,7 @@ async def run(spec: dict[str, Any], config: Any, context: RunContext) -> dict[st
 
 
 def _model() -> Any:
-    from patterns._files.config import FileProcessingConfig
+    from patterns.file_processing import FileProcessingConfig
 
     return FileProcessingConfig
 

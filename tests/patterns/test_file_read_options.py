@@ -9,8 +9,8 @@ import json
 
 from fsm_actors.platform.io import ReadOptions
 from fsm_actors.platform.jobs import run_job
-from patterns._files.config import FileProcessingConfig
 from patterns._files.job import FileJob
+from patterns.file_processing import FileProcessingConfig
 
 
 def _config(tmp_path, **extra):
