@@ -20,7 +20,6 @@ CORES = [
     "fsm_actors.platform.pickling",
     "fsm_actors.platform.errors",
     "fsm_actors.platform.jobs.model",
-    "fsm_actors.platform.jobs.files",
     "fsm_actors.platform.jobs.parts",
     "fsm_actors.platform.jobs.file_step",
     "fsm_actors.platform.jobs",

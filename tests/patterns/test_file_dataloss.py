@@ -58,10 +58,10 @@ def _bool_csv(path, rows=ROWS) -> list[dict]:
 def read_path(request, monkeypatch):
     """The file read whole, or parsed by workers in byte ranges (a large CSV's path)."""
     if request.param == "ranges":
-        import fsm_actors.platform.jobs.files as files
+        import fsm_actors.platform.jobs.file_kind as file_kind
 
-        monkeypatch.setattr(files, "RANGE_FILE", 1 << 18)
-        monkeypatch.setattr(files, "BYTES_PER_WORKER", 1 << 18)
+        monkeypatch.setattr(file_kind, "RANGE_FILE", 1 << 18)
+        monkeypatch.setattr(file_kind, "BYTES_PER_WORKER", 1 << 18)
     return request.param
 
 
@@ -147,7 +147,7 @@ def test_json_format_on_json_lines_reads_every_line(
     ray_session, tmp_path, monkeypatch, fmt, read_on
 ):
     if read_on == "driver":
-        monkeypatch.setattr("fsm_actors.platform.jobs.files.SMALL_FILE", 0)
+        monkeypatch.setattr("fsm_actors.platform.jobs.file_kind.SMALL_FILE", 0)
     src = tmp_path / "in.json"
     src.write_text(JSON_LINES)
     out = tmp_path / "out.jsonl"

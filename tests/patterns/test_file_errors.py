@@ -25,7 +25,7 @@ GOOD = dict.fromkeys(BAD_INPUTS, 2)
 @pytest.mark.parametrize("read_on", ["driver", "workers"])
 def test_malformed_records_go_to_the_error_file(ray_session, tmp_path, monkeypatch, read_on):
     if read_on == "driver":
-        monkeypatch.setattr("fsm_actors.platform.jobs.files.SMALL_FILE", 0)
+        monkeypatch.setattr("fsm_actors.platform.jobs.file_kind.SMALL_FILE", 0)
     for fmt, data in BAD_INPUTS.items():
         (tmp_path / f"bad.{fmt}").write_bytes(data)
     out = tmp_path / "out"

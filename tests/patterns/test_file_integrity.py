@@ -82,10 +82,10 @@ def test_share_threshold_is_judged_on_the_run_not_the_first_block(ray_session, t
 
 
 def test_large_csv_is_parsed_by_workers_in_byte_ranges(ray_session, tmp_path, monkeypatch):
-    import fsm_actors.platform.jobs.files as files
+    import fsm_actors.platform.jobs.file_kind as file_kind
 
-    monkeypatch.setattr(files, "RANGE_FILE", 1 << 20)
-    monkeypatch.setattr(files, "BYTES_PER_WORKER", 1 << 19)
+    monkeypatch.setattr(file_kind, "RANGE_FILE", 1 << 20)
+    monkeypatch.setattr(file_kind, "BYTES_PER_WORKER", 1 << 19)
     src = tmp_path / "big.csv"
     lines = ["id,text,amount"]
     for i in range(120_000):

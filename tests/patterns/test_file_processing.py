@@ -111,7 +111,7 @@ def write_inputs(directory) -> dict[str, list[dict]]:
 def test_round_trip_every_format_and_mode(ray_session, tmp_path, monkeypatch, mode, read_on):
     """Each input keeps its format and compression in the per-file output directory."""
     if read_on == "driver":
-        monkeypatch.setattr("fsm_actors.platform.jobs.files.SMALL_FILE", 0)
+        monkeypatch.setattr("fsm_actors.platform.jobs.file_kind.SMALL_FILE", 0)
     expected = write_inputs(tmp_path / "in")
     out = tmp_path / "out"
     result = FileProcessor(

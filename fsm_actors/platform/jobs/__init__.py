@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from fsm_actors.platform.jobs.driver import run_job
 from fsm_actors.platform.jobs.errors import JobError, ThresholdExceeded
-from fsm_actors.platform.jobs.file_kind import FileJobKind
+from fsm_actors.platform.jobs.file_kind import (
+    FileJobKind,
+    FileJobSpec,
+    Plan,
+    make_plan,
+    resolve_inputs,
+)
 from fsm_actors.platform.jobs.file_step import FileStep, FileStepSpec, RecordStage, StageOutput
-from fsm_actors.platform.jobs.files import FileJobSpec, Plan, make_plan, resolve_inputs
 from fsm_actors.platform.jobs.model import (
     COUNT_KEYS,
     DoneSet,
