@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import queue
 import threading
@@ -27,6 +28,8 @@ from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.jobs.checkpoint import CheckpointStore, JobState, threshold_verdict
 from fsm_actors.platform.jobs.errors import JobError
+from fsm_actors.platform.jobs.forked_lanes import ForkedLanes
+from fsm_actors.platform.jobs.forked_lanes import available as can_fork
 from fsm_actors.platform.jobs.heartbeat import Heartbeat, pipeline_of
 from fsm_actors.platform.jobs.model import (
     JobKind,
@@ -91,7 +94,11 @@ async def run_job(
             state.set_total(partition, total)
 
     local = local or in_process()  # the CLI's first run while its background head starts
-    runner = _LocalRunner(kind, staging) if local else _PoolRunner(kind, staging, memory_limit)
+    if local:  # the CLI's in-process runs may fork lanes; the API's local=True never does
+        forked = kind.forked_lanes > 1 and not kind.async_step and in_process() and can_fork()
+        runner: Any = _LocalRunner(kind, staging, forked=forked)
+    else:
+        runner = _PoolRunner(kind, staging, memory_limit)
     if on_phase is not None:
         on_phase("connecting" if not local else "starting")
     await runner.start(address, workers)
@@ -269,15 +276,23 @@ class _PoolRunner:
 
 
 class _LocalRunner:
-    """Tasks run in this process (``local=True``), no Ray: one at a time, or on
+    """Tasks run without Ray (``local=True``): one at a time in this process, or on
     ``kind.local_lanes`` threads at once, each with its own step (built from its own copy of
-    the spec, as each worker builds its own); results come as they finish, like the pool's."""
+    the spec, as each worker builds its own), or, for a run the CLI asked to go in-process,
+    on ``kind.forked_lanes`` processes forked from this one (``forked_lanes``). Results come
+    as they finish, like the pool's."""
 
-    def __init__(self, kind: JobKind, staging: Staging | None) -> None:
+    def __init__(self, kind: JobKind, staging: Staging | None, forked: bool = False) -> None:
         self.kind = kind
         self.staging = staging
-        self.steps: list[Any] = []
-        self.lanes = 1 if kind.async_step else max(1, kind.local_lanes)
+        self.steps: list[Callable[[Task], Any]] = []  # one ``run`` per lane
+        self._built: list[Any] = []  # the steps of this process's lanes
+        self.forked: ForkedLanes | None = None
+        self._forked = forked
+        if kind.async_step:
+            self.lanes = 1
+        else:
+            self.lanes = max(1, kind.forked_lanes if forked else kind.local_lanes)
         self.depth = 2 * self.lanes
         # joined on close: a cancelled run must not write after its clean-up
         self._thread = ThreadPoolExecutor(self.lanes, thread_name_prefix="job-local")
@@ -285,9 +300,14 @@ class _LocalRunner:
     async def start(self, address: str | None, workers: int | None) -> None:
         spec = self.kind.step_spec()
         root = str(self.staging.root) if self.staging else None
+        if self._forked:  # before the run starts threads of its own
+            self.forked = ForkedLanes(spec, self.kind.run_id, root, self.lanes)
+            self.steps = [functools.partial(self.forked.run, i) for i in range(self.lanes)]
+            return
         for index in range(self.lanes):
             own = spec if index == 0 else copy.deepcopy(spec)
-            self.steps.append(own.build(StepContext(self.kind.run_id, index, root)))
+            self._built.append(own.build(StepContext(self.kind.run_id, index, root)))
+        self.steps = [step.run for step in self._built]
 
     def prepare(
         self, tasks: Iterator[Any], totals: dict[str, int], lock: threading.Lock
@@ -297,7 +317,7 @@ class _LocalRunner:
     async def results(self, items: Prefetch) -> AsyncIterator[TaskResult]:
         if self.kind.async_step:
             async for task in items:
-                yield await self.steps[0].run(task)
+                yield await self.steps[0](task)
             return
         loop = asyncio.get_running_loop()
         free = list(self.steps)
@@ -314,16 +334,18 @@ class _LocalRunner:
                 async for result in finished():
                     yield result
             step = free.pop()
-            running[loop.run_in_executor(self._thread, step.run, task)] = step
+            running[loop.run_in_executor(self._thread, step, task)] = step
         while running:
             async for result in finished():
                 yield result
 
     def close(self) -> None:
+        if self.forked is not None:  # busy children are killed: their calls end at once
+            self.forked.close()
         self._thread.shutdown(wait=True)
-        for step in self.steps:
+        for step in self._built:
             step.close()
-        self.steps = []
+        self._built, self.steps = [], []
 
 
 def _other_nodes() -> list[str]:

@@ -439,8 +439,10 @@ class FileJobKind(JobKind):
         self.checkpoint_dir = self.plan.checkpoint_dir
         self.error_file = self.plan.error_file
         self.max_in_flight = self.plan.max_in_flight
-        if not getattr(stage, "runs_user_code", True):  # Arrow kernels only
-            cpus = len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
+        if getattr(stage, "runs_user_code", True):
+            self.forked_lanes = min(cpus, self.workers(cpus))
+        else:  # Arrow kernels only: threads
             self.local_lanes = min(cpus, self.workers(cpus))
         self._finish = finish
         self._identity = identity

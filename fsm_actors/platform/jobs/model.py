@@ -126,6 +126,9 @@ class JobKind(ABC):
     #: no user Python (Arrow kernels release the GIL, and a user's function may not be
     #: thread-safe)
     local_lanes: int = 1
+    #: processes forked from this one (``forked_lanes``) a run the CLI asked to go
+    #: in-process may run steps on; for steps that run the user's Python (held by the GIL)
+    forked_lanes: int = 1
 
     def local_paths(self) -> list[str]:
         """The local (not object-store) paths the workers read or write; a cluster with
