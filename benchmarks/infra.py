@@ -4,7 +4,7 @@ Three pieces of ``fsm_actors.platform.io`` keep their place only while this show
 
 * ``parquet_stitch``: joining N Parquet parts by copying row-group bytes, against pyarrow's
   ``read_table`` + ``ParquetWriter`` (decode and re-encode every page).
-* ``json_encode.encode_rows``: Arrow to JSON Lines column-wise, against ``to_pylist`` +
+* ``writers.encode_rows``: Arrow to JSON Lines column-wise, against ``to_pylist`` +
   ``json.dumps`` per row (and pandas' ``to_json(lines=True)`` when pandas is installed).
 * ``csv_ranges``: cutting one CSV into byte ranges that two processes parse at once (plan +
   whole-file type scan included), against pyarrow's one-process streaming reader
@@ -106,7 +106,7 @@ def bench_json(table: pa.Table) -> None:
     except ImportError:
         pass
     ours = timed(lambda: encode_rows(table, "\n"))
-    emit(bench="json_lines", path="json_encode.encode_rows", seconds=round(ours, 3),
+    emit(bench="json_lines", path="writers.encode_rows", seconds=round(ours, 3),
          rows=table.num_rows, ratio_vs_plain=round(base / ours, 2))
 
 
