@@ -316,11 +316,14 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     targets = [path for _, path in output_paths(spec, config.parent)]
     _before_work(display, targets)
     kind = getattr(job, "kind", "file_processing")
-    if not cold_start.prepare(display, kind, address, _inputs(config, spec)):
+    if cold_start.prepare(display, kind, address, _inputs(config, spec)):
+        display.phase("running in this process (steps with Python functions on one process "
+                      "forked from it per CPU)")
+    else:
         _connect(display, address)
-    display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
-                  if kind == "steps" else
-                  f"starting the job's workers ({kind}/<run id>/worker/<i>)")
+        display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"
+                      if kind == "steps" else
+                      f"starting the job's workers ({kind}/<run id>/worker/<i>)")
     try:
         return files.run(config, on_progress=display.on_progress, address=address,
                                  checkpoint_id=checkpoint_id)

@@ -330,6 +330,7 @@ def _split_ranges(inputs: list[InputFile], read: ReadOptions) -> list[InputFile]
         ):
             options = _replace(read, format=item.format)
             n = math.ceil(item.size / BYTES_PER_WORKER)
+            n += n % 2  # an even count: two workers (or lanes) finish together
             ranges = plan_byte_ranges(item.path, n, options, min_bytes=BYTES_PER_WORKER // 2)
             if len(ranges) > 1:
                 out += [
