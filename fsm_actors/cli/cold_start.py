@@ -8,8 +8,8 @@ in the background instead (dashboard on, every port on 127.0.0.1; it stops itsel
 stderr. Meanwhile the run itself:
 
 * an FSM config or a ``file_processing`` pipeline file with at most
-  ``FSM_ACTORS_IN_PROCESS_MB`` (128) MB of input runs in this process, and the head starts
-  when the run is over (started during the run, it took half of 2 cores from it: 0.72x
+  ``FSM_ACTORS_IN_PROCESS_MB`` (128) MB of input runs in this process (its tasks on lanes
+  forked from it, ``jobs.forked_lanes``), and the head starts when the run is over (started during the run, it took half of 2 cores from it: 0.72x
   plain Python instead of about 1.1x for a million rows);
 * anything else starts the head at once, waits for it and attaches to it.
 
