@@ -245,7 +245,7 @@ def _run_fsm(config: Path, spec: dict[str, Any], display: RunDisplay, input_path
     targets = [output_path] if output_path is not None else []
     _before_work(display, targets)
     if not local and cold_start.prepare(display, "fsm_config", address, [str(input_path)]):
-        local = True  # the first run here: in-process while a background head starts
+        local = True  # a small run that names no cluster: in this process
     if not local:
         _connect(display, address)
     fsm = SimpleFSM(spec, custom_functions=functions, local=local, actors=actors,

@@ -198,8 +198,15 @@ def _rates(rows: list[ActorRow], before: dict[str, tuple[float, dict[str, Any]]]
 @click.option("--watch", "-w", is_flag=True, help="Refresh every --interval seconds.")
 @click.option("--interval", type=float, default=2.0, show_default=True)
 def status(address: str | None, watch: bool, interval: float) -> None:
-    """Show this project's actors on a running cluster, grouped by pipeline and run."""
-    cluster = find(address)
+    """Show this project's actors on a running cluster, grouped by pipeline and run, and
+    this machine's in-process runs."""
+    try:
+        cluster = find(address)
+    except UserError:
+        if address is not None or not heartbeat.running_here():
+            raise
+        _local_only(watch, interval)  # no cluster here, but runs in their own processes
+        return
     try:
         target = ray_address(cluster)
         info = runtime.ensure_ray(target, **driver_options(target))
@@ -216,6 +223,33 @@ def status(address: str | None, watch: bool, interval: float) -> None:
         rows = collect(dashboard, info.namespace)
         _rates(rows, seen)
         lines = render(rows, running_jobs(dashboard), cluster.describe(), heartbeat.running())
+        lines += here_lines(heartbeat.running_here()) if address is None else []
+        if watch:
+            click.clear()
+        click.echo("\n".join(lines))
+        if not watch:
+            return
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+def here_lines(docs: list[dict[str, Any]]) -> list[str]:
+    """This machine's in-process runs (``heartbeat.running_here``), as ``render`` shows jobs."""
+    if not docs:
+        return []
+    lines = [f"in-process runs on this machine: {len(docs)}"]
+    for doc in docs:
+        lines.append(f"{doc.get('pattern')} run {doc['run']} (pid {doc.get('pid')}, "
+                     f"{doc.get('workers', 1)} lane{'s' if doc.get('workers', 1) != 1 else ''})")
+        lines += job_lines(doc)
+    return lines
+
+
+def _local_only(watch: bool, interval: float) -> None:
+    while True:
+        lines = ["no Ray cluster runs on this machine"] + here_lines(heartbeat.running_here())
         if watch:
             click.clear()
         click.echo("\n".join(lines))

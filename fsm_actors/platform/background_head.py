@@ -40,7 +40,7 @@ CLIENT_CHANNEL_TIMEOUT = 10
 BACKGROUND_ENV = "FSM_ACTORS_BACKGROUND_HEAD"
 
 
-#: set by ``fsm-actors run`` while a background head starts: file jobs run in this process
+#: set by ``fsm-actors run`` for a small run that names no cluster: file jobs run in this process
 _in_process: list[str] = []
 
 

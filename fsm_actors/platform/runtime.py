@@ -25,8 +25,8 @@ from fsm_actors.platform.errors import FSMError
 
 
 class _Ray:
-    """``ray``, imported at first use: a CLI run that never connects (in-process while a
-    background head starts) does not pay for importing Ray (about a second of CPU)."""
+    """``ray``, imported at first use: a CLI run that never connects (a small run that
+    goes in-process) does not pay for importing Ray (about a second of CPU)."""
 
     def __getattr__(self, name: str) -> Any:
         import ray as module

@@ -1,6 +1,6 @@
 """The first ``fsm-actors run`` (in-process, no Ray) of a job with Python functions runs
 on lanes forked from the CLI: under a real terminal, Ctrl-C stops it with one clean message
-and no lane left running, and the resume (on the background head the first run left)
+and no lane left running, and the resume (in-process again)
 finishes with every record once."""
 
 from __future__ import annotations

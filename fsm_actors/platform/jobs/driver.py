@@ -93,7 +93,7 @@ async def run_job(
         for partition, total in pending.items():
             state.set_total(partition, total)
 
-    local = local or in_process()  # the CLI's first run while its background head starts
+    local = local or in_process()  # a small CLI run that names no cluster
     if local:  # the CLI's in-process runs may fork lanes; the API's local=True never does
         forked = kind.forked_lanes > 1 and not kind.async_step and in_process() and can_fork()
         runner: Any = _LocalRunner(kind, staging, forked=forked)

@@ -11,13 +11,17 @@ and
 * prints a progress line to stderr every ``progress.line_every()`` seconds (runs without a
   terminal: submitted jobs, ``run --no-progress``; ``FSM_ACTORS_PROGRESS_EVERY`` sets it).
 
-A local run (no Ray) reads this process's ``progress.LIVE`` and only prints lines.
+A local run (no Ray) reads this process's ``progress.LIVE``; one the CLI sent in-process
+(``background_head.in_process()``) also keeps its document in ``$FSM_ACTORS_HOME/live/<run
+id>.json`` (with its pid; removed when it ends), where ``fsm-actors status`` finds the
+in-process runs of this machine (``running_here``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -25,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from fsm_actors.platform.background_head import in_process, state_dir
 from fsm_actors.platform.jobs import progress
 
 TICK = 2.0
@@ -85,9 +90,12 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._last_line = time.monotonic()
         self._kv = False
+        self._file: Any = None
 
     def start(self) -> Heartbeat:
         self._kv = _on_ray() and getattr(self.runner, "pool", None) is not None
+        if not self._kv and in_process():
+            self._file = _live_dir() / f"{self.kind.run_id}.json"
         self._thread = threading.Thread(target=self._loop, name="job-heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -100,6 +108,9 @@ class Heartbeat:
             self._thread.join(timeout=self.tick + 5)
         if self._kv:
             _kv_delete(self.kind.run_id)
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.unlink()
 
     def _loop(self) -> None:
         while not self._stop.wait(min(self.tick, self.every or self.tick)):
@@ -135,6 +146,8 @@ class Heartbeat:
         )
         if self._kv:
             _kv_put(self.kind.run_id, self.doc)
+        if self._file is not None:
+            _file_put(self._file, {**self.doc, "pid": os.getpid()})
         for watcher in list(WATCHERS):
             with contextlib.suppress(Exception):  # a watcher never stops a run
                 watcher(dict(self.doc))
@@ -162,7 +175,7 @@ class Heartbeat:
             return {"records": now["records_read"] - base["records_read"],
                     "errors": now["errors"] - base["errors"],
                     "written": now["records_written"] - base["records_written"],
-                    "states": states, "workers": 1,
+                    "states": states, "workers": getattr(self.runner, "lanes", 1),
                     "inputs": [now["input"]] if now["input"] else []}
         import ray
 
@@ -217,5 +230,39 @@ def running(max_age: float = 60.0) -> list[dict[str, Any]]:
             continue
         doc = json.loads(raw)
         if time.time() - doc.get("updated", 0) <= max_age:
+            docs.append(doc)
+    return sorted(docs, key=lambda d: d.get("started", 0))
+
+
+def _live_dir():
+    return state_dir() / "live"
+
+
+def _file_put(path: Any, doc: dict[str, Any]) -> None:
+    """Replace ``path`` with ``doc`` at once (a reader sees the old or the new one); no
+    fsync: a live figure lost in a crash is replaced by the next beat, or goes with its run."""
+    from fsm_actors.platform.io.writers import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, default=str)), fsync=False)
+
+
+def running_here(max_age: float = 60.0) -> list[dict[str, Any]]:
+    """The progress documents of this machine's in-process CLI runs (their process alive,
+    updated in the last ``max_age`` seconds); a document left by a killed run is removed."""
+    docs = []
+    for path in sorted(_live_dir().glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(int(doc.get("pid", 0)), 0)
+            alive = int(doc.get("pid", 0)) > 0
+        except (OSError, ValueError):
+            alive = False
+        if not alive:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        elif time.time() - doc.get("updated", 0) <= max_age:
             docs.append(doc)
     return sorted(docs, key=lambda d: d.get("started", 0))
