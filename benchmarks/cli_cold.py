@@ -1,13 +1,17 @@
 """First and later CLI runs of a CSV -> JSON Lines job vs a plain Python loop, interleaved.
 
-    .venv/bin/python benchmarks/cli_cold.py [--rows 1000000] [--rounds 3] [--embedded]
+    .venv/bin/python benchmarks/cli_cold.py [--rows 1000000] [--rounds 3] [--attached] [--embedded]
 
 * ``python``: ``csv.DictReader`` -> the lambda -> ``json.dumps`` per row, in a fresh
   interpreter (its start-up included);
 * ``cli_first``: ``fsm-actors run job.yaml`` on a machine without Ray (own
-  ``FSM_ACTORS_HOME`` and ``RAY_TMPDIR``): it starts the background head and runs in-process;
-* ``cli_later``: the same command again, attached to that head (``--rounds`` times, each right
-  after a ``python`` run, so both see the same machine load);
+  ``FSM_ACTORS_HOME`` and ``RAY_TMPDIR``): a small run (up to ``FSM_ACTORS_IN_PROCESS_MB``)
+  goes in-process, on lanes forked from the CLI;
+* ``cli_later``: the same command again (``--rounds`` times, each right after a ``python``
+  run, so both see the same machine load): in-process again;
+* ``cli_head_start`` and ``cli_attached`` (``--attached``): the same job with
+  ``FSM_ACTORS_IN_PROCESS_MB=0``, so it goes to the background head: the first starts it,
+  the next ``--rounds`` attach to it (Ray starts the job's workers for each);
 * ``cli_embedded`` (``--embedded``): ``--address local``, a Ray of its own started and stopped.
 
 One JSON line each: wall seconds, CPU seconds (the command and its children, plus every
@@ -144,6 +148,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--embedded", action="store_true")
+    parser.add_argument("--attached", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fsm-cold-"))
     home = work / "home"
@@ -165,13 +170,19 @@ def main() -> None:
         base = timed(plain)
         line("python", *base, args.rows, None)
         line("cli_first", *timed(cli, env, home), args.rows, base)
-        deadline = time.time() + 300
-        while not (home / "head.json").exists() and time.time() < deadline:
-            time.sleep(0.5)
         for n in range(args.rounds):
             base = timed(plain)
             line("python", *base, args.rows, None)
             line("cli_later", *timed(cli, env, home), args.rows, base, round=n + 1)
+        if args.attached:  # the same job sent to the background head (any input is "big")
+            big = {**env, "FSM_ACTORS_IN_PROCESS_MB": "0"}
+            base = timed(plain)
+            line("python", *base, args.rows, None)
+            line("cli_head_start", *timed(cli, big, home), args.rows, base)
+            for n in range(args.rounds):
+                base = timed(plain)
+                line("python", *base, args.rows, None)
+                line("cli_attached", *timed(cli, big, home), args.rows, base, round=n + 1)
         if args.embedded:
             base = timed(plain)
             line("python", *base, args.rows, None)

@@ -24,12 +24,14 @@ import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsm_actors.platform.extensions import register
 from resource_actors.errors import ResourceError
-from resource_actors.manager import ResourceManager
 from resource_actors.static_providers import UnavailableResourceProvider
+
+if TYPE_CHECKING:  # imported where used: registering this hook loads no manager
+    from resource_actors.manager import ResourceManager
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,8 @@ def prepare_fsm_resources(resources: Mapping[str, Any], local: bool = False
     ``binder_from_spec`` build a binder with the same scope in any worker of the cluster.
     The binder's ``close()`` unregisters the resources.
     """
+    from resource_actors.manager import ResourceManager
+
     scope = f"fsm-{uuid.uuid4().hex[:10]}"
     manager = ResourceManager(local=local)
     registered = register_fsm_resources(manager, resources, scope)
@@ -149,11 +153,15 @@ class BinderSpec:
 
     def bind(self) -> ManagerResourceBinder:
         """A binder, in this process, over the cluster's resources this spec names."""
+        from resource_actors.manager import ResourceManager
+
         return ManagerResourceBinder(ResourceManager(), self.aliases)
 
 
 def registered_names(address: str | None, names: list[str]) -> set[str]:
     """Those of ``names`` registered with the cluster's ``ResourceManager``."""
+    from resource_actors.manager import ResourceManager
+
     manager = ResourceManager(address=address)
     try:
         return set(manager.resource_names()) & set(names)

@@ -19,21 +19,29 @@ records use ``None`` for "no value" (table rows) pass ``nulls_as_missing=True``.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft7Validator, SchemaError
-from jsonschema.exceptions import ValidationError as _SchemaViolation
 
 from fsm_actors.platform.errors import FSMConfigError
 
-_KEYWORDS = frozenset(Draft7Validator.VALIDATORS) | {
-    "then", "else", "definitions", "$defs", "title", "description", "default", "examples",
-    "$schema", "$id", "$comment", "readOnly", "writeOnly", "deprecated", "contentMediaType",
-    "contentEncoding",
-}  # fmt: skip
+if TYPE_CHECKING:  # jsonschema is imported when a schema is compiled (~40 ms at start-up)
+    from jsonschema import SchemaError
+    from jsonschema.exceptions import ValidationError as _SchemaViolation
+
+
+@functools.cache
+def _keywords() -> frozenset[str]:
+    from jsonschema import Draft7Validator
+
+    return frozenset(Draft7Validator.VALIDATORS) | {
+        "then", "else", "definitions", "$defs", "title", "description", "default",
+        "examples", "$schema", "$id", "$comment", "readOnly", "writeOnly", "deprecated",
+        "contentMediaType", "contentEncoding",
+    }  # fmt: skip
 _SCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs", "dependencies")
 _SCHEMA_ONE = (
     "items", "additionalItems", "additionalProperties", "contains", "propertyNames", "not",
@@ -54,6 +62,8 @@ def compile_schema(
     ``FSMConfigError`` at the offending key (under ``key_path``) for a keyword draft 7
     does not define or a malformed rule. ``nulls_as_missing``: top-level ``None`` values
     are dropped before the check."""
+    from jsonschema import Draft7Validator, SchemaError
+
     if not isinstance(schema, dict):
         raise FSMConfigError("a schema must be a mapping", key_path=key_path, source=source)
     _check_keywords(schema, key_path, source)
@@ -88,7 +98,7 @@ def _check_keywords(schema: Any, where: str, source: str | None) -> None:
     """Raise at the first keyword draft 7 does not define, at any depth."""
     if not isinstance(schema, dict):
         return
-    unknown = sorted(str(k) for k in schema if k not in _KEYWORDS)
+    unknown = sorted(str(k) for k in schema if k not in _keywords())
     if unknown:
         raise FSMConfigError(
             f"unsupported schema keyword(s) {', '.join(unknown)}: JSON Schema draft 7 does "
