@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -167,26 +168,23 @@ def main() -> None:
         plain = [sys.executable, str(work / "plain.py"), str(csv), str(work / "p.jsonl")]
         cli = [*fsm, "run", str(job), "--no-progress", "--json"]
 
-        base = timed(plain)
-        line("python", *base, args.rows, None)
-        line("cli_first", *timed(cli, env, home), args.rows, base)
-        for n in range(args.rounds):
+        def after_python(name: str, cmd: list[str], run_env: dict[str, str],
+                         head: Path | None = home, **extra: Any) -> None:
+            """A ``python`` run, then ``cmd`` right after it (both see the same load)."""
             base = timed(plain)
             line("python", *base, args.rows, None)
-            line("cli_later", *timed(cli, env, home), args.rows, base, round=n + 1)
+            line(name, *timed(cmd, run_env, head), args.rows, base, **extra)
+
+        after_python("cli_first", cli, env)
+        for n in range(args.rounds):
+            after_python("cli_later", cli, env, round=n + 1)
         if args.attached:  # the same job sent to the background head (any input is "big")
             big = {**env, "FSM_ACTORS_IN_PROCESS_MB": "0"}
-            base = timed(plain)
-            line("python", *base, args.rows, None)
-            line("cli_head_start", *timed(cli, big, home), args.rows, base)
+            after_python("cli_head_start", cli, big)
             for n in range(args.rounds):
-                base = timed(plain)
-                line("python", *base, args.rows, None)
-                line("cli_attached", *timed(cli, big, home), args.rows, base, round=n + 1)
+                after_python("cli_attached", cli, big, round=n + 1)
         if args.embedded:
-            base = timed(plain)
-            line("python", *base, args.rows, None)
-            line("cli_embedded", *timed([*cli, "--address", "local"], env), args.rows, base)
+            after_python("cli_embedded", [*cli, "--address", "local"], env, head=None)
     finally:
         subprocess.run([*fsm, "down"], env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=180)

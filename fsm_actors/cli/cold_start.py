@@ -21,7 +21,6 @@ starts an embedded one; ``--address`` of the background head sends even a small 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,11 +44,7 @@ def in_process_bytes() -> float:
 def _cluster_named() -> bool:
     """Whether this process or its environment points runs at a cluster, or a head not
     started by a run (``fsm-actors up``, ``ray start``) runs here."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        return True
-    if any(os.environ.get(v) for v in ("FSM_ACTORS_ADDRESS", "RAY_ADDRESS",
-                                        "RAY_API_SERVER_ADDRESS")):
+    if background_head.ray_named():
         return True
     head = background_head.local_head()
     if head is not None:

@@ -14,6 +14,7 @@ and shows rates from the change between two readings. Running jobs are listed to
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,7 +206,9 @@ def status(address: str | None, watch: bool, interval: float) -> None:
     except UserError:
         if address is not None or not heartbeat.running_here():
             raise
-        _local_only(watch, interval)  # no cluster here, but runs in their own processes
+        # no cluster here, but runs in their own processes
+        _show(lambda: ["no Ray cluster runs on this machine",
+                       *here_lines(heartbeat.running_here())], watch, interval)
         return
     try:
         target = ray_address(cluster)
@@ -219,11 +222,20 @@ def status(address: str | None, watch: bool, interval: float) -> None:
     dashboard = dashboard_url(cluster)
     runtime.use_cluster_auth(dashboard)
     seen: dict[str, tuple[float, dict[str, Any]]] = {}
-    while True:
+
+    def view() -> list[str]:
         rows = collect(dashboard, info.namespace)
         _rates(rows, seen)
         lines = render(rows, running_jobs(dashboard), cluster.describe(), heartbeat.running())
-        lines += here_lines(heartbeat.running_here()) if address is None else []
+        return lines + (here_lines(heartbeat.running_here()) if address is None else [])
+
+    _show(view, watch, interval)
+
+
+def _show(view: Callable[[], list[str]], watch: bool, interval: float) -> None:
+    """Print ``view()`` once, or with ``watch`` every ``interval`` s until Ctrl-C."""
+    while True:
+        lines = view()
         if watch:
             click.clear()
         click.echo("\n".join(lines))
@@ -246,16 +258,3 @@ def here_lines(docs: list[dict[str, Any]]) -> list[str]:
         lines += job_lines(doc)
     return lines
 
-
-def _local_only(watch: bool, interval: float) -> None:
-    while True:
-        lines = ["no Ray cluster runs on this machine"] + here_lines(heartbeat.running_here())
-        if watch:
-            click.clear()
-        click.echo("\n".join(lines))
-        if not watch:
-            return
-        try:
-            time.sleep(interval)
-        except KeyboardInterrupt:
-            return

@@ -104,16 +104,19 @@ def latest_ray_start() -> str | None:
         return None
 
 
-def ray_elsewhere() -> bool:
-    """Whether a run in this process would attach to some Ray rather than start one: this
-    process is connected, an address variable is set, or a head runs here."""
+def ray_named() -> bool:
+    """Whether this process is connected to Ray or an address variable names a cluster."""
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         return True
-    if any(os.environ.get(v) for v in ("FSM_ACTORS_ADDRESS", "RAY_ADDRESS",
-                                        "RAY_API_SERVER_ADDRESS")):
-        return True
-    return local_head() is not None or latest_ray_start() is not None
+    return any(os.environ.get(v) for v in ("FSM_ACTORS_ADDRESS", "RAY_ADDRESS",
+                                            "RAY_API_SERVER_ADDRESS"))
+
+
+def ray_elsewhere() -> bool:
+    """Whether a run in this process would attach to some Ray rather than start one: this
+    process is connected, an address variable is set, or a head runs here."""
+    return ray_named() or local_head() is not None or latest_ray_start() is not None
 
 
 def starting() -> int | None:
