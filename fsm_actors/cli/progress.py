@@ -93,11 +93,24 @@ class RowCounter:
             self._done(total, time.monotonic() - started)
 
 
+class StderrConsole(Console):
+    """A rich console on stderr that falls silent when stderr's reader is gone
+    (``fsm-actors run ... 2>&1 | head``) and lets the run finish: rich's own answer, a
+    ``SystemExit``, raised in a run's worker thread, ended only that thread and left the
+    run waiting for it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(stderr=True, **kwargs)
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
 class RunDisplay:
     """Phases, bar and summary of one run, on stderr."""
 
     def __init__(self, *, bar: bool = True, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or StderrConsole(highlight=False)
         self.bar_enabled = bar and self.console.is_terminal
         jobs_progress.log_lines(not self.bar_enabled)  # no bar: a progress line every 10 s
         self.started = time.monotonic()

@@ -319,8 +319,7 @@ def _run_pipeline(config: Path, display: RunDisplay, address: str | None,
     _before_work(display, targets)
     kind = getattr(job, "kind", "file_processing")
     if cold_start.prepare(display, kind, address, _inputs(config, spec)):
-        display.phase("running in this process (steps with Python functions on one process "
-                      "forked from it per CPU)")
+        display.phase("running in this process, without Ray")
     else:
         _connect(display, address)
         display.phase("starting the jobs' workers (<kind>/<run id>/worker/<i>), step by step"

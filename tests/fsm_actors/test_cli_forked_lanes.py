@@ -48,7 +48,8 @@ def test_ctrl_c_stops_forked_lanes_and_the_resume_finishes_every_record_once(tmp
     try:
         out, code = in_terminal(args, cwd=tmp_path, interrupt_when=b"actors ready", **env)
         assert code == 130, out
-        assert "running in this process (steps with Python functions on one process" in out
+        assert "running in this process, without Ray" in out
+        assert "its tasks run on 2 processes forked from this one" in out
         assert "interrupted after" in out and "; stopping its processes" in out
         assert "run the same command again to resume" in out
         assert "Traceback" not in out and "Error" not in out, out

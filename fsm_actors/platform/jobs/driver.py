@@ -30,7 +30,7 @@ from fsm_actors.platform.jobs.checkpoint import CheckpointStore, JobState, thres
 from fsm_actors.platform.jobs.errors import JobError
 from fsm_actors.platform.jobs.forked_lanes import ForkedLanes
 from fsm_actors.platform.jobs.forked_lanes import available as can_fork
-from fsm_actors.platform.jobs.heartbeat import Heartbeat, pipeline_of
+from fsm_actors.platform.jobs.heartbeat import Heartbeat, notice, pipeline_of
 from fsm_actors.platform.jobs.model import (
     JobKind,
     PartitionTotal,
@@ -303,7 +303,10 @@ class _LocalRunner:
         if self._forked:  # before the run starts threads of its own
             self.forked = ForkedLanes(spec, self.kind.run_id, root, self.lanes)
             self.steps = [functools.partial(self.forked.run, i) for i in range(self.lanes)]
+            notice(f"its tasks run on {self.lanes} processes forked from this one")
             return
+        if self.lanes > 1:
+            notice(f"its tasks run on {self.lanes} threads (Arrow kernels only)")
         for index in range(self.lanes):
             own = spec if index == 0 else copy.deepcopy(spec)
             self._built.append(own.build(StepContext(self.kind.run_id, index, root)))

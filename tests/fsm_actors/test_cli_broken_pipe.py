@@ -1,0 +1,36 @@
+"""``fsm-actors run ... 2>&1 | head``: when stderr's reader goes away, the run's messages
+fall silent and the run still finishes and commits its output (rich's answer to a broken
+pipe, ``SystemExit``, ended the run at its first message, or hung it for good when the
+message came from the run's worker thread)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.ops.ray_heads import client_env
+
+
+def test_a_run_whose_stderr_reader_is_gone_finishes_and_commits(tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in range(2):  # two inputs: two lanes, whose start the run's worker thread reports
+        (src / f"p{f}.csv").write_text(
+            "a,b\n" + "".join(f"{f * 500 + i},{i}\n" for i in range(500)))
+    job = tmp_path / "job.yaml"
+    job.write_text("kind: file_processing\ninput_path: in/*.csv\noutput_path: out.jsonl\n"
+                   "transformations: [\"lambda r: {**r, 'c': r['a'] * 2}\"]\n")
+    (tmp_path / "rt").mkdir()
+    env = client_env(FSM_ACTORS_HOME=str(tmp_path / "home"), RAY_TMPDIR=str(tmp_path / "rt"),
+                     FSM_ACTORS_BACKGROUND_HEAD="1")
+    run = subprocess.Popen([sys.executable, "-m", "fsm_actors.cli.main", "run", str(job),
+                            "--no-progress"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, env=env)
+    assert run.stderr is not None
+    run.stderr.close()  # the reader is gone before the first message
+    assert run.wait(timeout=120) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(r["a"] for r in rows) == list(range(1000))
+    assert all(r["c"] == 2 * r["a"] for r in rows)
