@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's demo command: the orders pipeline over a generated CSV on an embedded local Ray.
+# The README's demo command: the orders pipeline over a generated CSV (a small input: in-process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh --no-servers
