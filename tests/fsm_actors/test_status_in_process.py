@@ -18,7 +18,7 @@ def test_status_lists_an_in_process_run_while_it_runs_and_not_after(tmp_path: Pa
     src.mkdir()
     for f in range(2):
         (src / f"p{f}.csv").write_text(
-            "a,b\n" + "".join(f"{f * 2000 + i},{i}\n" for i in range(2000)))
+            "a,b\n" + "".join(f"{f * 3000 + i},{i}\n" for i in range(3000)))
     job = tmp_path / "job.yaml"
     job.write_text("kind: file_processing\ninput_path: in/*.csv\noutput_path: out.jsonl\n"
                    "chunk_size: 100\n"
