@@ -10,7 +10,7 @@ bool) becomes one Parquet file through:
   (its job workers start within the run, as they do for every run);
 * ``fsm_actors/in_process``: ``await processor.process()`` in a process without Ray, the
   path of the first ``fsm-actors run`` on a machine where no Ray runs
-  (``background_head.run_in_process``);
+  (``jobs.progress.run_in_process``);
 * ``pyarrow``: ``pyarrow.csv.read_csv`` -> ``pyarrow.parquet.write_table``, one process;
 * ``duckdb``: ``COPY (SELECT * FROM read_csv('in.csv')) TO 'out.parquet'`` (DuckDB's own
   threads: 2 on this machine).
@@ -92,13 +92,14 @@ def run_duckdb(csv: str, out: str) -> dict[str, float]:
 
 
 def run_ours(csv: str, out: str, attached: bool) -> dict[str, float]:
-    from fsm_actors.platform import background_head, runtime
+    from fsm_actors.platform import runtime
+    from fsm_actors.platform.jobs import progress
     from patterns.file_processing import FileProcessingConfig, FileProcessor
 
     if attached:
         runtime.ensure_ray(address="local", num_cpus=2, include_dashboard=False)
     else:
-        background_head.run_in_process("benchmark")
+        progress.run_in_process("benchmark")
     processor = FileProcessor(FileProcessingConfig(input_path=csv, output_path=out))
     try:  # attached: run() (it connects first); in-process: process() (run() would start Ray)
         return timed(processor.run if attached else lambda: asyncio.run(processor.process()))

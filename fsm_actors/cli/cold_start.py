@@ -27,6 +27,7 @@ from typing import Any
 
 from fsm_actors.cli.documents import UserError
 from fsm_actors.platform import background_head
+from fsm_actors.platform.jobs import progress as jobs_progress
 
 #: pipeline-file kinds whose job runs in-process as it would on workers
 IN_PROCESS_KINDS = ("fsm_config", "file_processing")
@@ -67,7 +68,7 @@ def prepare(display: Any, kind: str, address: str | None, inputs: list[str]) -> 
                  if head is not None else "bigger ones start a Ray head in the background")
         display.phase(f"this run goes in this process: {size / 1e6:.1f} MB of input (runs of "
                       f"up to FSM_ACTORS_IN_PROCESS_MB={limit:g} MB do; {where})")
-        background_head.run_in_process("small run")
+        jobs_progress.run_in_process("small run")
         return True
     if head is not None:
         return False  # attaches to it

@@ -37,7 +37,7 @@ from fsm_actors.cli.progress import RunDisplay, install_interrupt_exit, rejected
 from fsm_actors.cli.state_table import state_table
 from fsm_actors.cli.stdout_sink import StdoutSink, stdout_for_data
 from fsm_actors.cli.stopping import Terminated, catch_sigterm, remove, stale_temp_files
-from fsm_actors.platform.background_head import in_process
+from fsm_actors.platform.jobs.progress import in_process
 
 #: Input formats ``run`` reads (by extension; .gz/.zst compressed forms too).
 INPUT_FORMATS = "CSV, TSV, JSON, JSON Lines, XML, Parquet, text (.txt/.log); .gz/.zst compressed"

@@ -40,21 +40,6 @@ CLIENT_CHANNEL_TIMEOUT = 10
 BACKGROUND_ENV = "FSM_ACTORS_BACKGROUND_HEAD"
 
 
-#: set by ``fsm-actors run`` for a small run that names no cluster: file jobs run in this process
-_in_process: list[str] = []
-
-
-def run_in_process(reason: str | None) -> None:
-    """File jobs of this process run in-process (``run_job(local=True)``) while ``reason``
-    is set; None ends it. Only the CLI sets it, for a run that must not start its own Ray."""
-    _in_process[:] = [reason] if reason else []
-
-
-def in_process() -> bool:
-    """Whether ``run_in_process`` asked file jobs of this process to skip Ray."""
-    return bool(_in_process)
-
-
 def state_dir() -> Path:
     """``$FSM_ACTORS_HOME``, else ~/.fsm-actors (where ``head.json`` and its log live)."""
     return Path(os.environ.get("FSM_ACTORS_HOME") or Path.home() / ".fsm-actors")

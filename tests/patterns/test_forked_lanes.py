@@ -13,7 +13,6 @@ import os
 import psutil
 import pytest
 
-from fsm_actors.platform import background_head
 from fsm_actors.platform.errors import FSMActorsError
 from fsm_actors.platform.jobs import progress, run_job
 from patterns._files.job import FileJob
@@ -45,9 +44,9 @@ def _with_pid(r):
 
 @pytest.fixture
 def cli_in_process():
-    background_head.run_in_process("test")
+    progress.run_in_process("test")
     yield
-    background_head.run_in_process(None)
+    progress.run_in_process(None)
 
 
 def _rows(tmp_path):

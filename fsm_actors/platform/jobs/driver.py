@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from fsm_actors.platform.background_head import in_process
 from fsm_actors.platform.errors import FSMError
 from fsm_actors.platform.io import storage
 from fsm_actors.platform.jobs.checkpoint import CheckpointStore, JobState, threshold_verdict
@@ -40,7 +39,7 @@ from fsm_actors.platform.jobs.model import (
     result_record,
 )
 from fsm_actors.platform.jobs.parts import Staging, concat_errors
-from fsm_actors.platform.jobs.progress import JobProgress
+from fsm_actors.platform.jobs.progress import JobProgress, in_process
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 1.0

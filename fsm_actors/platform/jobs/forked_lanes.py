@@ -18,7 +18,7 @@ gone after ``close`` (told to close their steps when idle, killed when busy: a c
 run must not write after its clean-up).
 
 Only where nothing else observes the step's side effects: ``run_job`` uses it for runs the
-CLI asked to go in-process (``background_head.in_process()``), never for the Python API's
+CLI asked to go in-process (``progress.in_process()``), never for the Python API's
 ``local=True``, whose caller may read state a function changed.
 """
 

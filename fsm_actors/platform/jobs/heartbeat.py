@@ -12,7 +12,7 @@ and
   terminal: submitted jobs, ``run --no-progress``; ``FSM_ACTORS_PROGRESS_EVERY`` sets it).
 
 A local run (no Ray) reads this process's ``progress.LIVE``; one the CLI sent in-process
-(``background_head.in_process()``) also keeps its document in ``$FSM_ACTORS_HOME/live/<run
+(``progress.in_process()``) also keeps its document in ``$FSM_ACTORS_HOME/live/<run
 id>.json`` (with its pid; removed when it ends), where ``fsm-actors status`` finds the
 in-process runs of this machine (``running_here``).
 """
@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from fsm_actors.platform.background_head import in_process, state_dir
+from fsm_actors.platform.background_head import state_dir
 from fsm_actors.platform.jobs import progress
 
 TICK = 2.0
@@ -94,7 +94,7 @@ class Heartbeat:
 
     def start(self) -> Heartbeat:
         self._kv = _on_ray() and getattr(self.runner, "pool", None) is not None
-        if not self._kv and in_process():
+        if not self._kv and progress.in_process():
             self._file = _live_dir() / f"{self.kind.run_id}.json"
         self._thread = threading.Thread(target=self._loop, name="job-heartbeat", daemon=True)
         self._thread.start()

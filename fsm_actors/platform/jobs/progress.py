@@ -159,6 +159,19 @@ def batch_done(counts: dict[str, int], states: dict[str, Any] | None = None) -> 
 DEFAULT_EVERY = 10.0
 _log_lines: bool | None = None
 _expected: Callable[[], int | None] | None = None
+#: set by ``fsm-actors run`` for a small run that names no cluster: file jobs run in this process
+_in_process: list[str] = []
+
+
+def run_in_process(reason: str | None) -> None:
+    """File jobs of this process run in-process (``run_job(local=True)``) while ``reason``
+    is set; None ends it. Only the CLI sets it, for a run that must not start its own Ray."""
+    _in_process[:] = [reason] if reason else []
+
+
+def in_process() -> bool:
+    """Whether ``run_in_process`` asked file jobs of this process to skip Ray."""
+    return bool(_in_process)
 
 
 def log_lines(on: bool = True) -> None:
