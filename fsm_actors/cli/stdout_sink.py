@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from fsm_actors.platform.jobs.forked_lanes import QuietStderr
+
 #: How the summary names the output when the records went to stdout.
 STDOUT_LABEL = "stdout (JSON Lines)"
 
@@ -28,9 +30,12 @@ def stdout_for_data() -> Iterator[TextIO]:
     written to the stream this yields. Anything else printed to ``sys.stdout`` goes to
     stderr: what Ray forwards to a connected driver (workers' prints, the autoscaler's
     "(autoscaler +7m) Error: No available node types ..."), a function's ``print`` in a
-    local run. Before, such a line could land in the middle of ``--json`` or the records."""
+    local run. Before, such a line could land in the middle of ``--json`` or the records.
+    Once stderr's reader is gone, those lines are dropped."""
     data = sys.stdout
-    with redirect_stdout(sys.stderr):
+    sys.stderr.flush()  # what was written before comes first
+    # a print whose reader is gone (``2>&1 | head``) is dropped, not a failed record
+    with redirect_stdout(QuietStderr()):
         yield data
 
 

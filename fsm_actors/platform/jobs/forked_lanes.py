@@ -25,6 +25,7 @@ CLI asked to go in-process (``progress.in_process()``), never for the Python API
 from __future__ import annotations
 
 import ctypes
+import io
 import multiprocessing
 import os
 import pickle
@@ -59,6 +60,27 @@ class _Forwarding(progress.LiveCounts):
         self._conn.send(("live", counts, states))
 
 
+class QuietStderr(io.TextIOWrapper):
+    """Line-buffered text on file descriptor 2 that drops what it cannot write once its
+    reader is gone (``2>&1 | head``): a user's ``print`` must not fail their record."""
+
+    def __init__(self) -> None:
+        super().__init__(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                         errors="backslashreplace", line_buffering=True)
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except BrokenPipeError:
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            pass
+
+
 def _die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -74,9 +96,7 @@ def _child(conn: Connection, spec: StepSpec, context: StepContext, parent: int) 
         return
     # what the user's code prints goes to stderr, as in a CLI run, written directly: the
     # parent's progress bar may have held its console's lock when this process forked
-    sys.stdout = sys.stderr = open(  # noqa: SIM115 - the child's own until it exits
-        2, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace"
-    )
+    sys.stdout = sys.stderr = QuietStderr()
     progress.LIVE = _Forwarding(conn)
     step = spec.build(context)
     try:
