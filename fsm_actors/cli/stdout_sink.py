@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from fsm_actors.platform.jobs.forked_lanes import QuietStderr
+from fsm_actors.platform.io.writers import QuietStderr
 
 #: How the summary names the output when the records went to stdout.
 STDOUT_LABEL = "stdout (JSON Lines)"

@@ -53,7 +53,10 @@ def starting_file() -> Path:
     return state_dir() / "head.starting"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` (> 0) runs here."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except OSError:
@@ -69,7 +72,7 @@ def local_head() -> dict[str, Any] | None:
     """
     try:
         head = json.loads(head_file().read_text())
-        if not _alive(int(head["pid"])):
+        if not pid_alive(int(head["pid"])):
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -110,7 +113,7 @@ def starting() -> int | None:
         pid = int(starting_file().read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def idle_timeout_default() -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.csv_parts import csv_parts
 from tests.ops.ray_heads import client_env
 
 
@@ -22,11 +23,7 @@ from tests.ops.ray_heads import client_env
     "lambda r: (print('row', r['a']), {**r, 'c': r['a'] * 2})[1]",
 ], ids=["quiet", "printing"])
 def test_a_run_whose_stderr_reader_is_gone_finishes_and_commits(tmp_path: Path, transform):
-    src = tmp_path / "in"
-    src.mkdir()
-    for f in range(2):  # two inputs: two lanes, whose start the run's worker thread reports
-        (src / f"p{f}.csv").write_text(
-            "a,b\n" + "".join(f"{f * 500 + i},{i}\n" for i in range(500)))
+    csv_parts(tmp_path / "in", 2, 500)  # two inputs: two lanes, whose start its thread reports
     job = tmp_path / "job.yaml"
     job.write_text("kind: file_processing\ninput_path: in/*.csv\noutput_path: out.jsonl\n"
                    f"transformations: [\"{transform}\"]\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from tests.fsm_actors.test_cli_person import cli
+from tests.helpers.csv_parts import csv_parts
 from tests.helpers.terminal import in_terminal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,11 +33,7 @@ def _lanes_of(job: Path) -> list[psutil.Process]:
 
 
 def test_ctrl_c_stops_forked_lanes_and_the_resume_finishes_every_record_once(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for f in range(FILES):
-        (src / f"p{f}.csv").write_text(
-            "a,b\n" + "".join(f"{f * ROWS + i},{i}\n" for i in range(ROWS)))
+    csv_parts(tmp_path / "in", FILES, ROWS)
     job = tmp_path / "job.yaml"
     job.write_text("kind: file_processing\ninput_path: in/*.csv\noutput_path: out.jsonl\n"
                    "chunk_size: 100\n"

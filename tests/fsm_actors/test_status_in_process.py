@@ -10,15 +10,12 @@ import time
 from pathlib import Path
 
 from tests.fsm_actors.test_cli_person import cli
+from tests.helpers.csv_parts import csv_parts
 from tests.ops.ray_heads import client_env
 
 
 def test_status_lists_an_in_process_run_while_it_runs_and_not_after(tmp_path: Path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for f in range(2):
-        (src / f"p{f}.csv").write_text(
-            "a,b\n" + "".join(f"{f * 3000 + i},{i}\n" for i in range(3000)))
+    csv_parts(tmp_path / "in", 2, 3000)
     job = tmp_path / "job.yaml"
     job.write_text("kind: file_processing\ninput_path: in/*.csv\noutput_path: out.jsonl\n"
                    "chunk_size: 100\n"

@@ -17,18 +17,14 @@ from fsm_actors.platform.errors import FSMActorsError
 from fsm_actors.platform.jobs import progress, run_job
 from patterns._files.job import FileJob
 from patterns.file_processing import FileProcessingConfig
+from tests.helpers.csv_parts import csv_parts
 
 CPUS = len(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(CPUS < 2, reason="forked lanes need 2 CPUs")
 
 
 def _inputs(tmp_path, files: int = 4, rows: int = 400):
-    src = tmp_path / "in"
-    src.mkdir()
-    for f in range(files):
-        lines = ["id,x"] + [f"{f * rows + i},{i % 5}" for i in range(rows)]
-        (src / f"part{f}.csv").write_text("\n".join(lines) + "\n")
-    return src
+    return csv_parts(tmp_path / "in", files, rows, "id,x", lambda n, f, i: f"{n},{i % 5}")
 
 
 def _job(tmp_path, src, transform) -> FileJob:

@@ -16,17 +16,14 @@ import pytest
 from fsm_actors.platform.jobs import file_step, run_job
 from patterns._files.job import FileJob
 from patterns.file_processing import FileProcessingConfig
+from tests.helpers.csv_parts import csv_parts
 
 CPUS = len(os.sched_getaffinity(0))
 
 
 def _inputs(tmp_path, files: int = 6, rows: int = 500):
-    src = tmp_path / "in"
-    src.mkdir()
-    for f in range(files):
-        lines = ["id,file,x"] + [f"{f * rows + i},{f},{i % 7}" for i in range(rows)]
-        (src / f"part{f}.csv").write_text("\n".join(lines) + "\n")
-    return src
+    return csv_parts(tmp_path / "in", files, rows, "id,file,x",
+                     lambda n, f, i: f"{n},{f},{i % 7}")
 
 
 def _job(tmp_path, src, **extra) -> FileJob:
@@ -90,7 +87,7 @@ def test_a_failing_lane_stops_the_run_and_commits_nothing(tmp_path, monkeypatch)
     run = file_step.FileStep.run
 
     def fail_on_part3(self, task):
-        if "part3" in str(task.meta.get("path", task.partition)):
+        if "p3.csv" in str(task.meta.get("path", task.partition)):
             raise OSError("disk gone")
         return run(self, task)
 

@@ -482,3 +482,24 @@ def compress_bytes(data: bytes, compression: str | None) -> bytes:
     with pa.CompressedOutputStream(sink, compression) as stream:
         stream.write(data)
     return sink.getvalue().to_pybytes()
+
+
+class QuietStderr(io.TextIOWrapper):
+    """Line-buffered text on file descriptor 2 that drops what it cannot write once its
+    reader is gone (``2>&1 | head``): a user's ``print`` must not fail their record."""
+
+    def __init__(self) -> None:
+        super().__init__(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                         errors="backslashreplace", line_buffering=True)
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except BrokenPipeError:
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            pass

@@ -25,7 +25,6 @@ CLI asked to go in-process (``progress.in_process()``), never for the Python API
 from __future__ import annotations
 
 import ctypes
-import io
 import multiprocessing
 import os
 import pickle
@@ -36,6 +35,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from fsm_actors.platform.errors import FSMError
+from fsm_actors.platform.io.writers import QuietStderr
 from fsm_actors.platform.jobs import progress
 from fsm_actors.platform.jobs.model import StepContext, StepSpec, Task, TaskResult
 
@@ -58,27 +58,6 @@ class _Forwarding(progress.LiveCounts):
     def batch_done(self, counts: dict[str, int], states: dict[str, Any] | None = None) -> None:
         super().batch_done(counts, states)
         self._conn.send(("live", counts, states))
-
-
-class QuietStderr(io.TextIOWrapper):
-    """Line-buffered text on file descriptor 2 that drops what it cannot write once its
-    reader is gone (``2>&1 | head``): a user's ``print`` must not fail their record."""
-
-    def __init__(self) -> None:
-        super().__init__(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                         errors="backslashreplace", line_buffering=True)
-
-    def write(self, text: str) -> int:
-        try:
-            return super().write(text)
-        except BrokenPipeError:
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            super().flush()
-        except BrokenPipeError:
-            pass
 
 
 def _die_with_parent() -> None:

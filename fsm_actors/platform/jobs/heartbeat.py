@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from fsm_actors.platform.background_head import state_dir
+from fsm_actors.platform.background_head import pid_alive, state_dir
 from fsm_actors.platform.jobs import progress
 
 TICK = 2.0
@@ -255,12 +255,7 @@ def running_here(max_age: float = 60.0) -> list[dict[str, Any]]:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        try:
-            os.kill(int(doc.get("pid", 0)), 0)
-            alive = int(doc.get("pid", 0)) > 0
-        except (OSError, ValueError):
-            alive = False
-        if not alive:
+        if not pid_alive(int(doc.get("pid") or 0)):
             with contextlib.suppress(OSError):
                 path.unlink()
         elif time.time() - doc.get("updated", 0) <= max_age:
